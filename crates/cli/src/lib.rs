@@ -1,0 +1,66 @@
+//! The `healthcode` command line: one subcommand a file under `command/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod command;
+
+/// healthcode: signed three-colour health codes that gates verify offline.
+#[derive(Debug, Parser)]
+#[command(name = "healthcode", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate, rotate, list and retire signing keys.
+    #[command(subcommand)]
+    Keys(command::keys::KeysCommand),
+    /// Export and check the signed list of public keys that verifiers trust.
+    #[command(subcommand, name = "trust-list")]
+    TrustList(command::trust_list::TrustListCommand),
+    /// Issue, render and verify holder codes.
+    #[command(subcommand)]
+    Code(command::code::CodeCommand),
+}
+
+/// What a command reports when it fails: one line for the user, and the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The input or environment was wrong (exit 2).
+    Error(anyhow::Error),
+    /// A code or list was checked and found invalid (exit 1): the verdict line.
+    Rejected(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl Cli {
+    /// Runs the command, printing results to standard output and failures as one line to standard
+    /// error: exit 0 on success, 1 when a code or trust list is rejected, 2 on bad input.
+    pub fn run(self) -> ExitCode {
+        let result = match self.command {
+            Command::Keys(c) => c.run(),
+            Command::TrustList(c) => c.run(),
+            Command::Code(c) => c.run(),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Rejected(line)) => {
+                println!("{line}");
+                ExitCode::from(1)
+            }
+            Err(Failure::Error(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
