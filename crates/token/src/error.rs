@@ -137,3 +137,30 @@ pub enum VerifyError {
         kid: KeyId,
     },
 }
+
+impl VerifyError {
+    /// A stable, short name for the kind of failure, used in test vectors and API error types.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::Empty => "empty",
+            VerifyError::UnknownPrefix { .. } => "unknown-prefix",
+            VerifyError::BadCharacter { .. } => "bad-character",
+            VerifyError::BadText { .. } => "bad-text",
+            VerifyError::Malformed { .. } => "malformed",
+            VerifyError::WrongAlgorithm => "wrong-algorithm",
+            VerifyError::UnknownPurpose { .. } => "unknown-purpose",
+            VerifyError::WrongPurpose { .. } => "wrong-purpose",
+            VerifyError::KeyNotForPurpose { .. } => "key-not-for-purpose",
+            VerifyError::UnknownKey { .. } => "unknown-key",
+            VerifyError::RetiredKey { .. } => "retired-key",
+            VerifyError::KeyNotYetValid { .. } => "key-not-yet-valid",
+            VerifyError::BadSignature => "bad-signature",
+            VerifyError::BadClaims { .. } => "bad-claims",
+            VerifyError::WrongIssuer { .. } => "wrong-issuer",
+            VerifyError::UntrustedIssuer { .. } => "untrusted-issuer",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::NotYetValid { .. } => "not-yet-valid",
+            VerifyError::IssuedOutsideKeyValidity { .. } => "issued-outside-key-validity",
+        }
+    }
+}

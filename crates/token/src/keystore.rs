@@ -325,7 +325,7 @@ impl Keystore {
             .find(|k| k.kid == kid.to_ascii_lowercase())
             .ok_or_else(|| KeystoreError::UnknownKey(kid.to_owned()))?;
         rec.state = KeyState::Previous;
-        rec.not_after = rec.not_after.min(now).max(rec.not_before + Duration::seconds(1));
+        rec.not_after = rec.not_after.min(now).max(rec.not_before);
         self.save()
     }
 

@@ -180,7 +180,7 @@ impl TrustList {
                 not_before: ts(jwk.nbf)?,
                 not_after: ts(jwk.exp)?,
             };
-            if entry.not_after <= entry.not_before {
+            if entry.not_after < entry.not_before {
                 return Err(TrustListError::BadBody(format!(
                     "key {kid} ends before it begins"
                 )));

@@ -108,7 +108,7 @@ impl Verifier {
                 purpose: Purpose::HolderCode,
             });
         }
-        if now > key.not_after {
+        if now >= key.not_after {
             return Err(VerifyError::RetiredKey {
                 kid,
                 not_after: key.not_after,
@@ -136,7 +136,7 @@ impl Verifier {
                 });
             }
         }
-        if claims.issued_at + self.leeway < key.not_before || claims.issued_at > key.not_after {
+        if claims.issued_at + self.leeway < key.not_before || claims.issued_at >= key.not_after {
             return Err(VerifyError::IssuedOutsideKeyValidity { kid });
         }
         if claims.issued_at > now + self.leeway {

@@ -193,13 +193,13 @@ impl CodeCommand {
                     (None, None) => return Err(anyhow!("give a code or --image FILE").into()),
                 };
                 let t = at.unwrap_or_else(now);
-                if list.is_stale(t) {
-                    eprintln!(
-                        "warning: the trust list is {} old and past its next update: fetch a fresh copy",
-                        describe_duration(list.age(t))
-                    );
-                }
                 let age = describe_duration(list.age(t));
+                // Said on the verdict line itself, so the result stays one line.
+                let stale = if list.is_stale(t) {
+                    format!("  (trust list {age} old, past its next update: fetch a fresh copy)")
+                } else {
+                    String::new()
+                };
                 let verifier = Verifier::new(list);
                 match verifier.verify_text(&text, t) {
                     Ok(code) => {
@@ -218,10 +218,10 @@ impl CodeCommand {
                             code.kid,
                             age
                         ));
-                        println!("{line}");
+                        println!("{line}{stale}");
                         Ok(())
                     }
-                    Err(e) => Err(Failure::Rejected(format!("INVALID: {e}"))),
+                    Err(e) => Err(Failure::Rejected(format!("INVALID: {e}{stale}"))),
                 }
             }
         }
