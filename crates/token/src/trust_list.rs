@@ -115,7 +115,7 @@ impl TrustList {
                 .collect(),
         };
         let json = serde_json::to_vec(&body).map_err(|e| TrustListError::BadBody(e.to_string()))?;
-        let bytes = root.sign_payload(json);
+        let bytes = root.sign_payload(&json);
         Ok(format!(
             "{TRUST_LIST_PREFIX}{}",
             data_encoding::BASE64URL_NOPAD.encode(&bytes)
@@ -148,7 +148,7 @@ impl TrustList {
         }
         let payload = envelope.verify(root)?;
         let body: Body =
-            serde_json::from_slice(&payload).map_err(|e| TrustListError::BadBody(e.to_string()))?;
+            serde_json::from_slice(payload).map_err(|e| TrustListError::BadBody(e.to_string()))?;
         if body.version != 1 {
             return Err(TrustListError::BadBody(format!(
                 "unsupported version {}",

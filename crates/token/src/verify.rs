@@ -121,7 +121,7 @@ impl Verifier {
             });
         }
         let payload = envelope.verify(&key.key)?;
-        let claims = decode_claims(&payload)?;
+        let claims = decode_claims(payload)?;
         if claims.issuer != key.issuer {
             return Err(VerifyError::WrongIssuer {
                 claimed: claims.issuer,

@@ -124,7 +124,7 @@ proptest! {
         let poster_key = w.poster_only.issue(&c).unwrap().to_text();
         prop_assert_eq!(v.verify_text(&poster_key, t).unwrap_err().kind(), "key-not-for-purpose");
         let poster = healthcode_token::Signer::new(common::issuer(), common::key(1), healthcode_token::Purpose::VenuePoster);
-        let wrong = Token::from_bytes(poster.sign_payload(healthcode_token::cose::encode_claims(&c)));
+        let wrong = Token::from_bytes(poster.sign_payload(&healthcode_token::cose::encode_claims(&c)));
         prop_assert_eq!(v.verify(&wrong, t).unwrap_err().kind(), "wrong-purpose");
         // The fixture's key 2 ended a day before T0: whatever it signed fails after that.
         let retired = w.retired.issue(&c).unwrap().to_text();

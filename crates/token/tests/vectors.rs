@@ -124,7 +124,7 @@ fn generate() -> Value {
         "key-not-for-purpose",
     ));
     let poster = Signer::new(common::issuer(), common::key(1), Purpose::VenuePoster);
-    let poster_bytes = poster.sign_payload(encode_claims(&claims(Colour::Green, T0)));
+    let poster_bytes = poster.sign_payload(&encode_claims(&claims(Colour::Green, T0)));
     v.push(invalid(
         "venue-poster-not-a-code",
         text_of(&poster_bytes),
@@ -133,7 +133,7 @@ fn generate() -> Value {
     ));
     let wrong_iss = w
         .other_region
-        .sign_payload(encode_claims(&claims(Colour::Green, T0)));
+        .sign_payload(&encode_claims(&claims(Colour::Green, T0)));
     v.push(invalid(
         "issuer-not-the-keys",
         text_of(&wrong_iss),
@@ -142,7 +142,7 @@ fn generate() -> Value {
     ));
     let mut bad = claims(Colour::Green, T0);
     bad.green_from = Some(time::macros::date!(2026 - 12 - 06));
-    let bad_bytes = w.active.sign_payload(encode_claims(&bad));
+    let bad_bytes = w.active.sign_payload(&encode_claims(&bad));
     v.push(invalid(
         "green-with-green-from",
         text_of(&bad_bytes),

@@ -91,7 +91,7 @@ fn other_kinds_of_signed_object_are_not_codes() {
     let w = world();
     // A venue poster signed by the active key: same key, same claims, other purpose.
     let poster = Signer::new(common::issuer(), common::key(1), Purpose::VenuePoster);
-    let bytes = poster.sign_payload(encode_claims(&claims(Colour::Green, T0)));
+    let bytes = poster.sign_payload(&encode_claims(&claims(Colour::Green, T0)));
     let err = verifier(&w).verify(&Token::from_bytes(bytes), T0).unwrap_err();
     assert_eq!(
         err,
@@ -116,7 +116,7 @@ fn a_code_claiming_another_region_is_refused() {
     // The CN-GD key signs claims that say CN-ZJ: the signature is good, the issuer is not.
     let bytes = w
         .other_region
-        .sign_payload(encode_claims(&claims(Colour::Green, T0)));
+        .sign_payload(&encode_claims(&claims(Colour::Green, T0)));
     let err = verifier(&w).verify(&Token::from_bytes(bytes), T0).unwrap_err();
     assert_eq!(err.kind(), "wrong-issuer");
     // A genuine CN-GD code is accepted by default, refused by a verifier that only takes CN-ZJ.
