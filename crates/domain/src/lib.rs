@@ -1,0 +1,8 @@
+//! Holders, venues and the facts the colour rules read. Pure types: nothing here does I/O, and
+//! every value is parsed at the edge into a type that can only hold a valid one.
+
+pub mod identity;
+pub mod model;
+
+pub use identity::{IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3};
+pub use model::*;
