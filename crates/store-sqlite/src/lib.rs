@@ -1,0 +1,849 @@
+//! The embedded SQLite backend: one file, WAL, `synchronous=NORMAL` (a committed transaction
+//! survives a crash of the process), one writer connection and a few readers.
+//!
+//! Calls run on the caller's Tokio worker thread through `block_in_place`, so the store needs the
+//! multi-threaded runtime (as `serve` and the tests use).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use healthcode_domain::*;
+use healthcode_store::audit::{GENESIS, chain_hash};
+use healthcode_store::*;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use time::{Date, OffsetDateTime};
+
+/// The migrations, in order. Released ones are never edited.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+
+const READERS: usize = 4;
+
+/// How to treat a missing database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create it (a fresh data directory).
+    Create,
+    /// Refuse: a mistyped path must not silently become a second, empty database.
+    MustExist,
+}
+
+/// Opening the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file is missing and creating it was not asked for.
+    #[error(
+        "database {0} does not exist (pass the path of the existing database, or initialise a new data directory)"
+    )]
+    Missing(PathBuf),
+    /// SQLite refused.
+    #[error("cannot open database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for (name, sql) in MIGRATIONS {
+        let tx = c.transaction()?;
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                params![name, OffsetDateTime::now_utc().unix_timestamp()],
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (or, with [`OpenMode::Create`], creates) the database and runs pending migrations.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, OpenError> {
+        if mode == OpenMode::MustExist && !path.exists() {
+            return Err(OpenError::Missing(path.to_owned()));
+        }
+        let err = |source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut writer = Connection::open(path).map_err(err)?;
+        configure(&writer).map_err(err)?;
+        migrate(&mut writer).map_err(err)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(err)?;
+            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        tokio::task::block_in_place(|| {
+            let mut c = self
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let tx = c.transaction().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        tokio::task::block_in_place(|| {
+            let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+            let c = self.readers[i]
+                .lock()
+                .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            f(&c)
+        })
+    }
+
+    /// Runs raw SQL on the writer, for tests that must reach behind the store's back.
+    #[doc(hidden)]
+    pub fn raw_execute(&self, sql: &str) -> StoreResult<usize> {
+        let c = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+        c.execute(sql, []).map_err(backend)
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(s: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn conversion(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
+}
+
+fn holder_id(b: Vec<u8>) -> rusqlite::Result<HolderId> {
+    HolderId::from_bytes(&b).map_err(|e| conversion(e.0))
+}
+
+fn hash32(b: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    b.try_into()
+        .map_err(|_| conversion("hash is not 32 bytes".into()))
+}
+
+fn date_text(d: Date) -> String {
+    d.to_string()
+}
+
+fn parse_date(s: &str) -> rusqlite::Result<Date> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|e| conversion(e.to_string()))
+}
+
+fn issuer(s: String) -> rusqlite::Result<Issuer> {
+    Issuer::parse(&s).map_err(|e| conversion(e.0))
+}
+
+fn colour_of(s: &str) -> rusqlite::Result<Colour> {
+    match s {
+        "green" => Ok(Colour::Green),
+        "yellow" => Ok(Colour::Yellow),
+        "red" => Ok(Colour::Red),
+        other => Err(conversion(format!("unknown colour {other}"))),
+    }
+}
+
+const HOLDER_COLS: &str = "id, kind, identity_hash, phone_hash, name_hint, sealed, created_at";
+
+fn holder_row(r: &Row<'_>) -> rusqlite::Result<SealedHolder> {
+    let kind: String = r.get(1)?;
+    Ok(SealedHolder {
+        id: holder_id(r.get(0)?)?,
+        kind: HolderKind::parse(&kind).ok_or_else(|| conversion(format!("unknown holder kind {kind}")))?,
+        identity_hash: hash32(r.get(2)?)?,
+        phone_hash: hash32(r.get(3)?)?,
+        name_hint: r.get(4)?,
+        sealed: r.get(5)?,
+        created_at: from_ts(r.get(6)?)?,
+    })
+}
+
+fn venue_row(r: &Row<'_>) -> rusqlite::Result<Venue> {
+    let category: String = r.get(2)?;
+    let admission: String = r.get(4)?;
+    Ok(Venue {
+        id: VenueId(r.get(0)?),
+        name: r.get(1)?,
+        category: VenueCategory::parse(&category)
+            .ok_or_else(|| conversion(format!("unknown category {category}")))?,
+        region: issuer(r.get(3)?)?,
+        admission: AdmissionPolicy::parse(&admission)
+            .ok_or_else(|| conversion(format!("unknown admission {admission}")))?,
+    })
+}
+
+fn checkin_row(r: &Row<'_>) -> rusqlite::Result<CheckIn> {
+    Ok(CheckIn {
+        device: DeviceId(r.get(0)?),
+        seq: r.get(1)?,
+        holder: holder_id(r.get(2)?)?,
+        venue: VenueId(r.get(3)?),
+        at: from_ts(r.get(4)?)?,
+        out: r.get::<_, Option<i64>>(5)?.map(from_ts).transpose()?,
+    })
+}
+
+fn override_row(r: &Row<'_>) -> rusqlite::Result<Override> {
+    let colour: String = r.get(1)?;
+    let approved_by: Option<i64> = r.get(5)?;
+    let approved_at: Option<i64> = r.get(6)?;
+    Ok(Override {
+        id: OverrideId(r.get(0)?),
+        colour: colour_of(&colour)?,
+        reason: r.get(2)?,
+        proposed_by: OfficerId(r.get(3)?),
+        proposed_at: from_ts(r.get(4)?)?,
+        approval: match (approved_by, approved_at) {
+            (Some(by), Some(at)) => Some((OfficerId(by), from_ts(at)?)),
+            _ => None,
+        },
+        expires_at: from_ts(r.get(7)?)?,
+    })
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let at_ns: i64 = r.get(1)?;
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        entry: AuditEntry {
+            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ns))
+                .map_err(|e| conversion(e.to_string()))?,
+            actor: r.get(2)?,
+            role: r.get(3)?,
+            action: r.get(4)?,
+            subject: r.get::<_, Option<Vec<u8>>>(5)?.map(holder_id).transpose()?,
+            purpose: r.get(6)?,
+        },
+        prev_hash: hash32(r.get(7)?)?,
+        hash: hash32(r.get(8)?)?,
+    })
+}
+
+fn appeal_row(r: &Row<'_>) -> rusqlite::Result<Appeal> {
+    let decided_by: Option<i64> = r.get(4)?;
+    let decision = match decided_by {
+        Some(by) => Some((
+            OfficerId(by),
+            r.get::<_, bool>(5)?,
+            r.get::<_, String>(6)?,
+            from_ts(r.get(7)?)?,
+        )),
+        None => None,
+    };
+    Ok(Appeal {
+        id: AppealId(r.get(0)?),
+        holder: holder_id(r.get(1)?)?,
+        text: r.get(2)?,
+        filed_at: from_ts(r.get(3)?)?,
+        decision,
+    })
+}
+
+const AUDIT_COLS: &str = "seq, at_ns, actor, role, action, subject, purpose, prev_hash, hash";
+const OVERRIDE_COLS: &str =
+    "id, colour, reason, proposed_by, proposed_at, approved_by, approved_at, expires_at";
+
+impl Store for SqliteStore {
+    async fn insert_holder(&self, h: &SealedHolder) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO holders (id, kind, identity_hash, phone_hash, name_hint, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![h.id.as_bytes(), h.kind.as_str(), h.identity_hash, h.phone_hash, h.name_hint, h.sealed, ts(h.created_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn holder(&self, id: &HolderId) -> StoreResult<Option<SealedHolder>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {HOLDER_COLS} FROM holders WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id.as_bytes()], holder_row).optional())
+                .map_err(backend)
+        })
+    }
+
+    async fn holder_by_phone(&self, phone_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {HOLDER_COLS} FROM holders WHERE phone_hash = ?1"
+            ))
+            .and_then(|mut s| s.query_row([&phone_hash[..]], holder_row).optional())
+            .map_err(backend)
+        })
+    }
+
+    async fn holder_by_identity(&self, identity_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {HOLDER_COLS} FROM holders WHERE identity_hash = ?1"
+            ))
+            .and_then(|mut s| s.query_row([&identity_hash[..]], holder_row).optional())
+            .map_err(backend)
+        })
+    }
+
+    async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO venues (name, category, region, admission) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    v.name,
+                    v.category.as_str(),
+                    v.region.as_str(),
+                    v.admission.as_str()
+                ],
+            )
+            .map_err(backend)?;
+            Ok(Venue {
+                id: VenueId(tx.last_insert_rowid()),
+                name: v.name.clone(),
+                category: v.category,
+                region: v.region.clone(),
+                admission: v.admission,
+            })
+        })
+    }
+
+    async fn venue(&self, id: VenueId) -> StoreResult<Option<Venue>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, name, category, region, admission FROM venues WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.0], venue_row).optional())
+                .map_err(backend)
+        })
+    }
+
+    async fn venues(&self) -> StoreResult<Vec<Venue>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT id, name, category, region, admission FROM venues ORDER BY id")
+                .map_err(backend)?;
+            s.query_map([], venue_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn insert_device(&self, venue: VenueId, label: &str, key_hash: &[u8; 32]) -> StoreResult<Device> {
+        self.write(|tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM venues WHERE id = ?1)",
+                    [venue.0],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if !exists {
+                return Err(StoreError::NotFound(format!("venue {venue}")));
+            }
+            tx.execute(
+                "INSERT INTO devices (venue, label, key_hash) VALUES (?1, ?2, ?3)",
+                params![venue.0, label, &key_hash[..]],
+            )
+            .map_err(backend)?;
+            Ok(Device {
+                id: DeviceId(tx.last_insert_rowid()),
+                venue,
+                label: label.to_owned(),
+                key_hash: *key_hash,
+            })
+        })
+    }
+
+    async fn device_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<Device>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, venue, label, key_hash FROM devices WHERE key_hash = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&key_hash[..]], |r| {
+                        Ok(Device {
+                            id: DeviceId(r.get(0)?),
+                            venue: VenueId(r.get(1)?),
+                            label: r.get(2)?,
+                            key_hash: hash32(r.get(3)?)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)
+        })
+    }
+
+    async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            let mut s = tx
+                .prepare_cached(
+                    "INSERT INTO checkins (device, seq, holder, venue, at, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device, seq) DO NOTHING",
+                )
+                .map_err(backend)?;
+            let mut n = 0u64;
+            for c in batch {
+                n += s
+                    .execute(params![c.device.0, c.seq, c.holder.as_bytes(), c.venue.0, ts(c.at), c.out.map(ts)])
+                    .map_err(backend)? as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    async fn checkins_at_venue(
+        &self,
+        venue: VenueId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM checkins WHERE venue = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, device, seq")
+                .map_err(backend)?;
+            s.query_map(params![venue.0, ts(from), ts(to)], checkin_row).and_then(Iterator::collect).map_err(backend)
+        })
+    }
+
+    async fn checkins_of_holder(
+        &self,
+        holder: &HolderId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM checkins WHERE holder = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, device, seq")
+                .map_err(backend)?;
+            s.query_map(params![holder.as_bytes(), ts(from), ts(to)], checkin_row).and_then(Iterator::collect).map_err(backend)
+        })
+    }
+
+    async fn add_fact(&self, holder: &HolderId, fact: &Fact) -> StoreResult<()> {
+        let h = holder.as_bytes();
+        self.write(|tx| {
+            match fact {
+                Fact::Health(d) => {
+                    let symptoms = serde_json::to_string(&d.symptoms).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    tx.execute(
+                        "INSERT INTO health_declarations (holder, at, symptoms, temperature) VALUES (?1, ?2, ?3, ?4)",
+                        params![h, ts(d.at), symptoms, d.temperature_c.map(f64::from)],
+                    )
+                }
+                Fact::Travel(t) => tx.execute(
+                    "INSERT INTO travel_declarations (holder, at, region, date_from, date_until) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![h, ts(t.at), t.region.as_str(), date_text(t.from), date_text(t.until)],
+                ),
+                Fact::Report(r) => {
+                    tx.execute("INSERT INTO daily_reports (holder, at, well) VALUES (?1, ?2, ?3)", params![h, ts(r.at), r.well])
+                }
+                Fact::Test(t) => tx.execute(
+                    "INSERT INTO test_results (holder, positive, sampled_at, lab) VALUES (?1, ?2, ?3, ?4)",
+                    params![h, t.positive, ts(t.sampled_at), t.lab],
+                ),
+            }
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn add_case(
+        &self,
+        holder: &HolderId,
+        onset: OffsetDateTime,
+        confirmed_at: OffsetDateTime,
+    ) -> StoreResult<ConfirmedCase> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO cases (holder, onset, confirmed_at) VALUES (?1, ?2, ?3)",
+                params![holder.as_bytes(), ts(onset), ts(confirmed_at)],
+            )
+            .map_err(backend)?;
+            Ok(ConfirmedCase {
+                id: CaseId(tx.last_insert_rowid()),
+                onset,
+                confirmed_at,
+            })
+        })
+    }
+
+    async fn case(&self, id: CaseId) -> StoreResult<Option<(HolderId, ConfirmedCase)>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT holder, onset, confirmed_at FROM cases WHERE id = ?1",
+                [id.0],
+                |r| {
+                    Ok((
+                        holder_id(r.get(0)?)?,
+                        ConfirmedCase {
+                            id,
+                            onset: from_ts(r.get(1)?)?,
+                            confirmed_at: from_ts(r.get(2)?)?,
+                        },
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+    }
+
+    async fn add_exposures(&self, exposures: &[(HolderId, Exposure)]) -> StoreResult<u64> {
+        self.write(|tx| {
+            let mut s = tx
+                .prepare_cached(
+                    "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                )
+                .map_err(backend)?;
+            let mut n = 0u64;
+            for (h, e) in exposures {
+                let grade = match e.grade {
+                    ExposureGrade::Close => "close",
+                    ExposureGrade::SamePlace => "same-place",
+                };
+                n += s
+                    .execute(params![
+                        h.as_bytes(),
+                        e.case.0,
+                        e.venue.0,
+                        ts(e.contact_interval.0),
+                        ts(e.contact_interval.1),
+                        ts(e.case_interval.0),
+                        ts(e.case_interval.1),
+                        e.overlap_minutes,
+                        grade
+                    ])
+                    .map_err(backend)? as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    async fn add_risk_area(&self, area: &RiskArea) -> StoreResult<()> {
+        let level = match area.level {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO risk_areas (region, level, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4)",
+                params![area.region.as_str(), level, ts(area.from), area.until.map(ts)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT region, level, starts_at, ends_at FROM risk_areas ORDER BY id")
+                .map_err(backend)?;
+            s.query_map([], |r| {
+                let level: String = r.get(1)?;
+                Ok(RiskArea {
+                    region: issuer(r.get(0)?)?,
+                    level: match level.as_str() {
+                        "low" => RiskLevel::Low,
+                        "medium" => RiskLevel::Medium,
+                        "high" => RiskLevel::High,
+                        other => return Err(conversion(format!("unknown risk level {other}"))),
+                    },
+                    from: from_ts(r.get(2)?)?,
+                    until: r.get::<_, Option<i64>>(3)?.map(from_ts).transpose()?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend)
+        })
+    }
+
+    async fn holder_facts(&self, holder: &HolderId) -> StoreResult<HolderFacts> {
+        let h = holder.as_bytes();
+        self.read(|c| {
+            let run = || -> rusqlite::Result<HolderFacts> {
+                let mut f = HolderFacts::default();
+                let mut s = c.prepare_cached("SELECT id, onset, confirmed_at FROM cases WHERE holder = ?1 ORDER BY id")?;
+                f.cases = s
+                    .query_map([h], |r| Ok(ConfirmedCase { id: CaseId(r.get(0)?), onset: from_ts(r.get(1)?)?, confirmed_at: from_ts(r.get(2)?)? }))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached("SELECT positive, sampled_at, lab FROM test_results WHERE holder = ?1 ORDER BY id")?;
+                f.tests = s
+                    .query_map([h], |r| Ok(TestResult { positive: r.get(0)?, sampled_at: from_ts(r.get(1)?)?, lab: r.get(2)? }))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached(
+                    "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = ?1 ORDER BY contact_start, case_id, venue",
+                )?;
+                f.exposures = s
+                    .query_map([h], |r| {
+                        let grade: String = r.get(7)?;
+                        Ok(Exposure {
+                            case: CaseId(r.get(0)?),
+                            venue: VenueId(r.get(1)?),
+                            case_interval: (from_ts(r.get(2)?)?, from_ts(r.get(3)?)?),
+                            contact_interval: (from_ts(r.get(4)?)?, from_ts(r.get(5)?)?),
+                            overlap_minutes: r.get(6)?,
+                            grade: if grade == "close" { ExposureGrade::Close } else { ExposureGrade::SamePlace },
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached("SELECT at, region, date_from, date_until FROM travel_declarations WHERE holder = ?1 ORDER BY id")?;
+                f.travels = s
+                    .query_map([h], |r| {
+                        Ok(TravelDeclaration {
+                            at: from_ts(r.get(0)?)?,
+                            region: issuer(r.get(1)?)?,
+                            from: parse_date(&r.get::<_, String>(2)?)?,
+                            until: parse_date(&r.get::<_, String>(3)?)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached("SELECT at, symptoms, temperature FROM health_declarations WHERE holder = ?1 ORDER BY id")?;
+                f.declarations = s
+                    .query_map([h], |r| {
+                        let symptoms: String = r.get(1)?;
+                        Ok(HealthDeclaration {
+                            at: from_ts(r.get(0)?)?,
+                            symptoms: serde_json::from_str(&symptoms).map_err(|e| conversion(e.to_string()))?,
+                            temperature_c: r.get::<_, Option<f64>>(2)?.map(|t| t as f32),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached("SELECT at, well FROM daily_reports WHERE holder = ?1 ORDER BY id")?;
+                f.reports = s
+                    .query_map([h], |r| Ok(DailyReport { at: from_ts(r.get(0)?)?, well: r.get(1)? }))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut s = c.prepare_cached(&format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE holder = ?1 ORDER BY id"))?;
+                f.overrides = s.query_map([h], override_row)?.collect::<rusqlite::Result<_>>()?;
+                Ok(f)
+            };
+            run().map_err(backend)
+        })
+    }
+
+    async fn propose_override(&self, o: &NewOverride) -> StoreResult<Override> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO overrides (holder, colour, reason, proposed_by, proposed_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![o.holder.as_bytes(), o.colour.as_str(), o.reason, o.proposed_by.0, ts(o.proposed_at), ts(o.expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(Override {
+                id: OverrideId(tx.last_insert_rowid()),
+                colour: o.colour,
+                reason: o.reason.clone(),
+                proposed_by: o.proposed_by,
+                proposed_at: o.proposed_at,
+                approval: None,
+                expires_at: o.expires_at,
+            })
+        })
+    }
+
+    async fn approve_override(
+        &self,
+        id: OverrideId,
+        officer: OfficerId,
+        at: OffsetDateTime,
+    ) -> StoreResult<Override> {
+        self.write(|tx| {
+            let mut o = tx
+                .query_row(
+                    &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = ?1"),
+                    [id.0],
+                    override_row,
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("override {id}")))?;
+            o.approve(officer, at)
+                .map_err(|e| StoreError::Refused(e.to_string()))?;
+            tx.execute(
+                "UPDATE overrides SET approved_by = ?1, approved_at = ?2 WHERE id = ?3",
+                params![officer.0, ts(at), id.0],
+            )
+            .map_err(backend)?;
+            Ok(o)
+        })
+    }
+
+    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO appeals (holder, text, filed_at) VALUES (?1, ?2, ?3)",
+                params![holder.as_bytes(), text, ts(at)],
+            )
+            .map_err(backend)?;
+            Ok(Appeal {
+                id: AppealId(tx.last_insert_rowid()),
+                holder: holder.clone(),
+                text: text.to_owned(),
+                filed_at: at,
+                decision: None,
+            })
+        })
+    }
+
+    async fn appeals_of(&self, holder: &HolderId) -> StoreResult<Vec<Appeal>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT id, holder, text, filed_at, decided_by, upheld, note, decided_at FROM appeals WHERE holder = ?1 ORDER BY id")
+                .map_err(backend)?;
+            s.query_map([holder.as_bytes()], appeal_row).and_then(Iterator::collect).map_err(backend)
+        })
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> StoreResult<PurgeReport> {
+        let b = ts(before);
+        self.write(|tx| {
+            let del = |sql: &str| tx.execute(sql, [b]).map(|n| n as u64).map_err(backend);
+            Ok(PurgeReport {
+                checkins: del("DELETE FROM checkins WHERE at < ?1")?,
+                declarations: del("DELETE FROM health_declarations WHERE at < ?1")?
+                    + del("DELETE FROM travel_declarations WHERE at < ?1")?,
+                reports: del("DELETE FROM daily_reports WHERE at < ?1")?,
+                exposures: del("DELETE FROM exposures WHERE contact_end < ?1")?,
+            })
+        })
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
+        self.write(|tx| {
+            let last: Option<(i64, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let (seq, prev) = match last {
+                Some((s, h)) => (s + 1, hash32(h).map_err(backend)?),
+                None => (1, GENESIS),
+            };
+            let hash = chain_hash(&prev, seq, e);
+            let at_ns = i64::try_from(e.at.unix_timestamp_nanos())
+                .map_err(|_| StoreError::Refused("time out of range".into()))?;
+            tx.execute(
+                &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    seq,
+                    at_ns,
+                    e.actor,
+                    e.role,
+                    e.action,
+                    e.subject.as_ref().map(|s| s.as_bytes().to_vec()),
+                    e.purpose,
+                    prev,
+                    hash
+                ],
+            )
+            .map_err(backend)?;
+            Ok(AuditRecord {
+                seq,
+                entry: e.clone(),
+                prev_hash: prev,
+                hash,
+            })
+        })
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {AUDIT_COLS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            s.query_map(params![after, limit], audit_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {AUDIT_COLS} FROM audit_log WHERE subject = ?1 ORDER BY seq"
+                ))
+                .map_err(backend)?;
+            s.query_map([holder.as_bytes()], audit_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! The shared conformance suite on SQLite, each test on its own database file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use healthcode_store::conformance::Harness;
+use healthcode_store_sqlite::{OpenMode, SqliteStore};
+
+struct Sqlite {
+    store: SqliteStore,
+    dir: tempfile::TempDir,
+}
+
+async fn fresh() -> Sqlite {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("healthcode.db"), OpenMode::Create).unwrap();
+    Sqlite { store, dir }
+}
+
+impl Harness for Sqlite {
+    type S = SqliteStore;
+
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    async fn raw_holder_bytes(&self) -> Vec<u8> {
+        // Every byte SQLite wrote: the database file and its write-ahead log.
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        all
+    }
+
+    async fn tamper_audit(&self, seq: i64, action: &str) {
+        let n = self
+            .store
+            .raw_execute(&format!(
+                "UPDATE audit_log SET action = '{action}' WHERE seq = {seq}"
+            ))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+healthcode_store::conformance_tests!(fresh());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_path_is_not_a_new_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthcode.db");
+    let err = SqliteStore::open(&dir.path().join("healthcdoe.db"), OpenMode::MustExist).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!dir.path().join("healthcdoe.db").exists());
+    drop(SqliteStore::open(&path, OpenMode::Create).unwrap());
+    // Reopening runs no migration twice and keeps the data.
+    SqliteStore::open(&path, OpenMode::MustExist).unwrap();
+}

@@ -1,0 +1,283 @@
+//! Personal data at rest: sealed with XChaCha20-Poly1305 under a data key whose id is stored with
+//! each value (so keys can rotate), and looked up by HMAC-SHA256 keyed hashes so uniqueness and
+//! login work without decrypting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// What went wrong with sealed data or keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The value names a key this server does not have.
+    #[error("sealed with data key {0}, which is not configured")]
+    UnknownKey(u32),
+    /// The value was altered, or belongs to another record.
+    #[error("sealed value failed authentication")]
+    Tampered,
+    /// The value is too short to be sealed data.
+    #[error("sealed value is truncated")]
+    Truncated,
+    /// A key is malformed.
+    #[error("bad key material: {0}")]
+    BadKey(String),
+    /// The operating system's random generator failed.
+    #[error("cannot get random bytes: {0}")]
+    Random(String),
+}
+
+const NONCE_LEN: usize = 24;
+const HEADER_LEN: usize = 4 + NONCE_LEN;
+
+/// The keys for personal data: data keys by id (one current, older ones for reading), and the key
+/// for keyed hashes.
+pub struct Crypto {
+    current: u32,
+    keys: BTreeMap<u32, XChaCha20Poly1305>,
+    hmac_key: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crypto")
+            .field("current_key", &self.current)
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| CryptoError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+impl Crypto {
+    /// Builds from data keys (id, 32 bytes), the id of the current one, and the hash key.
+    pub fn new(
+        data_keys: &[(u32, [u8; 32])],
+        current: u32,
+        hmac_key: [u8; 32],
+    ) -> Result<Crypto, CryptoError> {
+        let keys: BTreeMap<u32, XChaCha20Poly1305> = data_keys
+            .iter()
+            .map(|(id, k)| (*id, XChaCha20Poly1305::new(k.into())))
+            .collect();
+        if !keys.contains_key(&current) {
+            return Err(CryptoError::BadKey(format!(
+                "current data key {current} is not among the keys"
+            )));
+        }
+        Ok(Crypto {
+            current,
+            keys,
+            hmac_key: Zeroizing::new(hmac_key),
+        })
+    }
+
+    /// Fresh random keys (data key 1 and a hash key), as `serve` makes on first start.
+    pub fn generate() -> Result<(Crypto, KeyMaterial), CryptoError> {
+        let material = KeyMaterial {
+            data_keys: vec![(1, random()?)],
+            current: 1,
+            hmac_key: random()?,
+        };
+        Ok((material.crypto()?, material))
+    }
+
+    /// The id of the key new values are sealed with.
+    pub fn current_key(&self) -> u32 {
+        self.current
+    }
+
+    /// Seals `plaintext`, bound to `aad` (the record's id): `key id (4 bytes, big-endian) ‖
+    /// nonce (24) ‖ ciphertext and tag`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let cipher = self
+            .keys
+            .get(&self.current)
+            .ok_or(CryptoError::UnknownKey(self.current))?;
+        let nonce: [u8; NONCE_LEN] = random()?;
+        let ct = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .map_err(|_| CryptoError::BadKey("encryption failed".into()))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
+        out.extend_from_slice(&self.current.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens a sealed value with the key it names.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.len() < HEADER_LEN + 16 {
+            return Err(CryptoError::Truncated);
+        }
+        let key_id = u32::from_be_bytes([sealed[0], sealed[1], sealed[2], sealed[3]]);
+        let cipher = self.keys.get(&key_id).ok_or(CryptoError::UnknownKey(key_id))?;
+        let nonce = XNonce::from_slice(&sealed[4..HEADER_LEN]);
+        cipher
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[HEADER_LEN..],
+                    aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Tampered)
+    }
+
+    /// The keyed hash of a value in a domain ("resident-id", "passport", "phone", …), so equal
+    /// values can be found without storing them.
+    pub fn keyed_hash(&self, domain: &str, value: &str) -> [u8; 32] {
+        // HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.hmac_key.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Key material as it is kept in a secret file: hex, one key a line.
+pub struct KeyMaterial {
+    /// Data keys by id.
+    pub data_keys: Vec<(u32, [u8; 32])>,
+    /// The current data key.
+    pub current: u32,
+    /// The keyed-hash key.
+    pub hmac_key: [u8; 32],
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KeyMaterial(current {}, {} data keys)",
+            self.current,
+            self.data_keys.len()
+        )
+    }
+}
+
+impl KeyMaterial {
+    /// The crypto for this material.
+    pub fn crypto(&self) -> Result<Crypto, CryptoError> {
+        Crypto::new(&self.data_keys, self.current, self.hmac_key)
+    }
+
+    /// The file form:
+    /// ```text
+    /// hmac <64 hex>
+    /// data <id> <64 hex>        (one line a key)
+    /// current <id>
+    /// ```
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+        let mut s = format!("hmac {}\n", hex(&self.hmac_key));
+        for (id, k) in &self.data_keys {
+            s.push_str(&format!("data {id} {}\n", hex(k)));
+        }
+        s.push_str(&format!("current {}\n", self.current));
+        Zeroizing::new(s)
+    }
+
+    /// Parses the file form.
+    pub fn from_text(text: &str) -> Result<KeyMaterial, CryptoError> {
+        let key = |h: &str| -> Result<[u8; 32], CryptoError> {
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(h.as_bytes())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| CryptoError::BadKey("a key is not 64 hex digits".into()))
+        };
+        let (mut hmac_key, mut current, mut data_keys) = (None, None, Vec::new());
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let bad = || {
+                CryptoError::BadKey(format!(
+                    "line {} is not `hmac HEX`, `data ID HEX` or `current ID`",
+                    n + 1
+                ))
+            };
+            match parts.as_slice() {
+                ["hmac", h] => hmac_key = Some(key(h)?),
+                ["data", id, h] => data_keys.push((id.parse().map_err(|_| bad())?, key(h)?)),
+                ["current", id] => current = Some(id.parse().map_err(|_| bad())?),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(KeyMaterial {
+            hmac_key: hmac_key.ok_or_else(|| CryptoError::BadKey("no hmac key".into()))?,
+            current: current.ok_or_else(|| CryptoError::BadKey("no current data key".into()))?,
+            data_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_rotate_and_tamper() {
+        let old = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();
+        let sealed = old.seal(b"holder-1", b"Zhang San").unwrap();
+        assert!(!sealed.windows(5).any(|w| w == b"Zhang"));
+        assert_eq!(&old.open(b"holder-1", &sealed).unwrap()[..], b"Zhang San");
+        // Bound to its record.
+        assert_eq!(old.open(b"holder-2", &sealed), Err(CryptoError::Tampered));
+        let mut bad = sealed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(old.open(b"holder-1", &bad), Err(CryptoError::Tampered));
+        // After rotation new values use key 2 and old ones still open.
+        let new = Crypto::new(&[(1, [1; 32]), (2, [2; 32])], 2, [9; 32]).unwrap();
+        assert_eq!(&new.open(b"holder-1", &sealed).unwrap()[..], b"Zhang San");
+        assert_eq!(&new.seal(b"x", b"y").unwrap()[..4], &2u32.to_be_bytes());
+        let only_new = Crypto::new(&[(2, [2; 32])], 2, [9; 32]).unwrap();
+        assert_eq!(
+            only_new.open(b"holder-1", &sealed),
+            Err(CryptoError::UnknownKey(1))
+        );
+    }
+
+    #[test]
+    fn keyed_hashes_separate_domains_and_keys() {
+        let a = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();
+        let b = Crypto::new(&[(1, [1; 32])], 1, [8; 32]).unwrap();
+        assert_eq!(
+            a.keyed_hash("phone", "+8613800138000"),
+            a.keyed_hash("phone", "+8613800138000")
+        );
+        assert_ne!(
+            a.keyed_hash("phone", "+8613800138000"),
+            a.keyed_hash("resident-id", "+8613800138000")
+        );
+        assert_ne!(
+            a.keyed_hash("phone", "+8613800138000"),
+            b.keyed_hash("phone", "+8613800138000")
+        );
+    }
+
+    #[test]
+    fn key_material_round_trips() {
+        let (_, m) = Crypto::generate().unwrap();
+        let back = KeyMaterial::from_text(&m.to_text()).unwrap();
+        assert_eq!(back.hmac_key, m.hmac_key);
+        assert_eq!(back.data_keys, m.data_keys);
+        assert!(KeyMaterial::from_text("hmac zz").is_err());
+        assert!(!format!("{m:?}").contains(&data_encoding::HEXLOWER.encode(&m.hmac_key)));
+    }
+}

@@ -1,0 +1,383 @@
+//! The storage seam: one trait, [`Store`], implemented by `healthcode-store-sqlite` (the embedded
+//! default) and `healthcode-store-postgres` (scale-out), both held to the same [`conformance`]
+//! suite. Backends store and return rows; sealing personal data ([`crypto`]) and hashing the audit
+//! chain ([`audit`]) are done here, once, for both.
+
+use std::future::Future;
+
+use healthcode_domain::{
+    AdmissionPolicy, AppealId, CaseId, CheckIn, ConfirmedCase, DailyReport, DeviceId, Exposure,
+    HealthDeclaration, HolderFacts, HolderId, Issuer, OfficerId, Override, OverrideId, RiskArea, TestResult,
+    TravelDeclaration, Venue, VenueCategory, VenueId,
+};
+use time::{Date, OffsetDateTime};
+
+pub mod audit;
+pub mod conformance;
+pub mod crypto;
+
+pub use audit::{AuditEntry, AuditRecord, ChainBreak, verify_chain};
+pub use crypto::{Crypto, CryptoError, KeyMaterial};
+
+/// What a storage call can fail with. A database failure is [`StoreError::Backend`] (a 500 to an
+/// API client), never "not found" or "bad request".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value exists already (a registered identity or phone, a venue name).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A referenced record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A rule refused the change (e.g. an override approved by its proposer).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Stored data could not be read back (corrupt, or sealed with a missing key).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A holder is a resident (ID card) or a visitor (passport: the international version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HolderKind {
+    /// Resident.
+    Resident,
+    /// Foreign visitor.
+    Visitor,
+}
+
+impl HolderKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Resident => "resident",
+            HolderKind::Visitor => "visitor",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<HolderKind> {
+        match s {
+            "resident" => Some(HolderKind::Resident),
+            "visitor" => Some(HolderKind::Visitor),
+            _ => None,
+        }
+    }
+}
+
+/// A holder's personal data: only ever stored sealed.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PersonalData {
+    /// Full name.
+    pub name: String,
+    /// Resident ID number, for residents.
+    pub resident_id: Option<String>,
+    /// Passport number, for visitors.
+    pub passport: Option<String>,
+    /// Nationality (alpha-3), for visitors.
+    pub nationality: Option<String>,
+    /// Date of birth.
+    pub birth_date: Date,
+    /// Phone, E.164.
+    pub phone: String,
+    /// Arrival flight number and date, for visitors.
+    pub arrival: Option<(String, Date)>,
+}
+
+impl std::fmt::Debug for PersonalData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonalData(…)")
+    }
+}
+
+/// A holder row: lookups by keyed hash, personal data sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedHolder {
+    /// Pseudonymous id (what codes carry).
+    pub id: HolderId,
+    /// Resident or visitor.
+    pub kind: HolderKind,
+    /// Keyed hash of the identity document number.
+    pub identity_hash: [u8; 32],
+    /// Keyed hash of the phone number.
+    pub phone_hash: [u8; 32],
+    /// The masked name codes show.
+    pub name_hint: String,
+    /// [`PersonalData`] as JSON, sealed with the record id as associated data.
+    pub sealed: Vec<u8>,
+    /// Registration time.
+    pub created_at: OffsetDateTime,
+}
+
+impl Crypto {
+    /// Seals a holder's personal data for storage.
+    pub fn seal_holder(
+        &self,
+        id: HolderId,
+        kind: HolderKind,
+        data: &PersonalData,
+        name_hint: &str,
+        created_at: OffsetDateTime,
+    ) -> Result<SealedHolder, CryptoError> {
+        let (domain, number) = match kind {
+            HolderKind::Resident => ("resident-id", data.resident_id.clone().unwrap_or_default()),
+            HolderKind::Visitor => (
+                "passport",
+                format!(
+                    "{}:{}",
+                    data.nationality.clone().unwrap_or_default(),
+                    data.passport.clone().unwrap_or_default()
+                ),
+            ),
+        };
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(data)
+                .map_err(|e| CryptoError::BadKey(format!("cannot encode personal data: {e}")))?,
+        );
+        Ok(SealedHolder {
+            identity_hash: self.keyed_hash(domain, &number),
+            phone_hash: self.keyed_hash("phone", &data.phone),
+            sealed: self.seal(id.as_bytes(), &json)?,
+            id,
+            kind,
+            name_hint: name_hint.to_owned(),
+            created_at,
+        })
+    }
+
+    /// Opens a holder's personal data.
+    pub fn open_holder(&self, h: &SealedHolder) -> Result<PersonalData, CryptoError> {
+        let json = self.open(h.id.as_bytes(), &h.sealed)?;
+        serde_json::from_slice(&json).map_err(|_| CryptoError::Tampered)
+    }
+}
+
+/// A venue to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVenue {
+    /// Name.
+    pub name: String,
+    /// Category.
+    pub category: VenueCategory,
+    /// Region.
+    pub region: Issuer,
+    /// Who may enter.
+    pub admission: AdmissionPolicy,
+}
+
+/// A scanner device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// The venue it belongs to.
+    pub venue: VenueId,
+    /// A label ("north gate").
+    pub label: String,
+    /// SHA-256 of its key (the key itself is shown once and never stored).
+    pub key_hash: [u8; 32],
+}
+
+/// A fact about a holder, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// Health declaration.
+    Health(HealthDeclaration),
+    /// Travel declaration.
+    Travel(TravelDeclaration),
+    /// Daily report.
+    Report(DailyReport),
+    /// Laboratory result.
+    Test(TestResult),
+}
+
+/// A manual change as proposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOverride {
+    /// Whose colour.
+    pub holder: HolderId,
+    /// The colour it sets.
+    pub colour: healthcode_domain::Colour,
+    /// Why.
+    pub reason: String,
+    /// Proposer.
+    pub proposed_by: OfficerId,
+    /// When.
+    pub proposed_at: OffsetDateTime,
+    /// End.
+    pub expires_at: OffsetDateTime,
+}
+
+/// An appeal by a holder against their colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appeal {
+    /// Id.
+    pub id: AppealId,
+    /// Whose.
+    pub holder: HolderId,
+    /// The holder's text.
+    pub text: String,
+    /// When filed.
+    pub filed_at: OffsetDateTime,
+    /// Decision, once reviewed: (officer, upheld?, note, when).
+    pub decision: Option<(OfficerId, bool, String, OffsetDateTime)>,
+}
+
+/// What a retention purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Check-ins.
+    pub checkins: u64,
+    /// Health and travel declarations.
+    pub declarations: u64,
+    /// Daily reports.
+    pub reports: u64,
+    /// Exposures.
+    pub exposures: u64,
+}
+
+impl PurgeReport {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.checkins + self.declarations + self.reports + self.exposures
+    }
+}
+
+/// The storage of everything the system knows. Implementations must be safe to share between
+/// tasks; every method is one transaction.
+pub trait Store: Send + Sync + 'static {
+    /// Registers a holder; [`StoreError::Conflict`] if the identity or phone hash is taken.
+    fn insert_holder(&self, h: &SealedHolder) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A holder by id.
+    fn holder(&self, id: &HolderId) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
+    /// A holder by phone hash.
+    fn holder_by_phone(
+        &self,
+        phone_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
+    /// A holder by identity-document hash.
+    fn holder_by_identity(
+        &self,
+        identity_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
+
+    /// Creates a venue.
+    fn insert_venue(&self, v: &NewVenue) -> impl Future<Output = StoreResult<Venue>> + Send;
+    /// A venue by id.
+    fn venue(&self, id: VenueId) -> impl Future<Output = StoreResult<Option<Venue>>> + Send;
+    /// All venues.
+    fn venues(&self) -> impl Future<Output = StoreResult<Vec<Venue>>> + Send;
+    /// Registers a device for a venue.
+    fn insert_device(
+        &self,
+        venue: VenueId,
+        label: &str,
+        key_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Device>> + Send;
+    /// A device by the hash of its key.
+    fn device_by_key_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Option<Device>>> + Send;
+
+    /// Records check-ins in one transaction; a check-in whose `(device, seq)` is already stored is
+    /// skipped. Returns how many were new.
+    fn insert_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Check-ins at a venue with `from <= at < to`, by time.
+    fn checkins_at_venue(
+        &self,
+        venue: VenueId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<CheckIn>>> + Send;
+    /// A holder's check-ins with `from <= at < to`, by time.
+    fn checkins_of_holder(
+        &self,
+        holder: &HolderId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<CheckIn>>> + Send;
+
+    /// Records a declaration, report or test result.
+    fn add_fact(&self, holder: &HolderId, fact: &Fact) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records a confirmed case.
+    fn add_case(
+        &self,
+        holder: &HolderId,
+        onset: OffsetDateTime,
+        confirmed_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<ConfirmedCase>> + Send;
+    /// A case and whose it is.
+    fn case(&self, id: CaseId)
+    -> impl Future<Output = StoreResult<Option<(HolderId, ConfirmedCase)>>> + Send;
+    /// Records exposures; one already stored (same holder, case, venue and contact start) is
+    /// skipped. Returns how many were new.
+    fn add_exposures(
+        &self,
+        exposures: &[(HolderId, Exposure)],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Declares a risk area.
+    fn add_risk_area(&self, area: &RiskArea) -> impl Future<Output = StoreResult<()>> + Send;
+    /// All risk areas.
+    fn risk_areas(&self) -> impl Future<Output = StoreResult<Vec<RiskArea>>> + Send;
+    /// Everything the colour rules read about a holder.
+    fn holder_facts(&self, holder: &HolderId) -> impl Future<Output = StoreResult<HolderFacts>> + Send;
+
+    /// Records a proposed manual change.
+    fn propose_override(&self, o: &NewOverride) -> impl Future<Output = StoreResult<Override>> + Send;
+    /// Approves a change as a second officer, in one transaction with the check that the approver
+    /// is not the proposer ([`StoreError::Refused`] otherwise).
+    fn approve_override(
+        &self,
+        id: OverrideId,
+        officer: OfficerId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Override>> + Send;
+
+    /// Files an appeal.
+    fn add_appeal(
+        &self,
+        holder: &HolderId,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Appeal>> + Send;
+    /// A holder's appeals.
+    fn appeals_of(&self, holder: &HolderId) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
+
+    /// Deletes check-ins, declarations, reports and exposures from before `before`.
+    fn purge(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<PurgeReport>> + Send;
+
+    /// Appends to the audit log, chaining the entry to the last one.
+    fn append_audit(&self, entry: &AuditEntry) -> impl Future<Output = StoreResult<AuditRecord>> + Send;
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    fn audit_records(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Audit records whose subject is this holder, in order.
+    fn audit_of_subject(
+        &self,
+        holder: &HolderId,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+}
+
+/// Walks the whole audit chain of a store, page by page.
+pub async fn verify_audit<S: Store>(store: &S) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        all.extend(page);
+    }
+    Ok(verify_chain(all))
+}
