@@ -43,7 +43,10 @@ impl Harness for Sqlite {
     }
 }
 
-healthcode_store::conformance_tests!(fresh());
+/// Named `sqlite::…` in the test output, beside the PostgreSQL run's `postgres::…`.
+mod sqlite {
+    healthcode_store::conformance_tests!(async { Some(super::fresh().await) });
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mistyped_path_is_not_a_new_empty_database() {

@@ -1,0 +1,1063 @@
+//! The PostgreSQL backend: a deadpool connection pool, migrations at start-up, check-ins in a table
+//! partitioned by day (UTC) so that retention drops whole partitions.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use healthcode_domain::*;
+use healthcode_store::audit::{GENESIS, chain_hash};
+use healthcode_store::*;
+use time::{Date, Duration, OffsetDateTime, Time};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+/// The migrations, in order. Released ones are never edited.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+
+/// Connecting or migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL is malformed.
+    #[error("bad PostgreSQL URL: {0}")]
+    Url(String),
+    /// The server refused or is unreachable.
+    #[error("cannot use PostgreSQL: {0}")]
+    Database(String),
+}
+
+/// A PostgreSQL URL whose `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with its password.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        // postgres://user:password@host/db → postgres://user:***@host/db
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let creds = &self.0[s + 3..at];
+                match creds.find(':') {
+                    Some(c) => format!("{}{}:***{}", &self.0[..s + 3], &creds[..c], &self.0[at..]),
+                    None => self.0.clone(),
+                }
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    /// Days whose check-in partition is known to exist.
+    partitions: Mutex<BTreeSet<Date>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(e.to_string()),
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Backend(format!("connection pool: {e}"))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl PgStore {
+    /// Connects with a pool of `max_connections`, optionally in a schema of its own (created if
+    /// missing), and runs pending migrations.
+    pub async fn connect(
+        url: &DatabaseUrl,
+        schema: Option<&str>,
+        max_connections: usize,
+    ) -> Result<PgStore, ConnectError> {
+        let mut cfg =
+            tokio_postgres::Config::from_str(url.expose()).map_err(|e| ConnectError::Url(e.to_string()))?;
+        if let Some(s) = schema {
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(ConnectError::Url(format!(
+                    "schema name {s:?} must be lower-case letters, digits and _"
+                )));
+            }
+            let (client, conn) = cfg
+                .connect(NoTls)
+                .await
+                .map_err(|e| ConnectError::Database(e.to_string()))?;
+            let task = tokio::spawn(conn);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .await
+                .map_err(|e| ConnectError::Database(e.to_string()))?;
+            drop(client);
+            let _ = task.await;
+            cfg.options(format!("-c search_path={s}"));
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(max_connections.max(1))
+            .build()
+            .map_err(|e| ConnectError::Database(e.to_string()))?;
+        let store = PgStore {
+            pool,
+            partitions: Mutex::new(BTreeSet::new()),
+        };
+        store
+            .migrate()
+            .await
+            .map_err(|e| ConnectError::Database(e.to_string()))?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> StoreResult<Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // One migrator at a time across all API nodes.
+        tx.execute("SELECT pg_advisory_xact_lock(7209411)", &[])
+            .await
+            .map_err(db)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            .await
+            .map_err(db)?;
+        for (name, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt("SELECT 1 FROM schema_migrations WHERE name = $1", &[name])
+                .await
+                .map_err(db)?;
+            if done.is_none() {
+                tx.batch_execute(sql).await.map_err(db)?;
+                tx.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[name])
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Runs raw SQL, for tests that must reach behind the store's back.
+    #[doc(hidden)]
+    pub async fn raw_query(&self, sql: &str) -> StoreResult<Vec<Row>> {
+        self.conn().await?.query(sql, &[]).await.map_err(db)
+    }
+
+    fn partition_name(day: Date) -> String {
+        format!(
+            "checkins_p{:04}{:02}{:02}",
+            day.year(),
+            u8::from(day.month()),
+            day.day()
+        )
+    }
+
+    /// Makes sure the partitions for these days exist.
+    async fn ensure_partitions(&self, days: BTreeSet<Date>) -> StoreResult<()> {
+        let missing: Vec<Date> = {
+            let known = self
+                .partitions
+                .lock()
+                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
+            .await
+            .map_err(db)?;
+        for day in &missing {
+            let name = Self::partition_name(*day);
+            let next = day.next_day().unwrap_or(*day);
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF checkins FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00');
+                 CREATE UNIQUE INDEX IF NOT EXISTS {name}_device_seq ON {name} (device, seq);"
+            ))
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        let mut known = self
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+        known.extend(missing);
+        Ok(())
+    }
+}
+
+fn holder_id(b: &[u8]) -> StoreResult<HolderId> {
+    HolderId::from_bytes(b).map_err(|e| corrupt(e.0))
+}
+
+fn hash32(b: &[u8]) -> StoreResult<[u8; 32]> {
+    b.try_into().map_err(|_| corrupt("hash is not 32 bytes"))
+}
+
+fn issuer(s: &str) -> StoreResult<Issuer> {
+    Issuer::parse(s).map_err(|e| corrupt(e.0))
+}
+
+fn colour_of(s: &str) -> StoreResult<Colour> {
+    match s {
+        "green" => Ok(Colour::Green),
+        "yellow" => Ok(Colour::Yellow),
+        "red" => Ok(Colour::Red),
+        other => Err(corrupt(format!("unknown colour {other}"))),
+    }
+}
+
+const HOLDER_COLS: &str = "id, kind, identity_hash, phone_hash, name_hint, sealed, created_at";
+
+fn holder_row(r: &Row) -> StoreResult<SealedHolder> {
+    let kind: &str = r.get(1);
+    Ok(SealedHolder {
+        id: holder_id(r.get(0))?,
+        kind: HolderKind::parse(kind).ok_or_else(|| corrupt(format!("unknown holder kind {kind}")))?,
+        identity_hash: hash32(r.get(2))?,
+        phone_hash: hash32(r.get(3))?,
+        name_hint: r.get(4),
+        sealed: r.get(5),
+        created_at: r.get(6),
+    })
+}
+
+fn venue_row(r: &Row) -> StoreResult<Venue> {
+    let category: &str = r.get(2);
+    let admission: &str = r.get(4);
+    Ok(Venue {
+        id: VenueId(r.get(0)),
+        name: r.get(1),
+        category: VenueCategory::parse(category)
+            .ok_or_else(|| corrupt(format!("unknown category {category}")))?,
+        region: issuer(r.get(3))?,
+        admission: AdmissionPolicy::parse(admission)
+            .ok_or_else(|| corrupt(format!("unknown admission {admission}")))?,
+    })
+}
+
+fn checkin_row(r: &Row) -> StoreResult<CheckIn> {
+    Ok(CheckIn {
+        device: DeviceId(r.get(0)),
+        seq: r.get(1),
+        holder: holder_id(r.get(2))?,
+        venue: VenueId(r.get(3)),
+        at: r.get(4),
+        out: r.get(5),
+    })
+}
+
+const OVERRIDE_COLS: &str =
+    "id, colour, reason, proposed_by, proposed_at, approved_by, approved_at, expires_at";
+
+fn override_row(r: &Row) -> StoreResult<Override> {
+    let approved_by: Option<i64> = r.get(5);
+    let approved_at: Option<OffsetDateTime> = r.get(6);
+    Ok(Override {
+        id: OverrideId(r.get(0)),
+        colour: colour_of(r.get(1))?,
+        reason: r.get(2),
+        proposed_by: OfficerId(r.get(3)),
+        proposed_at: r.get(4),
+        approval: approved_by.zip(approved_at).map(|(by, at)| (OfficerId(by), at)),
+        expires_at: r.get(7),
+    })
+}
+
+const AUDIT_COLS: &str = "seq, at_ns, actor, role, action, subject, purpose, prev_hash, hash";
+
+fn audit_row(r: &Row) -> StoreResult<AuditRecord> {
+    let at_ns: i64 = r.get(1);
+    let subject: Option<&[u8]> = r.get(5);
+    Ok(AuditRecord {
+        seq: r.get(0),
+        entry: AuditEntry {
+            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ns)).map_err(corrupt)?,
+            actor: r.get(2),
+            role: r.get(3),
+            action: r.get(4),
+            subject: subject.map(holder_id).transpose()?,
+            purpose: r.get(6),
+        },
+        prev_hash: hash32(r.get(7))?,
+        hash: hash32(r.get(8))?,
+    })
+}
+
+fn appeal_row(r: &Row) -> StoreResult<Appeal> {
+    let decided_by: Option<i64> = r.get(4);
+    let decision = decided_by.map(|by| {
+        (
+            OfficerId(by),
+            r.get::<_, bool>(5),
+            r.get::<_, String>(6),
+            r.get::<_, OffsetDateTime>(7),
+        )
+    });
+    Ok(Appeal {
+        id: AppealId(r.get(0)),
+        holder: holder_id(r.get(1))?,
+        text: r.get(2),
+        filed_at: r.get(3),
+        decision,
+    })
+}
+
+fn level_str(l: RiskLevel) -> &'static str {
+    match l {
+        RiskLevel::Low => "low",
+        RiskLevel::Medium => "medium",
+        RiskLevel::High => "high",
+    }
+}
+
+impl Store for PgStore {
+    async fn insert_holder(&self, h: &SealedHolder) -> StoreResult<()> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO holders (id, kind, identity_hash, phone_hash, name_hint, sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&h.id.as_bytes(), &h.kind.as_str(), &&h.identity_hash[..], &&h.phone_hash[..], &h.name_hint, &h.sealed, &h.created_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn holder(&self, id: &HolderId) -> StoreResult<Option<SealedHolder>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {HOLDER_COLS} FROM holders WHERE id = $1"),
+                &[&id.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(holder_row).transpose()
+    }
+
+    async fn holder_by_phone(&self, phone_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {HOLDER_COLS} FROM holders WHERE phone_hash = $1"),
+                &[&&phone_hash[..]],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(holder_row).transpose()
+    }
+
+    async fn holder_by_identity(&self, identity_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {HOLDER_COLS} FROM holders WHERE identity_hash = $1"),
+                &[&&identity_hash[..]],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(holder_row).transpose()
+    }
+
+    async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO venues (name, category, region, admission) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[
+                    &v.name,
+                    &v.category.as_str(),
+                    &v.region.as_str(),
+                    &v.admission.as_str(),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Venue {
+            id: VenueId(row.get(0)),
+            name: v.name.clone(),
+            category: v.category,
+            region: v.region.clone(),
+            admission: v.admission,
+        })
+    }
+
+    async fn venue(&self, id: VenueId) -> StoreResult<Option<Venue>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT id, name, category, region, admission FROM venues WHERE id = $1",
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(venue_row).transpose()
+    }
+
+    async fn venues(&self) -> StoreResult<Vec<Venue>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, name, category, region, admission FROM venues ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(venue_row).collect()
+    }
+
+    async fn insert_device(&self, venue: VenueId, label: &str, key_hash: &[u8; 32]) -> StoreResult<Device> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO devices (venue, label, key_hash) VALUES ($1, $2, $3) RETURNING id",
+                &[&venue.0, &label, &&key_hash[..]],
+            )
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::NotFound(_) => StoreError::NotFound(format!("venue {venue}")),
+                other => other,
+            })?;
+        Ok(Device {
+            id: DeviceId(row.get(0)),
+            venue,
+            label: label.to_owned(),
+            key_hash: *key_hash,
+        })
+    }
+
+    async fn device_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<Device>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT id, venue, label, key_hash FROM devices WHERE key_hash = $1",
+                &[&&key_hash[..]],
+            )
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            Ok(Device {
+                id: DeviceId(r.get(0)),
+                venue: VenueId(r.get(1)),
+                label: r.get(2),
+                key_hash: hash32(r.get(3))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_partitions(
+            batch
+                .iter()
+                .map(|c| c.at.to_offset(time::UtcOffset::UTC).date())
+                .collect(),
+        )
+        .await?;
+        let devices: Vec<i64> = batch.iter().map(|c| c.device.0).collect();
+        let seqs: Vec<i64> = batch.iter().map(|c| c.seq).collect();
+        let holders: Vec<&[u8]> = batch.iter().map(|c| c.holder.as_bytes()).collect();
+        let venues: Vec<i64> = batch.iter().map(|c| c.venue.0).collect();
+        let ats: Vec<OffsetDateTime> = batch.iter().map(|c| c.at).collect();
+        let outs: Vec<Option<OffsetDateTime>> = batch.iter().map(|c| c.out).collect();
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO checkins (device, seq, holder, venue, at, out)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        c.execute(&stmt, &[&devices, &seqs, &holders, &venues, &ats, &outs])
+            .await
+            .map_err(db)
+    }
+
+    async fn checkins_at_venue(
+        &self,
+        venue: VenueId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT device, seq, holder, venue, at, out FROM checkins WHERE venue = $1 AND at >= $2 AND at < $3 ORDER BY at, device, seq",
+                &[&venue.0, &from, &to],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(checkin_row).collect()
+    }
+
+    async fn checkins_of_holder(
+        &self,
+        holder: &HolderId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT device, seq, holder, venue, at, out FROM checkins WHERE holder = $1 AND at >= $2 AND at < $3 ORDER BY at, device, seq",
+                &[&holder.as_bytes(), &from, &to],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(checkin_row).collect()
+    }
+
+    async fn add_fact(&self, holder: &HolderId, fact: &Fact) -> StoreResult<()> {
+        let h = holder.as_bytes();
+        let c = self.conn().await?;
+        match fact {
+            Fact::Health(d) => {
+                let symptoms = serde_json::to_string(&d.symptoms).map_err(corrupt)?;
+                c.execute(
+                    "INSERT INTO health_declarations (holder, at, symptoms, temperature) VALUES ($1, $2, $3, $4)",
+                    &[&h, &d.at, &symptoms, &d.temperature_c],
+                )
+                .await
+            }
+            Fact::Travel(t) => {
+                c.execute(
+                    "INSERT INTO travel_declarations (holder, at, region, date_from, date_until) VALUES ($1, $2, $3, $4, $5)",
+                    &[&h, &t.at, &t.region.as_str(), &t.from, &t.until],
+                )
+                .await
+            }
+            Fact::Report(r) => c.execute("INSERT INTO daily_reports (holder, at, well) VALUES ($1, $2, $3)", &[&h, &r.at, &r.well]).await,
+            Fact::Test(t) => {
+                c.execute(
+                    "INSERT INTO test_results (holder, positive, sampled_at, lab) VALUES ($1, $2, $3, $4)",
+                    &[&h, &t.positive, &t.sampled_at, &t.lab],
+                )
+                .await
+            }
+        }
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn add_case(
+        &self,
+        holder: &HolderId,
+        onset: OffsetDateTime,
+        confirmed_at: OffsetDateTime,
+    ) -> StoreResult<ConfirmedCase> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO cases (holder, onset, confirmed_at) VALUES ($1, $2, $3) RETURNING id",
+                &[&holder.as_bytes(), &onset, &confirmed_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(ConfirmedCase {
+            id: CaseId(row.get(0)),
+            onset,
+            confirmed_at,
+        })
+    }
+
+    async fn case(&self, id: CaseId) -> StoreResult<Option<(HolderId, ConfirmedCase)>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT holder, onset, confirmed_at FROM cases WHERE id = $1",
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            Ok((
+                holder_id(r.get(0))?,
+                ConfirmedCase {
+                    id,
+                    onset: r.get(1),
+                    confirmed_at: r.get(2),
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    async fn add_exposures(&self, exposures: &[(HolderId, Exposure)]) -> StoreResult<u64> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        let mut n = 0;
+        for (h, e) in exposures {
+            let grade = match e.grade {
+                ExposureGrade::Close => "close",
+                ExposureGrade::SamePlace => "same-place",
+            };
+            n += tx
+                .execute(
+                    &stmt,
+                    &[
+                        &h.as_bytes(),
+                        &e.case.0,
+                        &e.venue.0,
+                        &e.contact_interval.0,
+                        &e.contact_interval.1,
+                        &e.case_interval.0,
+                        &e.case_interval.1,
+                        &e.overlap_minutes,
+                        &grade,
+                    ],
+                )
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    async fn add_risk_area(&self, area: &RiskArea) -> StoreResult<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO risk_areas (region, level, starts_at, ends_at) VALUES ($1, $2, $3, $4)",
+            &[
+                &area.region.as_str(),
+                &level_str(area.level),
+                &area.from,
+                &area.until,
+            ],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT region, level, starts_at, ends_at FROM risk_areas ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let level: &str = r.get(1);
+                Ok(RiskArea {
+                    region: issuer(r.get(0))?,
+                    level: match level {
+                        "low" => RiskLevel::Low,
+                        "medium" => RiskLevel::Medium,
+                        "high" => RiskLevel::High,
+                        other => return Err(corrupt(format!("unknown risk level {other}"))),
+                    },
+                    from: r.get(2),
+                    until: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn holder_facts(&self, holder: &HolderId) -> StoreResult<HolderFacts> {
+        let h = holder.as_bytes();
+        let mut c = self.conn().await?;
+        // One snapshot for all of a holder's facts.
+        let tx = c
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(db)?;
+        let mut f = HolderFacts::default();
+        for r in tx
+            .query(
+                "SELECT id, onset, confirmed_at FROM cases WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.cases.push(ConfirmedCase {
+                id: CaseId(r.get(0)),
+                onset: r.get(1),
+                confirmed_at: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT positive, sampled_at, lab FROM test_results WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.tests.push(TestResult {
+                positive: r.get(0),
+                sampled_at: r.get(1),
+                lab: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = $1 ORDER BY contact_start, case_id, venue",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            let grade: &str = r.get(7);
+            f.exposures.push(Exposure {
+                case: CaseId(r.get(0)),
+                venue: VenueId(r.get(1)),
+                case_interval: (r.get(2), r.get(3)),
+                contact_interval: (r.get(4), r.get(5)),
+                overlap_minutes: r.get(6),
+                grade: if grade == "close" { ExposureGrade::Close } else { ExposureGrade::SamePlace },
+            });
+        }
+        for r in tx.query("SELECT at, region, date_from, date_until FROM travel_declarations WHERE holder = $1 ORDER BY id", &[&h]).await.map_err(db)? {
+            f.travels.push(TravelDeclaration { at: r.get(0), region: issuer(r.get(1))?, from: r.get(2), until: r.get(3) });
+        }
+        for r in tx
+            .query(
+                "SELECT at, symptoms, temperature FROM health_declarations WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            let symptoms: &str = r.get(1);
+            f.declarations.push(HealthDeclaration {
+                at: r.get(0),
+                symptoms: serde_json::from_str(symptoms).map_err(corrupt)?,
+                temperature_c: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT at, well FROM daily_reports WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.reports.push(DailyReport {
+                at: r.get(0),
+                well: r.get(1),
+            });
+        }
+        for r in tx
+            .query(
+                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE holder = $1 ORDER BY id"),
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.overrides.push(override_row(&r)?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(f)
+    }
+
+    async fn propose_override(&self, o: &NewOverride) -> StoreResult<Override> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO overrides (holder, colour, reason, proposed_by, proposed_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[&o.holder.as_bytes(), &o.colour.as_str(), &o.reason, &o.proposed_by.0, &o.proposed_at, &o.expires_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Override {
+            id: OverrideId(row.get(0)),
+            colour: o.colour,
+            reason: o.reason.clone(),
+            proposed_by: o.proposed_by,
+            proposed_at: o.proposed_at,
+            approval: None,
+            expires_at: o.expires_at,
+        })
+    }
+
+    async fn approve_override(
+        &self,
+        id: OverrideId,
+        officer: OfficerId,
+        at: OffsetDateTime,
+    ) -> StoreResult<Override> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = $1 FOR UPDATE"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("override {id}")))?;
+        let mut o = override_row(&row)?;
+        o.approve(officer, at)
+            .map_err(|e| StoreError::Refused(e.to_string()))?;
+        tx.execute(
+            "UPDATE overrides SET approved_by = $1, approved_at = $2 WHERE id = $3",
+            &[&officer.0, &at, &id.0],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(o)
+    }
+
+    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO appeals (holder, text, filed_at) VALUES ($1, $2, $3) RETURNING id",
+                &[&holder.as_bytes(), &text, &at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Appeal {
+            id: AppealId(row.get(0)),
+            holder: holder.clone(),
+            text: text.to_owned(),
+            filed_at: at,
+            decision: None,
+        })
+    }
+
+    async fn appeals_of(&self, holder: &HolderId) -> StoreResult<Vec<Appeal>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, holder, text, filed_at, decided_by, upheld, note, decided_at FROM appeals WHERE holder = $1 ORDER BY id",
+                &[&holder.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(appeal_row).collect()
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> StoreResult<PurgeReport> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
+            .await
+            .map_err(db)?;
+        let mut report = PurgeReport::default();
+        // Whole days before the cutoff's day: drop their partitions.
+        let parts = tx
+            .query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'checkins'::regclass ORDER BY c.relname",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let fmt = time::macros::format_description!("[year][month][day]");
+        let mut dropped = Vec::new();
+        for r in parts {
+            let name: String = r.get(0);
+            let Some(day) = name
+                .strip_prefix("checkins_p")
+                .and_then(|d| Date::parse(d, &fmt).ok())
+            else {
+                continue;
+            };
+            if day.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1) <= before {
+                let n: i64 = tx
+                    .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                tx.batch_execute(&format!("DROP TABLE {name}"))
+                    .await
+                    .map_err(db)?;
+                report.checkins += n as u64;
+                dropped.push(day);
+            }
+        }
+        // What remains before the cutoff, in the partition of the cutoff's own day.
+        report.checkins += tx
+            .execute("DELETE FROM checkins WHERE at < $1", &[&before])
+            .await
+            .map_err(db)?;
+        report.declarations += tx
+            .execute("DELETE FROM health_declarations WHERE at < $1", &[&before])
+            .await
+            .map_err(db)?;
+        report.declarations += tx
+            .execute("DELETE FROM travel_declarations WHERE at < $1", &[&before])
+            .await
+            .map_err(db)?;
+        report.reports = tx
+            .execute("DELETE FROM daily_reports WHERE at < $1", &[&before])
+            .await
+            .map_err(db)?;
+        report.exposures = tx
+            .execute("DELETE FROM exposures WHERE contact_end < $1", &[&before])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut known = self
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+        for d in dropped {
+            known.remove(&d);
+        }
+        Ok(report)
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Appends are serialised so the chain has one head.
+        tx.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(db)?;
+        let last = tx
+            .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])
+            .await
+            .map_err(db)?;
+        let (seq, prev) = match last {
+            Some(r) => (r.get::<_, i64>(0) + 1, hash32(r.get(1))?),
+            None => (1, GENESIS),
+        };
+        let hash = chain_hash(&prev, seq, e);
+        let at_ns = i64::try_from(e.at.unix_timestamp_nanos())
+            .map_err(|_| StoreError::Refused("time out of range".into()))?;
+        let subject = e.subject.as_ref().map(|s| s.as_bytes());
+        tx.execute(
+            &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &seq,
+                &at_ns,
+                &e.actor,
+                &e.role,
+                &e.action,
+                &subject,
+                &e.purpose,
+                &&prev[..],
+                &&hash[..],
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(AuditRecord {
+            seq,
+            entry: e.clone(),
+            prev_hash: prev,
+            hash,
+        })
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {AUDIT_COLS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&after, &i64::from(limit)],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {AUDIT_COLS} FROM audit_log WHERE subject = $1 ORDER BY seq"),
+                &[&holder.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(audit_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_does_not_print_its_password() {
+        let url = DatabaseUrl::new("postgres://healthcode:s3cret-pw@db.internal:5432/healthcode");
+        assert_eq!(
+            format!("{url:?}"),
+            "DatabaseUrl(postgres://healthcode:***@db.internal:5432/healthcode)"
+        );
+        assert!(!url.to_string().contains("s3cret"));
+        assert_eq!(
+            url.expose(),
+            "postgres://healthcode:s3cret-pw@db.internal:5432/healthcode"
+        );
+        assert_eq!(
+            DatabaseUrl::new("postgres://root@127.0.0.1/test").to_string(),
+            "postgres://root@127.0.0.1/test"
+        );
+    }
+}
