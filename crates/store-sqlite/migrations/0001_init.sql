@@ -26,18 +26,20 @@ CREATE TABLE devices (
     key_hash BLOB NOT NULL UNIQUE
 );
 
--- One row a scan; a device's sequence number makes a re-sent scan a no-op.
-CREATE TABLE checkins (
+-- Scans are acknowledged once appended here (an append touches few pages); a background merger
+-- moves them in large sorted chunks into `checkins`, which lives in its own file (see
+-- checkins/0001_checkins.sql) so that merging never holds this file's writer. A device's
+-- sequence number makes a re-sent scan a no-op: the store keeps the inbox's (device, seq) keys in
+-- memory and checks the indexed table's primary key. Reads look at both.
+CREATE TABLE checkin_inbox (
+    id     INTEGER PRIMARY KEY,
     device INTEGER NOT NULL,
     seq    INTEGER NOT NULL,
     holder BLOB NOT NULL,
     venue  INTEGER NOT NULL,
     at     INTEGER NOT NULL,
-    out    INTEGER,
-    PRIMARY KEY (device, seq)
-) WITHOUT ROWID;
-CREATE INDEX checkins_venue_at ON checkins (venue, at);
-CREATE INDEX checkins_holder_at ON checkins (holder, at);
+    out    INTEGER
+);
 
 CREATE TABLE health_declarations (
     id          INTEGER PRIMARY KEY,

@@ -4,9 +4,10 @@
 //! Calls run on the caller's Tokio worker thread through `block_in_place`, so the store needs the
 //! multi-threaded runtime (as `serve` and the tests use).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use healthcode_domain::*;
 use healthcode_store::audit::{GENESIS, chain_hash};
@@ -14,10 +15,19 @@ use healthcode_store::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use time::{Date, OffsetDateTime};
 
-/// The migrations, in order. Released ones are never edited.
+/// The migrations of the main file, in order. Released ones are never edited.
 const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+/// The migrations of the check-ins file.
+const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_checkins",
+    include_str!("../migrations/checkins/0001_checkins.sql"),
+)];
 
 const READERS: usize = 4;
+
+/// Check-ins moved from the inbox per merge transaction. Large, so that each index page of the
+/// check-ins file is written once for many rows; the merge holds only that file's writer.
+const MERGE_CHUNK: i64 = 200_000;
 
 /// How to treat a missing database file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +56,171 @@ pub enum OpenError {
     },
 }
 
-/// The SQLite store.
+/// The SQLite store: a main file, and beside it `<name>.checkins` holding the indexed check-ins.
 pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
+    /// Writes the main file (the check-ins file attached as `ix`, read only by it).
     writer: Mutex<Connection>,
+    /// Writes the check-ins file (the main file attached as `hub`, read only by it).
+    ix_writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// `(device, seq)` of every row in the inbox; changed only under `writer`'s lock.
+    inbox_keys: Mutex<HashSet<(i64, i64)>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> StoreResult<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| StoreError::Backend("connection lock poisoned".into()))
+}
+
+impl Inner {
+    fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut c = lock(&self.writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    fn ix_write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut c = lock(&self.ix_writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Moves up to `limit` of the oldest inbox rows into the indexed table, sorted so each index
+    /// page is written once per chunk: first copied under the check-ins file's writer (scans keep
+    /// arriving meanwhile), then deleted from the inbox. A crash in between leaves rows in both,
+    /// which reads and the next merge treat as one. Returns how many rows left the inbox.
+    fn merge_chunk(&self, limit: i64) -> StoreResult<u64> {
+        let upto = self.ix_write_blocking(|tx| {
+            let upto: Option<i64> = tx
+                .query_row("SELECT max(id) FROM (SELECT id FROM hub.checkin_inbox ORDER BY id LIMIT ?1)", [limit], |r| r.get(0))
+                .map_err(backend)?;
+            if let Some(upto) = upto {
+                tx.execute(
+                    "INSERT INTO main.checkins (device, seq, holder, venue, at, out)
+                     SELECT device, seq, holder, venue, at, out FROM hub.checkin_inbox WHERE id <= ?1 ORDER BY venue, at
+                     ON CONFLICT (device, seq) DO NOTHING",
+                    [upto],
+                )
+                .map_err(backend)?;
+            }
+            Ok(upto)
+        })?;
+        let Some(upto) = upto else { return Ok(0) };
+        self.delete_from_inbox(
+            "DELETE FROM checkin_inbox WHERE id <= ?1 RETURNING device, seq",
+            upto,
+            false,
+        )
+        .map(|(n, _)| n)
+    }
+
+    /// Deletes inbox rows with `sql` (which returns `device, seq` of each), keeping the key set in
+    /// step. Returns how many rows went, and (when asked) how many of them were not also in the
+    /// indexed table.
+    fn delete_from_inbox(&self, sql: &str, arg: i64, count_unindexed: bool) -> StoreResult<(u64, u64)> {
+        let mut c = lock(&self.writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let keys: Vec<(i64, i64)> = {
+            let mut st = tx.prepare(sql).map_err(backend)?;
+            st.query_map([arg], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect)
+                .map_err(backend)?
+        };
+        let mut not_indexed = 0u64;
+        if count_unindexed {
+            let mut st = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM ix.checkins WHERE device = ?1 AND seq = ?2)")
+                .map_err(backend)?;
+            for k in &keys {
+                if !st
+                    .query_row([k.0, k.1], |r| r.get::<_, bool>(0))
+                    .map_err(backend)?
+                {
+                    not_indexed += 1;
+                }
+            }
+        }
+        tx.commit().map_err(backend)?;
+        let mut set = lock(&self.inbox_keys)?;
+        for k in &keys {
+            set.remove(k);
+        }
+        Ok((keys.len() as u64, not_indexed))
+    }
+
+    /// Appends scans to the inbox, skipping those whose `(device, seq)` is already in the inbox,
+    /// earlier in the batch, or in the indexed table. Keys enter the set only after the commit.
+    fn ingest(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        let mut c = lock(&self.writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let mut fresh: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
+        {
+            let set = lock(&self.inbox_keys)?;
+            let mut seen_now = HashSet::with_capacity(batch.len());
+            let mut exists = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM ix.checkins WHERE device = ?1 AND seq = ?2)")
+                .map_err(backend)?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO checkin_inbox (device, seq, holder, venue, at, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(backend)?;
+            for c in batch {
+                let key = (c.device.0, c.seq);
+                if set.contains(&key) || !seen_now.insert(key) {
+                    continue;
+                }
+                if exists
+                    .query_row(key_params(key), |r| r.get::<_, bool>(0))
+                    .map_err(backend)?
+                {
+                    continue;
+                }
+                insert
+                    .execute(params![
+                        c.device.0,
+                        c.seq,
+                        c.holder.as_bytes(),
+                        c.venue.0,
+                        ts(c.at),
+                        c.out.map(ts)
+                    ])
+                    .map_err(backend)?;
+                fresh.push(key);
+            }
+        }
+        tx.commit().map_err(backend)?;
+        let n = fresh.len() as u64;
+        lock(&self.inbox_keys)?.extend(fresh);
+        Ok(n)
+    }
+}
+
+/// Moves check-ins from the inbox while the store lives.
+fn merger(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let moved = inner.merge_chunk(MERGE_CHUNK).unwrap_or(0);
+        drop(inner);
+        if moved < MERGE_CHUNK as u64 / 4 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }
 
@@ -66,15 +228,17 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Up to 256 MiB of pages a connection, taken only as used.
+    c.pragma_update(None, "cache_size", -262_144)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(())
 }
 
-fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+fn migrate(c: &mut Connection, migrations: &[(&str, &str)]) -> rusqlite::Result<()> {
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
-    for (name, sql) in MIGRATIONS {
+    for (name, sql) in migrations {
         let tx = c.transaction()?;
         let done: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = ?1)",
@@ -93,74 +257,126 @@ fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn attach(c: &Connection, path: &Path, name: &str) -> rusqlite::Result<()> {
+    let p = path
+        .to_str()
+        .ok_or_else(|| rusqlite::Error::InvalidPath(path.to_owned()))?;
+    c.execute("ATTACH DATABASE ?1 AS ?2", params![p, name])?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (or, with [`OpenMode::Create`], creates) the database and runs pending migrations.
     pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, OpenError> {
-        if mode == OpenMode::MustExist && !path.exists() {
-            return Err(OpenError::Missing(path.to_owned()));
+        let ix_path = Self::checkins_path(path);
+        if mode == OpenMode::MustExist {
+            for p in [path, ix_path.as_path()] {
+                if !p.exists() {
+                    return Err(OpenError::Missing(p.to_owned()));
+                }
+            }
         }
-        let err = |source| OpenError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let mut writer = Connection::open(path).map_err(err)?;
-        configure(&writer).map_err(err)?;
-        migrate(&mut writer).map_err(err)?;
+        fn err(p: &Path) -> impl FnOnce(rusqlite::Error) -> OpenError + '_ {
+            move |source| OpenError::Sqlite {
+                path: p.to_owned(),
+                source,
+            }
+        }
+        let mut ix_writer = Connection::open(&ix_path).map_err(err(&ix_path))?;
+        configure(&ix_writer).map_err(err(&ix_path))?;
+        migrate(&mut ix_writer, CHECKIN_MIGRATIONS).map_err(err(&ix_path))?;
+        let mut writer = Connection::open(path).map_err(err(path))?;
+        configure(&writer).map_err(err(path))?;
+        migrate(&mut writer, MIGRATIONS).map_err(err(path))?;
+        attach(&writer, &ix_path, "ix").map_err(err(&ix_path))?;
+        attach(&ix_writer, path, "hub").map_err(err(path))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
-            .map_err(err)?;
-            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            .map_err(err(path))?;
+            r.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(err(path))?;
+            attach(&r, &ix_path, "ix").map_err(err(&ix_path))?;
             readers.push(Mutex::new(r));
         }
-        Ok(SqliteStore {
+        let keys: HashSet<(i64, i64)> = writer
+            .prepare("SELECT device, seq FROM checkin_inbox")
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(Iterator::collect)
+            })
+            .map_err(err(path))?;
+        let inner = Arc::new(Inner {
+            inbox_keys: Mutex::new(keys),
             path: path.to_owned(),
             writer: Mutex::new(writer),
+            ix_writer: Mutex::new(ix_writer),
             readers,
             next_reader: AtomicUsize::new(0),
-        })
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("checkin-merger".into())
+            .spawn(move || merger(weak))
+            .map_err(|e| OpenError::Sqlite {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(SqliteStore { inner })
     }
 
-    /// The database file.
+    /// The file of the indexed check-ins that belongs with the main file at `path`.
+    pub fn checkins_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".checkins");
+        path.with_file_name(name)
+    }
+
+    /// The main database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    /// Moves every check-in waiting in the inbox into the indexed table now.
+    pub fn flush_checkins(&self) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.inner.merge_chunk(MERGE_CHUNK)?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        tokio::task::block_in_place(|| {
-            let mut c = self
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
-            let tx = c.transaction().map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
+        tokio::task::block_in_place(|| self.inner.write_blocking(f))
+    }
+
+    fn ix_write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        tokio::task::block_in_place(|| self.inner.ix_write_blocking(f))
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         tokio::task::block_in_place(|| {
-            let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-            let c = self.readers[i]
-                .lock()
-                .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            let i = self.inner.next_reader.fetch_add(1, Ordering::Relaxed) % self.inner.readers.len();
+            let c = lock(&self.inner.readers[i])?;
             f(&c)
         })
     }
 
-    /// Runs raw SQL on the writer, for tests that must reach behind the store's back.
+    /// Runs raw SQL on the main file's writer, for tests that must reach behind the store's back.
     #[doc(hidden)]
     pub fn raw_execute(&self, sql: &str) -> StoreResult<usize> {
-        let c = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
-        c.execute(sql, []).map_err(backend)
+        lock(&self.inner.writer)?.execute(sql, []).map_err(backend)
     }
+}
+
+fn key_params(k: (i64, i64)) -> [i64; 2] {
+    [k.0, k.1]
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -446,20 +662,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(0);
         }
-        self.write(|tx| {
-            let mut s = tx
-                .prepare_cached(
-                    "INSERT INTO checkins (device, seq, holder, venue, at, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device, seq) DO NOTHING",
-                )
-                .map_err(backend)?;
-            let mut n = 0u64;
-            for c in batch {
-                n += s
-                    .execute(params![c.device.0, c.seq, c.holder.as_bytes(), c.venue.0, ts(c.at), c.out.map(ts)])
-                    .map_err(backend)? as u64;
-            }
-            Ok(n)
-        })
+        tokio::task::block_in_place(|| self.inner.ingest(batch))
     }
 
     async fn checkins_at_venue(
@@ -470,7 +673,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<CheckIn>> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM checkins WHERE venue = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, device, seq")
+                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM ix.checkins WHERE venue = ?1 AND at >= ?2 AND at < ?3
+                  UNION SELECT device, seq, holder, venue, at, out FROM checkin_inbox WHERE venue = ?1 AND at >= ?2 AND at < ?3
+                  ORDER BY 5, 1, 2")
                 .map_err(backend)?;
             s.query_map(params![venue.0, ts(from), ts(to)], checkin_row).and_then(Iterator::collect).map_err(backend)
         })
@@ -484,7 +689,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<CheckIn>> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM checkins WHERE holder = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, device, seq")
+                .prepare_cached("SELECT device, seq, holder, venue, at, out FROM ix.checkins WHERE holder = ?1 AND at >= ?2 AND at < ?3
+                  UNION SELECT device, seq, holder, venue, at, out FROM checkin_inbox WHERE holder = ?1 AND at >= ?2 AND at < ?3
+                  ORDER BY 5, 1, 2")
                 .map_err(backend)?;
             s.query_map(params![holder.as_bytes(), ts(from), ts(to)], checkin_row).and_then(Iterator::collect).map_err(backend)
         })
@@ -768,16 +975,30 @@ impl Store for SqliteStore {
 
     async fn purge(&self, before: OffsetDateTime) -> StoreResult<PurgeReport> {
         let b = ts(before);
-        self.write(|tx| {
+        // Inbox rows already copied into the check-ins file are counted there.
+        let (_, inbox_only) = tokio::task::block_in_place(|| {
+            self.inner.delete_from_inbox(
+                "DELETE FROM checkin_inbox WHERE at < ?1 RETURNING device, seq",
+                b,
+                true,
+            )
+        })?;
+        let mut report = self.write(|tx| {
             let del = |sql: &str| tx.execute(sql, [b]).map(|n| n as u64).map_err(backend);
             Ok(PurgeReport {
-                checkins: del("DELETE FROM checkins WHERE at < ?1")?,
+                checkins: inbox_only,
                 declarations: del("DELETE FROM health_declarations WHERE at < ?1")?
                     + del("DELETE FROM travel_declarations WHERE at < ?1")?,
                 reports: del("DELETE FROM daily_reports WHERE at < ?1")?,
                 exposures: del("DELETE FROM exposures WHERE contact_end < ?1")?,
             })
-        })
+        })?;
+        report.checkins += self.ix_write(|tx| {
+            Ok(tx
+                .execute("DELETE FROM main.checkins WHERE at < ?1", [b])
+                .map_err(backend)? as u64)
+        })?;
+        Ok(report)
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
