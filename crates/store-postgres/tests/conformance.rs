@@ -66,6 +66,14 @@ impl Harness for Postgres {
             .await
             .unwrap();
     }
+
+    async fn flush_checkins(&self) {
+        // Check-ins go straight into their day partition: nothing waits to be merged.
+    }
+
+    async fn duplicate_into_inbox(&self, _below: i64) {
+        // No inbox on PostgreSQL: nothing a crash could leave in two places.
+    }
 }
 
 /// Named `postgres::…` in the test output, beside the SQLite run's `sqlite::…`.

@@ -41,6 +41,19 @@ impl Harness for Sqlite {
             .unwrap();
         assert_eq!(n, 1);
     }
+
+    async fn flush_checkins(&self) {
+        tokio::task::block_in_place(|| self.store.flush_checkins()).unwrap();
+    }
+
+    async fn duplicate_into_inbox(&self, below: i64) {
+        self.store
+            .raw_execute(&format!(
+                "INSERT INTO checkin_inbox (device, seq, holder, venue, at, out)
+                 SELECT device, seq, holder, venue, at, out FROM ix.checkins WHERE seq < {below}"
+            ))
+            .unwrap();
+    }
 }
 
 /// Named `sqlite::…` in the test output, beside the PostgreSQL run's `postgres::…`.
@@ -58,54 +71,4 @@ async fn a_mistyped_path_is_not_a_new_empty_database() {
     drop(SqliteStore::open(&path, OpenMode::Create).unwrap());
     // Reopening runs no migration twice and keeps the data.
     SqliteStore::open(&path, OpenMode::MustExist).unwrap();
-}
-
-/// Check-ins are acknowledged in the inbox and merged into the indexed file in the background;
-/// the suite above mostly sees the inbox, so this walks the merge itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkins_survive_the_merge_and_stay_unique() {
-    use healthcode_domain::{CheckIn, DeviceId, HolderId, VenueId};
-    use healthcode_store::Store;
-    use time::{Duration, macros::datetime};
-    let h = fresh().await;
-    let s = &h.store;
-    let t = datetime!(2026-11-20 08:00:00 UTC);
-    let scan = |i: i64| CheckIn {
-        holder: HolderId::from_bytes(&[(i % 5) as u8; 8]).unwrap(),
-        venue: VenueId(i % 3),
-        device: DeviceId(i % 3),
-        seq: i,
-        at: t + Duration::minutes(i),
-        out: None,
-    };
-    let first: Vec<CheckIn> = (0..500).map(scan).collect();
-    assert_eq!(s.insert_checkins(&first).await.unwrap(), 500);
-    tokio::task::block_in_place(|| s.flush_checkins()).unwrap();
-    // Re-sent after the merge: recognised against the indexed table.
-    let again: Vec<CheckIn> = (400..600).map(scan).collect();
-    assert_eq!(s.insert_checkins(&again).await.unwrap(), 100);
-    // Half merged, half in the inbox: a range read sees each scan once.
-    let all = s
-        .checkins_at_venue(VenueId(1), t, t + Duration::days(1))
-        .await
-        .unwrap();
-    assert_eq!(all.len(), (0..600).filter(|i| i % 3 == 1).count());
-    // Simulate a crash between the merge's copy and its delete: the same rows in both places.
-    tokio::task::block_in_place(|| s.flush_checkins()).unwrap();
-    s.raw_execute("INSERT INTO checkin_inbox (device, seq, holder, venue, at, out) SELECT device, seq, holder, venue, at, out FROM ix.checkins WHERE seq < 50").unwrap();
-    let all = s
-        .checkins_of_holder(&HolderId::from_bytes(&[0; 8]).unwrap(), t, t + Duration::days(1))
-        .await
-        .unwrap();
-    assert_eq!(all.len(), 120);
-    let report = s.purge(t + Duration::minutes(100)).await.unwrap();
-    assert_eq!(report.checkins, 100, "rows in both places are counted once");
-    tokio::task::block_in_place(|| s.flush_checkins()).unwrap();
-    assert_eq!(
-        s.checkins_at_venue(VenueId(0), t, t + Duration::days(1))
-            .await
-            .unwrap()
-            .len(),
-        (100..600).filter(|i| i % 3 == 0).count()
-    );
 }
