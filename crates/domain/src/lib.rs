@@ -3,6 +3,8 @@
 
 pub mod identity;
 pub mod model;
+pub mod registration;
 
 pub use identity::{IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3};
 pub use model::*;
+pub use registration::{FlightNumber, FullName, ResidentRegistration, VisitorInput, VisitorRegistration};

@@ -230,6 +230,10 @@ pub struct Appeal {
     pub decision: Option<(OfficerId, bool, String, OffsetDateTime)>,
 }
 
+/// How long check-ins, declarations, reports and exposures are kept unless configured otherwise:
+/// 28 days, two incubation periods.
+pub const DEFAULT_RETENTION: time::Duration = time::Duration::days(28);
+
 /// What a retention purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
