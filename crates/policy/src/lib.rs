@@ -314,33 +314,49 @@ fn covers(area: &Issuer, visited: &Issuer) -> bool {
     area == visited || (area.as_str().len() == 2 && visited.as_str().starts_with(area.as_str()))
 }
 
-/// A started rule before early ends are considered.
+/// A started rule before early ends are considered: in force from `since`, for the rule's hours
+/// counted from `counts_from` (the same instant, except for a stay in a risk area, which is in force
+/// from its first moment and counts from its last).
 struct Hold<'a> {
     rule: &'a Rule,
     fact: String,
     since: OffsetDateTime,
+    counts_from: OffsetDateTime,
 }
 
 /// The holder's colour at `now` under `policy`. Only facts at or before `now` count. Pure and
 /// deterministic: the same facts, areas, policy and time always give the same status.
-pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: OffsetDateTime) -> Status {
+pub fn evaluate<'a>(
+    policy: &'a Policy,
+    facts: &HolderFacts,
+    areas: &[RiskArea],
+    now: OffsetDateTime,
+) -> Status {
     let offset = policy.offset;
     let mut holds: Vec<Hold<'_>> = Vec::new();
     for rule in &policy.rules {
-        let mut start = |since: OffsetDateTime, fact: String| {
-            if since <= now {
-                holds.push(Hold { rule, fact, since });
-            }
-        };
+        let span =
+            |holds: &mut Vec<Hold<'a>>, since: OffsetDateTime, counts_from: OffsetDateTime, fact: String| {
+                if since <= now {
+                    holds.push(Hold {
+                        rule,
+                        fact,
+                        since,
+                        counts_from,
+                    });
+                }
+            };
+        let start =
+            |holds: &mut Vec<Hold<'a>>, since: OffsetDateTime, fact: String| span(holds, since, since, fact);
         match rule.trigger {
             Trigger::ConfirmedCase => {
                 for c in &facts.cases {
-                    start(c.confirmed_at, format!("confirmed case {}", c.id));
+                    start(&mut holds, c.confirmed_at, format!("confirmed case {}", c.id));
                 }
             }
             Trigger::PositiveTest => {
                 for t in facts.tests.iter().filter(|t| t.positive) {
-                    start(t.sampled_at, format!("positive test by {}", t.lab));
+                    start(&mut holds, t.sampled_at, format!("positive test by {}", t.lab));
                 }
             }
             Trigger::CloseExposure | Trigger::SamePlaceExposure => {
@@ -351,6 +367,7 @@ pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: O
                 };
                 for e in facts.exposures.iter().filter(|e| e.grade == grade) {
                     start(
+                        &mut holds,
                         e.ended_at(),
                         format!(
                             "{} min at venue {} with case {}",
@@ -378,7 +395,11 @@ pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: O
                     {
                         let area_until = a.until.unwrap_or(stay_until);
                         if a.from < stay_until && stay_from < area_until && t.at <= now {
-                            start(
+                            // In force from the first moment in the area, for the rule's hours
+                            // after the last.
+                            span(
+                                &mut holds,
+                                stay_from.max(a.from),
                                 stay_until.min(area_until),
                                 format!("stay in {} ({} to {})", t.region, t.from, t.until),
                             );
@@ -395,7 +416,7 @@ pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: O
                         } else {
                             "symptoms declared"
                         };
-                        start(d.at, what.to_owned());
+                        start(&mut holds, d.at, what.to_owned());
                     }
                 }
             }
@@ -419,7 +440,7 @@ pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: O
 
     let mut reasons: Vec<Reason> = Vec::new();
     for h in holds {
-        let until = h.since + Duration::hours(h.rule.hold_hours.into());
+        let until = h.counts_from + Duration::hours(h.rule.hold_hours.into());
         let mut end = until;
         let e = &h.rule.ends_early;
         if e.negative_tests > 0 {
@@ -460,7 +481,7 @@ pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: O
         .overrides
         .iter()
         .filter(|o| o.in_force(now))
-        .max_by_key(|o| (o.approval, o.id))
+        .max_by_key(|o| (o.approval.map(|(_, at)| at), o.id))
     {
         colour = o.colour;
         green_at = match o.colour {

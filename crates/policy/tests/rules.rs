@@ -347,3 +347,56 @@ fn facts_in_the_future_do_not_count_yet() {
     };
     assert_eq!(colour_at(&facts, T), Colour::Green);
 }
+
+#[test]
+fn a_holder_still_in_a_risk_area_is_red_and_a_longer_stay_is_never_lighter() {
+    let zj = Issuer::parse("CN-ZJ").unwrap();
+    let area = RiskArea {
+        region: zj.clone(),
+        level: RiskLevel::High,
+        from: T - Duration::days(30),
+        until: None,
+    };
+    // Now is 5 December, 10:00 Beijing time.
+    let now = datetime!(2026-12-05 02:00:00 UTC);
+    let stay = |until| HolderFacts {
+        travels: vec![TravelDeclaration {
+            at: now - Duration::hours(1),
+            region: zj.clone(),
+            from: date!(2026 - 12 - 01),
+            until,
+        }],
+        ..Default::default()
+    };
+    let short = evaluate(
+        &Policy::default_policy(),
+        &stay(date!(2026 - 12 - 04)),
+        std::slice::from_ref(&area),
+        now,
+    );
+    let longer = evaluate(
+        &Policy::default_policy(),
+        &stay(date!(2026 - 12 - 05)),
+        std::slice::from_ref(&area),
+        now,
+    );
+    assert_eq!(short.colour, Colour::Red);
+    assert_eq!(longer.colour, Colour::Red);
+    assert!(longer.green_at > short.green_at);
+}
+
+#[test]
+fn the_latest_approved_override_wins_whoever_approved_it() {
+    let mut red = override_to(Colour::Red, T + Duration::days(10));
+    red.approve(OfficerId(99), T).unwrap();
+    let mut green = Override {
+        id: OverrideId(2),
+        ..override_to(Colour::Green, T + Duration::days(10))
+    };
+    green.approve(OfficerId(2), T + Duration::days(1)).unwrap();
+    let f = HolderFacts {
+        overrides: vec![red, green],
+        ..Default::default()
+    };
+    assert_eq!(colour_at(&f, T + Duration::days(2)), Colour::Green);
+}

@@ -32,7 +32,8 @@ CREATE TABLE devices (
 -- sequence number makes a re-sent scan a no-op: the store keeps the inbox's (device, seq) keys in
 -- memory and checks the indexed table's primary key. Reads look at both.
 CREATE TABLE checkin_inbox (
-    id     INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never reused, so a merge's bounds name only rows it has seen.
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
     device INTEGER NOT NULL,
     seq    INTEGER NOT NULL,
     holder BLOB NOT NULL,

@@ -71,6 +71,8 @@ struct Inner {
     next_reader: AtomicUsize,
     /// `(device, seq)` of every row in the inbox; changed only under `writer`'s lock.
     inbox_keys: Mutex<HashSet<(i64, i64)>>,
+    /// Held for the whole of a merge.
+    merge_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -108,6 +110,8 @@ impl Inner {
     /// arriving meanwhile), then deleted from the inbox. A crash in between leaves rows in both,
     /// which reads and the next merge treat as one. Returns how many rows left the inbox.
     fn merge_chunk(&self, limit: i64) -> StoreResult<u64> {
+        // One merge at a time (the background thread, an explicit flush).
+        let _one = lock(&self.merge_lock)?;
         let upto = self.ix_write_blocking(|tx| {
             let upto: Option<i64> = tx
                 .query_row("SELECT max(id) FROM (SELECT id FROM hub.checkin_inbox ORDER BY id LIMIT ?1)", [limit], |r| r.get(0))
@@ -124,8 +128,12 @@ impl Inner {
             Ok(upto)
         })?;
         let Some(upto) = upto else { return Ok(0) };
+        // Only rows now in the indexed table leave the inbox: a row appended meanwhile can never
+        // be deleted unmerged, whatever its id.
         self.delete_from_inbox(
-            "DELETE FROM checkin_inbox WHERE id <= ?1 RETURNING device, seq",
+            "DELETE FROM checkin_inbox WHERE id <= ?1 AND EXISTS
+             (SELECT 1 FROM ix.checkins c WHERE c.device = checkin_inbox.device AND c.seq = checkin_inbox.seq)
+             RETURNING device, seq",
             upto,
             false,
         )
@@ -284,6 +292,11 @@ impl SqliteStore {
         }
         let mut ix_writer = Connection::open(&ix_path).map_err(err(&ix_path))?;
         configure(&ix_writer).map_err(err(&ix_path))?;
+        // A merge's copy must be on disk before the inbox rows it copied are deleted: the
+        // check-ins file syncs at every commit (merges are few and large).
+        ix_writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(err(&ix_path))?;
         migrate(&mut ix_writer, CHECKIN_MIGRATIONS).map_err(err(&ix_path))?;
         let mut writer = Connection::open(path).map_err(err(path))?;
         configure(&writer).map_err(err(path))?;
@@ -311,6 +324,7 @@ impl SqliteStore {
             .map_err(err(path))?;
         let inner = Arc::new(Inner {
             inbox_keys: Mutex::new(keys),
+            merge_lock: Mutex::new(()),
             path: path.to_owned(),
             writer: Mutex::new(writer),
             ix_writer: Mutex::new(ix_writer),

@@ -1,5 +1,10 @@
 //! The audit log: append-only entries, each hash-chained to the one before, and a verifier that
 //! walks the chain and names the first broken entry.
+//!
+//! What the chain proves: an entry changed or removed in place breaks it. What it does not: someone
+//! who can write the database can rewrite an entry and every hash after it, or drop the newest
+//! entries. Against that the head hash must be kept outside the database (published, or held by the
+//! auditor), which the server will do; the chain makes any rewrite show against an older head.
 
 use healthcode_domain::HolderId;
 use sha2::{Digest, Sha256};

@@ -202,7 +202,7 @@ impl KeyMaterial {
         for (n, line) in text
             .lines()
             .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         {
             let parts: Vec<&str> = line.split_whitespace().collect();
             let bad = || {
@@ -211,10 +211,25 @@ impl KeyMaterial {
                     n + 1
                 ))
             };
+            let twice = |what: &str| CryptoError::BadKey(format!("line {}: {what} is given twice", n + 1));
             match parts.as_slice() {
-                ["hmac", h] => hmac_key = Some(key(h)?),
-                ["data", id, h] => data_keys.push((id.parse().map_err(|_| bad())?, key(h)?)),
-                ["current", id] => current = Some(id.parse().map_err(|_| bad())?),
+                ["hmac", h] => {
+                    if hmac_key.replace(key(h)?).is_some() {
+                        return Err(twice("the hmac key"));
+                    }
+                }
+                ["data", id, h] => {
+                    let id: u32 = id.parse().map_err(|_| bad())?;
+                    if data_keys.iter().any(|(i, _)| *i == id) {
+                        return Err(twice(&format!("data key {id}")));
+                    }
+                    data_keys.push((id, key(h)?));
+                }
+                ["current", id] => {
+                    if current.replace(id.parse().map_err(|_| bad())?).is_some() {
+                        return Err(twice("current"));
+                    }
+                }
                 _ => return Err(bad()),
             }
         }
@@ -278,6 +293,13 @@ mod tests {
         assert_eq!(back.hmac_key, m.hmac_key);
         assert_eq!(back.data_keys, m.data_keys);
         assert!(KeyMaterial::from_text("hmac zz").is_err());
+        let doubled = format!("{}data 1 {}\n", &*m.to_text(), "00".repeat(32));
+        assert!(
+            KeyMaterial::from_text(&doubled)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(!format!("{m:?}").contains(&data_encoding::HEXLOWER.encode(&m.hmac_key)));
     }
 }

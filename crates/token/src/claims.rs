@@ -215,8 +215,10 @@ impl NameHint {
                 Self::MAX_BYTES
             )));
         }
-        if s.chars().any(char::is_control) {
-            return Err(claim_err("name hint contains a control character"));
+        if s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+            return Err(claim_err(
+                "name hint contains a control or invisible formatting character",
+            ));
         }
         if s.trim() != s {
             return Err(claim_err("name hint starts or ends with white space"));
@@ -262,6 +264,12 @@ impl fmt::Display for NameHint {
     }
 }
 
+/// Zero-width and bidirectional formatting characters, which could make a hint read differently
+/// on a guard's screen than its bytes say.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Days from 1970-01-01 to a date (negative before it).
 pub fn date_to_epoch_days(date: Date) -> i64 {
     i64::from(date.to_julian_day()) - i64::from(EPOCH_JULIAN_DAY)
@@ -304,6 +312,13 @@ impl CodeClaims {
     pub fn check(&self) -> Result<(), ClaimError> {
         if self.issued_at.nanosecond() != 0 || self.expires_at.nanosecond() != 0 {
             return Err(claim_err("times must be whole seconds"));
+        }
+        let in_range = |d: Date| (1970..=9000).contains(&d.year());
+        if !in_range(self.issued_at.date())
+            || !in_range(self.expires_at.date())
+            || !self.green_from.is_none_or(in_range)
+        {
+            return Err(claim_err("dates must lie between 1970 and 9000"));
         }
         let ttl = (self.expires_at - self.issued_at).whole_seconds();
         if ttl <= 0 {
@@ -352,6 +367,8 @@ mod tests {
         assert!(NameHint::parse("Sam Jones").is_err());
         assert!(NameHint::parse("S*** J.\n").is_err());
         assert!(NameHint::parse(&"*".repeat(17)).is_err());
+        assert!(NameHint::parse("S*** J.\u{202E}").is_err());
+        assert!(NameHint::parse("张\u{200B}*").is_err());
     }
 
     #[test]

@@ -376,9 +376,10 @@ impl Keystore {
         let path = self.dir.join(ROOT_KEY);
         let key = read_private_key(&path)?;
         if KeyId::of(&key.verifying_key()).to_hex() != self.manifest.root.kid {
+            let expected = KeyId::from_hex(&self.manifest.root.kid).unwrap_or(KeyId([0; 8]));
             return Err(KeystoreError::Mismatch {
                 source_name: path.display().to_string(),
-                expected: KeyId::of(&key.verifying_key()),
+                expected,
             });
         }
         Ok(Signer::new(self.manifest.issuer.clone(), key, Purpose::TrustList))

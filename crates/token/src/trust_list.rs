@@ -166,7 +166,7 @@ impl TrustList {
             let key = public_key_from_text(&jwk.x)
                 .ok_or_else(|| TrustListError::BadBody(format!("key {} has an invalid x", jwk.kid)))?;
             let kid = KeyId::of(&key);
-            if KeyId::from_hex(&jwk.kid) != Some(kid) {
+            if jwk.kid != kid.to_hex() {
                 return Err(TrustListError::BadBody(format!(
                     "kid {} does not match its key",
                     jwk.kid
@@ -188,6 +188,9 @@ impl TrustList {
             if keys.insert(kid, entry).is_some() {
                 return Err(TrustListError::BadBody(format!("key {kid} is listed twice")));
             }
+        }
+        if body.next_update < body.issued_at {
+            return Err(TrustListError::BadBody("next_update is before issued_at".into()));
         }
         Ok(TrustList {
             issued_at: ts(body.issued_at)?,

@@ -14,6 +14,15 @@ use crate::trust_list::TrustList;
 /// the verifier's clock, or expired up to this long ago, is still accepted.
 pub const DEFAULT_LEEWAY: Duration = Duration::seconds(60);
 
+/// `t + d`, saturating instead of overflowing near the ends of time.
+fn plus(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}
+
 /// A code that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCode {
@@ -114,7 +123,7 @@ impl Verifier {
                 not_after: key.not_after,
             });
         }
-        if now + self.leeway < key.not_before {
+        if plus(now, self.leeway) < key.not_before {
             return Err(VerifyError::KeyNotYetValid {
                 kid,
                 not_before: key.not_before,
@@ -136,15 +145,15 @@ impl Verifier {
                 });
             }
         }
-        if claims.issued_at + self.leeway < key.not_before || claims.issued_at >= key.not_after {
+        if plus(claims.issued_at, self.leeway) < key.not_before || claims.issued_at >= key.not_after {
             return Err(VerifyError::IssuedOutsideKeyValidity { kid });
         }
-        if claims.issued_at > now + self.leeway {
+        if claims.issued_at > plus(now, self.leeway) {
             return Err(VerifyError::NotYetValid {
                 issued_at: claims.issued_at,
             });
         }
-        if now >= claims.expires_at + self.leeway {
+        if now >= plus(claims.expires_at, self.leeway) {
             return Err(VerifyError::Expired {
                 expired_at: claims.expires_at,
             });
