@@ -161,11 +161,28 @@ fn a_photo_as_jpeg_verifies() {
 fn rotation_keeps_old_codes_valid_and_retirement_ends_them() {
     let s = setup();
     let old = ok(&["code", "issue", "--dir", &s.dir, "--colour", "green"]);
+    // By default the new key waits a day, so verifiers learn it first: the old key still signs.
     ok(&["keys", "rotate", "--dir", &s.dir]);
+    let list = ok(&["keys", "list", "--dir", &s.dir]);
+    assert_eq!(list.matches("signing").count(), 1, "{list}");
+    assert_eq!(list.matches("pending").count(), 1, "{list}");
+    let meanwhile = ok(&["code", "issue", "--dir", &s.dir, "--colour", "yellow"]);
+    ok(&[
+        "code",
+        "verify",
+        meanwhile.trim(),
+        "--trust-list",
+        &s.list,
+        "--root",
+        &s.root,
+    ]);
+    // Rotating at once: the new key signs now, and an old trust list does not know it.
+    ok(&["keys", "rotate", "--dir", &s.dir, "--activate-after-hours", "0"]);
     let new = ok(&["code", "issue", "--dir", &s.dir, "--colour", "red"]);
     let list = ok(&["keys", "list", "--dir", &s.dir]);
-    assert_eq!(list.matches("active").count(), 1, "{list}");
-    assert_eq!(list.matches("previous").count(), 1, "{list}");
+    assert_eq!(list.matches("signing").count(), 1, "{list}");
+    assert_eq!(list.matches("verifying").count(), 1, "{list}");
+    assert_eq!(list.matches("pending").count(), 1, "{list}");
     // The old trust list does not know the new key.
     let line = fails(
         &[
@@ -202,7 +219,7 @@ fn rotation_keeps_old_codes_valid_and_retirement_ends_them() {
     // Retire the old key: its codes stop verifying once verifiers have the new list.
     let old_kid = list
         .lines()
-        .find(|l| l.contains("previous"))
+        .find(|l| l.contains("verifying"))
         .unwrap()
         .split_whitespace()
         .next()

@@ -86,21 +86,9 @@ pub enum KeystoreError {
         /// The key expected.
         expected: KeyId,
     },
-    /// No key is active.
-    #[error("no active signing key: run `healthcode keys rotate`")]
+    /// No key can sign now.
+    #[error("no signing key is valid now: run `healthcode keys rotate --activate-after-hours 0`")]
     NoActiveKey,
-    /// The active key cannot sign now.
-    #[error(
-        "the active key {kid} is not valid now (valid {not_before} to {not_after}): run `healthcode keys rotate`"
-    )]
-    ActiveKeyOutOfValidity {
-        /// The key.
-        kid: KeyId,
-        /// Start.
-        not_before: OffsetDateTime,
-        /// End.
-        not_after: OffsetDateTime,
-    },
     /// No such key.
     #[error("no key {0} in this key directory")]
     UnknownKey(String),
@@ -116,10 +104,13 @@ pub enum KeystoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
-    /// Signs new codes.
+    /// The newest key: signs new codes from its `not_before` on (until then the key before it
+    /// still signs, so verifiers can learn it from a trust list first).
     Active,
-    /// Rotated out: verifies until its end date, signs nothing.
+    /// Rotated out: verifies until its end date; signs only until its successor's start.
     Previous,
+    /// Ended on purpose (a key that may be compromised): signs nothing.
+    Retired,
 }
 
 /// An issuer key as the manifest records it.
@@ -280,7 +271,7 @@ impl Keystore {
         self.dir.join(ROOT_PUB)
     }
 
-    fn add_key(&mut self, now: OffsetDateTime, validity: Duration) -> Result<KeyId, KeystoreError> {
+    fn add_key(&mut self, start: OffsetDateTime, validity: Duration) -> Result<KeyId, KeystoreError> {
         let key = generate_signing_key().map_err(|e| KeystoreError::Random(e.to_string()))?;
         let kid = KeyId::of(&key.verifying_key());
         write_private_key(&self.dir.join(format!("signing-{kid}.key.pem")), &key)?;
@@ -288,28 +279,30 @@ impl Keystore {
             kid: kid.to_hex(),
             public: public_key_to_text(&key.verifying_key()),
             state: KeyState::Active,
-            not_before: now,
-            not_after: now + validity,
+            not_before: start,
+            not_after: start + validity,
         });
         Ok(kid)
     }
 
-    /// Makes a new active key. The key it replaces stops signing and keeps verifying until its end
-    /// date, brought forward to `now + grace` if that is sooner.
+    /// Makes a new key that starts signing `activate_after` from now, so that verifiers can fetch
+    /// a trust list naming it first. The key it replaces signs until then, and verifies until its
+    /// end date, brought forward to the new key's start plus `grace` if that is sooner.
     pub fn rotate(
         &mut self,
         now: OffsetDateTime,
         validity: Duration,
         grace: Duration,
+        activate_after: Duration,
     ) -> Result<KeyId, KeystoreError> {
-        let now = whole_seconds(now);
+        let start = whole_seconds(now) + activate_after;
         for k in &mut self.manifest.keys {
             if k.state == KeyState::Active {
                 k.state = KeyState::Previous;
-                k.not_after = k.not_after.min(now + grace);
+                k.not_after = k.not_after.min(start + grace);
             }
         }
-        let kid = self.add_key(now, validity)?;
+        let kid = self.add_key(start, validity)?;
         self.save()?;
         Ok(kid)
     }
@@ -324,12 +317,23 @@ impl Keystore {
             .iter_mut()
             .find(|k| k.kid == kid.to_ascii_lowercase())
             .ok_or_else(|| KeystoreError::UnknownKey(kid.to_owned()))?;
-        rec.state = KeyState::Previous;
+        rec.state = KeyState::Retired;
         rec.not_after = rec.not_after.min(now).max(rec.not_before);
         self.save()
     }
 
-    /// The signer for holder codes: the active key, its private half taken from `secret` when given
+    /// The key that signs at `now`: of the keys not retired and valid at `now`, the one that
+    /// started last.
+    pub fn signing_key(&self, now: OffsetDateTime) -> Result<&KeyRecord, KeystoreError> {
+        self.manifest
+            .keys
+            .iter()
+            .filter(|k| k.state != KeyState::Retired && k.not_before <= now && now < k.not_after)
+            .max_by_key(|k| k.not_before)
+            .ok_or(KeystoreError::NoActiveKey)
+    }
+
+    /// The signer for holder codes: the [signing key](Self::signing_key), its private half taken from `secret` when given
     /// (a secret from the environment, with its name for errors) or else from its file in the
     /// directory.
     pub fn active_signer(
@@ -337,20 +341,8 @@ impl Keystore {
         now: OffsetDateTime,
         secret: Option<(String, SigningKey)>,
     ) -> Result<Signer, KeystoreError> {
-        let rec = self
-            .manifest
-            .keys
-            .iter()
-            .find(|k| k.state == KeyState::Active)
-            .ok_or(KeystoreError::NoActiveKey)?;
+        let rec = self.signing_key(now)?;
         let kid = KeyId::from_hex(&rec.kid).ok_or_else(|| KeystoreError::UnknownKey(rec.kid.clone()))?;
-        if now < rec.not_before || now >= rec.not_after {
-            return Err(KeystoreError::ActiveKeyOutOfValidity {
-                kid,
-                not_before: rec.not_before,
-                not_after: rec.not_after,
-            });
-        }
         let (key, source_name) = match secret {
             Some((name, key)) => (key, name),
             None => {

@@ -128,11 +128,21 @@ impl CodeCommand {
                     Some(s) => s,
                     None => HolderId::random().map_err(|e| anyhow!("cannot get random bytes: {e}"))?,
                 };
+                // A code never outlives the key that signs it (verifiers refuse retired keys).
+                let key_end = store.signing_key(t).map_err(anyhow::Error::from)?.not_after;
+                let mut expires_at = t + Duration::seconds(ttl.into());
+                if expires_at > key_end {
+                    eprintln!(
+                        "note: the signing key ends at {}: the code expires then",
+                        rfc3339(key_end)
+                    );
+                    expires_at = key_end;
+                }
                 let claims = CodeClaims {
                     issuer: store.issuer().clone(),
                     subject,
                     issued_at: t,
-                    expires_at: t + Duration::seconds(ttl.into()),
+                    expires_at,
                     colour,
                     name_hint,
                     green_from,

@@ -40,6 +40,10 @@ pub enum KeysCommand {
         /// Days the replaced key keeps verifying (at least as long as any code it signed lives).
         #[arg(long, default_value_t = DEFAULT_ROTATION_GRACE.whole_days() as u16, value_parser = clap::value_parser!(u16).range(7..=3650))]
         grace_days: u16,
+        /// Hours until the new key starts signing: long enough for verifiers to fetch a trust list
+        /// naming it (the old key signs until then). 0 starts it now.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(0..=24 * 30))]
+        activate_after_hours: u16,
     },
     /// List the signing keys and their validity.
     List {
@@ -87,16 +91,23 @@ impl KeysCommand {
                 dir,
                 validity_days,
                 grace_days,
+                activate_after_hours,
             } => {
                 let mut store = Keystore::open(&dir.dir).map_err(anyhow::Error::from)?;
+                let t = now();
                 let kid = store
                     .rotate(
-                        now(),
+                        t,
                         Duration::days(validity_days.into()),
                         Duration::days(grace_days.into()),
+                        Duration::hours(activate_after_hours.into()),
                     )
                     .map_err(anyhow::Error::from)?;
-                println!("new active signing key {kid}; export a new trust list so verifiers learn it");
+                let start = t + Duration::hours(activate_after_hours.into());
+                println!(
+                    "new signing key {kid} signs from {}; export a trust list now so verifiers learn it before then",
+                    rfc3339(start)
+                );
                 Ok(())
             }
             KeysCommand::List { dir } => {
@@ -107,11 +118,13 @@ impl KeysCommand {
                     "{:<16}  {:<8}  {:<20}  {:<20}",
                     "kid", "state", "not before", "not after"
                 );
+                let signer = store.signing_key(t).ok().map(|k| k.kid.clone());
                 for k in store.keys() {
                     let state = match k.state {
-                        _ if k.not_after <= t => "retired",
-                        KeyState::Active => "active",
-                        KeyState::Previous => "previous",
+                        _ if k.not_after <= t || k.state == KeyState::Retired => "retired",
+                        _ if signer.as_deref() == Some(k.kid.as_str()) => "signing",
+                        _ if k.not_before > t => "pending",
+                        _ => "verifying",
                     };
                     println!(
                         "{:<16}  {:<8}  {}  {}",
