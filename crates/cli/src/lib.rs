@@ -25,6 +25,10 @@ enum Command {
     /// Issue, render and verify holder codes.
     #[command(subcommand)]
     Code(command::code::CodeCommand),
+    /// Run the HTTP API (SQLite in the data directory by default).
+    Serve(command::serve::ServeArgs),
+    /// Print the documented sample configuration.
+    DefaultConfig,
 }
 
 /// What a command reports when it fails: one line for the user, and the exit code.
@@ -50,6 +54,8 @@ impl Cli {
             Command::Keys(c) => c.run(),
             Command::TrustList(c) => c.run(),
             Command::Code(c) => c.run(),
+            Command::Serve(c) => c.run(),
+            Command::DefaultConfig => command::serve::default_config(),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

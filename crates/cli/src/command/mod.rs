@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod keys;
+pub mod serve;
 pub mod trust_list;
 
 use std::path::Path;

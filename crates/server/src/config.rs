@@ -1,0 +1,206 @@
+//! Configuration, in layers, lowest first: defaults here, a TOML file, `HEALTHCODE__…` environment
+//! variables (`HEALTHCODE__LISTEN=0.0.0.0:8080`), command-line flags. Unknown keys are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use healthcode_token::Issuer;
+use serde::{Deserialize, Serialize};
+
+/// The documented sample configuration (`healthcode default-config` prints it).
+pub const SAMPLE: &str = r#"# healthcode configuration. Every key is optional; these are the defaults.
+# Environment variables override the file: HEALTHCODE__LISTEN, HEALTHCODE__DATA_DIR, ...
+
+# Where the HTTP API listens.
+listen = "127.0.0.1:8080"
+# Keys, the data-encryption key material and the SQLite database live here. Created on first
+# start; afterwards a missing directory is an error, never a new empty one.
+data_dir = "healthcode-data"
+# PostgreSQL instead of the embedded SQLite store, e.g. "postgres://healthcode@db/healthcode".
+# The password may also come from the environment: HEALTHCODE__DATABASE_URL.
+# database_url = ""
+# The issuing region (ISO 3166-2), used when the data directory is created.
+region = "CN-ZJ"
+# How long a served code is valid.
+code_ttl_seconds = 300
+# The colour policy; the built-in default when not set.
+# policy_file = "policy.toml"
+# Check-ins, declarations, reports and exposures are deleted after this many days.
+retention_days = 28
+# Requests larger than this are refused (413).
+max_body_bytes = 1048576
+# Requests taking longer than this are answered 503.
+request_timeout_seconds = 10
+"#;
+
+/// The server's configuration.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; SQLite in the data directory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Region of a new data directory.
+    pub region: String,
+    /// Validity of served codes.
+    pub code_ttl_seconds: u32,
+    /// Policy file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<PathBuf>,
+    /// Retention.
+    pub retention_days: u16,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+    /// Request time-out.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("healthcode-data"),
+            database_url: None,
+            region: "CN-ZJ".into(),
+            code_ttl_seconds: 300,
+            policy_file: None,
+            retention_days: 28,
+            max_body_bytes: 1 << 20,
+            request_timeout_seconds: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self
+                    .database_url
+                    .as_ref()
+                    .map(|u| healthcode_store_postgres::DatabaseUrl::new(u.clone()).to_string()),
+            )
+            .field("region", &self.region)
+            .field("code_ttl_seconds", &self.code_ttl_seconds)
+            .field("policy_file", &self.policy_file)
+            .field("retention_days", &self.retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration that cannot be used, with the reason in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Values given as command-line flags, the top layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers and checks the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!("{} does not exist", path.display())));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("HEALTHCODE__").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone do not.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        Issuer::parse(&self.region).map_err(|e| ConfigError(format!("region: {e}")))?;
+        if !(10..=7 * 86_400).contains(&self.code_ttl_seconds) {
+            return Err(ConfigError(
+                "code_ttl_seconds must be between 10 and 604800".into(),
+            ));
+        }
+        if self.retention_days == 0 {
+            return Err(ConfigError("retention_days must be at least 1".into()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.request_timeout_seconds == 0 {
+            return Err(ConfigError("request_timeout_seconds must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_is_the_default() {
+        let from_sample: Config = Figment::from(Toml::string(SAMPLE)).extract().unwrap();
+        let d = Config::default();
+        assert_eq!(from_sample.listen, d.listen);
+        assert_eq!(from_sample.data_dir, d.data_dir);
+        assert_eq!(from_sample.code_ttl_seconds, d.code_ttl_seconds);
+        assert_eq!(from_sample.retention_days, d.retention_days);
+        assert_eq!(from_sample.max_body_bytes, d.max_body_bytes);
+    }
+
+    #[test]
+    fn layers_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ncode_ttl_seconds = 120\n").unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), &o).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.code_ttl_seconds, 120);
+        std::fs::write(&file, "listne = \"127.0.0.1:9000\"\n").unwrap();
+        let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("listne"), "{e}");
+        std::fs::write(&file, "region = \"Zhejiang\"\n").unwrap();
+        assert!(
+            Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string()
+                .contains("region")
+        );
+        assert!(Config::load(Some(&dir.path().join("missing.toml")), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let c = Config {
+            database_url: Some("postgres://hc:pa55word@db/hc".into()),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("pa55word"));
+    }
+}
