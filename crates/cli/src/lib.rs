@@ -29,6 +29,18 @@ enum Command {
     Serve(command::serve::ServeArgs),
     /// Print the documented sample configuration.
     DefaultConfig,
+    /// Delete check-ins, declarations, reports and exposures older than the retention period now
+    /// (the server also does it every hour).
+    Purge(command::serve::ConfigArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first broken entry.
+    Verify(command::serve::ConfigArgs),
 }
 
 /// What a command reports when it fails: one line for the user, and the exit code.
@@ -56,6 +68,8 @@ impl Cli {
             Command::Code(c) => c.run(),
             Command::Serve(c) => c.run(),
             Command::DefaultConfig => command::serve::default_config(),
+            Command::Purge(c) => command::serve::purge(c),
+            Command::Audit(AuditCommand::Verify(c)) => command::serve::audit_verify(c),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

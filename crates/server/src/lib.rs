@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use healthcode_policy::Policy;
-use healthcode_store::Store;
+use healthcode_store::{AuditEntry, ChainBreak, PurgeReport, Store, StoreError, verify_audit};
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 use healthcode_token::keystore::{DEFAULT_TRUST_LIST_VALIDITY, Keystore};
@@ -187,6 +187,84 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no resource at {}", uri.path()))
 }
 
+/// Deletes what is older than the retention period, and records that it did in the audit log.
+pub async fn purge_once<S: Store>(store: &S, retention: Duration) -> Result<PurgeReport, StoreError> {
+    let t = now();
+    let report = store.purge(t - retention).await?;
+    store
+        .append_audit(&AuditEntry {
+            at: t,
+            actor: "system".into(),
+            role: "system".into(),
+            action: format!(
+                "purge: {} check-ins, {} declarations, {} reports, {} exposures",
+                report.checkins, report.declarations, report.reports, report.exposures
+            ),
+            subject: None,
+            purpose: format!("retention of {} days", retention.whole_days()),
+        })
+        .await?;
+    Ok(report)
+}
+
+/// Purges at start and every hour after, while the server runs.
+async fn retention_task<S: Store>(app: Arc<App<S>>, retention: Duration) {
+    loop {
+        match purge_once(&app.store, retention).await {
+            Ok(r) => tracing::info!(deleted = r.total(), "retention purge"),
+            Err(e) => tracing::error!(error = %e, "retention purge failed"),
+        }
+        tokio::time::sleep(StdDuration::from_secs(3600)).await;
+    }
+}
+
+/// Opens the configured store (the data directory must exist) and runs `purge_once` on it: the
+/// `healthcode purge` command.
+pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
+    let retention = Duration::days(config.retention_days.into());
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 2)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            purge_once(&store, retention)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+        None => {
+            let store = open_existing_sqlite(config)?;
+            purge_once(&store, retention)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+    }
+}
+
+/// Walks the configured store's audit chain: the `healthcode audit verify` command.
+pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>, StartError> {
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 2)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            verify_audit(&store)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+        None => {
+            let store = open_existing_sqlite(config)?;
+            verify_audit(&store)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+    }
+}
+
+fn open_existing_sqlite(config: &Config) -> Result<SqliteStore, StartError> {
+    SqliteStore::open(&config.data_dir.join("healthcode.db"), OpenMode::MustExist)
+        .map_err(|e| StartError::Other(e.to_string()))
+}
+
 /// A server bound to its address, ready to run.
 pub struct Bound {
     listener: tokio::net::TcpListener,
@@ -233,12 +311,15 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         }
         None => Policy::default_policy(),
     };
+    let retention = Duration::days(config.retention_days.into());
     let router = match &config.database_url {
         Some(url) => {
             let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 16)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?;
-            router(Arc::new(App::new(store, dir.keystore, policy)?), config)
+            let app = Arc::new(App::new(store, dir.keystore, policy)?);
+            tokio::spawn(retention_task(app.clone(), retention));
+            router(app, config)
         }
         None => {
             let mode = if dir.created {
@@ -248,7 +329,9 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
             };
             let store = SqliteStore::open(&dir.path.join("healthcode.db"), mode)
                 .map_err(|e| StartError::Other(e.to_string()))?;
-            router(Arc::new(App::new(store, dir.keystore, policy)?), config)
+            let app = Arc::new(App::new(store, dir.keystore, policy)?);
+            tokio::spawn(retention_task(app.clone(), retention));
+            router(app, config)
         }
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

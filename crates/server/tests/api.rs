@@ -176,3 +176,28 @@ fn the_committed_openapi_document_is_current() {
         "docs/openapi.json is stale: rerun with HEALTHCODE_UPDATE_OPENAPI=1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_are_recorded_in_a_chain_that_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let s = start(&dir).await;
+    s.stop().await;
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let report = healthcode_server::purge_now(&config).await.unwrap();
+    assert_eq!(report.total(), 0);
+    // The server's own purge at start and this one.
+    let n = healthcode_server::verify_audit_now(&config)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n >= 1, "{n}");
+    let missing = Config {
+        data_dir: tmp.path().join("not-there"),
+        ..Config::default()
+    };
+    assert!(healthcode_server::purge_now(&missing).await.is_err());
+}
