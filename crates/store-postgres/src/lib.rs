@@ -183,6 +183,14 @@ impl PgStore {
         tx.commit().await.map_err(db)
     }
 
+    /// The holder whose unique `column` (a fixed column name) equals `value`.
+    async fn holder_where(&self, column: &'static str, value: &[u8]) -> StoreResult<Option<SealedHolder>> {
+        let c = self.conn().await?;
+        let sql = format!("SELECT {HOLDER_COLS} FROM holders WHERE {column} = $1");
+        let row = c.query_opt(&sql, &[&value]).await.map_err(db)?;
+        row.as_ref().map(holder_row).transpose()
+    }
+
     /// Runs raw SQL, for tests that must reach behind the store's back.
     #[doc(hidden)]
     pub async fn raw_query(&self, sql: &str) -> StoreResult<Vec<Row>> {
@@ -374,39 +382,15 @@ impl Store for PgStore {
     }
 
     async fn holder(&self, id: &HolderId) -> StoreResult<Option<SealedHolder>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {HOLDER_COLS} FROM holders WHERE id = $1"),
-                &[&id.as_bytes()],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(holder_row).transpose()
+        self.holder_where("id", id.as_bytes()).await
     }
 
     async fn holder_by_phone(&self, phone_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {HOLDER_COLS} FROM holders WHERE phone_hash = $1"),
-                &[&&phone_hash[..]],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(holder_row).transpose()
+        self.holder_where("phone_hash", phone_hash).await
     }
 
     async fn holder_by_identity(&self, identity_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {HOLDER_COLS} FROM holders WHERE identity_hash = $1"),
-                &[&&identity_hash[..]],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(holder_row).transpose()
+        self.holder_where("identity_hash", identity_hash).await
     }
 
     async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {

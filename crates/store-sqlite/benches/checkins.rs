@@ -9,34 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use healthcode_domain::{CheckIn, DeviceId, HolderId, VenueId};
+use healthcode_domain::CheckIn;
 use healthcode_store::Store;
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
-use time::{Duration, macros::datetime};
-
-/// A small deterministic generator, so runs compare.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
 
 fn batch(start: i64, state: &mut u64) -> Vec<CheckIn> {
-    let t0 = datetime!(2026-11-29 06:00:00 UTC);
-    (start..start + 1000)
-        .map(|i| {
-            let venue = (next(state) % 20_000) as i64;
-            CheckIn {
-                holder: HolderId::from_bytes(&next(state).to_be_bytes()).unwrap(),
-                venue: VenueId(venue),
-                device: DeviceId(venue),
-                seq: i,
-                at: t0 + Duration::milliseconds(i * 40),
-                out: None,
-            }
-        })
-        .collect()
+    healthcode_store::conformance::synthetic_checkins(start, 1000, state)
 }
 
 fn bench(c: &mut Criterion) {

@@ -382,6 +382,15 @@ impl SqliteStore {
         })
     }
 
+    /// The holder whose unique `column` (a fixed column name) equals `value`.
+    fn holder_where(&self, column: &'static str, value: &[u8]) -> StoreResult<Option<SealedHolder>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {HOLDER_COLS} FROM holders WHERE {column} = ?1"))
+                .and_then(|mut s| s.query_row([value], holder_row).optional())
+                .map_err(backend)
+        })
+    }
+
     /// Runs raw SQL on the main file's writer, for tests that must reach behind the store's back.
     #[doc(hidden)]
     pub fn raw_execute(&self, sql: &str) -> StoreResult<usize> {
@@ -560,31 +569,15 @@ impl Store for SqliteStore {
     }
 
     async fn holder(&self, id: &HolderId) -> StoreResult<Option<SealedHolder>> {
-        self.read(|c| {
-            c.prepare_cached(&format!("SELECT {HOLDER_COLS} FROM holders WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([id.as_bytes()], holder_row).optional())
-                .map_err(backend)
-        })
+        self.holder_where("id", id.as_bytes())
     }
 
     async fn holder_by_phone(&self, phone_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {HOLDER_COLS} FROM holders WHERE phone_hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([&phone_hash[..]], holder_row).optional())
-            .map_err(backend)
-        })
+        self.holder_where("phone_hash", phone_hash)
     }
 
     async fn holder_by_identity(&self, identity_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {HOLDER_COLS} FROM holders WHERE identity_hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([&identity_hash[..]], holder_row).optional())
-            .map_err(backend)
-        })
+        self.holder_where("identity_hash", identity_hash)
     }
 
     async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {
