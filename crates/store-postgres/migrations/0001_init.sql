@@ -25,9 +25,10 @@ CREATE TABLE devices (
     key_hash bytea NOT NULL UNIQUE
 );
 
--- Partitioned by day (UTC) so that retention drops whole partitions. Each partition carries a
--- unique index on (device, seq), created with it: a re-sent scan keeps its original time, so it
--- meets its first copy in the same partition.
+-- Partitioned by hour (UTC) so that retention drops whole partitions. The current hour's partition
+-- has no index, so that scans are appended with COPY at the rate a morning peak needs; ten minutes
+-- after the hour the server removes duplicate (device, seq) rows and builds the unique and lookup
+-- indexes (see src/checkins.rs). Partitions are created by the server as scans arrive.
 CREATE TABLE checkins (
     device bigint NOT NULL,
     seq    bigint NOT NULL,
@@ -36,8 +37,12 @@ CREATE TABLE checkins (
     at     timestamptz NOT NULL,
     out    timestamptz
 ) PARTITION BY RANGE (at);
-CREATE INDEX checkins_venue_at ON checkins (venue, at);
-CREATE INDEX checkins_holder_at ON checkins (holder, at);
+
+CREATE TABLE checkin_partitions (
+    name      text PRIMARY KEY,
+    starts_at timestamptz NOT NULL UNIQUE,
+    closed    boolean NOT NULL
+);
 
 CREATE TABLE health_declarations (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,15 +1,15 @@
 //! The PostgreSQL backend: a deadpool connection pool, migrations at start-up, check-ins in a table
 //! partitioned by day (UTC) so that retention drops whole partitions.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use healthcode_domain::*;
 use healthcode_store::audit::{GENESIS, chain_hash};
 use healthcode_store::*;
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -69,11 +69,33 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
+mod checkins;
+
 /// The PostgreSQL store.
 pub struct PgStore {
+    inner: Arc<PgInner>,
+}
+
+/// What the store and its background partition closer share.
+pub struct PgInner {
     pool: Pool,
-    /// Days whose check-in partition is known to exist.
-    partitions: Mutex<BTreeSet<Date>>,
+    /// Hours whose check-in partition is known to exist, and whether it is closed.
+    partitions: Mutex<BTreeMap<OffsetDateTime, bool>>,
+}
+
+impl std::fmt::Debug for PgInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgInner")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = PgInner;
+    fn deref(&self) -> &PgInner {
+        &self.inner
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -144,9 +166,12 @@ impl PgStore {
             .build()
             .map_err(|e| ConnectError::Database(e.to_string()))?;
         let store = PgStore {
-            pool,
-            partitions: Mutex::new(BTreeSet::new()),
+            inner: Arc::new(PgInner {
+                pool,
+                partitions: Mutex::new(BTreeMap::new()),
+            }),
         };
+        tokio::spawn(checkins::closer(Arc::downgrade(&store.inner)));
         store
             .migrate()
             .await
@@ -197,49 +222,9 @@ impl PgStore {
         self.conn().await?.query(sql, &[]).await.map_err(db)
     }
 
-    fn partition_name(day: Date) -> String {
-        format!(
-            "checkins_p{:04}{:02}{:02}",
-            day.year(),
-            u8::from(day.month()),
-            day.day()
-        )
-    }
-
-    /// Makes sure the partitions for these days exist.
-    async fn ensure_partitions(&self, days: BTreeSet<Date>) -> StoreResult<()> {
-        let missing: Vec<Date> = {
-            let known = self
-                .partitions
-                .lock()
-                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
-            days.into_iter().filter(|d| !known.contains(d)).collect()
-        };
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
-            .await
-            .map_err(db)?;
-        for day in &missing {
-            let name = Self::partition_name(*day);
-            let next = day.next_day().unwrap_or(*day);
-            tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF checkins FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00');
-                 CREATE UNIQUE INDEX IF NOT EXISTS {name}_device_seq ON {name} (device, seq);"
-            ))
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        let mut known = self
-            .partitions
-            .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
-        known.extend(missing);
-        Ok(())
+    /// Closes every open check-in partition now (deduplicated and indexed), whatever its hour.
+    pub async fn flush_checkins(&self) -> StoreResult<u64> {
+        self.inner.close_due(OffsetDateTime::now_utc(), true).await
     }
 }
 
@@ -484,31 +469,7 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(0);
         }
-        self.ensure_partitions(
-            batch
-                .iter()
-                .map(|c| c.at.to_offset(time::UtcOffset::UTC).date())
-                .collect(),
-        )
-        .await?;
-        let devices: Vec<i64> = batch.iter().map(|c| c.device.0).collect();
-        let seqs: Vec<i64> = batch.iter().map(|c| c.seq).collect();
-        let holders: Vec<&[u8]> = batch.iter().map(|c| c.holder.as_bytes()).collect();
-        let venues: Vec<i64> = batch.iter().map(|c| c.venue.0).collect();
-        let ats: Vec<OffsetDateTime> = batch.iter().map(|c| c.at).collect();
-        let outs: Vec<Option<OffsetDateTime>> = batch.iter().map(|c| c.out).collect();
-        let c = self.conn().await?;
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO checkins (device, seq, holder, venue, at, out)
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(db)?;
-        c.execute(&stmt, &[&devices, &seqs, &holders, &venues, &ats, &outs])
-            .await
-            .map_err(db)
+        self.inner.insert_checkins(batch).await
     }
 
     async fn checkins_at_venue(
@@ -520,7 +481,8 @@ impl Store for PgStore {
         let c = self.conn().await?;
         let rows = c
             .query(
-                "SELECT device, seq, holder, venue, at, out FROM checkins WHERE venue = $1 AND at >= $2 AND at < $3 ORDER BY at, device, seq",
+                "SELECT * FROM (SELECT DISTINCT ON (device, seq) device, seq, holder, venue, at, out FROM checkins
+                  WHERE venue = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq",
                 &[&venue.0, &from, &to],
             )
             .await
@@ -537,7 +499,8 @@ impl Store for PgStore {
         let c = self.conn().await?;
         let rows = c
             .query(
-                "SELECT device, seq, holder, venue, at, out FROM checkins WHERE holder = $1 AND at >= $2 AND at < $3 ORDER BY at, device, seq",
+                "SELECT * FROM (SELECT DISTINCT ON (device, seq) device, seq, holder, venue, at, out FROM checkins
+                  WHERE holder = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq",
                 &[&holder.as_bytes(), &from, &to],
             )
             .await
@@ -890,43 +853,45 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         let mut report = PurgeReport::default();
-        // Whole days before the cutoff's day: drop their partitions.
+        // Whole hours before the cutoff: drop their partitions. An open partition may hold a scan
+        // twice, so scans are counted by (device, seq).
         let parts = tx
             .query(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE i.inhparent = 'checkins'::regclass ORDER BY c.relname",
-                &[],
+                "SELECT name, starts_at FROM checkin_partitions WHERE starts_at + interval '1 hour' <= $1",
+                &[&before],
             )
             .await
             .map_err(db)?;
-        let fmt = time::macros::format_description!("[year][month][day]");
         let mut dropped = Vec::new();
         for r in parts {
-            let name: String = r.get(0);
-            let Some(day) = name
-                .strip_prefix("checkins_p")
-                .and_then(|d| Date::parse(d, &fmt).ok())
-            else {
-                continue;
-            };
-            if day.with_time(Time::MIDNIGHT).assume_utc() + Duration::days(1) <= before {
-                let n: i64 = tx
-                    .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-                    .await
-                    .map_err(db)?
-                    .get(0);
-                tx.batch_execute(&format!("DROP TABLE {name}"))
-                    .await
-                    .map_err(db)?;
-                report.checkins += n as u64;
-                dropped.push(day);
-            }
-        }
-        // What remains before the cutoff, in the partition of the cutoff's own day.
-        report.checkins += tx
-            .execute("DELETE FROM checkins WHERE at < $1", &[&before])
+            let (name, start): (String, OffsetDateTime) = (r.get(0), r.get(1));
+            let n: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM (SELECT DISTINCT device, seq FROM {name}) d"),
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            tx.batch_execute(&format!(
+                "DROP TABLE {name}; DELETE FROM checkin_partitions WHERE name = '{name}';"
+            ))
             .await
             .map_err(db)?;
+            report.checkins += n as u64;
+            dropped.push(start);
+        }
+        // What remains before the cutoff, in the partition of the cutoff's own hour.
+        let n: i64 = tx
+            .query_one(
+                "WITH d AS (DELETE FROM checkins WHERE at < $1 RETURNING device, seq)
+                 SELECT count(*) FROM (SELECT DISTINCT device, seq FROM d) x",
+                &[&before],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        report.checkins += n as u64;
         report.declarations += tx
             .execute("DELETE FROM health_declarations WHERE at < $1", &[&before])
             .await
@@ -948,8 +913,8 @@ impl Store for PgStore {
             .partitions
             .lock()
             .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
-        for d in dropped {
-            known.remove(&d);
+        for h in dropped {
+            known.remove(&h);
         }
         Ok(report)
     }

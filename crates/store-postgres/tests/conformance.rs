@@ -68,7 +68,8 @@ impl Harness for Postgres {
     }
 
     async fn flush_checkins(&self) {
-        // Check-ins go straight into their day partition: nothing waits to be merged.
+        // Close the open hours now: duplicates out, indexes in.
+        self.store.flush_checkins().await.unwrap();
     }
 
     async fn duplicate_into_inbox(&self, _below: i64) {
@@ -79,4 +80,59 @@ impl Harness for Postgres {
 /// Named `postgres::…` in the test output, beside the SQLite run's `sqlite::…`.
 mod postgres {
     healthcode_store::conformance_tests!(super::fresh());
+}
+
+/// Scans of the current hour go unindexed into its partition; re-sent ones are stored twice until
+/// the hour closes, but read once, and counted as new only while the hour is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_hour_reads_each_scan_once_and_closes_clean() {
+    use healthcode_domain::{CheckIn, DeviceId, HolderId, VenueId};
+    use healthcode_store::Store;
+    use time::{Duration, OffsetDateTime};
+    let Some(h) = fresh().await else { return };
+    let s = &h.store;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let scans: Vec<CheckIn> = (0..300)
+        .map(|i| CheckIn {
+            holder: HolderId::from_bytes(&[(i % 4) as u8; 8]).unwrap(),
+            venue: VenueId(i % 2),
+            device: DeviceId(i % 2),
+            seq: i,
+            at: now - Duration::seconds(i),
+            out: None,
+        })
+        .collect();
+    assert_eq!(s.insert_checkins(&scans).await.unwrap(), 300);
+    // A scanner re-sends 100 of them before the hour closes.
+    s.insert_checkins(&scans[..100]).await.unwrap();
+    let window = (now - Duration::hours(2), now + Duration::hours(1));
+    assert_eq!(
+        s.checkins_at_venue(VenueId(1), window.0, window.1)
+            .await
+            .unwrap()
+            .len(),
+        150
+    );
+    assert_eq!(
+        s.checkins_of_holder(&HolderId::from_bytes(&[0; 8]).unwrap(), window.0, window.1)
+            .await
+            .unwrap()
+            .len(),
+        75
+    );
+    s.flush_checkins().await.unwrap();
+    let stored: i64 = s.raw_query("SELECT count(*) FROM checkins").await.unwrap()[0].get(0);
+    assert_eq!(stored, 300, "closing the hour removed the duplicates");
+    assert_eq!(
+        s.insert_checkins(&scans[..100]).await.unwrap(),
+        0,
+        "a closed hour counts exactly"
+    );
+    assert_eq!(
+        s.checkins_at_venue(VenueId(0), window.0, window.1)
+            .await
+            .unwrap()
+            .len(),
+        150
+    );
 }

@@ -14,7 +14,13 @@ use healthcode_store::Store;
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 
 fn batch(start: i64, state: &mut u64) -> Vec<CheckIn> {
-    healthcode_store::conformance::synthetic_checkins(start, 1000, state)
+    healthcode_store::conformance::synthetic_checkins(
+        start,
+        1000,
+        time::macros::datetime!(2026-11-29 06:00:00 UTC),
+        time::Duration::milliseconds(40),
+        state,
+    )
 }
 
 fn bench(c: &mut Criterion) {

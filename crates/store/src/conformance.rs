@@ -587,15 +587,20 @@ pub async fn checkins_survive_the_merge_and_stay_unique<H: Harness>(h: &H) {
 
 /// Check-ins as a busy city makes them, for the backends' benchmarks: `n` scans with sequence
 /// numbers from `start`, random 8-byte holders over 20,000 venues (each with its own scanner),
-/// 40 ms apart. `state` is the generator's state (xorshift), so runs repeat.
-pub fn synthetic_checkins(start: i64, n: i64, state: &mut u64) -> Vec<CheckIn> {
+/// scan `i` at `t0 + i × spacing`. `state` is the generator's state (xorshift), so runs repeat.
+pub fn synthetic_checkins(
+    start: i64,
+    n: i64,
+    t0: OffsetDateTime,
+    spacing: Duration,
+    state: &mut u64,
+) -> Vec<CheckIn> {
     let mut next = || {
         *state ^= *state << 13;
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
     };
-    let t0 = datetime!(2026-11-29 06:00:00 UTC);
     (start..start + n)
         .map(|i| {
             let venue = (next() % 20_000) as i64;
@@ -604,7 +609,7 @@ pub fn synthetic_checkins(start: i64, n: i64, state: &mut u64) -> Vec<CheckIn> {
                 venue: VenueId(venue),
                 device: DeviceId(venue),
                 seq: i,
-                at: t0 + Duration::milliseconds(i * 40),
+                at: t0 + spacing * (i as i32),
                 out: None,
             }
         })

@@ -291,8 +291,9 @@ pub trait Store: Send + Sync + 'static {
         key_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<Device>>> + Send;
 
-    /// Records check-ins in one transaction; a check-in whose `(device, seq)` is already stored is
-    /// skipped. Returns how many were new.
+    /// Records check-ins durably; a check-in whose `(device, seq)` is already stored is stored and
+    /// read once. Returns how many were new, except that PostgreSQL counts a scan re-sent within its
+    /// still-open hour again (its duplicates are removed when the hour closes).
     fn insert_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Check-ins at a venue with `from <= at < to`, by time.
     fn checkins_at_venue(

@@ -1,0 +1,280 @@
+//! Check-ins on PostgreSQL: one partition an hour (UTC). While its hour is current the partition
+//! has no index, and scans are `COPY`ed into it; ten minutes after the hour ends the closer removes
+//! duplicate `(device, seq)` rows and builds the unique and lookup indexes in one pass each. Scans
+//! for an hour already over (an offline scanner's queue) are inserted with `ON CONFLICT DO
+//! NOTHING`. Reads return each `(device, seq)` once, whatever the partition's state.
+
+use std::collections::{BTreeMap, HashSet};
+
+use healthcode_domain::CheckIn;
+use healthcode_store::{StoreError, StoreResult};
+use time::{Duration, OffsetDateTime, Time, UtcOffset};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use crate::{PgInner, db};
+
+/// An hour's partition is closed (deduplicated and indexed) this long after the hour ends.
+pub const CLOSE_AFTER: Duration = Duration::minutes(10);
+/// Scans for an hour that ended longer ago than this take the indexed path.
+const LATE_AFTER: Duration = Duration::minutes(5);
+
+/// The start of the UTC hour holding `t`.
+pub fn hour_of(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    t.replace_time(Time::from_hms(t.hour(), 0, 0).unwrap_or(Time::MIDNIGHT))
+}
+
+/// The partition's table name.
+pub fn partition_name(hour: OffsetDateTime) -> String {
+    format!(
+        "checkins_h{:04}{:02}{:02}{:02}",
+        hour.year(),
+        u8::from(hour.month()),
+        hour.day(),
+        hour.hour()
+    )
+}
+
+fn ts_literal(t: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:00:00+00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour()
+    )
+}
+
+/// The statements that make an open partition closed: duplicates out, indexes in.
+fn close_sql(name: &str) -> String {
+    format!(
+        "LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE;
+         DELETE FROM {name} a USING {name} b WHERE a.device = b.device AND a.seq = b.seq AND a.ctid > b.ctid;
+         CREATE UNIQUE INDEX IF NOT EXISTS {name}_device_seq ON {name} (device, seq);
+         CREATE INDEX IF NOT EXISTS {name}_venue_at ON {name} (venue, at);
+         CREATE INDEX IF NOT EXISTS {name}_holder_at ON {name} (holder, at);
+         UPDATE checkin_partitions SET closed = true WHERE name = '{name}';"
+    )
+}
+
+impl PgInner {
+    /// Makes sure the partitions for these hours exist; returns whether each is closed. A partition
+    /// for an hour already past its closing time is created closed.
+    pub(crate) async fn ensure_hours(
+        &self,
+        hours: impl IntoIterator<Item = OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> StoreResult<BTreeMap<OffsetDateTime, bool>> {
+        let mut out = BTreeMap::new();
+        let mut missing = Vec::new();
+        {
+            let known = self
+                .partitions
+                .lock()
+                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            for h in hours {
+                match known.get(&h) {
+                    Some(closed) => {
+                        out.insert(h, *closed);
+                    }
+                    None => missing.push(h),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut c = self.pool.get().await.map_err(crate::pool_err)?;
+        let tx = c.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
+            .await
+            .map_err(db)?;
+        for h in missing {
+            let name = partition_name(h);
+            let closed = match tx
+                .query_opt("SELECT closed FROM checkin_partitions WHERE name = $1", &[&name])
+                .await
+                .map_err(db)?
+            {
+                Some(r) => r.get::<_, bool>(0),
+                None => {
+                    tx.batch_execute(&format!(
+                        "CREATE TABLE {name} PARTITION OF checkins FOR VALUES FROM ('{}') TO ('{}')",
+                        ts_literal(h),
+                        ts_literal(h + Duration::hours(1))
+                    ))
+                    .await
+                    .map_err(db)?;
+                    tx.execute(
+                        "INSERT INTO checkin_partitions (name, starts_at, closed) VALUES ($1, $2, false)",
+                        &[&name, &h],
+                    )
+                    .await
+                    .map_err(db)?;
+                    let past = h + Duration::hours(1) + CLOSE_AFTER <= now;
+                    if past {
+                        tx.batch_execute(&close_sql(&name)).await.map_err(db)?;
+                    }
+                    past
+                }
+            };
+            out.insert(h, closed);
+        }
+        tx.commit().await.map_err(db)?;
+        let mut known = self
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+        known.extend(out.iter().map(|(h, c)| (*h, *c)));
+        Ok(out)
+    }
+
+    /// Stores a batch; see the module's documentation. Returns how many were new, except that a
+    /// scan re-sent within its open hour is counted again (it is stored and read once).
+    pub(crate) async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        let now = OffsetDateTime::now_utc();
+        let mut seen = HashSet::with_capacity(batch.len());
+        let rows: Vec<&CheckIn> = batch
+            .iter()
+            .filter(|c| seen.insert((c.device.0, c.seq)))
+            .collect();
+        let hours = self.ensure_hours(rows.iter().map(|c| hour_of(c.at)), now).await?;
+        let (fresh, late): (Vec<&CheckIn>, Vec<&CheckIn>) = rows.into_iter().partition(|c| {
+            let h = hour_of(c.at);
+            !hours.get(&h).copied().unwrap_or(true) && h + Duration::hours(1) + LATE_AFTER > now
+        });
+        let mut n = 0;
+        if !fresh.is_empty() {
+            match self.copy_rows(&fresh).await {
+                Ok(k) => n += k,
+                // Another node closed the hour meanwhile: its unique index refused a duplicate.
+                Err(_) => {
+                    self.forget_hours(fresh.iter().map(|c| hour_of(c.at)))?;
+                    n += self.insert_rows(&fresh).await?;
+                }
+            }
+        }
+        if !late.is_empty() {
+            n += self.insert_rows(&late).await?;
+        }
+        Ok(n)
+    }
+
+    fn forget_hours(&self, hours: impl Iterator<Item = OffsetDateTime>) -> StoreResult<()> {
+        let mut known = self
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+        for h in hours {
+            known.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// COPYs rows straight into their hour's partition (no routing through the parent).
+    async fn copy_rows(&self, rows: &[&CheckIn]) -> StoreResult<u64> {
+        let mut by_hour: BTreeMap<OffsetDateTime, Vec<&CheckIn>> = BTreeMap::new();
+        for r in rows {
+            by_hour.entry(hour_of(r.at)).or_default().push(r);
+        }
+        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let mut n = 0;
+        for (hour, rows) in by_hour {
+            let sink = c
+                .copy_in(&format!(
+                    "COPY {} (device, seq, holder, venue, at, out) FROM STDIN BINARY",
+                    partition_name(hour)
+                ))
+                .await
+                .map_err(db)?;
+            let types = [
+                Type::INT8,
+                Type::INT8,
+                Type::BYTEA,
+                Type::INT8,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+            ];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            futures_util::pin_mut!(writer);
+            for r in rows {
+                writer
+                    .as_mut()
+                    .write(&[
+                        &r.device.0,
+                        &r.seq,
+                        &r.holder.as_bytes(),
+                        &r.venue.0,
+                        &r.at,
+                        &r.out,
+                    ])
+                    .await
+                    .map_err(db)?;
+            }
+            n += writer.finish().await.map_err(db)?;
+        }
+        Ok(n)
+    }
+
+    async fn insert_rows(&self, rows: &[&CheckIn]) -> StoreResult<u64> {
+        let devices: Vec<i64> = rows.iter().map(|c| c.device.0).collect();
+        let seqs: Vec<i64> = rows.iter().map(|c| c.seq).collect();
+        let holders: Vec<&[u8]> = rows.iter().map(|c| c.holder.as_bytes()).collect();
+        let venues: Vec<i64> = rows.iter().map(|c| c.venue.0).collect();
+        let ats: Vec<OffsetDateTime> = rows.iter().map(|c| c.at).collect();
+        let outs: Vec<Option<OffsetDateTime>> = rows.iter().map(|c| c.out).collect();
+        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO checkins (device, seq, holder, venue, at, out)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        c.execute(&stmt, &[&devices, &seqs, &holders, &venues, &ats, &outs])
+            .await
+            .map_err(db)
+    }
+
+    /// Closes every open partition whose hour ended `CLOSE_AFTER` before `now` (all of them when
+    /// `force`). Returns how many it closed.
+    pub(crate) async fn close_due(&self, now: OffsetDateTime, force: bool) -> StoreResult<u64> {
+        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let rows = c
+            .query(
+                "SELECT name, starts_at FROM checkin_partitions WHERE NOT closed ORDER BY starts_at",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        drop(c);
+        let mut closed = 0;
+        for r in rows {
+            let (name, start): (String, OffsetDateTime) = (r.get(0), r.get(1));
+            if !force && start + Duration::hours(1) + CLOSE_AFTER > now {
+                continue;
+            }
+            let mut c = self.pool.get().await.map_err(crate::pool_err)?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.batch_execute(&close_sql(&name)).await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            self.partitions
+                .lock()
+                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                .insert(start, true);
+            closed += 1;
+        }
+        Ok(closed)
+    }
+}
+
+/// Closes due partitions every half minute while the store lives.
+pub(crate) async fn closer(inner: std::sync::Weak<PgInner>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let _ = inner.close_due(OffsetDateTime::now_utc(), false).await;
+    }
+}
