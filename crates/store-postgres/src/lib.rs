@@ -1,5 +1,6 @@
 //! The PostgreSQL backend: a deadpool connection pool, migrations at start-up, check-ins in a table
-//! partitioned by day (UTC) so that retention drops whole partitions.
+//! partitioned by hour (UTC), appended to unindexed while the hour is open and indexed when it
+//! closes (see `checkins`), so that retention drops whole partitions.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
