@@ -1,4 +1,4 @@
-//! Batched check-in inserts into PostgreSQL: batches of 1,000 in one statement each, realistic keys
+//! Batched check-in inserts into PostgreSQL: batches of 1,000, realistic keys
 //! (random holders over 20,000 venues): history in a closed hour, new scans in the open hour.
 //! Target ≥ 250,000 a second. Two figures: criterion's time per batch of the current hour, and a
 //! sustained run of 2,000,000 check-ins followed by closing the hour (deduplication and indexes). Needs HEALTHCODE_TEST_POSTGRES_URL; works in a schema of its own.
