@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let schema = format!("hc_bench_{}", std::process::id());
     let store = rt
-        .block_on(PgStore::connect(&DatabaseUrl::new(url), Some(&schema), 4))
+        .block_on(PgStore::connect(&DatabaseUrl::new(url), Some(&schema), 8))
         .unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let now = time::OffsetDateTime::now_utc();
@@ -69,13 +69,13 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
-    // Sustained: 2,000,000 more in the current hour, four batches in flight at a time as four
+    // Sustained: 2,000,000 more in the current hour, eight batches in flight at a time as eight
     // API requests would be (their commits share WAL flushes), then the hour closed.
     let started = std::time::Instant::now();
     rt.block_on(async {
-        for k in 0..500 {
-            let batches: Vec<Vec<CheckIn>> = (0..4)
-                .map(|j| batch(20_000_000 + (k * 4 + j) * 1000, this_hour, &mut state))
+        for k in 0..250 {
+            let batches: Vec<Vec<CheckIn>> = (0..8)
+                .map(|j| batch(20_000_000 + (k * 8 + j) * 1000, this_hour, &mut state))
                 .collect();
             let done = futures_util::future::join_all(batches.iter().map(|b| store.insert_checkins(b))).await;
             assert!(done.iter().all(Result::is_ok));
