@@ -275,6 +275,9 @@ pub(crate) async fn closer(inner: std::sync::Weak<PgInner>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         let Some(inner) = inner.upgrade() else { return };
-        let _ = inner.close_due(OffsetDateTime::now_utc(), false).await;
+        if let Err(e) = inner.close_due(OffsetDateTime::now_utc(), false).await {
+            // Retried on the next round; the open partition keeps taking scans meanwhile.
+            tracing::error!(error = %e, "closing a check-in hour failed");
+        }
     }
 }

@@ -11,6 +11,32 @@ const URL_ENV: &str = "HEALTHCODE_TEST_POSTGRES_URL";
 
 struct Postgres {
     store: PgStore,
+    url: String,
+    schema: String,
+}
+
+impl Drop for Postgres {
+    /// Drops the test's schema, so runs leave nothing behind.
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // A runtime of its own, on a thread of its own: this may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    let task = tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                    drop(client);
+                    let _ = task.await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// A store in a fresh schema, or `None` (with a note) when no database is configured. Under CI a
@@ -27,10 +53,10 @@ async fn fresh() -> Option<Postgres> {
         "hc_test_{}",
         r.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let store = PgStore::connect(&DatabaseUrl::new(url), Some(&schema), 8)
+    let store = PgStore::connect(&DatabaseUrl::new(url.clone()), Some(&schema), 8)
         .await
         .unwrap();
-    Some(Postgres { store })
+    Some(Postgres { store, url, schema })
 }
 
 impl Harness for Postgres {

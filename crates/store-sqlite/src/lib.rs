@@ -224,7 +224,14 @@ impl Inner {
 fn merger(inner: Weak<Inner>) {
     loop {
         let Some(inner) = inner.upgrade() else { return };
-        let moved = inner.merge_chunk(MERGE_CHUNK).unwrap_or(0);
+        let moved = match inner.merge_chunk(MERGE_CHUNK) {
+            Ok(n) => n,
+            Err(e) => {
+                // Retried on the next round; scans stay safe in the inbox meanwhile.
+                tracing::error!(error = %e, "moving check-ins from the inbox failed");
+                0
+            }
+        };
         drop(inner);
         if moved < MERGE_CHUNK as u64 / 4 {
             std::thread::sleep(std::time::Duration::from_millis(200));
