@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-pub use healthcode_token::{Colour, HolderId, Issuer};
+pub use healthcode_token::{ClaimError, Colour, HolderId, Issuer};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -268,6 +268,24 @@ pub enum RiskLevel {
     High,
 }
 
+impl RiskLevel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<RiskLevel> {
+        [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+}
+
 /// A region declared at risk for a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RiskArea {
@@ -289,6 +307,23 @@ pub enum ExposureGrade {
     SamePlace,
     /// Long enough in a close setting.
     Close,
+}
+
+impl ExposureGrade {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposureGrade::SamePlace => "same-place",
+            ExposureGrade::Close => "close",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<ExposureGrade> {
+        [ExposureGrade::SamePlace, ExposureGrade::Close]
+            .into_iter()
+            .find(|g| g.as_str() == s)
+    }
 }
 
 /// A holder's presence overlapping a case's at a venue, with its provenance.
@@ -389,4 +424,24 @@ pub struct HolderFacts {
     pub reports: Vec<DailyReport>,
     /// Manual changes.
     pub overrides: Vec<Override>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip_and_unknown_ones_are_refused() {
+        for l in [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High] {
+            assert_eq!(RiskLevel::parse(l.as_str()), Some(l));
+        }
+        for g in [ExposureGrade::SamePlace, ExposureGrade::Close] {
+            assert_eq!(ExposureGrade::parse(g.as_str()), Some(g));
+        }
+        for c in VenueCategory::ALL {
+            assert_eq!(VenueCategory::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(RiskLevel::parse("severe"), None);
+        assert_eq!(ExposureGrade::parse("far"), None);
+    }
 }

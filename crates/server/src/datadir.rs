@@ -40,9 +40,9 @@ pub struct DataDirError {
 }
 
 impl DataDir {
-    /// The SQLite database file.
-    pub fn database(&self) -> PathBuf {
-        self.path.join("healthcode.db")
+    /// The SQLite database file of the data directory at `dir`.
+    pub fn database_in(dir: &Path) -> PathBuf {
+        dir.join("healthcode.db")
     }
 
     /// Opens the directory, or creates it when it does not exist at all.

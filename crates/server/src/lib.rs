@@ -261,7 +261,7 @@ pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>
 }
 
 fn open_existing_sqlite(config: &Config) -> Result<SqliteStore, StartError> {
-    SqliteStore::open(&config.data_dir.join("healthcode.db"), OpenMode::MustExist)
+    SqliteStore::open(&DataDir::database_in(&config.data_dir), OpenMode::MustExist)
         .map_err(|e| StartError::Other(e.to_string()))
 }
 
@@ -327,7 +327,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
             } else {
                 OpenMode::MustExist
             };
-            let store = SqliteStore::open(&dir.path.join("healthcode.db"), mode)
+            let store = SqliteStore::open(&DataDir::database_in(&dir.path), mode)
                 .map_err(|e| StartError::Other(e.to_string()))?;
             let app = Arc::new(App::new(store, dir.keystore, policy)?);
             tokio::spawn(retention_task(app.clone(), retention));

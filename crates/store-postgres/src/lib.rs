@@ -242,12 +242,15 @@ fn issuer(s: &str) -> StoreResult<Issuer> {
 }
 
 fn colour_of(s: &str) -> StoreResult<Colour> {
-    match s {
-        "green" => Ok(Colour::Green),
-        "yellow" => Ok(Colour::Yellow),
-        "red" => Ok(Colour::Red),
-        other => Err(corrupt(format!("unknown colour {other}"))),
-    }
+    s.parse().map_err(|e: healthcode_domain::ClaimError| corrupt(e))
+}
+
+fn level_of(s: &str) -> StoreResult<RiskLevel> {
+    RiskLevel::parse(s).ok_or_else(|| corrupt(format!("unknown risk level {s}")))
+}
+
+fn grade_of(s: &str) -> StoreResult<ExposureGrade> {
+    ExposureGrade::parse(s).ok_or_else(|| corrupt(format!("unknown exposure grade {s}")))
 }
 
 const HOLDER_COLS: &str = "id, kind, identity_hash, phone_hash, name_hint, sealed, created_at";
@@ -344,14 +347,6 @@ fn appeal_row(r: &Row) -> StoreResult<Appeal> {
         filed_at: r.get(3),
         decision,
     })
-}
-
-fn level_str(l: RiskLevel) -> &'static str {
-    match l {
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-    }
 }
 
 impl Store for PgStore {
@@ -596,10 +591,7 @@ impl Store for PgStore {
             .map_err(db)?;
         let mut n = 0;
         for (h, e) in exposures {
-            let grade = match e.grade {
-                ExposureGrade::Close => "close",
-                ExposureGrade::SamePlace => "same-place",
-            };
+            let grade = e.grade.as_str();
             n += tx
                 .execute(
                     &stmt,
@@ -628,7 +620,7 @@ impl Store for PgStore {
             "INSERT INTO risk_areas (region, level, starts_at, ends_at) VALUES ($1, $2, $3, $4)",
             &[
                 &area.region.as_str(),
-                &level_str(area.level),
+                &area.level.as_str(),
                 &area.from,
                 &area.until,
             ],
@@ -652,12 +644,7 @@ impl Store for PgStore {
                 let level: &str = r.get(1);
                 Ok(RiskArea {
                     region: issuer(r.get(0))?,
-                    level: match level {
-                        "low" => RiskLevel::Low,
-                        "medium" => RiskLevel::Medium,
-                        "high" => RiskLevel::High,
-                        other => return Err(corrupt(format!("unknown risk level {other}"))),
-                    },
+                    level: level_of(level)?,
                     from: r.get(2),
                     until: r.get(3),
                 })
@@ -720,7 +707,7 @@ impl Store for PgStore {
                 case_interval: (r.get(2), r.get(3)),
                 contact_interval: (r.get(4), r.get(5)),
                 overlap_minutes: r.get(6),
-                grade: if grade == "close" { ExposureGrade::Close } else { ExposureGrade::SamePlace },
+                grade: grade_of(grade)?,
             });
         }
         for r in tx.query("SELECT at, region, date_from, date_until FROM travel_declarations WHERE holder = $1 ORDER BY id", &[&h]).await.map_err(db)? {

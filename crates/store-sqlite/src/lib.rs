@@ -455,12 +455,15 @@ fn issuer(s: String) -> rusqlite::Result<Issuer> {
 }
 
 fn colour_of(s: &str) -> rusqlite::Result<Colour> {
-    match s {
-        "green" => Ok(Colour::Green),
-        "yellow" => Ok(Colour::Yellow),
-        "red" => Ok(Colour::Red),
-        other => Err(conversion(format!("unknown colour {other}"))),
-    }
+    s.parse().map_err(|e: ClaimError| conversion(e.to_string()))
+}
+
+fn level_of(s: &str) -> rusqlite::Result<RiskLevel> {
+    RiskLevel::parse(s).ok_or_else(|| conversion(format!("unknown risk level {s}")))
+}
+
+fn grade_of(s: &str) -> rusqlite::Result<ExposureGrade> {
+    ExposureGrade::parse(s).ok_or_else(|| conversion(format!("unknown exposure grade {s}")))
 }
 
 const HOLDER_COLS: &str = "id, kind, identity_hash, phone_hash, name_hint, sealed, created_at";
@@ -790,10 +793,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let mut n = 0u64;
             for (h, e) in exposures {
-                let grade = match e.grade {
-                    ExposureGrade::Close => "close",
-                    ExposureGrade::SamePlace => "same-place",
-                };
+                                let grade = e.grade.as_str();
                 n += s
                     .execute(params![
                         h.as_bytes(),
@@ -813,11 +813,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_risk_area(&self, area: &RiskArea) -> StoreResult<()> {
-        let level = match area.level {
-            RiskLevel::Low => "low",
-            RiskLevel::Medium => "medium",
-            RiskLevel::High => "high",
-        };
+        let level = area.level.as_str();
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO risk_areas (region, level, starts_at, ends_at) VALUES (?1, ?2, ?3, ?4)",
@@ -837,12 +833,7 @@ impl Store for SqliteStore {
                 let level: String = r.get(1)?;
                 Ok(RiskArea {
                     region: issuer(r.get(0)?)?,
-                    level: match level.as_str() {
-                        "low" => RiskLevel::Low,
-                        "medium" => RiskLevel::Medium,
-                        "high" => RiskLevel::High,
-                        other => return Err(conversion(format!("unknown risk level {other}"))),
-                    },
+                    level: level_of(&level)?,
                     from: from_ts(r.get(2)?)?,
                     until: r.get::<_, Option<i64>>(3)?.map(from_ts).transpose()?,
                 })
@@ -877,7 +868,7 @@ impl Store for SqliteStore {
                             case_interval: (from_ts(r.get(2)?)?, from_ts(r.get(3)?)?),
                             contact_interval: (from_ts(r.get(4)?)?, from_ts(r.get(5)?)?),
                             overlap_minutes: r.get(6)?,
-                            grade: if grade == "close" { ExposureGrade::Close } else { ExposureGrade::SamePlace },
+                            grade: grade_of(&grade)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
