@@ -230,6 +230,132 @@ pub struct Appeal {
     pub decision: Option<(OfficerId, bool, String, OffsetDateTime)>,
 }
 
+/// How one-time codes are limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpLimits {
+    /// How long a code is valid (5 minutes).
+    pub validity: time::Duration,
+    /// Wrong guesses allowed before the code is void (5).
+    pub attempts: u8,
+    /// Least time between two codes to one phone (60 seconds).
+    pub min_interval: time::Duration,
+    /// Most codes to one phone in any window of `window` (5).
+    pub per_window: u32,
+    /// The window for `per_window` (1 hour).
+    pub window: time::Duration,
+}
+
+impl Default for OtpLimits {
+    fn default() -> OtpLimits {
+        OtpLimits {
+            validity: time::Duration::minutes(5),
+            attempts: 5,
+            min_interval: time::Duration::seconds(60),
+            per_window: 5,
+            window: time::Duration::hours(1),
+        }
+    }
+}
+
+/// What checking a one-time code found. Only [`OtpCheck::Accepted`] lets the caller go on; the
+/// code is used up by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpCheck {
+    /// Right code, now used up.
+    Accepted,
+    /// Wrong code; this many guesses remain.
+    Wrong {
+        /// Guesses left.
+        attempts_left: u8,
+    },
+    /// No guesses remain: a new code must be requested.
+    Exhausted,
+    /// The code has expired.
+    Expired,
+    /// No code was sent to this phone (or it was used already).
+    Missing,
+}
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A holder.
+    Holder(HolderId),
+    /// An officer.
+    Officer(OfficerId),
+}
+
+/// A login session; its token is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Whose.
+    pub principal: Principal,
+    /// When made.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What an officer account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Records cases and tests, proposes and approves overrides, reviews appeals.
+    Officer,
+    /// Manages venues, devices, risk areas and accounts; everything an officer does.
+    Admin,
+    /// Reads and verifies the audit log; nothing else.
+    Auditor,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "officer" => Some(Role::Officer),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// An officer account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Officer {
+    /// Id.
+    pub id: OfficerId,
+    /// Login name, unique.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// argon2id hash in PHC string form.
+    pub password_hash: String,
+    /// The password was issued by someone else and must be changed at the next login.
+    pub must_change_password: bool,
+    /// When created.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Officer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Officer")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How long check-ins, declarations, reports and exposures are kept unless configured otherwise:
 /// 28 days, two incubation periods.
 pub const DEFAULT_RETENTION: time::Duration = time::Duration::days(28);
@@ -290,6 +416,92 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<Device>>> + Send;
+
+    /// Lists the devices of a venue, or all devices.
+    fn devices(&self, venue: Option<VenueId>) -> impl Future<Output = StoreResult<Vec<Device>>> + Send;
+
+    /// Stores a new one-time code for a phone, replacing any earlier one (its guesses count anew),
+    /// unless `limits` refuse: then `Ok(Err(wait))` says how long until one may be sent, and
+    /// nothing changes.
+    fn issue_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+        limits: &OtpLimits,
+    ) -> impl Future<Output = StoreResult<Result<(), time::Duration>>> + Send;
+    /// Checks a guess at a phone's one-time code, in one transaction: a wrong guess uses up one
+    /// attempt, the right one uses up the code.
+    fn check_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<OtpCheck>> + Send;
+
+    /// Stores a session under the hash of its token.
+    fn insert_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &Session,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A session by the hash of its token, expired or not (the caller checks).
+    fn session(&self, token_hash: &[u8; 32]) -> impl Future<Output = StoreResult<Option<Session>>> + Send;
+    /// Ends a session; false if there was none.
+    fn revoke_session(&self, token_hash: &[u8; 32]) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Ends every session of a principal; returns how many.
+    fn revoke_sessions_of(&self, principal: &Principal) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Creates an officer account; [`StoreError::Conflict`] if the username is taken.
+    fn insert_officer(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        must_change_password: bool,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Officer>> + Send;
+    /// An officer by id.
+    fn officer(&self, id: OfficerId) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
+    /// An officer by username.
+    fn officer_by_username(&self, username: &str) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
+    /// All officers, by id.
+    fn officers(&self) -> impl Future<Output = StoreResult<Vec<Officer>>> + Send;
+    /// Replaces an officer's password hash.
+    fn set_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Confirmed cases confirmed at or after `since`, by confirmation time, with whose they are.
+    fn cases(
+        &self,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<(HolderId, ConfirmedCase)>>> + Send;
+    /// A manual change and whose colour it sets.
+    fn override_by_id(
+        &self,
+        id: OverrideId,
+    ) -> impl Future<Output = StoreResult<Option<(HolderId, Override)>>> + Send;
+    /// Manual changes, only those awaiting approval when `pending_only`, by id.
+    fn overrides(
+        &self,
+        pending_only: bool,
+    ) -> impl Future<Output = StoreResult<Vec<(HolderId, Override)>>> + Send;
+    /// Appeals, only those not yet decided when `open_only`, by id.
+    fn appeals(&self, open_only: bool) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
+    /// Records the decision on an appeal: [`StoreError::NotFound`] for no such appeal,
+    /// [`StoreError::Refused`] when it was decided already.
+    fn decide_appeal(
+        &self,
+        id: AppealId,
+        officer: OfficerId,
+        upheld: bool,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Appeal>> + Send;
 
     /// Records check-ins durably; a check-in whose `(device, seq)` is already stored is stored and
     /// read once. Returns how many were new, except that PostgreSQL counts a scan re-sent within its
