@@ -15,7 +15,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 /// The migrations, in order. Released ones are never edited.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    ("0002_accounts", include_str!("../migrations/0002_accounts.sql")),
+];
 
 /// Connecting or migrating failed.
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +333,84 @@ fn audit_row(r: &Row) -> StoreResult<AuditRecord> {
     })
 }
 
+fn device_row(r: &Row) -> StoreResult<Device> {
+    Ok(Device {
+        id: DeviceId(r.get(0)),
+        venue: VenueId(r.get(1)),
+        label: r.get(2),
+        key_hash: hash32(r.get(3))?,
+    })
+}
+
+fn case_row(r: &Row) -> StoreResult<(HolderId, ConfirmedCase)> {
+    Ok((
+        holder_id(r.get(1))?,
+        ConfirmedCase {
+            id: CaseId(r.get(0)),
+            onset: r.get(2),
+            confirmed_at: r.get(3),
+        },
+    ))
+}
+
+/// An override and whose colour it sets, from `OVERRIDE_COLS, holder`.
+fn holder_override_row(r: &Row) -> StoreResult<(HolderId, Override)> {
+    Ok((holder_id(r.get(8))?, override_row(r)?))
+}
+
+fn session_row(r: &Row) -> StoreResult<Session> {
+    let kind: &str = r.get(0);
+    let principal = match kind {
+        "holder" => Principal::Holder(holder_id(r.get(1))?),
+        "officer" => Principal::Officer(OfficerId(r.get(2))),
+        _ => return Err(corrupt(format!("unknown principal kind {kind}"))),
+    };
+    Ok(Session {
+        principal,
+        created_at: r.get(3),
+        expires_at: r.get(4),
+    })
+}
+
+const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at";
+
+fn officer_row(r: &Row) -> StoreResult<Officer> {
+    let id = OfficerId(r.get(0));
+    let role: &str = r.get(2);
+    Ok(Officer {
+        id,
+        username: r.get(1),
+        role: Role::parse(role).ok_or_else(|| corrupt(format!("unknown role {role} of officer {id}")))?,
+        password_hash: r.get(3),
+        must_change_password: r.get(4),
+        created_at: r.get(5),
+    })
+}
+
+/// Whether `limits` let a code go at `now` to a phone last sent one at `last_sent`, within a window
+/// opened at `window_start` that has seen `window_count` sends: the window after this send, or how
+/// long until one may be sent (the longer wait when both limits refuse).
+fn otp_send(
+    limits: &OtpLimits,
+    now: OffsetDateTime,
+    last_sent: OffsetDateTime,
+    window_start: OffsetDateTime,
+    window_count: i64,
+) -> Result<(OffsetDateTime, i64), time::Duration> {
+    let since = now - last_sent;
+    let interval_wait = (since < limits.min_interval).then(|| limits.min_interval - since);
+    let window_end = window_start + limits.window;
+    let open = now < window_end;
+    let window_wait = (open && window_count >= i64::from(limits.per_window)).then(|| window_end - now);
+    match interval_wait.max(window_wait) {
+        Some(wait) => Err(wait),
+        None if open => Ok((window_start, window_count + 1)),
+        None => Ok((now, 1)),
+    }
+}
+
+const APPEAL_COLS: &str = "id, holder, text, filed_at, decided_by, upheld, note, decided_at";
+
 fn appeal_row(r: &Row) -> StoreResult<Appeal> {
     let decided_by: Option<i64> = r.get(4);
     let decision = decided_by.map(|by| {
@@ -450,15 +531,352 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-        row.map(|r| {
-            Ok(Device {
-                id: DeviceId(r.get(0)),
-                venue: VenueId(r.get(1)),
-                label: r.get(2),
-                key_hash: hash32(r.get(3))?,
-            })
+        row.as_ref().map(device_row).transpose()
+    }
+
+    async fn devices(&self, venue: Option<VenueId>) -> StoreResult<Vec<Device>> {
+        let c = self.conn().await?;
+        let venue = venue.map(|v| v.0);
+        let rows = c
+            .query(
+                "SELECT id, venue, label, key_hash FROM devices WHERE $1::bigint IS NULL OR venue = $1 ORDER BY id",
+                &[&venue],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(device_row).collect()
+    }
+
+    async fn issue_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+        limits: &OtpLimits,
+    ) -> StoreResult<Result<(), time::Duration>> {
+        let (phone, code) = (&phone_hash[..], &code_hash[..]);
+        let expires_at = now + limits.validity;
+        let attempts = i16::from(limits.attempts);
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        loop {
+            // The row stays locked to the commit: concurrent sends to one phone take turns.
+            let row = tx
+                .query_opt(
+                    "SELECT last_sent_at, window_start, window_count FROM one_time_codes WHERE phone_hash = $1 FOR UPDATE",
+                    &[&phone],
+                )
+                .await
+                .map_err(db)?;
+            let Some(row) = row else {
+                // A first code. If a concurrent send inserted the row meanwhile, this waits for it
+                // and inserts nothing; the next round then reads (and locks) that row.
+                let n = tx
+                    .execute(
+                        "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
+                         VALUES ($1, $2, $3, $4, $5, $5, 1) ON CONFLICT (phone_hash) DO NOTHING",
+                        &[&phone, &code, &expires_at, &attempts, &now],
+                    )
+                    .await
+                    .map_err(db)?;
+                if n == 0 {
+                    continue;
+                }
+                break;
+            };
+            let (window_start, window_count) = match otp_send(limits, now, row.get(0), row.get(1), row.get(2))
+            {
+                Ok(window) => window,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            tx.execute(
+                "UPDATE one_time_codes SET code_hash = $2, expires_at = $3, attempts_left = $4, last_sent_at = $5,
+                   window_start = $6, window_count = $7 WHERE phone_hash = $1",
+                &[&phone, &code, &expires_at, &attempts, &now, &window_start, &window_count],
+            )
+            .await
+            .map_err(db)?;
+            break;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Ok(()))
+    }
+
+    async fn check_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> StoreResult<OtpCheck> {
+        let phone = &phone_hash[..];
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                "SELECT code_hash, expires_at, attempts_left FROM one_time_codes WHERE phone_hash = $1 FOR UPDATE",
+                &[&phone],
+            )
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(OtpCheck::Missing);
+        };
+        let stored: Option<&[u8]> = row.get(0);
+        let expires_at: OffsetDateTime = row.get(1);
+        let attempts_left: i16 = row.get(2);
+        let Some(stored) = stored else {
+            return Ok(OtpCheck::Missing);
+        };
+        if now >= expires_at {
+            return Ok(OtpCheck::Expired);
+        }
+        if attempts_left <= 0 {
+            return Ok(OtpCheck::Exhausted);
+        }
+        let outcome = if stored == code_hash {
+            // The code goes; the send counters stay.
+            tx.execute(
+                "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = $1",
+                &[&phone],
+            )
+            .await
+            .map_err(db)?;
+            OtpCheck::Accepted
+        } else {
+            let left = attempts_left - 1;
+            tx.execute(
+                "UPDATE one_time_codes SET attempts_left = $2 WHERE phone_hash = $1",
+                &[&phone, &left],
+            )
+            .await
+            .map_err(db)?;
+            OtpCheck::Wrong {
+                attempts_left: u8::try_from(left)
+                    .map_err(|_| corrupt(format!("{attempts_left} attempts left")))?,
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(outcome)
+    }
+
+    async fn insert_session(&self, token_hash: &[u8; 32], session: &Session) -> StoreResult<()> {
+        let (kind, holder, officer) = match &session.principal {
+            Principal::Holder(h) => ("holder", Some(h.as_bytes()), None),
+            Principal::Officer(o) => ("officer", None, Some(o.0)),
+        };
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO sessions (token_hash, kind, holder, officer, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&&token_hash[..], &kind, &holder, &officer, &session.created_at, &session.expires_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> StoreResult<Option<Session>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT kind, holder, officer, created_at, expires_at FROM sessions WHERE token_hash = $1",
+                &[&&token_hash[..]],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .await?
+            .execute("DELETE FROM sessions WHERE token_hash = $1", &[&&token_hash[..]])
+            .await
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+
+    async fn revoke_sessions_of(&self, principal: &Principal) -> StoreResult<u64> {
+        let c = self.conn().await?;
+        match principal {
+            Principal::Holder(h) => {
+                c.execute("DELETE FROM sessions WHERE holder = $1", &[&h.as_bytes()])
+                    .await
+            }
+            Principal::Officer(o) => {
+                c.execute("DELETE FROM sessions WHERE officer = $1", &[&o.0])
+                    .await
+            }
+        }
+        .map_err(db)
+    }
+
+    async fn insert_officer(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        must_change_password: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<Officer> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&username, &role.as_str(), &password_hash, &must_change_password, &at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Officer {
+            id: OfficerId(row.get(0)),
+            username: username.to_owned(),
+            role,
+            password_hash: password_hash.to_owned(),
+            must_change_password,
+            created_at: at,
         })
-        .transpose()
+    }
+
+    async fn officer(&self, id: OfficerId) -> StoreResult<Option<Officer>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(officer_row).transpose()
+    }
+
+    async fn officer_by_username(&self, username: &str) -> StoreResult<Option<Officer>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OFFICER_COLS} FROM officers WHERE username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(officer_row).transpose()
+    }
+
+    async fn officers(&self) -> StoreResult<Vec<Officer>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(&format!("SELECT {OFFICER_COLS} FROM officers ORDER BY id"), &[])
+            .await
+            .map_err(db)?;
+        rows.iter().map(officer_row).collect()
+    }
+
+    async fn set_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> StoreResult<()> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE officers SET password_hash = $1, must_change_password = $2 WHERE id = $3",
+                &[&password_hash, &must_change_password, &id.0],
+            )
+            .await
+            .map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("officer {id}")));
+        }
+        Ok(())
+    }
+
+    async fn cases(&self, since: OffsetDateTime) -> StoreResult<Vec<(HolderId, ConfirmedCase)>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, holder, onset, confirmed_at FROM cases WHERE confirmed_at >= $1 ORDER BY confirmed_at, id",
+                &[&since],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(case_row).collect()
+    }
+
+    async fn override_by_id(&self, id: OverrideId) -> StoreResult<Option<(HolderId, Override)>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides WHERE id = $1"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(holder_override_row).transpose()
+    }
+
+    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
+        let filter = if pending_only {
+            "WHERE approved_by IS NULL"
+        } else {
+            ""
+        };
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides {filter} ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(holder_override_row).collect()
+    }
+
+    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
+        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(appeal_row).collect()
+    }
+
+    async fn decide_appeal(
+        &self,
+        id: AppealId,
+        officer: OfficerId,
+        upheld: bool,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Appeal> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id = $1 FOR UPDATE"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("appeal {id}")))?;
+        let mut a = appeal_row(&row)?;
+        if a.decision.is_some() {
+            return Err(StoreError::Refused(format!("appeal {id} is decided already")));
+        }
+        tx.execute(
+            "UPDATE appeals SET decided_by = $1, upheld = $2, note = $3, decided_at = $4 WHERE id = $5",
+            &[&officer.0, &upheld, &note, &at, &id.0],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        a.decision = Some((officer, upheld, note.to_owned(), at));
+        Ok(a)
     }
 
     async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
@@ -826,7 +1244,7 @@ impl Store for PgStore {
         let c = self.conn().await?;
         let rows = c
             .query(
-                "SELECT id, holder, text, filed_at, decided_by, upheld, note, decided_at FROM appeals WHERE holder = $1 ORDER BY id",
+                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE holder = $1 ORDER BY id"),
                 &[&holder.as_bytes()],
             )
             .await
@@ -894,6 +1312,13 @@ impl Store for PgStore {
             .map_err(db)?;
         report.exposures = tx
             .execute("DELETE FROM exposures WHERE contact_end < $1", &[&before])
+            .await
+            .map_err(db)?;
+        // Not retention, but housekeeping: sessions and codes that were dead by the cutoff.
+        tx.execute("DELETE FROM sessions WHERE expires_at < $1", &[&before])
+            .await
+            .map_err(db)?;
+        tx.execute("DELETE FROM one_time_codes WHERE expires_at < $1", &[&before])
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;

@@ -162,3 +162,26 @@ async fn the_open_hour_reads_each_scan_once_and_closes_clean() {
         150
     );
 }
+
+/// A role this version does not know (written by a later one, or damaged) is unreadable data, not
+/// a database failure, and never some other role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_stored_role_is_corrupt() {
+    use healthcode_store::{Role, Store, StoreError};
+    let Some(h) = fresh().await else { return };
+    let s = &h.store;
+    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let o = s
+        .insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
+        .await
+        .unwrap();
+    s.raw_query("UPDATE officers SET role = 'superuser'")
+        .await
+        .unwrap();
+    assert!(matches!(s.officer(o.id).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        s.officer_by_username("li.na").await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(s.officers().await, Err(StoreError::Corrupt(_))));
+}

@@ -16,7 +16,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, param
 use time::{Date, OffsetDateTime};
 
 /// The migrations of the main file, in order. Released ones are never edited.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    ("0002_accounts", include_str!("../migrations/0002_accounts.sql")),
+];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(
     "0001_checkins",
@@ -405,6 +408,28 @@ impl SqliteStore {
     }
 }
 
+/// Whether `limits` let a code go at `now` to a phone last sent one at `last_sent`, within a window
+/// opened at `window_start` that has seen `window_count` sends: the window after this send, or how
+/// long until one may be sent (the longer wait when both limits refuse).
+fn otp_send(
+    limits: &OtpLimits,
+    now: OffsetDateTime,
+    last_sent: OffsetDateTime,
+    window_start: OffsetDateTime,
+    window_count: i64,
+) -> Result<(OffsetDateTime, i64), time::Duration> {
+    let since = now - last_sent;
+    let interval_wait = (since < limits.min_interval).then(|| limits.min_interval - since);
+    let window_end = window_start + limits.window;
+    let open = now < window_end;
+    let window_wait = (open && window_count >= i64::from(limits.per_window)).then(|| window_end - now);
+    match interval_wait.max(window_wait) {
+        Some(wait) => Err(wait),
+        None if open => Ok((window_start, window_count + 1)),
+        None => Ok((now, 1)),
+    }
+}
+
 fn key_params(k: (i64, i64)) -> [i64; 2] {
     [k.0, k.1]
 }
@@ -562,7 +587,77 @@ fn appeal_row(r: &Row<'_>) -> rusqlite::Result<Appeal> {
     })
 }
 
+fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: DeviceId(r.get(0)?),
+        venue: VenueId(r.get(1)?),
+        label: r.get(2)?,
+        key_hash: hash32(r.get(3)?)?,
+    })
+}
+
+fn case_row(r: &Row<'_>) -> rusqlite::Result<(HolderId, ConfirmedCase)> {
+    Ok((
+        holder_id(r.get(1)?)?,
+        ConfirmedCase {
+            id: CaseId(r.get(0)?),
+            onset: from_ts(r.get(2)?)?,
+            confirmed_at: from_ts(r.get(3)?)?,
+        },
+    ))
+}
+
+/// An override and whose colour it sets, from `OVERRIDE_COLS, holder`.
+fn holder_override_row(r: &Row<'_>) -> rusqlite::Result<(HolderId, Override)> {
+    Ok((holder_id(r.get(8)?)?, override_row(r)?))
+}
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    let kind: String = r.get(0)?;
+    let principal = match kind.as_str() {
+        "holder" => Principal::Holder(holder_id(r.get(1)?)?),
+        "officer" => Principal::Officer(OfficerId(r.get(2)?)),
+        _ => return Err(conversion(format!("unknown principal kind {kind}"))),
+    };
+    Ok(Session {
+        principal,
+        created_at: from_ts(r.get(3)?)?,
+        expires_at: from_ts(r.get(4)?)?,
+    })
+}
+
+/// An officer row with its role as stored: an unknown role is [`StoreError::Corrupt`] (see
+/// [`officer_of`]), not a database failure.
+type RawOfficer = (OfficerId, String, String, String, bool, OffsetDateTime);
+
+fn officer_row(r: &Row<'_>) -> rusqlite::Result<RawOfficer> {
+    Ok((
+        OfficerId(r.get(0)?),
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        from_ts(r.get(5)?)?,
+    ))
+}
+
+fn officer_of(
+    (id, username, role, password_hash, must_change_password, created_at): RawOfficer,
+) -> StoreResult<Officer> {
+    Ok(Officer {
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role} of officer {id}")))?,
+        id,
+        username,
+        password_hash,
+        must_change_password,
+        created_at,
+    })
+}
+
 const AUDIT_COLS: &str = "seq, at_ns, actor, role, action, subject, purpose, prev_hash, hash";
+const APPEAL_COLS: &str = "id, holder, text, filed_at, decided_by, upheld, note, decided_at";
+const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at";
 const OVERRIDE_COLS: &str =
     "id, colour, reason, proposed_by, proposed_at, approved_by, approved_at, expires_at";
 
@@ -660,18 +755,324 @@ impl Store for SqliteStore {
     async fn device_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<Device>> {
         self.read(|c| {
             c.prepare_cached("SELECT id, venue, label, key_hash FROM devices WHERE key_hash = ?1")
-                .and_then(|mut s| {
-                    s.query_row([&key_hash[..]], |r| {
-                        Ok(Device {
-                            id: DeviceId(r.get(0)?),
-                            venue: VenueId(r.get(1)?),
-                            label: r.get(2)?,
-                            key_hash: hash32(r.get(3)?)?,
-                        })
-                    })
-                    .optional()
-                })
+                .and_then(|mut s| s.query_row([&key_hash[..]], device_row).optional())
                 .map_err(backend)
+        })
+    }
+
+    async fn devices(&self, venue: Option<VenueId>) -> StoreResult<Vec<Device>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT id, venue, label, key_hash FROM devices WHERE ?1 IS NULL OR venue = ?1 ORDER BY id",
+                )
+                .map_err(backend)?;
+            s.query_map([venue.map(|v| v.0)], device_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn issue_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+        limits: &OtpLimits,
+    ) -> StoreResult<Result<(), time::Duration>> {
+        self.write(|tx| {
+            let before: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT last_sent_at, window_start, window_count FROM one_time_codes WHERE phone_hash = ?1",
+                    [&phone_hash[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let (window_start, window_count) = match before {
+                None => (now, 1),
+                Some((last_sent, window_start, window_count)) => {
+                    let last_sent = from_ts(last_sent).map_err(backend)?;
+                    let window_start = from_ts(window_start).map_err(backend)?;
+                    match otp_send(limits, now, last_sent, window_start, window_count) {
+                        Ok(window) => window,
+                        Err(wait) => return Ok(Err(wait)),
+                    }
+                }
+            };
+            tx.execute(
+                "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (phone_hash) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at,
+                   attempts_left = excluded.attempts_left, last_sent_at = excluded.last_sent_at,
+                   window_start = excluded.window_start, window_count = excluded.window_count",
+                params![
+                    &phone_hash[..],
+                    &code_hash[..],
+                    ts(now + limits.validity),
+                    limits.attempts,
+                    ts(now),
+                    ts(window_start),
+                    window_count
+                ],
+            )
+            .map_err(backend)?;
+            Ok(Ok(()))
+        })
+    }
+
+    async fn check_otp(
+        &self,
+        phone_hash: &[u8; 32],
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> StoreResult<OtpCheck> {
+        self.write(|tx| {
+            let row: Option<(Option<Vec<u8>>, i64, i64)> = tx
+                .query_row(
+                    "SELECT code_hash, expires_at, attempts_left FROM one_time_codes WHERE phone_hash = ?1",
+                    [&phone_hash[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((Some(stored), expires_at, attempts_left)) = row else {
+                return Ok(OtpCheck::Missing);
+            };
+            if now >= from_ts(expires_at).map_err(backend)? {
+                return Ok(OtpCheck::Expired);
+            }
+            if attempts_left <= 0 {
+                return Ok(OtpCheck::Exhausted);
+            }
+            if stored == code_hash[..] {
+                // The code goes; the send counters stay.
+                tx.execute(
+                    "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = ?1",
+                    [&phone_hash[..]],
+                )
+                .map_err(backend)?;
+                return Ok(OtpCheck::Accepted);
+            }
+            let left = attempts_left - 1;
+            tx.execute(
+                "UPDATE one_time_codes SET attempts_left = ?1 WHERE phone_hash = ?2",
+                params![left, &phone_hash[..]],
+            )
+            .map_err(backend)?;
+            Ok(OtpCheck::Wrong {
+                attempts_left: u8::try_from(left)
+                    .map_err(|_| StoreError::Corrupt(format!("{attempts_left} attempts left")))?,
+            })
+        })
+    }
+
+    async fn insert_session(&self, token_hash: &[u8; 32], session: &Session) -> StoreResult<()> {
+        let (kind, holder, officer) = match &session.principal {
+            Principal::Holder(h) => ("holder", Some(h.as_bytes()), None),
+            Principal::Officer(o) => ("officer", None, Some(o.0)),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (token_hash, kind, holder, officer, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&token_hash[..], kind, holder, officer, ts(session.created_at), ts(session.expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> StoreResult<Option<Session>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT kind, holder, officer, created_at, expires_at FROM sessions WHERE token_hash = ?1",
+            )
+            .and_then(|mut s| s.query_row([&token_hash[..]], session_row).optional())
+            .map_err(backend)
+        })
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx
+                .execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash[..]])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn revoke_sessions_of(&self, principal: &Principal) -> StoreResult<u64> {
+        self.write(|tx| {
+            match principal {
+                Principal::Holder(h) => tx.execute("DELETE FROM sessions WHERE holder = ?1", [h.as_bytes()]),
+                Principal::Officer(o) => tx.execute("DELETE FROM sessions WHERE officer = ?1", [o.0]),
+            }
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+    }
+
+    async fn insert_officer(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        must_change_password: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<Officer> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![username, role.as_str(), password_hash, must_change_password, ts(at)],
+            )
+            .map_err(backend)?;
+            Ok(Officer {
+                id: OfficerId(tx.last_insert_rowid()),
+                username: username.to_owned(),
+                role,
+                password_hash: password_hash.to_owned(),
+                must_change_password,
+                created_at: at,
+            })
+        })
+    }
+
+    async fn officer(&self, id: OfficerId) -> StoreResult<Option<Officer>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {OFFICER_COLS} FROM officers WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id.0], officer_row).optional())
+                .map_err(backend)?
+                .map(officer_of)
+                .transpose()
+        })
+    }
+
+    async fn officer_by_username(&self, username: &str) -> StoreResult<Option<Officer>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OFFICER_COLS} FROM officers WHERE username = ?1"
+            ))
+            .and_then(|mut s| s.query_row([username], officer_row).optional())
+            .map_err(backend)?
+            .map(officer_of)
+            .transpose()
+        })
+    }
+
+    async fn officers(&self) -> StoreResult<Vec<Officer>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!("SELECT {OFFICER_COLS} FROM officers ORDER BY id"))
+                .map_err(backend)?;
+            let raw: Vec<RawOfficer> = s
+                .query_map([], officer_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)?;
+            raw.into_iter().map(officer_of).collect()
+        })
+    }
+
+    async fn set_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE officers SET password_hash = ?1, must_change_password = ?2 WHERE id = ?3",
+                    params![password_hash, must_change_password, id.0],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("officer {id}")));
+            }
+            Ok(())
+        })
+    }
+
+    async fn cases(&self, since: OffsetDateTime) -> StoreResult<Vec<(HolderId, ConfirmedCase)>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT id, holder, onset, confirmed_at FROM cases WHERE confirmed_at >= ?1 ORDER BY confirmed_at, id",
+                )
+                .map_err(backend)?;
+            s.query_map([ts(since)], case_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn override_by_id(&self, id: OverrideId) -> StoreResult<Option<(HolderId, Override)>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OVERRIDE_COLS}, holder FROM overrides WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id.0], holder_override_row).optional())
+            .map_err(backend)
+        })
+    }
+
+    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
+        let filter = if pending_only {
+            "WHERE approved_by IS NULL"
+        } else {
+            ""
+        };
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {OVERRIDE_COLS}, holder FROM overrides {filter} ORDER BY id"
+                ))
+                .map_err(backend)?;
+            s.query_map([], holder_override_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
+        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id"))
+                .map_err(backend)?;
+            s.query_map([], appeal_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
+        })
+    }
+
+    async fn decide_appeal(
+        &self,
+        id: AppealId,
+        officer: OfficerId,
+        upheld: bool,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Appeal> {
+        self.write(|tx| {
+            let mut a = tx
+                .query_row(
+                    &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id = ?1"),
+                    [id.0],
+                    appeal_row,
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("appeal {id}")))?;
+            if a.decision.is_some() {
+                return Err(StoreError::Refused(format!("appeal {id} is decided already")));
+            }
+            tx.execute(
+                "UPDATE appeals SET decided_by = ?1, upheld = ?2, note = ?3, decided_at = ?4 WHERE id = ?5",
+                params![officer.0, upheld, note, ts(at), id.0],
+            )
+            .map_err(backend)?;
+            a.decision = Some((officer, upheld, note.to_owned(), at));
+            Ok(a)
         })
     }
 
@@ -972,9 +1373,13 @@ impl Store for SqliteStore {
     async fn appeals_of(&self, holder: &HolderId) -> StoreResult<Vec<Appeal>> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached("SELECT id, holder, text, filed_at, decided_by, upheld, note, decided_at FROM appeals WHERE holder = ?1 ORDER BY id")
+                .prepare_cached(&format!(
+                    "SELECT {APPEAL_COLS} FROM appeals WHERE holder = ?1 ORDER BY id"
+                ))
                 .map_err(backend)?;
-            s.query_map([holder.as_bytes()], appeal_row).and_then(Iterator::collect).map_err(backend)
+            s.query_map([holder.as_bytes()], appeal_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)
         })
     }
 
@@ -990,13 +1395,17 @@ impl Store for SqliteStore {
         })?;
         let mut report = self.write(|tx| {
             let del = |sql: &str| tx.execute(sql, [b]).map(|n| n as u64).map_err(backend);
-            Ok(PurgeReport {
+            let report = PurgeReport {
                 checkins: inbox_only,
                 declarations: del("DELETE FROM health_declarations WHERE at < ?1")?
                     + del("DELETE FROM travel_declarations WHERE at < ?1")?,
                 reports: del("DELETE FROM daily_reports WHERE at < ?1")?,
                 exposures: del("DELETE FROM exposures WHERE contact_end < ?1")?,
-            })
+            };
+            // Not retention, but housekeeping: sessions and codes that were dead by the cutoff.
+            del("DELETE FROM sessions WHERE expires_at < ?1")?;
+            del("DELETE FROM one_time_codes WHERE expires_at < ?1")?;
+            Ok(report)
         })?;
         report.checkins += self.ix_write(|tx| {
             Ok(tx

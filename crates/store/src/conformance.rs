@@ -48,6 +48,11 @@ macro_rules! conformance_tests {
             purge_deletes_what_is_older_than_retention,
                         audit_chain_verifies_and_names_a_tampered_entry,
             checkins_survive_the_merge_and_stay_unique,
+            one_time_codes_limit_guesses_and_sends,
+            sessions_are_found_and_revoked,
+            officers_are_unique_and_keep_roles,
+            listings_and_appeal_decisions,
+            purge_keeps_officers_and_live_sessions,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -583,6 +588,464 @@ pub async fn checkins_survive_the_merge_and_stay_unique<H: Harness>(h: &H) {
         .await
         .unwrap();
     assert_eq!(left.len(), (100..600).filter(|i| i % 3 == 0).count());
+}
+
+pub async fn one_time_codes_limit_guesses_and_sends<H: Harness>(h: &H) {
+    let s = h.store();
+    // 5 minutes valid, 5 guesses, 60 s between sends, 5 sends an hour.
+    let limits = OtpLimits::default();
+    let sec = Duration::seconds;
+    let phone = [1u8; 32];
+    let (code1, code2, wrong) = ([11u8; 32], [12u8; 32], [99u8; 32]);
+    assert_eq!(s.check_otp(&phone, &code1, T).await.unwrap(), OtpCheck::Missing);
+    assert_eq!(s.issue_otp(&phone, &code1, T, &limits).await.unwrap(), Ok(()));
+    // Too soon: the rest of the minute, and the code in force stays.
+    assert_eq!(
+        s.issue_otp(&phone, &code2, T + sec(20), &limits).await.unwrap(),
+        Err(sec(40))
+    );
+    // Another phone is not held back.
+    assert_eq!(
+        s.issue_otp(&[2; 32], &code2, T + sec(20), &limits).await.unwrap(),
+        Ok(())
+    );
+    // Wrong guesses count down to nothing; then even the right code is refused.
+    for left in (0..5u8).rev() {
+        assert_eq!(
+            s.check_otp(&phone, &wrong, T + sec(30)).await.unwrap(),
+            OtpCheck::Wrong { attempts_left: left }
+        );
+    }
+    assert_eq!(
+        s.check_otp(&phone, &wrong, T + sec(31)).await.unwrap(),
+        OtpCheck::Exhausted
+    );
+    assert_eq!(
+        s.check_otp(&phone, &code1, T + sec(32)).await.unwrap(),
+        OtpCheck::Exhausted
+    );
+    // A new code after the interval replaces the old one and its guesses count anew.
+    assert_eq!(
+        s.issue_otp(&phone, &code2, T + sec(60), &limits).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.check_otp(&phone, &code1, T + sec(61)).await.unwrap(),
+        OtpCheck::Wrong { attempts_left: 4 },
+        "the replaced code still works"
+    );
+    // The right code is accepted once, then is gone; the send limits still hold after it.
+    assert_eq!(
+        s.check_otp(&phone, &code2, T + sec(62)).await.unwrap(),
+        OtpCheck::Accepted
+    );
+    assert_eq!(
+        s.check_otp(&phone, &code2, T + sec(63)).await.unwrap(),
+        OtpCheck::Missing
+    );
+    assert_eq!(
+        s.issue_otp(&phone, &code1, T + sec(90), &limits).await.unwrap(),
+        Err(sec(30))
+    );
+    // Five sends in the hour (at 0, 60, 120, 180, 240 s): the sixth waits for the window's end,
+    // however long ago the last send was.
+    for i in 2..5 {
+        let code = [20 + i as u8; 32];
+        assert_eq!(
+            s.issue_otp(&phone, &code, T + sec(60 * i), &limits)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+    }
+    assert_eq!(
+        s.issue_otp(&phone, &code1, T + sec(300), &limits).await.unwrap(),
+        Err(sec(3300))
+    );
+    assert_eq!(
+        s.issue_otp(&phone, &code1, T + sec(3599), &limits).await.unwrap(),
+        Err(sec(1))
+    );
+    // When both limits refuse, the wait is the longer one.
+    assert_eq!(
+        s.issue_otp(&phone, &code1, T + sec(250), &limits).await.unwrap(),
+        Err(sec(3350))
+    );
+    // The last code sent (at 240 s) lasts five minutes to the second.
+    let last = [24u8; 32];
+    assert_eq!(
+        s.check_otp(&phone, &wrong, T + sec(539)).await.unwrap(),
+        OtpCheck::Wrong { attempts_left: 4 }
+    );
+    assert_eq!(
+        s.check_otp(&phone, &last, T + sec(540)).await.unwrap(),
+        OtpCheck::Expired
+    );
+    // A new window: five more sends, then refused again, so the count started over.
+    for i in 0..5 {
+        let code = [30 + i as u8; 32];
+        let at = T + sec(3600 + 60 * i);
+        assert_eq!(
+            s.issue_otp(&phone, &code, at, &limits).await.unwrap(),
+            Ok(()),
+            "send {i}"
+        );
+    }
+    assert_eq!(
+        s.issue_otp(&phone, &code1, T + sec(3900), &limits).await.unwrap(),
+        Err(sec(3300))
+    );
+    assert_eq!(
+        s.check_otp(&phone, &[34; 32], T + sec(3901)).await.unwrap(),
+        OtpCheck::Accepted
+    );
+
+    // Concurrent sends to one phone: one passes.
+    let other = [3u8; 32];
+    let codes: Vec<[u8; 32]> = (0..8u8).map(|i| [40 + i; 32]).collect();
+    let sent = futures_util::future::join_all(codes.iter().map(|c| s.issue_otp(&other, c, T, &limits))).await;
+    assert_eq!(
+        sent.iter().filter(|r| matches!(r, Ok(Ok(())))).count(),
+        1,
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().all(|r| matches!(r, Ok(Ok(())) | Ok(Err(_)))),
+        "{sent:?}"
+    );
+    // And again once a code is stored: still one.
+    let sent =
+        futures_util::future::join_all(codes.iter().map(|c| s.issue_otp(&other, c, T + sec(60), &limits)))
+            .await;
+    assert_eq!(
+        sent.iter().filter(|r| matches!(r, Ok(Ok(())))).count(),
+        1,
+        "{sent:?}"
+    );
+    // Concurrent guesses: exactly five count, each seeing a different number left.
+    let winner = codes
+        .iter()
+        .zip(&sent)
+        .find(|(_, r)| matches!(r, Ok(Ok(()))))
+        .map(|(c, _)| *c)
+        .unwrap();
+    let guesses =
+        futures_util::future::join_all((0..10).map(|_| s.check_otp(&other, &wrong, T + sec(61)))).await;
+    let mut left: Vec<u8> = guesses
+        .iter()
+        .filter_map(|g| match g {
+            Ok(OtpCheck::Wrong { attempts_left }) => Some(*attempts_left),
+            _ => None,
+        })
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, vec![0, 1, 2, 3, 4], "{guesses:?}");
+    assert_eq!(
+        guesses
+            .iter()
+            .filter(|g| matches!(g, Ok(OtpCheck::Exhausted)))
+            .count(),
+        5
+    );
+    assert_eq!(
+        s.check_otp(&other, &winner, T + sec(62)).await.unwrap(),
+        OtpCheck::Exhausted
+    );
+}
+
+pub async fn sessions_are_found_and_revoked<H: Harness>(h: &H) {
+    let s = h.store();
+    let session = |principal: Principal, created_at: OffsetDateTime| Session {
+        principal,
+        created_at,
+        expires_at: created_at + Duration::hours(12),
+    };
+    let phone = session(Principal::Holder(hid(1)), T);
+    let tablet = session(Principal::Holder(hid(1)), T + Duration::minutes(5));
+    // Long expired: still returned, the caller decides.
+    let officer = session(Principal::Officer(OfficerId(7)), T - Duration::days(3));
+    let colleague = session(Principal::Officer(OfficerId(8)), T);
+    let other_holder = session(Principal::Holder(hid(2)), T);
+    for (token, sess) in [
+        ([1u8; 32], &phone),
+        ([2; 32], &tablet),
+        ([3; 32], &officer),
+        ([4; 32], &colleague),
+        ([5; 32], &other_holder),
+    ] {
+        s.insert_session(&token, sess).await.unwrap();
+    }
+    assert_eq!(s.session(&[1; 32]).await.unwrap().as_ref(), Some(&phone));
+    assert_eq!(s.session(&[2; 32]).await.unwrap().as_ref(), Some(&tablet));
+    assert_eq!(s.session(&[3; 32]).await.unwrap().as_ref(), Some(&officer));
+    assert!(s.session(&[9; 32]).await.unwrap().is_none());
+    assert!(matches!(
+        s.insert_session(&[1; 32], &colleague).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.session(&[1; 32]).await.unwrap().as_ref(), Some(&phone));
+    // One session ends.
+    assert!(s.revoke_session(&[1; 32]).await.unwrap());
+    assert!(!s.revoke_session(&[1; 32]).await.unwrap());
+    assert!(s.session(&[1; 32]).await.unwrap().is_none());
+    assert_eq!(s.session(&[2; 32]).await.unwrap().as_ref(), Some(&tablet));
+    // All of a principal's sessions end, and only theirs.
+    assert_eq!(s.revoke_sessions_of(&Principal::Holder(hid(1))).await.unwrap(), 1);
+    assert!(s.session(&[2; 32]).await.unwrap().is_none());
+    assert_eq!(s.session(&[5; 32]).await.unwrap().as_ref(), Some(&other_holder));
+    assert_eq!(
+        s.revoke_sessions_of(&Principal::Officer(OfficerId(7)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.revoke_sessions_of(&Principal::Officer(OfficerId(7)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(s.session(&[3; 32]).await.unwrap().is_none());
+    assert_eq!(s.session(&[4; 32]).await.unwrap().as_ref(), Some(&colleague));
+}
+
+pub async fn officers_are_unique_and_keep_roles<H: Harness>(h: &H) {
+    let s = h.store();
+    let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    let admin = s
+        .insert_officer("admin", Role::Admin, phc, true, T)
+        .await
+        .unwrap();
+    let li = s
+        .insert_officer(
+            "li.na",
+            Role::Officer,
+            "$argon2id$li",
+            false,
+            T + Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    let audit = s
+        .insert_officer("auditor", Role::Auditor, "$argon2id$au", false, T)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            admin.role,
+            admin.username.as_str(),
+            admin.password_hash.as_str(),
+            admin.must_change_password
+        ),
+        (Role::Admin, "admin", phc, true)
+    );
+    assert!(admin.id != li.id && li.id != audit.id && admin.id != audit.id);
+    assert_eq!(s.officer(admin.id).await.unwrap().as_ref(), Some(&admin));
+    assert_eq!(s.officer(audit.id).await.unwrap().unwrap().role, Role::Auditor);
+    assert_eq!(s.officer_by_username("li.na").await.unwrap().as_ref(), Some(&li));
+    assert!(s.officer_by_username("li.n").await.unwrap().is_none());
+    assert!(s.officer(OfficerId(999_999)).await.unwrap().is_none());
+    assert_eq!(
+        s.officers().await.unwrap(),
+        vec![admin.clone(), li.clone(), audit.clone()]
+    );
+    // A username is taken once, whatever the role.
+    assert!(matches!(
+        s.insert_officer("li.na", Role::Auditor, "$argon2id$x", false, T)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.officers().await.unwrap().len(), 3);
+    // A new password replaces the old, and whether it must change; nothing else moves.
+    s.set_officer_password(admin.id, "$argon2id$new", false)
+        .await
+        .unwrap();
+    let back = s.officer(admin.id).await.unwrap().unwrap();
+    assert_eq!(back.password_hash, "$argon2id$new");
+    assert!(!back.must_change_password);
+    assert_eq!(
+        (back.id, back.username.as_str(), back.role, back.created_at),
+        (admin.id, "admin", Role::Admin, T)
+    );
+    assert_eq!(s.officer(li.id).await.unwrap().as_ref(), Some(&li));
+    s.set_officer_password(li.id, "$argon2id$reset", true)
+        .await
+        .unwrap();
+    assert!(s.officer(li.id).await.unwrap().unwrap().must_change_password);
+    assert!(matches!(
+        s.set_officer_password(OfficerId(999_999), "$argon2id$x", false)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
+    let s = h.store();
+    // Devices, all or by venue, by id.
+    let mall = venue(s, "Mall", VenueCategory::Mall).await;
+    let clinic = venue(s, "Clinic", VenueCategory::Clinic).await;
+    let d1 = s.insert_device(mall.id, "north", &[1; 32]).await.unwrap();
+    let d2 = s.insert_device(clinic.id, "door", &[2; 32]).await.unwrap();
+    let d3 = s.insert_device(mall.id, "south", &[3; 32]).await.unwrap();
+    assert_eq!(
+        s.devices(None).await.unwrap(),
+        vec![d1.clone(), d2.clone(), d3.clone()]
+    );
+    assert_eq!(s.devices(Some(mall.id)).await.unwrap(), vec![d1, d3]);
+    assert_eq!(s.devices(Some(clinic.id)).await.unwrap(), vec![d2]);
+    assert!(s.devices(Some(VenueId(999_999))).await.unwrap().is_empty());
+
+    // Cases since a time, by confirmation time, then id.
+    let late = s.add_case(&hid(1), T, T + Duration::hours(2)).await.unwrap();
+    let first = s.add_case(&hid(2), T - Duration::days(1), T).await.unwrap();
+    s.add_case(&hid(3), T - Duration::days(3), T - Duration::days(1))
+        .await
+        .unwrap();
+    let second = s.add_case(&hid(4), T - Duration::days(1), T).await.unwrap();
+    assert_eq!(
+        s.cases(T).await.unwrap(),
+        vec![(hid(2), first), (hid(4), second), (hid(1), late.clone())]
+    );
+    assert_eq!(
+        s.cases(T + Duration::hours(2)).await.unwrap(),
+        vec![(hid(1), late)]
+    );
+    assert!(s.cases(T + Duration::hours(3)).await.unwrap().is_empty());
+    assert_eq!(s.cases(T - Duration::days(5)).await.unwrap().len(), 4);
+
+    // Overrides by id, all or pending.
+    let propose = |holder: HolderId, reason: &str| NewOverride {
+        holder,
+        colour: Colour::Green,
+        reason: reason.into(),
+        proposed_by: OfficerId(10),
+        proposed_at: T,
+        expires_at: T + Duration::days(7),
+    };
+    let o1 = s.propose_override(&propose(hid(1), "lab mix-up")).await.unwrap();
+    let o2 = s.propose_override(&propose(hid(2), "wrong venue")).await.unwrap();
+    let o1 = s.approve_override(o1.id, OfficerId(11), T).await.unwrap();
+    assert_eq!(s.override_by_id(o2.id).await.unwrap(), Some((hid(2), o2.clone())));
+    assert_eq!(s.override_by_id(o1.id).await.unwrap(), Some((hid(1), o1.clone())));
+    assert!(s.override_by_id(OverrideId(999_999)).await.unwrap().is_none());
+    assert_eq!(
+        s.overrides(false).await.unwrap(),
+        vec![(hid(1), o1), (hid(2), o2.clone())]
+    );
+    assert_eq!(s.overrides(true).await.unwrap(), vec![(hid(2), o2)]);
+
+    // Appeals, all or open; a decision is made once.
+    let a1 = s.add_appeal(&hid(1), "not me", T).await.unwrap();
+    let a2 = s.add_appeal(&hid(2), "left before", T).await.unwrap();
+    let a3 = s
+        .add_appeal(&hid(1), "again", T + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.appeals(true).await.unwrap(),
+        vec![a1.clone(), a2.clone(), a3.clone()]
+    );
+    let at = T + Duration::hours(2);
+    let decided = s
+        .decide_appeal(a2.id, OfficerId(10), true, "scanner log agrees", at)
+        .await
+        .unwrap();
+    assert_eq!(
+        decided,
+        Appeal {
+            decision: Some((OfficerId(10), true, "scanner log agrees".into(), at)),
+            ..a2.clone()
+        }
+    );
+    assert_eq!(s.appeals(true).await.unwrap(), vec![a1.clone(), a3.clone()]);
+    assert_eq!(
+        s.appeals(false).await.unwrap(),
+        vec![a1.clone(), decided.clone(), a3.clone()]
+    );
+    assert!(matches!(
+        s.decide_appeal(a2.id, OfficerId(11), false, "no", at + Duration::hours(1))
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(s.appeals_of(&hid(2)).await.unwrap(), vec![decided]);
+    assert!(matches!(
+        s.decide_appeal(AppealId(999_999), OfficerId(11), false, "no", at)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Officers deciding at once: one decision stands, the others are refused.
+    let notes: Vec<String> = (0..8).map(|i| format!("decision {i}")).collect();
+    let tries = futures_util::future::join_all(
+        notes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| s.decide_appeal(a1.id, OfficerId(20 + i as i64), i % 2 == 0, n, at)),
+    )
+    .await;
+    let mut won: Vec<Appeal> = tries.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+    assert_eq!(won.len(), 1, "{tries:?}");
+    assert!(
+        tries
+            .iter()
+            .all(|t| t.is_ok() || matches!(t, Err(StoreError::Refused(_)))),
+        "{tries:?}"
+    );
+    let won = won.remove(0);
+    assert_eq!(s.appeals(false).await.unwrap()[0], won);
+    assert_eq!(s.appeals(true).await.unwrap(), vec![a3]);
+}
+
+pub async fn purge_keeps_officers_and_live_sessions<H: Harness>(h: &H) {
+    let s = h.store();
+    let old = T - Duration::days(40);
+    let cutoff = T - Duration::days(28);
+    let officer = s
+        .insert_officer("admin", Role::Admin, "$argon2id$a", false, old)
+        .await
+        .unwrap();
+    let session = |expires_at| Session {
+        principal: Principal::Officer(officer.id),
+        created_at: old,
+        expires_at,
+    };
+    let live = session(T + Duration::days(1));
+    let lately = session(cutoff + Duration::days(1));
+    s.insert_session(&[1; 32], &session(old + Duration::hours(12)))
+        .await
+        .unwrap();
+    s.insert_session(&[2; 32], &live).await.unwrap();
+    s.insert_session(&[3; 32], &lately).await.unwrap();
+    let limits = OtpLimits::default();
+    s.issue_otp(&[1; 32], &[11; 32], old, &limits)
+        .await
+        .unwrap()
+        .unwrap();
+    s.issue_otp(&[2; 32], &[12; 32], T, &limits)
+        .await
+        .unwrap()
+        .unwrap();
+    // None of it is counted as retention.
+    assert_eq!(s.purge(cutoff).await.unwrap(), PurgeReport::default());
+    assert_eq!(s.officers().await.unwrap(), vec![officer]);
+    assert_eq!(s.session(&[2; 32]).await.unwrap(), Some(live));
+    assert_eq!(s.session(&[3; 32]).await.unwrap(), Some(lately));
+    assert!(
+        s.session(&[1; 32]).await.unwrap().is_none(),
+        "a long-dead session is kept"
+    );
+    // The long-dead code is gone; the fresh one still works.
+    assert_eq!(
+        s.check_otp(&[1; 32], &[11; 32], old + Duration::minutes(1))
+            .await
+            .unwrap(),
+        OtpCheck::Missing
+    );
+    assert_eq!(
+        s.check_otp(&[2; 32], &[12; 32], T + Duration::minutes(1))
+            .await
+            .unwrap(),
+        OtpCheck::Accepted
+    );
 }
 
 /// Check-ins as a busy city makes them, for the backends' benchmarks: `n` scans with sequence

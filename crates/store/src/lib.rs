@@ -464,7 +464,10 @@ pub trait Store: Send + Sync + 'static {
     /// An officer by id.
     fn officer(&self, id: OfficerId) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
     /// An officer by username.
-    fn officer_by_username(&self, username: &str) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
+    fn officer_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
     /// All officers, by id.
     fn officers(&self) -> impl Future<Output = StoreResult<Vec<Officer>>> + Send;
     /// Replaces an officer's password hash.
@@ -568,7 +571,8 @@ pub trait Store: Send + Sync + 'static {
     /// A holder's appeals.
     fn appeals_of(&self, holder: &HolderId) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
 
-    /// Deletes check-ins, declarations, reports and exposures from before `before`.
+    /// Deletes check-ins, declarations, reports and exposures from before `before`; also drops
+    /// sessions and one-time codes that had expired by then (not counted). Officers are kept.
     fn purge(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<PurgeReport>> + Send;
 
     /// Appends to the audit log, chaining the entry to the last one.
