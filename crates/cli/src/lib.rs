@@ -27,6 +27,14 @@ enum Command {
     Code(command::code::CodeCommand),
     /// Run the HTTP API (SQLite in the data directory by default).
     Serve(command::serve::ServeArgs),
+    /// Start a demo: a fresh data directory with venues, devices, staff and 100 holders in all
+    /// three colours, served until Ctrl-C.
+    Demo(command::serve::DemoArgs),
+    /// Staff accounts.
+    #[command(subcommand)]
+    Admin(command::serve::AdminCommand),
+    /// Drive code-opens or scans against a running server and report throughput and latency.
+    Loadgen(command::loadgen::LoadgenArgs),
     /// Print the documented sample configuration.
     DefaultConfig,
     /// Delete check-ins, declarations, reports and exposures older than the retention period now
@@ -67,6 +75,9 @@ impl Cli {
             Command::TrustList(c) => c.run(),
             Command::Code(c) => c.run(),
             Command::Serve(c) => c.run(),
+            Command::Demo(c) => c.run(),
+            Command::Admin(c) => c.run(),
+            Command::Loadgen(c) => c.run(),
             Command::DefaultConfig => command::serve::default_config(),
             Command::Purge(c) => command::serve::purge(c),
             Command::Audit(AuditCommand::Verify(c)) => command::serve::audit_verify(c),

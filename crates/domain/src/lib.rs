@@ -5,6 +5,8 @@ pub mod identity;
 pub mod model;
 pub mod registration;
 
-pub use identity::{IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3};
+pub use identity::{
+    IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3, resident_id_check_char,
+};
 pub use model::*;
 pub use registration::{FlightNumber, FullName, ResidentRegistration, VisitorInput, VisitorRegistration};

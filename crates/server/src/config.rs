@@ -21,6 +21,8 @@ data_dir = "healthcode-data"
 # PostgreSQL instead of the embedded SQLite store, e.g. "postgres://healthcode@db/healthcode".
 # The password may also come from the environment: HEALTHCODE__DATABASE_URL.
 # database_url = ""
+# A PostgreSQL schema of its own (created if missing); the connection's default when not set.
+# database_schema = "healthcode"
 # The issuing region (ISO 3166-2), used when the data directory is created.
 region = "CN-ZJ"
 # How long a served code is valid.
@@ -33,6 +35,24 @@ retention_days = 28
 max_body_bytes = 1048576
 # Requests taking longer than this are answered 503.
 request_timeout_seconds = 10
+# Requests handled at once; more are refused at once with 503 and Retry-After (load shedding).
+max_in_flight = 4096
+# Scans waiting for the group commit; more are refused with 503 and Retry-After.
+scan_queue = 4096
+# How long a holder stays signed in, and an officer.
+holder_session_days = 30
+officer_session_hours = 12
+# One-time codes asked for by one client address in an hour, at most.
+otp_per_address_per_hour = 30
+
+# How one-time codes reach phones.
+[sms]
+# "none": no gateway, so registration and holder sign-in are closed (the API says so).
+# "console": development only; each code is written to the server's log. `healthcode demo` uses it.
+# "http": a real gateway; POST to `url` with {"to": "+86…", "text": "…"}, and with
+#         Authorization: Bearer <token> when HEALTHCODE_SMS_TOKEN (or HEALTHCODE_SMS_TOKEN_FILE) is set.
+kind = "none"
+# url = "https://sms.example/send?to={phone}"
 "#;
 
 /// The server's configuration.
@@ -46,6 +66,9 @@ pub struct Config {
     /// PostgreSQL URL; SQLite in the data directory when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// PostgreSQL schema (default: the connection's search path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_schema: Option<String>,
     /// Region of a new data directory.
     pub region: String,
     /// Validity of served codes.
@@ -59,6 +82,18 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Request time-out.
     pub request_timeout_seconds: u64,
+    /// Load shedding threshold.
+    pub max_in_flight: usize,
+    /// Group-commit queue bound.
+    pub scan_queue: usize,
+    /// Holder session lifetime.
+    pub holder_session_days: u16,
+    /// Officer session lifetime.
+    pub officer_session_hours: u16,
+    /// One-time codes per client address per hour.
+    pub otp_per_address_per_hour: u32,
+    /// SMS gateway.
+    pub sms: crate::sms::SmsConfig,
 }
 
 impl Default for Config {
@@ -67,12 +102,19 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("healthcode-data"),
             database_url: None,
+            database_schema: None,
             region: "CN-ZJ".into(),
             code_ttl_seconds: 300,
             policy_file: None,
             retention_days: 28,
             max_body_bytes: 1 << 20,
             request_timeout_seconds: 10,
+            max_in_flight: 4096,
+            scan_queue: 4096,
+            holder_session_days: 30,
+            officer_session_hours: 12,
+            otp_per_address_per_hour: 30,
+            sms: crate::sms::SmsConfig::default(),
         }
     }
 }
@@ -93,6 +135,7 @@ impl std::fmt::Debug for Config {
             .field("code_ttl_seconds", &self.code_ttl_seconds)
             .field("policy_file", &self.policy_file)
             .field("retention_days", &self.retention_days)
+            .field("sms", &self.sms)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +144,23 @@ impl std::fmt::Debug for Config {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
+
+/// A secret from the environment: `NAME`, or the contents of the file named by `NAME_FILE`
+/// (trailing newline removed). Both set is an error.
+pub fn secret(name: &str) -> Result<Option<String>, String> {
+    let direct = std::env::var(name).ok().filter(|v| !v.is_empty());
+    let file = std::env::var(format!("{name}_FILE"))
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|t| Some(t.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| format!("{name}_FILE: {path}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
 
 /// Values given as command-line flags, the top layer.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -151,6 +211,18 @@ impl Config {
         if self.request_timeout_seconds == 0 {
             return Err(ConfigError("request_timeout_seconds must be at least 1".into()));
         }
+        if self.max_in_flight == 0 || self.scan_queue == 0 {
+            return Err(ConfigError(
+                "max_in_flight and scan_queue must be at least 1".into(),
+            ));
+        }
+        if self.holder_session_days == 0 || self.officer_session_hours == 0 {
+            return Err(ConfigError("session lifetimes must be at least 1".into()));
+        }
+        if self.otp_per_address_per_hour == 0 {
+            return Err(ConfigError("otp_per_address_per_hour must be at least 1".into()));
+        }
+        crate::sms::from_config(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
         Ok(())
     }
 }

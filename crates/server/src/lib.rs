@@ -1,42 +1,81 @@
 //! The healthcode HTTP API. `serve` opens the data directory and the store chosen by the
 //! configuration (SQLite by default, PostgreSQL by URL) and runs the router until shut down.
 //!
-//! This is the first part of the server: configuration, the data directory, health, the public
-//! trust list and policy, problem+json errors and the OpenAPI document. Registration, codes,
-//! scans and the officers' endpoints build on it.
+//! Modules: [`holders`] (one-time codes, registration, sign-in, the holder's own resources),
+//! [`scans`] (venue devices), [`admin`] (officers, admins, auditors), [`auth`] (who is asking),
+//! [`access`] (personal data only with a recorded purpose), [`status`] (colours and signed codes),
+//! [`commit`] (group commit of check-ins), [`sms`], [`metrics`], [`problem`] (errors).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use healthcode_policy::Policy;
-use healthcode_store::{AuditEntry, ChainBreak, PurgeReport, Store, StoreError, verify_audit};
+use healthcode_store::{AuditEntry, ChainBreak, OtpLimits, PurgeReport, Store, StoreError, verify_audit};
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 use healthcode_token::keystore::{DEFAULT_TRUST_LIST_VALIDITY, Keystore};
+use healthcode_token::{TrustList, Verifier};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 
+pub mod access;
+pub mod admin;
+pub mod auth;
+pub mod commit;
 pub mod config;
 pub mod datadir;
+pub mod demo;
+pub mod holders;
+pub mod metrics;
 pub mod problem;
+pub mod scans;
+pub mod sms;
+pub mod status;
 
 pub use config::{Config, ConfigError, Overrides};
 use datadir::DataDir;
 use problem::{ApiError, Problem};
+
+/// The signed trust list, when it was signed, and a verifier built from it.
+#[derive(Debug)]
+struct TrustState {
+    text: String,
+    signed_at: OffsetDateTime,
+    verifier: Arc<Verifier>,
+}
 
 /// What every handler shares.
 pub struct App<S> {
     store: S,
     keystore: Keystore,
     policy: Policy,
-    /// The signed trust list and when it was signed; re-signed when an hour old.
-    trust_list: RwLock<(String, OffsetDateTime)>,
+    settings: Settings,
+    trust: RwLock<TrustState>,
+    vault: access::Vault,
+    auth: auth::AuthCache,
+    statuses: status::StatusCache,
+    sms: Box<dyn sms::SmsSender>,
+    otp_limits: OtpLimits,
+    otp_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    committer: commit::Committer,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// The parts of the configuration handlers read.
+#[derive(Debug, Clone)]
+struct Settings {
+    code_ttl: Duration,
+    holder_session: Duration,
+    officer_session: Duration,
+    retention: Duration,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -61,41 +100,131 @@ pub enum StartError {
     Other(String),
 }
 
-fn now() -> OffsetDateTime {
+/// The current time in whole seconds.
+pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
+fn sign_trust_list(keystore: &Keystore, t: OffsetDateTime) -> Result<TrustState, String> {
+    let text = keystore
+        .export_trust_list(t, DEFAULT_TRUST_LIST_VALIDITY)
+        .map_err(|e| e.to_string())?;
+    let root = healthcode_token::keys::public_key_from_text(keystore.root_public())
+        .ok_or("the root public key is unreadable")?;
+    let list = TrustList::from_text(&text, &root).map_err(|e| e.to_string())?;
+    Ok(TrustState {
+        text,
+        signed_at: t,
+        verifier: Arc::new(Verifier::new(list)),
+    })
+}
+
 impl<S: Store> App<S> {
-    /// Builds the shared state.
-    pub fn new(store: S, keystore: Keystore, policy: Policy) -> Result<App<S>, StartError> {
-        let t = now();
-        let list = keystore
-            .export_trust_list(t, DEFAULT_TRUST_LIST_VALIDITY)
-            .map_err(|e| StartError::Other(e.to_string()))?;
-        Ok(App {
+    /// Builds the shared state and starts its background tasks (group commit, retention purge).
+    pub fn start(
+        store: S,
+        keystore: Keystore,
+        crypto: healthcode_store::Crypto,
+        policy: Policy,
+        config: &Config,
+    ) -> Result<Arc<App<S>>, StartError> {
+        let trust = sign_trust_list(&keystore, now()).map_err(StartError::Other)?;
+        let sms = sms::from_config(&config.sms).map_err(|e| StartError::Other(format!("sms: {e}")))?;
+        let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
+            .ok_or_else(|| StartError::Other("otp_per_address_per_hour must be at least 1".into()))?;
+        let (committer, receiver) = commit::Committer::new(config.scan_queue);
+        let app = Arc::new(App {
             store,
             keystore,
             policy,
-            trust_list: RwLock::new((list, t)),
-        })
+            settings: Settings {
+                code_ttl: Duration::seconds(config.code_ttl_seconds.into()),
+                holder_session: Duration::days(config.holder_session_days.into()),
+                officer_session: Duration::hours(config.officer_session_hours.into()),
+                retention: Duration::days(config.retention_days.into()),
+            },
+            trust: RwLock::new(trust),
+            vault: access::Vault::new(crypto),
+            auth: auth::AuthCache::default(),
+            statuses: status::StatusCache::default(),
+            sms,
+            otp_limits: OtpLimits::default(),
+            otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
+            committer,
+            metrics: Arc::new(metrics::Metrics::default()),
+        });
+        tokio::spawn(commit::run(Arc::downgrade(&app), receiver));
+        tokio::spawn(retention_task(Arc::downgrade(&app), app.settings.retention));
+        Ok(app)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The personal-data vault.
+    pub fn vault(&self) -> &access::Vault {
+        &self.vault
+    }
+
+    /// The colour policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn refresh_trust(&self) -> Result<(), ApiError> {
+        let t = now();
+        if let Ok(guard) = self.trust.read() {
+            if t - guard.signed_at < Duration::hours(1) {
+                return Ok(());
+            }
+        }
+        let fresh = sign_trust_list(&self.keystore, t).map_err(ApiError::Internal)?;
+        if let Ok(mut guard) = self.trust.write() {
+            *guard = fresh;
+        }
+        Ok(())
     }
 
     fn current_trust_list(&self) -> Result<String, ApiError> {
-        let t = now();
-        if let Ok(guard) = self.trust_list.read() {
-            if t - guard.1 < Duration::hours(1) {
-                return Ok(guard.0.clone());
-            }
-        }
-        let list = self
-            .keystore
-            .export_trust_list(t, DEFAULT_TRUST_LIST_VALIDITY)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Ok(mut guard) = self.trust_list.write() {
-            *guard = (list.clone(), t);
-        }
-        Ok(list)
+        self.refresh_trust()?;
+        self.trust
+            .read()
+            .map(|g| g.text.clone())
+            .map_err(|_| ApiError::Internal("trust list lock poisoned".into()))
+    }
+
+    /// A verifier for codes, from the current trust list.
+    pub fn verifier(&self) -> Result<Arc<Verifier>, ApiError> {
+        self.refresh_trust()?;
+        self.trust
+            .read()
+            .map(|g| g.verifier.clone())
+            .map_err(|_| ApiError::Internal("trust list lock poisoned".into()))
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(
+        &self,
+        actor: String,
+        role: &str,
+        action: &str,
+        subject: Option<healthcode_domain::HolderId>,
+        purpose: String,
+    ) -> Result<(), ApiError> {
+        self.store
+            .append_audit(&AuditEntry {
+                at: now(),
+                actor,
+                role: role.to_owned(),
+                action: action.to_owned(),
+                subject,
+                purpose,
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -104,30 +233,101 @@ impl<S: Store> App<S> {
 #[openapi(
     info(
         title = "healthcode",
-        description = "Signed three-colour health codes, verified offline."
+        description = "Signed three-colour health codes, verified offline. Holders sign in with a \
+one-time code sent by SMS; venue devices with a device key; officers with a password. Every error \
+is RFC 9457 problem+json with a stable `type`."
     ),
-    paths(healthz, readyz, trust_list, policy),
-    components(schemas(Problem, PolicyDocument))
+    paths(healthz, readyz, trust_list, policy, metrics_text),
+    nest(
+        (path = "/api/v1", api = holders::HolderApi),
+        (path = "/api/v1", api = scans::ScanApi),
+        (path = "/api/v1/admin", api = admin::AdminApi),
+    ),
+    components(schemas(Problem, PolicyDocument)),
+    modifiers(&SecuritySchemes),
 )]
 pub struct ApiDoc;
 
-/// The router, with limits and time-outs.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            ("holder", "a holder's session token (hcs_…)"),
+            ("officer", "an officer's session token (hcs_…)"),
+            ("device", "a venue device's key (hcd_…)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(what))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The router, with limits, time-outs, load shedding and metrics.
 pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
+    let metrics = app.metrics.clone();
+    let gate = Arc::new(Semaphore::new(config.max_in_flight));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(metrics_text::<S>))
         .route("/api/v1/trust-list", get(trust_list::<S>))
         .route("/api/v1/policy", get(policy::<S>))
         .route("/api/openapi.json", get(openapi))
+        .merge(holders::routes())
+        .merge(scans::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .with_state(app)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            config.max_body_bytes,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             StdDuration::from_secs(config.request_timeout_seconds),
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state((gate, metrics), shed))
+}
+
+/// Refuses a request at once (503, Retry-After) when too many are in flight, instead of queueing
+/// without bound.
+async fn shed(
+    State((gate, metrics)): State<(Arc<Semaphore>, Arc<metrics::Metrics>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match gate.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            metrics.shed.inc();
+            ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response()
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics_text<S: Store>(State(app): State<Arc<App<S>>>) -> impl IntoResponse {
+    app.metrics.queue_depth.set(app.committer.depth());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
 }
 
 /// Liveness: the process answers.
@@ -208,12 +408,14 @@ pub async fn purge_once<S: Store>(store: &S, retention: Duration) -> Result<Purg
 }
 
 /// Purges at start and every hour after, while the server runs.
-async fn retention_task<S: Store>(app: Arc<App<S>>, retention: Duration) {
+async fn retention_task<S: Store>(app: std::sync::Weak<App<S>>, retention: Duration) {
     loop {
-        match purge_once(&app.store, retention).await {
+        let Some(a) = app.upgrade() else { return };
+        match purge_once(&a.store, retention).await {
             Ok(r) => tracing::info!(deleted = r.total(), "retention purge"),
             Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }
+        drop(a);
         tokio::time::sleep(StdDuration::from_secs(3600)).await;
     }
 }
@@ -224,9 +426,13 @@ pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
     let retention = Duration::days(config.retention_days.into());
     match &config.database_url {
         Some(url) => {
-            let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 2)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))?;
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                2,
+            )
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
             purge_once(&store, retention)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))
@@ -244,9 +450,13 @@ pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
 pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>, StartError> {
     match &config.database_url {
         Some(url) => {
-            let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 2)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))?;
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                2,
+            )
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
             verify_audit(&store)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))
@@ -258,6 +468,59 @@ pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>
                 .map_err(|e| StartError::Other(e.to_string()))
         }
     }
+}
+
+/// Creates a staff account with a one-time password in the configured store (making the data
+/// directory when it does not exist yet): the `healthcode admin create` command. Returns the password, shown once.
+pub async fn create_account_now(
+    config: &Config,
+    username: &str,
+    role: healthcode_store::Role,
+) -> Result<String, StartError> {
+    let made = match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                2,
+            )
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+            account_with_audit(&store, username, role).await
+        }
+        None => {
+            // The first account may come before the first `serve`: make the directory as it would.
+            let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
+            let mode = if dir.created || !DataDir::database_in(&dir.path).exists() {
+                OpenMode::Create
+            } else {
+                OpenMode::MustExist
+            };
+            let store = SqliteStore::open(&DataDir::database_in(&dir.path), mode)
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            account_with_audit(&store, username, role).await
+        }
+    };
+    made.map_err(|e| StartError::Other(e.to_string()))
+}
+
+async fn account_with_audit<S: Store>(
+    store: &S,
+    username: &str,
+    role: healthcode_store::Role,
+) -> Result<String, ApiError> {
+    let (view, password) = admin::create_account(store, username, role).await?;
+    store
+        .append_audit(&AuditEntry {
+            at: now(),
+            actor: "operator".into(),
+            role: "system".into(),
+            action: "account-create".into(),
+            subject: None,
+            purpose: format!("{} as {} (command line)", view.username, view.role),
+        })
+        .await?;
+    Ok(password)
 }
 
 fn open_existing_sqlite(config: &Config) -> Result<SqliteStore, StartError> {
@@ -294,9 +557,12 @@ impl Bound {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 
@@ -311,14 +577,16 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         }
         None => Policy::default_policy(),
     };
-    let retention = Duration::days(config.retention_days.into());
     let router = match &config.database_url {
         Some(url) => {
-            let store = PgStore::connect(&DatabaseUrl::new(url.clone()), None, 16)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))?;
-            let app = Arc::new(App::new(store, dir.keystore, policy)?);
-            tokio::spawn(retention_task(app.clone(), retention));
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                16,
+            )
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+            let app = App::start(store, dir.keystore, dir.crypto, policy, config)?;
             router(app, config)
         }
         None => {
@@ -329,8 +597,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
             };
             let store = SqliteStore::open(&DataDir::database_in(&dir.path), mode)
                 .map_err(|e| StartError::Other(e.to_string()))?;
-            let app = Arc::new(App::new(store, dir.keystore, policy)?);
-            tokio::spawn(retention_task(app.clone(), retention));
+            let app = App::start(store, dir.keystore, dir.crypto, policy, config)?;
             router(app, config)
         }
     };

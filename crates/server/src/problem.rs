@@ -1,10 +1,13 @@
-//! Errors as RFC 9457 problem details (`application/problem+json`), each kind with a stable `type`.
-//! The client gets a safe message; the log gets the cause.
+//! Errors as RFC 9457 problem details (`application/problem+json`), each kind with a stable `type`
+//! (`urn:healthcode:problem:<kind>`). The client gets a safe message; the log gets the cause.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use healthcode_store::StoreError;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A problem document.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,29 +29,79 @@ pub enum ApiError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
-    /// The request is malformed.
+    /// The request is malformed: not JSON, or not the expected shape.
     #[error("{0}")]
     BadRequest(String),
+    /// A field has a value the domain refuses (an ID number with a wrong check digit…).
+    #[error("{0}")]
+    InvalidField(String),
+    /// A presented code failed verification.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials without the right.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The one-time code is wrong, expired or used up.
+    #[error("{0}")]
+    OneTimeCode(String),
+    /// The thing exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// A rule refused the change (e.g. approving one's own proposal).
+    #[error("{0}")]
+    Refused(String),
+    /// Too many requests; retry after this many seconds.
+    #[error("{0}")]
+    RateLimited(String, u64),
+    /// Body too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Body not `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A server fault; the detail is logged, not shown.
     #[error("{0}")]
     Internal(String),
-    /// The server cannot take the request now.
+    /// The server cannot take the request now; retry after this many seconds.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(String, u64),
 }
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
         match self {
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
-            ApiError::Unavailable(_) => (
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            InvalidField(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "Invalid field"),
+            InvalidToken(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-token", "Invalid code"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Not signed in"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            OneTimeCode(_) => (StatusCode::UNAUTHORIZED, "one-time-code", "One-time code refused"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Already exists"),
+            Refused(_) => (StatusCode::CONFLICT, "refused", "Refused by a rule"),
+            RateLimited(..) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large"),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Unavailable(..) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
             ),
         }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 }
 
@@ -56,6 +109,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Refused(m) => ApiError::Refused(m),
             // A database failure is a 500, never a 400 or a 404.
             other => ApiError::Internal(other.to_string()),
         }
@@ -72,17 +127,158 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = Problem {
-            kind: format!("urn:healthcode:problem:{kind}"),
-            title,
-            status: status.as_u16(),
-            detail,
+        let retry_after = match &self {
+            ApiError::RateLimited(_, s) | ApiError::Unavailable(_, s) => Some(*s),
+            _ => None,
         };
-        let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let mut resp = problem_response(status, kind, title, detail);
+        if let Some(s) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         resp
     }
+}
+
+/// A problem response of any status.
+pub fn problem_response(status: StatusCode, kind: &str, title: &'static str, detail: String) -> Response {
+    let body = Problem {
+        kind: format!("urn:healthcode:problem:{kind}"),
+        title,
+        status: status.as_u16(),
+        detail,
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
+/// A JSON body whose rejections are problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent as Content-Type: application/json".into(),
+        ),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::BadRequest(format!("malformed JSON: {}", source_text(&e)))
+        }
+        JsonRejection::JsonDataError(e) => {
+            ApiError::BadRequest(format!("unexpected JSON: {}", source_text(&e)))
+        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge("the body is larger than the server accepts".into())
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        last = s.to_string();
+        cur = s.source();
+    }
+    last
+}
+
+/// A query string whose rejections are problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e: QueryRejection| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// A path parameter whose rejections are problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Path(q.0))
+            .map_err(|e: PathRejection| ApiError::NotFound(e.body_text()))
+    }
+}
+
+/// Turns the framework's own bare error responses (405, 413 from a declared length, a time-out's
+/// 503…) into problems, so that every error a client sees has the same shape.
+pub async fn bare_errors_as_problems(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return resp;
+    }
+    let (kind, title, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not take that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too-large",
+            "Request too large",
+            "the body is larger than the server accepts",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => (
+            "unavailable",
+            "Service unavailable",
+            "the request took too long; retry later",
+        ),
+        _ => ("http", "HTTP error", "the request could not be handled"),
+    };
+    let retry = resp.headers().get(header::RETRY_AFTER).cloned();
+    let mut out = problem_response(status, kind, title, detail.to_owned());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        out.headers_mut().insert(
+            header::RETRY_AFTER,
+            retry.unwrap_or(HeaderValue::from_static("1")),
+        );
+    }
+    out
 }

@@ -1385,6 +1385,9 @@ impl Store for SqliteStore {
 
     async fn purge(&self, before: OffsetDateTime) -> StoreResult<PurgeReport> {
         let b = ts(before);
+        // No merge may run meanwhile: a chunk copied into the check-ins file between the inbox
+        // delete and the indexed delete would be counted twice, or come back after the purge.
+        let _no_merge = lock(&self.inner.merge_lock)?;
         // Inbox rows already copied into the check-ins file are counted there.
         let (_, inbox_only) = tokio::task::block_in_place(|| {
             self.inner.delete_from_inbox(

@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod keys;
+pub mod loadgen;
 pub mod serve;
 pub mod trust_list;
 

@@ -1,0 +1,150 @@
+//! Personal data, behind a purpose. The data-encryption keys live only inside [`Vault`]; the one
+//! way to open a holder's personal data is [`Vault::read`], which takes who is reading and a
+//! [`Purpose`], and appends that to the audit log before it opens anything. A handler cannot read
+//! personal data without leaving that record: there is no other path to the keys.
+
+use healthcode_domain::{AppealId, CaseId, HolderId};
+use healthcode_store::{AuditEntry, Crypto, HolderKind, PersonalData, SealedHolder, Store};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::problem::ApiError;
+
+/// Why someone other than the holder reads the holder's personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "purpose", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Purpose {
+    /// Investigating a confirmed case (the holder is the case or one of its contacts).
+    CaseInvestigation {
+        /// The case.
+        case: i64,
+    },
+    /// Reviewing the holder's appeal.
+    AppealReview {
+        /// The appeal.
+        appeal: i64,
+    },
+    /// Acting for the holder (a family member or community worker) with the holder's consent.
+    ProxyWithConsent {
+        /// Where the consent is recorded (form number, call reference).
+        consent: String,
+    },
+    /// Issuing a printed code for someone without a smartphone, with their consent.
+    PrintedCode {
+        /// Where the consent is recorded.
+        consent: String,
+    },
+}
+
+impl Purpose {
+    /// How the audit log states it.
+    pub fn describe(&self) -> String {
+        match self {
+            Purpose::CaseInvestigation { case } => format!("case investigation (case {case})"),
+            Purpose::AppealReview { appeal } => format!("appeal review (appeal {appeal})"),
+            Purpose::ProxyWithConsent { consent } => format!("proxy with consent ({consent})"),
+            Purpose::PrintedCode { consent } => format!("printed code with consent ({consent})"),
+        }
+    }
+
+    /// Checks the purpose against the record: the case exists, the appeal is the holder's, a
+    /// consent reference is given.
+    pub async fn check<S: Store>(&self, store: &S, holder: &HolderId) -> Result<(), ApiError> {
+        match self {
+            Purpose::CaseInvestigation { case } => {
+                if store.case(CaseId(*case)).await?.is_none() {
+                    return Err(ApiError::InvalidField(format!(
+                        "purpose: there is no case {case}"
+                    )));
+                }
+            }
+            Purpose::AppealReview { appeal } => {
+                let mine = store.appeals_of(holder).await?;
+                if !mine.iter().any(|a| a.id == AppealId(*appeal)) {
+                    return Err(ApiError::InvalidField(format!(
+                        "purpose: appeal {appeal} is not this holder's"
+                    )));
+                }
+            }
+            Purpose::ProxyWithConsent { consent } | Purpose::PrintedCode { consent } => {
+                let c = consent.trim();
+                if c.is_empty() || c.len() > 200 {
+                    return Err(ApiError::InvalidField(
+                        "purpose: consent must name where the consent is recorded (1-200 characters)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who reads: recorded with every read.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// `officer:<id>:<name>`, or `holder:<id>`.
+    pub actor: String,
+    /// officer, admin, auditor, holder.
+    pub role: String,
+}
+
+/// The keys to personal data.
+pub struct Vault {
+    crypto: Crypto,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault(…)")
+    }
+}
+
+impl Vault {
+    /// Holds the keys.
+    pub fn new(crypto: Crypto) -> Vault {
+        Vault { crypto }
+    }
+
+    /// Seals a new holder's data (registration writes; it reads nothing).
+    pub fn seal(
+        &self,
+        id: HolderId,
+        kind: HolderKind,
+        data: &PersonalData,
+        name_hint: &str,
+        at: OffsetDateTime,
+    ) -> Result<SealedHolder, ApiError> {
+        self.crypto
+            .seal_holder(id, kind, data, name_hint, at)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The lookup hash of a value (phone, identity number): finds a row, reveals nothing.
+    pub fn lookup_hash(&self, domain: &str, value: &str) -> [u8; 32] {
+        self.crypto.keyed_hash(domain, value)
+    }
+
+    /// Opens a holder's personal data for `reader`, for `purpose`, after recording the read.
+    pub async fn read<S: Store>(
+        &self,
+        store: &S,
+        reader: &Reader,
+        holder: &SealedHolder,
+        purpose: &str,
+        at: OffsetDateTime,
+    ) -> Result<PersonalData, ApiError> {
+        store
+            .append_audit(&AuditEntry {
+                at,
+                actor: reader.actor.clone(),
+                role: reader.role.clone(),
+                action: "read-personal-data".into(),
+                subject: Some(holder.id.clone()),
+                purpose: purpose.to_owned(),
+            })
+            .await?;
+        self.crypto
+            .open_holder(holder)
+            .map_err(|e| ApiError::Internal(format!("cannot open holder data: {e}")))
+    }
+}

@@ -1,0 +1,374 @@
+//! Who is asking: holders and officers by session token, venue devices by device key. Tokens and
+//! keys are random, shown once, and stored only as SHA-256 hashes. Officer passwords are argon2id.
+//!
+//! Authorization is by type: a handler that takes [`HolderAuth`] can only be reached with a holder
+//! session, one that takes [`Staff<R>`] only by an officer whose role `R` admits, one that takes
+//! [`DeviceAuth`] only by a device key (bound to its venue).
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+use healthcode_domain::{HolderId, OfficerId, Venue};
+use healthcode_store::{Device, Principal, Role, Session, Store};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::problem::ApiError;
+use crate::{App, now};
+
+/// Prefix of holder and officer session tokens.
+pub const SESSION_PREFIX: &str = "hcs_";
+/// Prefix of device keys.
+pub const DEVICE_KEY_PREFIX: &str = "hcd_";
+
+/// A new random secret: `prefix` + 32 random bytes in base64url.
+pub fn new_secret(prefix: &str) -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    Ok(format!(
+        "{prefix}{}",
+        data_encoding::BASE64URL_NOPAD.encode(&bytes)
+    ))
+}
+
+/// The stored hash of a secret.
+pub fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Checks a password against its stored hash.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a role name.
+pub fn parse_role(s: &str) -> Option<Role> {
+    Role::parse(s)
+}
+
+/// A password officers are given (and must change at first sign-in): 16 characters from an
+/// alphabet without look-alikes.
+pub fn one_time_password() -> Result<String, ApiError> {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    // 256 is not a multiple of the alphabet's size; the bias (< 1 bit over 16 characters) is
+    // irrelevant for a password that is changed at first use.
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// A password an officer may choose: long enough, not all one character class of digits.
+pub fn check_new_password(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < 12 {
+        return Err(ApiError::InvalidField(
+            "new_password must have at least 12 characters".into(),
+        ));
+    }
+    if p.chars().count() > 256 {
+        return Err(ApiError::InvalidField(
+            "new_password must have at most 256 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How long a cached session or device is trusted before the store is asked again. A session
+/// revoked on this node is dropped at once; one revoked through another node stops working here
+/// within this time.
+pub const CACHE_TTL: StdDuration = StdDuration::from_secs(30);
+const CACHE_LIMIT: usize = 1_000_000;
+
+/// A device and its venue.
+pub type DeviceEntry = Arc<(Device, Venue)>;
+
+/// Sessions and devices looked up recently, so that a code-open or a scan does not go to the
+/// store each time.
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    sessions: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
+    devices: Mutex<HashMap<[u8; 32], (DeviceEntry, Instant)>>,
+}
+
+impl AuthCache {
+    fn session(&self, hash: &[u8; 32]) -> Option<Session> {
+        let map = self.sessions.lock().ok()?;
+        let (s, at) = map.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| s.clone())
+    }
+
+    fn put_session(&self, hash: [u8; 32], s: Session) {
+        if let Ok(mut map) = self.sessions.lock() {
+            if map.len() >= CACHE_LIMIT {
+                map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                if map.len() >= CACHE_LIMIT {
+                    map.clear();
+                }
+            }
+            map.insert(hash, (s, Instant::now()));
+        }
+    }
+
+    /// Forgets a session (after revocation).
+    pub fn forget_session(&self, hash: &[u8; 32]) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.remove(hash);
+        }
+    }
+
+    /// Forgets every session of a principal.
+    pub fn forget_sessions_of(&self, p: &Principal) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.retain(|_, (s, _)| &s.principal != p);
+        }
+    }
+
+    fn device(&self, hash: &[u8; 32]) -> Option<Arc<(Device, Venue)>> {
+        let map = self.devices.lock().ok()?;
+        let (d, at) = map.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| d.clone())
+    }
+
+    fn put_device(&self, hash: [u8; 32], d: Arc<(Device, Venue)>) {
+        if let Ok(mut map) = self.devices.lock() {
+            if map.len() >= CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(hash, (d, Instant::now()));
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("sign in first: send Authorization: Bearer <token>".into()))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))
+}
+
+/// The session presented with a request, checked and not expired, with its token hash.
+async fn current_session<S: Store>(parts: &Parts, app: &App<S>) -> Result<(Session, [u8; 32]), ApiError> {
+    let token = bearer(parts)?;
+    if !token.starts_with(SESSION_PREFIX) {
+        return Err(ApiError::Unauthorized("that is not a session token".into()));
+    }
+    let hash = secret_hash(token);
+    let session = match app.auth.session(&hash) {
+        Some(s) => s,
+        None => {
+            let s = app
+                .store
+                .session(&hash)
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("the session is unknown or has ended".into()))?;
+            app.auth.put_session(hash, s.clone());
+            s
+        }
+    };
+    if session.expires_at <= now() {
+        return Err(ApiError::Unauthorized(
+            "the session has expired; sign in again".into(),
+        ));
+    }
+    Ok((session, hash))
+}
+
+/// A signed-in holder.
+#[derive(Debug, Clone)]
+pub struct HolderAuth {
+    /// Who.
+    pub holder: HolderId,
+    /// The hash of the session's token (to end it).
+    pub token_hash: [u8; 32],
+}
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for HolderAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let (session, token_hash) = current_session(parts, app).await?;
+        match session.principal {
+            Principal::Holder(holder) => Ok(HolderAuth { holder, token_hash }),
+            Principal::Officer(_) => Err(ApiError::Forbidden(
+                "this is a holder's resource; an officer session cannot use it".into(),
+            )),
+        }
+    }
+}
+
+/// Which roles an officer endpoint admits.
+pub trait Roles: Send + Sync + 'static {
+    /// The admitted roles.
+    const ALLOWED: &'static [Role];
+    /// Said in a refusal.
+    const NAME: &'static str;
+}
+
+/// Officers and admins: cases, tests, overrides, appeals.
+#[derive(Debug)]
+pub struct Officers;
+impl Roles for Officers {
+    const ALLOWED: &'static [Role] = &[Role::Officer, Role::Admin];
+    const NAME: &'static str = "an officer or admin";
+}
+
+/// Admins only: venues, devices, risk areas, accounts, purge.
+#[derive(Debug)]
+pub struct Admins;
+impl Roles for Admins {
+    const ALLOWED: &'static [Role] = &[Role::Admin];
+    const NAME: &'static str = "an admin";
+}
+
+/// Auditors only: the audit log.
+#[derive(Debug)]
+pub struct Auditors;
+impl Roles for Auditors {
+    const ALLOWED: &'static [Role] = &[Role::Auditor];
+    const NAME: &'static str = "an auditor";
+}
+
+/// Any signed-in staff member.
+#[derive(Debug)]
+pub struct AnyStaff;
+impl Roles for AnyStaff {
+    const ALLOWED: &'static [Role] = &[Role::Officer, Role::Admin, Role::Auditor];
+    const NAME: &'static str = "a staff member";
+}
+
+/// A signed-in officer whose role `R` admits.
+#[derive(Debug)]
+pub struct Staff<R> {
+    /// Who.
+    pub id: OfficerId,
+    /// Login name (recorded in the audit log).
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// The hash of the session's token.
+    pub token_hash: [u8; 32],
+    _roles: PhantomData<R>,
+}
+
+impl<R> Staff<R> {
+    /// How the audit log names this officer.
+    pub fn actor(&self) -> String {
+        format!("officer:{}:{}", self.id.0, self.username)
+    }
+}
+
+impl<S: Store, R: Roles> FromRequestParts<Arc<App<S>>> for Staff<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let (session, token_hash) = current_session(parts, app).await?;
+        let Principal::Officer(id) = session.principal else {
+            return Err(ApiError::Forbidden(format!(
+                "this resource is for {}; a holder session cannot use it",
+                R::NAME
+            )));
+        };
+        let officer = app
+            .store
+            .officer(id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        if officer.must_change_password {
+            return Err(ApiError::Forbidden("the password must be changed first".into()));
+        }
+        if !R::ALLOWED.contains(&officer.role) {
+            return Err(ApiError::Forbidden(format!(
+                "this resource is for {}; this account is {}",
+                R::NAME,
+                officer.role.as_str()
+            )));
+        }
+        Ok(Staff {
+            id,
+            username: officer.username,
+            role: officer.role,
+            token_hash,
+            _roles: PhantomData,
+        })
+    }
+}
+
+/// A venue's scanner device, by its key.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth(pub Arc<(Device, Venue)>);
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let key = bearer(parts)?;
+        if !key.starts_with(DEVICE_KEY_PREFIX) {
+            return Err(ApiError::Unauthorized("scans need a device key (hcd_…)".into()));
+        }
+        let hash = secret_hash(key);
+        if let Some(d) = app.auth.device(&hash) {
+            return Ok(DeviceAuth(d));
+        }
+        let device = app
+            .store
+            .device_by_key_hash(&hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown device key".into()))?;
+        let venue = app
+            .store
+            .venue(device.venue)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("device {} has no venue", device.id.0)))?;
+        let d = Arc::new((device, venue));
+        app.auth.put_device(hash, d.clone());
+        Ok(DeviceAuth(d))
+    }
+}
+
+/// Starts a session for a principal; returns its token (shown once) and expiry.
+pub async fn start_session<S: Store>(
+    app: &App<S>,
+    principal: Principal,
+    lifetime: time::Duration,
+) -> Result<(String, OffsetDateTime), ApiError> {
+    let token = new_secret(SESSION_PREFIX)?;
+    let t = now();
+    let session = Session {
+        principal,
+        created_at: t,
+        expires_at: t + lifetime,
+    };
+    app.store.insert_session(&secret_hash(&token), &session).await?;
+    Ok((token, session.expires_at))
+}

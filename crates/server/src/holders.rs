@@ -1,0 +1,957 @@
+//! The holder's side: one-time codes, registration (residents and visitors), sign-in, and the
+//! holder's own resources under `/api/v1/me`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use healthcode_domain::{
+    DailyReport, HealthDeclaration, HolderId, Issuer, Phone, ResidentRegistration, Symptom,
+    TravelDeclaration, VisitorInput, VisitorRegistration,
+};
+use healthcode_policy::{Cause, Status};
+use healthcode_store::{Fact, HolderKind, OtpCheck, PersonalData, Principal, Store};
+use healthcode_token::NameHint;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::access::Reader;
+use crate::auth::{HolderAuth, secret_hash, start_session};
+use crate::metrics::ColourLabels;
+use crate::problem::{ApiError, Json, Problem};
+use crate::{App, now};
+
+/// The holder endpoints' part of the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(
+        send_otp,
+        register,
+        sign_in,
+        sign_out,
+        my_code,
+        my_code_svg,
+        declare,
+        report,
+        access_log,
+        export,
+        appeal,
+        my_appeals
+    ),
+    components(schemas(
+        OtpRequest,
+        OtpSent,
+        Registration,
+        SessionCreated,
+        SignIn,
+        CodeResponse,
+        ReasonView,
+        Declaration,
+        ReportRequest,
+        FactRecorded,
+        AccessEntry,
+        Export,
+        AppealRequest,
+        AppealView,
+        ExportedCheckIn
+    ))
+)]
+pub struct HolderApi;
+
+/// The routes.
+pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
+    Router::new()
+        .route("/api/v1/otp", post(send_otp::<S>))
+        .route("/api/v1/holders", post(register::<S>))
+        .route("/api/v1/sessions", post(sign_in::<S>))
+        .route("/api/v1/sessions/current", delete(sign_out::<S>))
+        .route("/api/v1/me/code", get(my_code::<S>))
+        .route("/api/v1/me/code.svg", get(my_code_svg::<S>))
+        .route("/api/v1/me/declarations", post(declare::<S>))
+        .route("/api/v1/me/reports", post(report::<S>))
+        .route("/api/v1/me/access-log", get(access_log::<S>))
+        .route("/api/v1/me/export", get(export::<S>))
+        .route("/api/v1/me/appeals", post(appeal::<S>).get(my_appeals::<S>))
+}
+
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidField(e.to_string())
+}
+
+fn parse_phone(s: &str) -> Result<Phone, ApiError> {
+    Phone::parse(s).map_err(|e| ApiError::InvalidField(format!("phone: {e}")))
+}
+
+/// Asks for a one-time code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpRequest {
+    /// The phone, in international form (`+8613800138000`).
+    pub phone: String,
+}
+
+/// A code was sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OtpSent {
+    /// Where to, masked.
+    pub to: String,
+    /// How long the code is valid.
+    pub expires_in_seconds: i64,
+    /// Wrong guesses allowed.
+    pub attempts: u8,
+}
+
+/// Sends a 6-digit one-time code to a phone (valid 5 minutes, 5 guesses). Limited per phone (one
+/// a minute, five an hour) and per client address. Whether the phone is registered is not told.
+#[utoipa::path(post, path = "/otp", tag = "holders", request_body = OtpRequest, responses(
+    (status = 202, description = "sent", body = OtpSent),
+    (status = 422, description = "not a phone number", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "too many codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "no SMS gateway is configured, or it failed", body = Problem, content_type = "application/problem+json"),
+))]
+async fn send_otp<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<OtpRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let phone = parse_phone(&req.phone)?;
+    if app.otp_by_address.check_key(&peer.ip()).is_err() {
+        return Err(ApiError::RateLimited(
+            "too many one-time codes from this address; retry later".into(),
+            600,
+        ));
+    }
+    let code = six_digits()?;
+    let phone_hash = app.vault.lookup_hash("phone", phone.as_str());
+    let code_hash = app
+        .vault
+        .lookup_hash("otp", &format!("{}:{code}", phone.as_str()));
+    let t = now();
+    if let Err(wait) = app
+        .store
+        .issue_otp(&phone_hash, &code_hash, t, &app.otp_limits)
+        .await?
+    {
+        return Err(ApiError::RateLimited(
+            format!(
+                "a code was sent to this phone recently; retry in {} s",
+                wait.whole_seconds().max(1)
+            ),
+            wait.whole_seconds().max(1) as u64,
+        ));
+    }
+    let text = format!("one-time code for {}: {code}", phone.masked());
+    app.sms
+        .send(phone.as_str(), &phone.masked(), &text)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the code could not be sent: {e}"), 60))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(OtpSent {
+            to: phone.masked(),
+            expires_in_seconds: app.otp_limits.validity.whole_seconds(),
+            attempts: app.otp_limits.attempts,
+        }),
+    ))
+}
+
+fn six_digits() -> Result<String, ApiError> {
+    // Rejection sampling: uniform over 000000-999999.
+    loop {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+        let v = u32::from_le_bytes(b);
+        if v < 4_294_000_000 {
+            return Ok(format!("{:06}", v % 1_000_000));
+        }
+    }
+}
+
+/// Checks a one-time code; anything but acceptance is an error that says what happened.
+async fn accept_otp<S: Store>(app: &App<S>, phone: &Phone, otp: &str) -> Result<(), ApiError> {
+    let otp = otp.trim();
+    if otp.len() != 6 || !otp.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::InvalidField(
+            "otp: the one-time code has 6 digits".into(),
+        ));
+    }
+    let phone_hash = app.vault.lookup_hash("phone", phone.as_str());
+    let code_hash = app.vault.lookup_hash("otp", &format!("{}:{otp}", phone.as_str()));
+    match app.store.check_otp(&phone_hash, &code_hash, now()).await? {
+        OtpCheck::Accepted => Ok(()),
+        OtpCheck::Wrong { attempts_left } => Err(ApiError::OneTimeCode(format!(
+            "wrong one-time code; {attempts_left} attempts left"
+        ))),
+        OtpCheck::Exhausted => Err(ApiError::OneTimeCode(
+            "too many wrong guesses; ask for a new one-time code".into(),
+        )),
+        OtpCheck::Expired => Err(ApiError::OneTimeCode(
+            "the one-time code has expired; ask for a new one".into(),
+        )),
+        OtpCheck::Missing => Err(ApiError::OneTimeCode(
+            "no one-time code is waiting for this phone; ask for one first".into(),
+        )),
+    }
+}
+
+/// A registration: a resident (ID card) or a visitor (passport; the international version).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Registration {
+    /// A resident.
+    Resident {
+        /// Full name.
+        name: String,
+        /// 18-character resident ID number.
+        resident_id: String,
+        /// Phone, international form.
+        phone: String,
+        /// The one-time code sent to the phone.
+        otp: String,
+    },
+    /// A foreign visitor.
+    Visitor {
+        /// Full name as in the passport.
+        name: String,
+        /// Passport number.
+        passport: String,
+        /// Nationality, ICAO alpha-3 (`SWE`).
+        nationality: String,
+        /// Date of birth.
+        #[serde(with = "iso_date")]
+        #[schema(value_type = String, format = Date)]
+        birth_date: Date,
+        /// The passport's machine-readable zone (two lines of 44), checked when given.
+        #[serde(default)]
+        mrz: Option<[String; 2]>,
+        /// Arrival flight (`SK997`).
+        flight: String,
+        /// Arrival date.
+        #[serde(with = "iso_date")]
+        #[schema(value_type = String, format = Date)]
+        arrival: Date,
+        /// Phone, international form.
+        phone: String,
+        /// The one-time code sent to the phone.
+        otp: String,
+    },
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    /// The session token: send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// The holder's pseudonymous id (hex).
+    pub holder: String,
+    /// When the session ends.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Registers a holder with a one-time code and signs them in.
+#[utoipa::path(post, path = "/holders", tag = "holders", request_body = Registration, responses(
+    (status = 201, description = "registered and signed in", body = SessionCreated),
+    (status = 401, description = "one-time code refused", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "this identity or phone is registered already", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid (ID number check digit, MRZ, phone…)", body = Problem, content_type = "application/problem+json"),
+))]
+async fn register<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Json(req): Json<Registration>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = now();
+    let today = t.to_offset(app.policy.utc_offset()).date();
+    let (kind, data, phone, otp) = match &req {
+        Registration::Resident {
+            name,
+            resident_id,
+            phone,
+            otp,
+        } => {
+            let r = ResidentRegistration::parse(name, resident_id, phone, today).map_err(invalid)?;
+            let data = PersonalData {
+                name: r.name.as_str().to_owned(),
+                birth_date: r
+                    .id_number
+                    .birth_date()
+                    .ok_or_else(|| ApiError::InvalidField("resident_id: no birth date".into()))?,
+                resident_id: Some(r.id_number.as_str().to_owned()),
+                passport: None,
+                nationality: None,
+                phone: r.phone.as_str().to_owned(),
+                arrival: None,
+            };
+            (HolderKind::Resident, data, r.phone, otp)
+        }
+        Registration::Visitor {
+            name,
+            passport,
+            nationality,
+            birth_date,
+            mrz,
+            flight,
+            arrival,
+            phone,
+            otp,
+        } => {
+            let v = VisitorRegistration::parse(
+                VisitorInput {
+                    name,
+                    passport,
+                    nationality,
+                    birth_date: *birth_date,
+                    mrz: mrz.as_ref().map(|[a, b]| (a.as_str(), b.as_str())),
+                    flight,
+                    arrival: *arrival,
+                    phone,
+                },
+                today,
+            )
+            .map_err(invalid)?;
+            let data = PersonalData {
+                name: v.name.as_str().to_owned(),
+                birth_date: v.birth_date,
+                resident_id: None,
+                passport: Some(v.passport.as_str().to_owned()),
+                nationality: Some(v.nationality.as_str().to_owned()),
+                phone: v.phone.as_str().to_owned(),
+                arrival: Some((v.flight.as_str().to_owned(), v.arrival)),
+            };
+            (HolderKind::Visitor, data, v.phone, otp)
+        }
+    };
+    let hint = NameHint::mask(&data.name).map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
+    // The code first: whether an identity is registered is told only to the phone's owner.
+    accept_otp(&app, &phone, otp).await?;
+    let id = HolderId::random().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    let sealed = app.vault.seal(id.clone(), kind, &data, hint.as_str(), t)?;
+    app.store.insert_holder(&sealed).await.map_err(|e| match e {
+        healthcode_store::StoreError::Conflict(_) => ApiError::Conflict(
+            "this identity document or phone is registered already; sign in instead".into(),
+        ),
+        other => other.into(),
+    })?;
+    app.audit(
+        format!("holder:{}", id.to_hex()),
+        "holder",
+        "register",
+        Some(id.clone()),
+        format!("registration as a {}", kind.as_str()),
+    )
+    .await?;
+    let (token, expires_at) =
+        start_session(&app, Principal::Holder(id.clone()), app.settings.holder_session).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            token,
+            holder: id.to_hex(),
+            expires_at,
+        }),
+    ))
+}
+
+/// Signs in with a phone and its one-time code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// Phone, international form.
+    pub phone: String,
+    /// The one-time code.
+    pub otp: String,
+}
+
+/// Signs a registered holder in.
+#[utoipa::path(post, path = "/sessions", tag = "holders", request_body = SignIn, responses(
+    (status = 201, description = "signed in", body = SessionCreated),
+    (status = 401, description = "one-time code refused", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no holder has this phone", body = Problem, content_type = "application/problem+json"),
+))]
+async fn sign_in<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Json(req): Json<SignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let phone = parse_phone(&req.phone)?;
+    accept_otp(&app, &phone, &req.otp).await?;
+    let holder = app
+        .store
+        .holder_by_phone(&app.vault.lookup_hash("phone", phone.as_str()))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound("no holder is registered with this phone; register first".into())
+        })?;
+    let (token, expires_at) = start_session(
+        &app,
+        Principal::Holder(holder.id.clone()),
+        app.settings.holder_session,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            token,
+            holder: holder.id.to_hex(),
+            expires_at,
+        }),
+    ))
+}
+
+/// Any session (holder or officer), for signing out.
+#[derive(Debug)]
+pub struct AnySession([u8; 32]);
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for AnySession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
+        Ok(AnySession(secret_hash(token.trim())))
+    }
+}
+
+/// Ends the session presented (holder or officer).
+#[utoipa::path(delete, path = "/sessions/current", tag = "holders", security(("holder" = []), ("officer" = [])), responses(
+    (status = 204, description = "signed out"),
+    (status = 401, description = "no such session", body = Problem, content_type = "application/problem+json"),
+))]
+async fn sign_out<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    AnySession(hash): AnySession,
+) -> Result<StatusCode, ApiError> {
+    app.auth.forget_session(&hash);
+    if app.store.revoke_session(&hash).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::Unauthorized(
+            "the session is unknown or has ended".into(),
+        ))
+    }
+}
+
+/// One reason for a colour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReasonView {
+    /// The colour it gives.
+    pub colour: String,
+    /// The rule's id, or `override`.
+    pub rule: String,
+    /// What the rule says, or the officers' reason.
+    pub description: String,
+    /// The fact that started it.
+    pub fact: String,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Until when, unless it ends earlier.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// The holder's code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeResponse {
+    /// green, yellow or red.
+    pub colour: String,
+    /// The masked name the code carries.
+    pub name_hint: String,
+    /// Why: every rule or override in force.
+    pub reasons: Vec<ReasonView>,
+    /// When the colour turns green if nothing new happens.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub green_at: Option<OffsetDateTime>,
+    /// The policy version that decided it.
+    pub policy_version: String,
+    /// The signed code (`HC1:…`), to be shown as a QR code.
+    pub token: String,
+    /// When the signed code expires; fetch a new one before.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+pub(crate) fn reasons_view<S: Store>(app: &App<S>, status: &Status) -> Vec<ReasonView> {
+    status
+        .reasons
+        .iter()
+        .map(|r| {
+            let (rule, description, fact) = match &r.cause {
+                Cause::Rule { rule, fact } => (
+                    rule.clone(),
+                    app.policy
+                        .rules()
+                        .iter()
+                        .find(|x| &x.id == rule)
+                        .map(|x| x.description.clone())
+                        .unwrap_or_default(),
+                    fact.clone(),
+                ),
+                Cause::Override { id, reason } => (
+                    "override".to_owned(),
+                    reason.clone(),
+                    format!("manual change {} approved by two officers", id.0),
+                ),
+            };
+            ReasonView {
+                colour: r.colour.as_str().to_owned(),
+                rule,
+                description,
+                fact,
+                since: r.since,
+                until: r.until,
+            }
+        })
+        .collect()
+}
+
+/// The current colour, its reasons and a freshly signed code.
+#[utoipa::path(get, path = "/me/code", tag = "holders", security(("holder" = [])), responses(
+    (status = 200, description = "the code", body = CodeResponse),
+    (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_code<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+) -> Result<Json<CodeResponse>, ApiError> {
+    let view = app.code_view(&me.holder).await?;
+    let (token, expires_at) = app.sign_code(&me.holder, &view, app.settings.code_ttl)?;
+    let colour = view.status.colour;
+    app.metrics
+        .codes
+        .get_or_create(&ColourLabels {
+            colour: colour.as_str(),
+        })
+        .inc();
+    Ok(Json(CodeResponse {
+        colour: colour.as_str().to_owned(),
+        name_hint: view.name_hint.clone(),
+        reasons: reasons_view(&app, &view.status),
+        green_at: view.status.green_at,
+        policy_version: view.status.policy_version.clone(),
+        token: token.to_text(),
+        expires_at,
+    }))
+}
+
+/// The same code as a QR image (SVG), for printing.
+#[utoipa::path(get, path = "/me/code.svg", tag = "holders", security(("holder" = [])), responses(
+    (status = 200, description = "the QR code", body = String, content_type = "image/svg+xml"),
+))]
+async fn my_code_svg<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = app.code_view(&me.holder).await?;
+    let (token, _) = app.sign_code(&me.holder, &view, app.settings.code_ttl)?;
+    let qr = healthcode_qr::Qr::new(&token.to_text()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        qr.to_svg(8),
+    ))
+}
+
+/// A declaration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Declaration {
+    /// Symptoms and temperature now.
+    Health {
+        /// Symptoms (may be empty).
+        #[schema(value_type = Vec<String>)]
+        symptoms: Vec<Symptom>,
+        /// Body temperature, °C.
+        #[serde(default)]
+        temperature_c: Option<f32>,
+    },
+    /// A stay in a region.
+    Travel {
+        /// Region, ISO 3166-1 or 3166-2 (`CN-HB`).
+        region: String,
+        /// First day.
+        #[serde(with = "iso_date")]
+        #[schema(value_type = String, format = Date)]
+        from: Date,
+        /// Last day.
+        #[serde(with = "iso_date")]
+        #[schema(value_type = String, format = Date)]
+        until: Date,
+    },
+}
+
+/// What was recorded, and the colour after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactRecorded {
+    /// The colour now.
+    pub colour: String,
+    /// Its reasons.
+    pub reasons: Vec<ReasonView>,
+}
+
+async fn record_fact<S: Store>(
+    app: &App<S>,
+    holder: &HolderId,
+    fact: Fact,
+) -> Result<(StatusCode, Json<FactRecorded>), ApiError> {
+    app.store.add_fact(holder, &fact).await?;
+    app.statuses.invalidate(holder);
+    let view = app.code_view(holder).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(FactRecorded {
+            colour: view.status.colour.as_str().to_owned(),
+            reasons: reasons_view(app, &view.status),
+        }),
+    ))
+}
+
+/// Records a health or travel declaration.
+#[utoipa::path(post, path = "/me/declarations", tag = "holders", security(("holder" = [])), request_body = Declaration, responses(
+    (status = 201, description = "recorded", body = FactRecorded),
+    (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
+))]
+async fn declare<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+    Json(req): Json<Declaration>,
+) -> Result<(StatusCode, Json<FactRecorded>), ApiError> {
+    let t = now();
+    let fact = match req {
+        Declaration::Health {
+            symptoms,
+            temperature_c,
+        } => {
+            if let Some(c) = temperature_c {
+                if !(30.0..=45.0).contains(&c) {
+                    return Err(ApiError::InvalidField(
+                        "temperature_c must lie between 30 and 45".into(),
+                    ));
+                }
+            }
+            Fact::Health(HealthDeclaration {
+                at: t,
+                symptoms,
+                temperature_c,
+            })
+        }
+        Declaration::Travel { region, from, until } => {
+            let region =
+                Issuer::parse(&region).map_err(|e| ApiError::InvalidField(format!("region: {e}")))?;
+            let today = t.to_offset(app.policy.utc_offset()).date();
+            if from > until || until > today {
+                return Err(ApiError::InvalidField(
+                    "from must not be after until, and until not after today".into(),
+                ));
+            }
+            Fact::Travel(TravelDeclaration {
+                at: t,
+                region,
+                from,
+                until,
+            })
+        }
+    };
+    record_fact(&app, &me.holder, fact).await
+}
+
+/// The daily report.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// Feeling well, without symptoms.
+    pub well: bool,
+}
+
+/// Records today's report (consecutive well reports can end home observation early).
+#[utoipa::path(post, path = "/me/reports", tag = "holders", security(("holder" = [])), request_body = ReportRequest, responses(
+    (status = 201, description = "recorded", body = FactRecorded),
+))]
+async fn report<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+    Json(req): Json<ReportRequest>,
+) -> Result<(StatusCode, Json<FactRecorded>), ApiError> {
+    record_fact(
+        &app,
+        &me.holder,
+        Fact::Report(DailyReport {
+            at: now(),
+            well: req.well,
+        }),
+    )
+    .await
+}
+
+/// One read of the holder's data by someone else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessEntry {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who (account).
+    pub actor: String,
+    /// In which role.
+    pub role: String,
+    /// What they did.
+    pub action: String,
+    /// Why, as they recorded it.
+    pub purpose: String,
+}
+
+async fn access_entries<S: Store>(app: &App<S>, holder: &HolderId) -> Result<Vec<AccessEntry>, ApiError> {
+    let me = format!("holder:{}", holder.to_hex());
+    Ok(app
+        .store
+        .audit_of_subject(holder)
+        .await?
+        .into_iter()
+        .filter(|r| r.entry.actor != me)
+        .map(|r| AccessEntry {
+            at: r.entry.at,
+            actor: r.entry.actor,
+            role: r.entry.role,
+            action: r.entry.action,
+            purpose: r.entry.purpose,
+        })
+        .collect())
+}
+
+/// Every read of this holder's personal data and every change to it by anyone else.
+#[utoipa::path(get, path = "/me/access-log", tag = "holders", security(("holder" = [])), responses(
+    (status = 200, description = "the access log, oldest first", body = Vec<AccessEntry>),
+))]
+async fn access_log<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+) -> Result<Json<Vec<AccessEntry>>, ApiError> {
+    Ok(Json(access_entries(&app, &me.holder).await?))
+}
+
+/// A check-in, as exported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedCheckIn {
+    /// Venue id.
+    pub venue: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Everything stored about the holder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Export {
+    /// Pseudonymous id.
+    pub holder: String,
+    /// resident or visitor.
+    pub kind: String,
+    /// Registered at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub registered_at: OffsetDateTime,
+    /// Name, identity document, birth date, phone, arrival.
+    #[schema(value_type = Object)]
+    pub personal_data: serde_json::Value,
+    /// The colour now and why.
+    pub colour: String,
+    /// Its reasons.
+    pub reasons: Vec<ReasonView>,
+    /// Check-ins kept (the retention period).
+    pub checkins: Vec<ExportedCheckIn>,
+    /// Declarations, reports, tests, cases, exposures and overrides, as the rules read them.
+    #[schema(value_type = Object)]
+    pub facts: serde_json::Value,
+    /// Appeals.
+    pub appeals: Vec<AppealView>,
+    /// Reads by others.
+    pub access_log: Vec<AccessEntry>,
+}
+
+/// All of the holder's data, as JSON.
+#[utoipa::path(get, path = "/me/export", tag = "holders", security(("holder" = [])), responses(
+    (status = 200, description = "everything stored about the holder", body = Export),
+))]
+async fn export<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = now();
+    let row = app
+        .store
+        .holder(&me.holder)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
+    let reader = Reader {
+        actor: format!("holder:{}", me.holder.to_hex()),
+        role: "holder".into(),
+    };
+    let data = app
+        .vault
+        .read(&app.store, &reader, &row, "the holder's own export", t)
+        .await?;
+    let view = app.code_view(&me.holder).await?;
+    let facts = app.store.holder_facts(&me.holder).await?;
+    let checkins = app
+        .store
+        .checkins_of_holder(
+            &me.holder,
+            OffsetDateTime::UNIX_EPOCH,
+            t + time::Duration::days(1),
+        )
+        .await?;
+    let appeals = app.store.appeals_of(&me.holder).await?;
+    let body = Export {
+        holder: me.holder.to_hex(),
+        kind: row.kind.as_str().to_owned(),
+        registered_at: row.created_at,
+        personal_data: serde_json::to_value(&data).map_err(|e| ApiError::Internal(e.to_string()))?,
+        colour: view.status.colour.as_str().to_owned(),
+        reasons: reasons_view(&app, &view.status),
+        checkins: checkins
+            .iter()
+            .map(|c| ExportedCheckIn {
+                venue: c.venue.0,
+                at: c.at,
+            })
+            .collect(),
+        facts: facts_json(&facts),
+        appeals: appeals.into_iter().map(AppealView::from).collect(),
+        access_log: access_entries(&app, &me.holder).await?,
+    };
+    Ok((
+        [(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"healthcode-export.json\"",
+        )],
+        Json(body),
+    ))
+}
+
+/// An appeal against the colour.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppealRequest {
+    /// Why the colour is wrong (1-2000 characters).
+    pub text: String,
+}
+
+/// An appeal and its decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppealView {
+    /// Id.
+    pub id: i64,
+    /// Whose (hex).
+    pub holder: String,
+    /// The text.
+    pub text: String,
+    /// Filed at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub filed_at: OffsetDateTime,
+    /// upheld, rejected, or open.
+    pub state: String,
+    /// The reviewing officer's note.
+    pub note: Option<String>,
+}
+
+impl From<healthcode_store::Appeal> for AppealView {
+    fn from(a: healthcode_store::Appeal) -> AppealView {
+        let (state, note) = match &a.decision {
+            None => ("open".to_owned(), None),
+            Some((_, upheld, note, _)) => (
+                if *upheld { "upheld" } else { "rejected" }.to_owned(),
+                Some(note.clone()),
+            ),
+        };
+        AppealView {
+            id: a.id.0,
+            holder: a.holder.to_hex(),
+            text: a.text,
+            filed_at: a.filed_at,
+            state,
+            note,
+        }
+    }
+}
+
+/// Files an appeal against the current colour.
+#[utoipa::path(post, path = "/me/appeals", tag = "holders", security(("holder" = [])), request_body = AppealRequest, responses(
+    (status = 201, description = "filed", body = AppealView),
+    (status = 422, description = "empty or too long", body = Problem, content_type = "application/problem+json"),
+))]
+async fn appeal<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+    Json(req): Json<AppealRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let text = req.text.trim();
+    if text.is_empty() || text.chars().count() > 2000 {
+        return Err(ApiError::InvalidField(
+            "text must have 1 to 2000 characters".into(),
+        ));
+    }
+    let a = app.store.add_appeal(&me.holder, text, now()).await?;
+    Ok((StatusCode::CREATED, Json(AppealView::from(a))))
+}
+
+/// The holder's appeals.
+#[utoipa::path(get, path = "/me/appeals", tag = "holders", security(("holder" = [])), responses(
+    (status = 200, description = "appeals, oldest first", body = Vec<AppealView>),
+))]
+async fn my_appeals<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: HolderAuth,
+) -> Result<Json<Vec<AppealView>>, ApiError> {
+    Ok(Json(
+        app.store
+            .appeals_of(&me.holder)
+            .await?
+            .into_iter()
+            .map(AppealView::from)
+            .collect(),
+    ))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The facts the colour rules read, as plain JSON.
+fn facts_json(f: &healthcode_domain::HolderFacts) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "cases": f.cases.iter().map(|c| json!({
+            "case": c.id.0, "onset": rfc3339(c.onset), "confirmed_at": rfc3339(c.confirmed_at)
+        })).collect::<Vec<_>>(),
+        "tests": f.tests.iter().map(|t| json!({
+            "positive": t.positive, "sampled_at": rfc3339(t.sampled_at), "lab": t.lab
+        })).collect::<Vec<_>>(),
+        "exposures": f.exposures.iter().map(|e| json!({
+            "case": e.case.0, "venue": e.venue.0, "grade": e.grade.as_str(),
+            "contact_from": rfc3339(e.contact_interval.0), "contact_until": rfc3339(e.contact_interval.1),
+            "overlap_minutes": e.overlap_minutes
+        })).collect::<Vec<_>>(),
+        "travel_declarations": f.travels.iter().map(|t| json!({
+            "at": rfc3339(t.at), "region": t.region.as_str(), "from": t.from.to_string(), "until": t.until.to_string()
+        })).collect::<Vec<_>>(),
+        "health_declarations": f.declarations.iter().map(|d| json!({
+            "at": rfc3339(d.at), "symptoms": d.symptoms, "temperature_c": d.temperature_c
+        })).collect::<Vec<_>>(),
+        "daily_reports": f.reports.iter().map(|r| json!({ "at": rfc3339(r.at), "well": r.well })).collect::<Vec<_>>(),
+        "overrides": f.overrides.iter().map(|o| json!({
+            "id": o.id.0, "colour": o.colour.as_str(), "reason": o.reason,
+            "proposed_at": rfc3339(o.proposed_at), "approved": o.approval.is_some(), "expires_at": rfc3339(o.expires_at)
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,157 @@
+//! Prometheus metrics (`GET /metrics`, text format): requests and their latency by route and
+//! status, scans by decision and colour, codes served by colour, the check-in queue, requests in
+//! flight and requests shed.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/api/v1/scans`), never the raw path.
+    pub route: String,
+    /// Method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of a route.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern.
+    pub route: String,
+}
+
+/// Labels of a scan.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScanLabels {
+    /// admit, deny or invalid.
+    pub decision: &'static str,
+    /// The code's colour (`none` for an invalid code).
+    pub colour: &'static str,
+}
+
+/// Labels of a served code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ColourLabels {
+    /// The colour.
+    pub colour: &'static str,
+}
+
+/// All metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Latency.
+    pub latency: Family<RouteLabels, Histogram>,
+    /// Scans.
+    pub scans: Family<ScanLabels, Counter>,
+    /// Codes served.
+    pub codes: Family<ColourLabels, Counter>,
+    /// Requests refused because too many were in flight.
+    pub shed: Counter,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+    /// Check-ins waiting for the group commit.
+    pub queue_depth: Gauge<i64, AtomicI64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("healthcode");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+        });
+        let scans = Family::<ScanLabels, Counter>::default();
+        let codes = Family::<ColourLabels, Counter>::default();
+        let shed = Counter::default();
+        let in_flight = Gauge::default();
+        let queue_depth = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register("scans", "Scans by decision and colour", scans.clone());
+        registry.register("codes_served", "Signed codes served by colour", codes.clone());
+        registry.register(
+            "requests_shed",
+            "Requests refused with 503 because too many were in flight",
+            shed.clone(),
+        );
+        registry.register("requests_in_flight", "Requests being handled", in_flight.clone());
+        registry.register(
+            "checkin_queue_depth",
+            "Check-ins waiting for the group commit",
+            queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            scans,
+            codes,
+            shed,
+            in_flight,
+            queue_depth,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Counts and times every request.
+pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    m.in_flight.inc();
+    let resp = next.run(req).await;
+    m.in_flight.dec();
+    m.latency
+        .get_or_create(&RouteLabels { route: route.clone() })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp.into_response()
+}

@@ -1,0 +1,154 @@
+//! Sending one-time codes by SMS. [`SmsSender`] has two real adapters: [`HttpSms`] posts to a
+//! gateway (URL template, credentials from a secret), [`ConsoleSms`] writes the code to the log for
+//! development and runs only where the configuration enables it explicitly (`sms.kind =
+//! "console"`; `healthcode demo` does). With neither configured, codes cannot be sent and the API
+//! says so.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+/// Sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// No gateway is configured.
+    #[error("no SMS gateway is configured")]
+    NotConfigured,
+    /// The gateway refused or could not be reached.
+    #[error("the SMS gateway failed: {0}")]
+    Gateway(String),
+}
+
+/// A boxed future of a send.
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SmsError>> + Send + 'a>>;
+
+/// Something that delivers a text message to a phone.
+pub trait SmsSender: Send + Sync + std::fmt::Debug {
+    /// Sends `text` to `phone` (E.164). `masked` is the phone as logs may show it.
+    fn send<'a>(&'a self, phone: &'a str, masked: &'a str, text: &'a str) -> SendFuture<'a>;
+}
+
+/// How one-time codes are sent: the `[sms]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `none`, `console` or `http`.
+    pub kind: SmsKind,
+    /// For `http`: the gateway URL; `{phone}` and `{text}` in it are replaced, URL-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl Default for SmsConfig {
+    fn default() -> SmsConfig {
+        SmsConfig {
+            kind: SmsKind::None,
+            url: None,
+        }
+    }
+}
+
+/// Which adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsKind {
+    /// No gateway: registration and holder sign-in are closed.
+    None,
+    /// Development: codes go to the log.
+    Console,
+    /// A real gateway over HTTP.
+    Http,
+}
+
+/// The environment variable with the gateway's bearer token (or `…_FILE` naming a file with it).
+pub const SMS_TOKEN_ENV: &str = "HEALTHCODE_SMS_TOKEN";
+
+/// Builds the configured sender.
+pub fn from_config(c: &SmsConfig) -> Result<Box<dyn SmsSender>, String> {
+    match c.kind {
+        SmsKind::None => Ok(Box::new(NoSms)),
+        SmsKind::Console => Ok(Box::new(ConsoleSms)),
+        SmsKind::Http => {
+            let url = c
+                .url
+                .clone()
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                .ok_or("sms.url must be an http:// or https:// URL when sms.kind = \"http\"")?;
+            let token = crate::config::secret(SMS_TOKEN_ENV)?;
+            Ok(Box::new(HttpSms::new(url, token)?))
+        }
+    }
+}
+
+/// No gateway.
+#[derive(Debug)]
+pub struct NoSms;
+
+impl SmsSender for NoSms {
+    fn send<'a>(&'a self, _phone: &'a str, _masked: &'a str, _text: &'a str) -> SendFuture<'a> {
+        Box::pin(async { Err(SmsError::NotConfigured) })
+    }
+}
+
+/// Development only: logs `one-time code for <masked phone>: NNNNNN`.
+#[derive(Debug)]
+pub struct ConsoleSms;
+
+impl SmsSender for ConsoleSms {
+    fn send<'a>(&'a self, _phone: &'a str, masked: &'a str, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            tracing::warn!(target: "healthcode::sms", "{text} (to {masked}; console SMS adapter, development only)");
+            Ok(())
+        })
+    }
+}
+
+/// A gateway reached by `POST url` with the JSON body `{"to": "+86…", "text": "…"}` and, when a
+/// token is configured, `Authorization: Bearer <token>`. A non-2xx answer is a failure.
+#[derive(Debug)]
+pub struct HttpSms {
+    url: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl HttpSms {
+    /// A gateway adapter.
+    pub fn new(url: String, token: Option<String>) -> Result<HttpSms, String> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(HttpSms { url, token, client })
+    }
+}
+
+impl SmsSender for HttpSms {
+    fn send<'a>(&'a self, phone: &'a str, masked: &'a str, text: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            let url = self
+                .url
+                .replace("{phone}", &urlencoding::encode(phone))
+                .replace("{text}", &urlencoding::encode(text));
+            let mut req = self
+                .client
+                .post(url)
+                .json(&serde_json::json!({ "to": phone, "text": text }));
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| SmsError::Gateway(e.without_url().to_string()))?;
+            if !resp.status().is_success() {
+                return Err(SmsError::Gateway(format!(
+                    "answered {} for {masked}",
+                    resp.status()
+                )));
+            }
+            Ok(())
+        })
+    }
+}
