@@ -32,6 +32,8 @@ pub const DEMO_FILE: &str = "demo.json";
 /// A scanner device, as `demo.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DemoDevice {
+    /// Device id.
+    pub device: i64,
     /// Venue id.
     pub venue: i64,
     /// Venue name.
@@ -239,6 +241,7 @@ async fn seed<S: Store>(
             .await
             .map_err(e)?;
         devices.push(DemoDevice {
+            device: d.id.0,
             venue: v.id.0,
             venue_name: v.name.clone(),
             category: category.as_str().into(),
