@@ -166,17 +166,24 @@ pub fn demo_file(dir: &Path) -> PathBuf {
     dir.join(DEMO_FILE)
 }
 
-fn resident_id(r: &mut Lcg, t: OffsetDateTime) -> String {
-    let year = 1950 + r.next(55) as i32;
-    let month = 1 + r.next(12);
-    let day = 1 + r.next(28);
-    let _ = t;
-    let seventeen = format!("330106{year:04}{month:02}{day:02}{:03}", r.next(1000));
+/// The `i`-th demo holder's resident ID number: unique for up to 20 million holders (the birth
+/// date walks 20,000 days by a step coprime to it; the sequence number is `i` mod 1000).
+fn resident_id(i: usize) -> Result<String, String> {
+    let day = ((i / 1000) * 7919 + 4000) % 20_000;
+    let birth = time::Date::from_calendar_date(1950, time::Month::January, 1).map_err(|e| e.to_string())?
+        + Duration::days(day as i64);
+    let seventeen = format!(
+        "330106{:04}{:02}{:02}{:03}",
+        birth.year(),
+        u8::from(birth.month()),
+        birth.day(),
+        i % 1000
+    );
     let mut digits = [0u8; 17];
     for (d, c) in digits.iter_mut().zip(seventeen.bytes()) {
         *d = c;
     }
-    format!("{seventeen}{}", resident_id_check_char(&digits))
+    Ok(format!("{seventeen}{}", resident_id_check_char(&digits)))
 }
 
 async fn seed<S: Store>(
@@ -303,7 +310,7 @@ async fn seed<S: Store>(
                 SURNAMES[r.next(SURNAMES.len() as u64) as usize],
                 GIVEN[r.next(GIVEN.len() as u64) as usize]
             );
-            let rid = resident_id(&mut r, t);
+            let rid = resident_id(i)?;
             let birth = time::Date::parse(
                 &format!("{}-{}-{}", &rid[6..10], &rid[10..12], &rid[12..14]),
                 &time::macros::format_description!("[year]-[month]-[day]"),

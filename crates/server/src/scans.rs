@@ -90,6 +90,13 @@ fn verify(verifier: &Verifier, token: &str, at: OffsetDateTime) -> Result<Verifi
         .map_err(|e| ApiError::InvalidToken(format!("the code is not valid: {e}")))
 }
 
+fn count<S>(app: &App<S>, decision: &'static str, colour: &'static str) {
+    app.metrics
+        .scans
+        .get_or_create(&ScanLabels { decision, colour })
+        .inc();
+}
+
 fn check_venue(venue: &Venue, claimed: i64) -> Result<(), ApiError> {
     if venue.id.0 != claimed {
         return Err(ApiError::Forbidden(format!(
@@ -129,13 +136,7 @@ async fn scan<S: Store>(
     let code = match verify(&verifier, &req.token, t) {
         Ok(c) => c,
         Err(e) => {
-            app.metrics
-                .scans
-                .get_or_create(&ScanLabels {
-                    decision: "invalid",
-                    colour: "none",
-                })
-                .inc();
+            count(&app, "invalid", "none");
             return Err(e);
         }
     };
@@ -152,13 +153,11 @@ async fn scan<S: Store>(
             }])
             .await?;
     }
-    app.metrics
-        .scans
-        .get_or_create(&ScanLabels {
-            decision: if admitted { "admit" } else { "deny" },
-            colour: code.colour().as_str(),
-        })
-        .inc();
+    count(
+        &app,
+        if admitted { "admit" } else { "deny" },
+        code.colour().as_str(),
+    );
     Ok(Json(ScanResult {
         decision: if admitted { "admit" } else { "deny" }.into(),
         colour: code.colour().as_str().into(),
@@ -262,11 +261,17 @@ async fn scan_batch<S: Store>(
         }
         match verify(&verifier, &s.token, s.at) {
             Err(e) => {
+                count(&app, "invalid", "none");
                 rejected += 1;
                 items.push(refuse(e.to_string()));
             }
             Ok(code) => {
                 let (admitted, reason) = decide(venue, &code);
+                count(
+                    &app,
+                    if admitted { "admit" } else { "deny" },
+                    code.colour().as_str(),
+                );
                 if admitted {
                     checkins.push(CheckIn {
                         holder: code.claims.subject.clone(),

@@ -791,11 +791,11 @@ async fn story(pg: bool) {
             .await
             .unwrap();
     assert!(
-        m.contains("healthcode_scans_total{decision=\"admit\",colour=\"green\"} 3"),
+        m.contains("healthcode_scans_total{decision=\"admit\",colour=\"green\"} 4"),
         "{m}"
     );
     assert!(
-        m.contains("healthcode_scans_total{decision=\"invalid\",colour=\"none\"} 2"),
+        m.contains("healthcode_scans_total{decision=\"invalid\",colour=\"none\"} 3"),
         "{m}"
     );
     assert!(
