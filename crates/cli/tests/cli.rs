@@ -502,3 +502,83 @@ fn the_signing_key_can_come_from_a_secret() {
     let line = fails(&["code", "issue", "--dir", &s.dir, "--colour", "green"], 2);
     assert!(line.contains("signing-"), "{line}");
 }
+
+#[test]
+fn admin_create_prints_a_one_time_password_once_per_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = ok(&["admin", "create", "--username", "root", "--data-dir", d]);
+    let password = out.lines().next().unwrap().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(password.len(), 16, "{out}");
+    assert!(
+        data.join("healthcode.db").exists(),
+        "the data directory is made as serve would"
+    );
+    // The same name again, a bad role, a bad name: one line each, nothing made.
+    let line = fails(&["admin", "create", "--username", "root", "--data-dir", d], 2);
+    assert!(line.contains("taken"), "{line}");
+    let line = fails(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "eve",
+            "--role",
+            "god",
+            "--data-dir",
+            d,
+        ],
+        2,
+    );
+    assert!(line.contains("--role"), "{line}");
+    let line = fails(&["admin", "create", "--username", "a b", "--data-dir", d], 2);
+    assert!(line.contains("username"), "{line}");
+    // The password is not stored in clear anywhere in the directory.
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn serve_refuses_a_configuration_it_cannot_honour() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[sms]\nkind = \"http\"\n").unwrap();
+    let d = tmp.path().join("data");
+    let line = fails(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            d.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(line.contains("sms.url"), "{line}");
+    assert!(
+        !d.exists(),
+        "nothing is created for a configuration that is refused"
+    );
+    std::fs::write(&cfg, "[sms]\nkind = \"carrier-pigeon\"\n").unwrap();
+    let line = fails(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            d.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(line.contains("sms"), "{line}");
+}
