@@ -11,13 +11,19 @@ use healthcode_domain::*;
 use healthcode_store::audit::{GENESIS, chain_hash};
 use healthcode_store::*;
 use time::OffsetDateTime;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{NoTls, Row};
 
 /// The migrations, in order. Released ones are never edited.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_accounts", include_str!("../migrations/0002_accounts.sql")),
+    (
+        "0003_exposure_review",
+        include_str!("../migrations/0003_exposure_review.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed.
@@ -409,6 +415,32 @@ fn otp_send(
     }
 }
 
+const EXPOSURE_COLS: &str =
+    "holder, case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade, state";
+
+fn exposure_row(r: &Row) -> StoreResult<StoredExposure> {
+    let grade: &str = r.get(8);
+    let exposure = Exposure {
+        case: CaseId(r.get(1)),
+        venue: VenueId(r.get(2)),
+        case_interval: (r.get(3), r.get(4)),
+        contact_interval: (r.get(5), r.get(6)),
+        overlap_minutes: r.get(7),
+        grade: grade_of(grade)?,
+    };
+    let state: &str = r.get(9);
+    Ok(StoredExposure {
+        holder: holder_id(r.get(0))?,
+        state: ExposureState::parse(state).ok_or_else(|| {
+            corrupt(format!(
+                "unknown state {state} of the exposure to case {} at venue {}",
+                exposure.case, exposure.venue
+            ))
+        })?,
+        exposure,
+    })
+}
+
 const APPEAL_COLS: &str = "id, holder, text, filed_at, decided_by, upheld, note, decided_at";
 
 fn appeal_row(r: &Row) -> StoreResult<Appeal> {
@@ -441,6 +473,49 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn insert_holders(&self, batch: &[SealedHolder]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Binary COPY straight into the table, in one transaction: a taken identity or phone (in the
+        // table or earlier in the batch) fails the COPY, and the rollback leaves nothing behind.
+        let sink = tx
+            .copy_in("COPY holders (id, kind, identity_hash, phone_hash, name_hint, sealed, created_at) FROM STDIN BINARY")
+            .await
+            .map_err(db)?;
+        let types = [
+            Type::BYTEA,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::TIMESTAMPTZ,
+        ];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures_util::pin_mut!(writer);
+        for h in batch {
+            writer
+                .as_mut()
+                .write(&[
+                    &h.id.as_bytes(),
+                    &h.kind.as_str(),
+                    &&h.identity_hash[..],
+                    &&h.phone_hash[..],
+                    &h.name_hint,
+                    &h.sealed,
+                    &h.created_at,
+                ])
+                .await
+                .map_err(db)?;
+        }
+        let n = writer.finish().await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
     }
 
     async fn holder(&self, id: &HolderId) -> StoreResult<Option<SealedHolder>> {
@@ -476,6 +551,50 @@ impl Store for PgStore {
             region: v.region.clone(),
             admission: v.admission,
         })
+    }
+
+    async fn insert_venues(&self, batch: &[NewVenue]) -> StoreResult<Vec<Venue>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(batch.len()).map_err(|_| StoreError::Refused("too many venues".into()))?;
+        let names: Vec<&str> = batch.iter().map(|v| v.name.as_str()).collect();
+        let categories: Vec<&str> = batch.iter().map(|v| v.category.as_str()).collect();
+        let regions: Vec<&str> = batch.iter().map(|v| v.region.as_str()).collect();
+        let admissions: Vec<&str> = batch.iter().map(|v| v.admission.as_str()).collect();
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // The ids are taken from the identity's sequence first, so that each venue's id is known
+        // by its place in the batch (the order of RETURNING rows is not promised).
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('venues', 'id')) FROM generate_series(1, $1::bigint)",
+                &[&n],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "INSERT INTO venues (id, name, category, region, admission) OVERRIDING SYSTEM VALUE
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            &[&ids, &names, &categories, &regions, &admissions],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(batch
+            .iter()
+            .zip(ids)
+            .map(|(v, id)| Venue {
+                id: VenueId(id),
+                name: v.name.clone(),
+                category: v.category,
+                region: v.region.clone(),
+                admission: v.admission,
+            })
+            .collect())
     }
 
     async fn venue(&self, id: VenueId) -> StoreResult<Option<Venue>> {
@@ -997,16 +1116,21 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn add_exposures(&self, exposures: &[(HolderId, Exposure)]) -> StoreResult<u64> {
+    async fn add_exposures_as(
+        &self,
+        exposures: &[(HolderId, Exposure)],
+        state: ExposureState,
+    ) -> StoreResult<u64> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
             )
             .await
             .map_err(db)?;
+        let state = state.as_str();
         let mut n = 0;
         for (h, e) in exposures {
             let grade = e.grade.as_str();
@@ -1023,6 +1147,7 @@ impl Store for PgStore {
                         &e.case_interval.1,
                         &e.overlap_minutes,
                         &grade,
+                        &state,
                     ],
                 )
                 .await
@@ -1030,6 +1155,84 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(n)
+    }
+
+    async fn exposures_of_case(&self, case: CaseId) -> StoreResult<Vec<StoredExposure>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {EXPOSURE_COLS} FROM exposures WHERE case_id = $1 ORDER BY holder, venue, contact_start"
+                ),
+                &[&case.0],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(exposure_row).collect()
+    }
+
+    async fn pending_exposures(&self, limit: u32) -> StoreResult<Vec<StoredExposure>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {EXPOSURE_COLS} FROM exposures WHERE state = 'pending'
+                     ORDER BY case_id, holder, venue, contact_start LIMIT $1"
+                ),
+                &[&i64::from(limit)],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(exposure_row).collect()
+    }
+
+    async fn set_exposure_state(
+        &self,
+        key: &ExposureKey,
+        state: ExposureState,
+    ) -> StoreResult<StoredExposure> {
+        if state == ExposureState::Pending {
+            return Err(StoreError::Refused(
+                "a reviewed exposure cannot be pending".into(),
+            ));
+        }
+        let named = || {
+            format!(
+                "exposure to case {} at venue {} from {}",
+                key.case, key.venue, key.contact_start
+            )
+        };
+        let (h, case, venue, start) = (key.holder.as_bytes(), key.case.0, key.venue.0, key.contact_start);
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT {EXPOSURE_COLS} FROM exposures
+                     WHERE holder = $1 AND case_id = $2 AND venue = $3 AND contact_start = $4 FOR UPDATE"
+                ),
+                &[&h, &case, &venue, &start],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(named()))?;
+        let mut e = exposure_row(&row)?;
+        if e.state != ExposureState::Pending {
+            return Err(StoreError::Refused(format!(
+                "{} is {} already",
+                named(),
+                e.state.as_str()
+            )));
+        }
+        tx.execute(
+            "UPDATE exposures SET state = $5 WHERE holder = $1 AND case_id = $2 AND venue = $3 AND contact_start = $4",
+            &[&h, &case, &venue, &start, &state.as_str()],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        e.state = state;
+        Ok(e)
     }
 
     async fn add_risk_area(&self, area: &RiskArea) -> StoreResult<()> {
@@ -1112,7 +1315,7 @@ impl Store for PgStore {
         }
         for r in tx
             .query(
-                "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = $1 ORDER BY contact_start, case_id, venue",
+                "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = $1 AND state = 'applied' ORDER BY contact_start, case_id, venue",
                 &[&h],
             )
             .await

@@ -19,6 +19,10 @@ use time::{Date, OffsetDateTime};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_accounts", include_str!("../migrations/0002_accounts.sql")),
+    (
+        "0003_exposure_review",
+        include_str!("../migrations/0003_exposure_review.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(
@@ -655,6 +659,42 @@ fn officer_of(
     })
 }
 
+/// An exposure row with its state as stored: an unknown state is [`StoreError::Corrupt`] (see
+/// [`stored_exposure_of`]), not a database failure.
+type RawExposure = (HolderId, Exposure, String);
+
+/// From `EXPOSURE_COLS`.
+fn exposure_row(r: &Row<'_>) -> rusqlite::Result<RawExposure> {
+    let grade: String = r.get(8)?;
+    Ok((
+        holder_id(r.get(0)?)?,
+        Exposure {
+            case: CaseId(r.get(1)?),
+            venue: VenueId(r.get(2)?),
+            case_interval: (from_ts(r.get(3)?)?, from_ts(r.get(4)?)?),
+            contact_interval: (from_ts(r.get(5)?)?, from_ts(r.get(6)?)?),
+            overlap_minutes: r.get(7)?,
+            grade: grade_of(&grade)?,
+        },
+        r.get(9)?,
+    ))
+}
+
+fn stored_exposure_of((holder, exposure, state): RawExposure) -> StoreResult<StoredExposure> {
+    Ok(StoredExposure {
+        state: ExposureState::parse(&state).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "unknown state {state} of the exposure to case {} at venue {}",
+                exposure.case, exposure.venue
+            ))
+        })?,
+        holder,
+        exposure,
+    })
+}
+
+const EXPOSURE_COLS: &str =
+    "holder, case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade, state";
 const AUDIT_COLS: &str = "seq, at_ns, actor, role, action, subject, purpose, prev_hash, hash";
 const APPEAL_COLS: &str = "id, holder, text, filed_at, decided_by, upheld, note, decided_at";
 const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at";
@@ -670,6 +710,34 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+    }
+
+    async fn insert_holders(&self, batch: &[SealedHolder]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        // One transaction: a taken identity or phone fails the insert, and the error rolls back
+        // every row before it.
+        self.write(|tx| {
+            let mut s = tx
+                .prepare_cached(
+                    "INSERT INTO holders (id, kind, identity_hash, phone_hash, name_hint, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(backend)?;
+            for h in batch {
+                s.execute(params![
+                    h.id.as_bytes(),
+                    h.kind.as_str(),
+                    h.identity_hash,
+                    h.phone_hash,
+                    h.name_hint,
+                    h.sealed,
+                    ts(h.created_at)
+                ])
+                .map_err(backend)?;
+            }
+            Ok(batch.len() as u64)
         })
     }
 
@@ -704,6 +772,37 @@ impl Store for SqliteStore {
                 region: v.region.clone(),
                 admission: v.admission,
             })
+        })
+    }
+
+    async fn insert_venues(&self, batch: &[NewVenue]) -> StoreResult<Vec<Venue>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let mut s = tx
+                .prepare_cached(
+                    "INSERT INTO venues (name, category, region, admission) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(batch.len());
+            for v in batch {
+                s.execute(params![
+                    v.name,
+                    v.category.as_str(),
+                    v.region.as_str(),
+                    v.admission.as_str()
+                ])
+                .map_err(backend)?;
+                out.push(Venue {
+                    id: VenueId(tx.last_insert_rowid()),
+                    name: v.name.clone(),
+                    category: v.category,
+                    region: v.region.clone(),
+                    admission: v.admission,
+                });
+            }
+            Ok(out)
         })
     }
 
@@ -1184,17 +1283,20 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn add_exposures(&self, exposures: &[(HolderId, Exposure)]) -> StoreResult<u64> {
+    async fn add_exposures_as(
+        &self,
+        exposures: &[(HolderId, Exposure)],
+        state: ExposureState,
+    ) -> StoreResult<u64> {
         self.write(|tx| {
             let mut s = tx
                 .prepare_cached(
-                    "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                    "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                 )
                 .map_err(backend)?;
             let mut n = 0u64;
             for (h, e) in exposures {
-                                let grade = e.grade.as_str();
                 n += s
                     .execute(params![
                         h.as_bytes(),
@@ -1205,11 +1307,95 @@ impl Store for SqliteStore {
                         ts(e.case_interval.0),
                         ts(e.case_interval.1),
                         e.overlap_minutes,
-                        grade
+                        e.grade.as_str(),
+                        state.as_str()
                     ])
                     .map_err(backend)? as u64;
             }
             Ok(n)
+        })
+    }
+
+    async fn exposures_of_case(&self, case: CaseId) -> StoreResult<Vec<StoredExposure>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {EXPOSURE_COLS} FROM exposures WHERE case_id = ?1 ORDER BY holder, venue, contact_start"
+                ))
+                .map_err(backend)?;
+            let raw: Vec<RawExposure> = s
+                .query_map([case.0], exposure_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)?;
+            raw.into_iter().map(stored_exposure_of).collect()
+        })
+    }
+
+    async fn pending_exposures(&self, limit: u32) -> StoreResult<Vec<StoredExposure>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {EXPOSURE_COLS} FROM exposures WHERE state = 'pending'
+                     ORDER BY case_id, holder, venue, contact_start LIMIT ?1"
+                ))
+                .map_err(backend)?;
+            let raw: Vec<RawExposure> = s
+                .query_map([limit], exposure_row)
+                .and_then(Iterator::collect)
+                .map_err(backend)?;
+            raw.into_iter().map(stored_exposure_of).collect()
+        })
+    }
+
+    async fn set_exposure_state(
+        &self,
+        key: &ExposureKey,
+        state: ExposureState,
+    ) -> StoreResult<StoredExposure> {
+        if state == ExposureState::Pending {
+            return Err(StoreError::Refused(
+                "a reviewed exposure cannot be pending".into(),
+            ));
+        }
+        let named = || {
+            format!(
+                "exposure to case {} at venue {} from {}",
+                key.case, key.venue, key.contact_start
+            )
+        };
+        let (h, case, venue, start) = (
+            key.holder.as_bytes(),
+            key.case.0,
+            key.venue.0,
+            ts(key.contact_start),
+        );
+        self.write(|tx| {
+            let raw = tx
+                .query_row(
+                    &format!(
+                        "SELECT {EXPOSURE_COLS} FROM exposures WHERE holder = ?1 AND case_id = ?2 AND venue = ?3 AND contact_start = ?4"
+                    ),
+                    params![h, case, venue, start],
+                    exposure_row,
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(named()))?;
+            let mut e = stored_exposure_of(raw)?;
+            if e.state != ExposureState::Pending {
+                return Err(StoreError::Refused(format!(
+                    "{} is {} already",
+                    named(),
+                    e.state.as_str()
+                )));
+            }
+            tx.execute(
+                "UPDATE exposures SET state = ?5 WHERE holder = ?1 AND case_id = ?2 AND venue = ?3 AND contact_start = ?4",
+                params![h, case, venue, start, state.as_str()],
+            )
+            .map_err(backend)?;
+            e.state = state;
+            Ok(e)
         })
     }
 
@@ -1258,7 +1444,7 @@ impl Store for SqliteStore {
                     .query_map([h], |r| Ok(TestResult { positive: r.get(0)?, sampled_at: from_ts(r.get(1)?)?, lab: r.get(2)? }))?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut s = c.prepare_cached(
-                    "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = ?1 ORDER BY contact_start, case_id, venue",
+                    "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = ?1 AND state = 'applied' ORDER BY contact_start, case_id, venue",
                 )?;
                 f.exposures = s
                     .query_map([h], |r| {

@@ -53,6 +53,8 @@ macro_rules! conformance_tests {
             officers_are_unique_and_keep_roles,
             listings_and_appeal_decisions,
             purge_keeps_officers_and_live_sessions,
+            exposures_wait_for_review,
+            bulk_inserts,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1046,6 +1048,332 @@ pub async fn purge_keeps_officers_and_live_sessions<H: Harness>(h: &H) {
             .unwrap(),
         OtpCheck::Accepted
     );
+}
+
+pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
+    use ExposureState::{Applied, Dismissed, Pending};
+    let s = h.store();
+    let first = s.add_case(&hid(1), T - Duration::days(2), T).await.unwrap();
+    let second = s.add_case(&hid(5), T - Duration::days(1), T).await.unwrap();
+    let v1 = venue(s, "Mall", VenueCategory::Mall).await;
+    let v2 = venue(s, "Clinic", VenueCategory::Clinic).await;
+    let stored = |(holder, exposure): &(HolderId, Exposure), state| StoredExposure {
+        holder: holder.clone(),
+        exposure: exposure.clone(),
+        state,
+    };
+    // Traced in an order unlike any listing's.
+    let a = (
+        hid(3),
+        exposure(first.id, v1.id, T - Duration::hours(5), ExposureGrade::SamePlace),
+    );
+    let b = (
+        hid(2),
+        exposure(first.id, v2.id, T - Duration::hours(30), ExposureGrade::Close),
+    );
+    let c = (
+        hid(2),
+        exposure(first.id, v1.id, T - Duration::hours(5), ExposureGrade::Close),
+    );
+    let d = (
+        hid(2),
+        exposure(first.id, v1.id, T - Duration::hours(20), ExposureGrade::SamePlace),
+    );
+    let e = (
+        hid(1),
+        exposure(second.id, v1.id, T - Duration::hours(2), ExposureGrade::Close),
+    );
+    let applied = (
+        hid(2),
+        exposure(second.id, v2.id, T - Duration::hours(3), ExposureGrade::Close),
+    );
+    let pending = [a.clone(), b.clone(), c.clone(), d.clone(), e.clone()];
+    assert_eq!(s.add_exposures_as(&pending, Pending).await.unwrap(), 5);
+    assert_eq!(s.add_exposures(std::slice::from_ref(&applied)).await.unwrap(), 1);
+
+    // Pending exposures do not count for colours.
+    assert_eq!(
+        s.holder_facts(&hid(2)).await.unwrap().exposures,
+        vec![applied.1.clone()]
+    );
+    assert!(s.holder_facts(&hid(3)).await.unwrap().exposures.is_empty());
+
+    // Tracing again adds nothing, and each keeps the state it was first stored in.
+    assert_eq!(s.add_exposures_as(&pending, Applied).await.unwrap(), 0);
+    assert_eq!(s.add_exposures(&pending).await.unwrap(), 0);
+    assert_eq!(
+        s.add_exposures_as(std::slice::from_ref(&applied), Pending)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.holder_facts(&hid(2)).await.unwrap().exposures,
+        vec![applied.1.clone()]
+    );
+
+    // A case's exposures by holder, venue, contact start; the queue by case first.
+    assert_eq!(
+        s.exposures_of_case(first.id).await.unwrap(),
+        vec![
+            stored(&d, Pending),
+            stored(&c, Pending),
+            stored(&b, Pending),
+            stored(&a, Pending)
+        ]
+    );
+    assert_eq!(
+        s.exposures_of_case(second.id).await.unwrap(),
+        vec![stored(&e, Pending), stored(&applied, Applied)]
+    );
+    assert!(s.exposures_of_case(CaseId(999_999)).await.unwrap().is_empty());
+    assert_eq!(
+        s.pending_exposures(100).await.unwrap(),
+        vec![
+            stored(&d, Pending),
+            stored(&c, Pending),
+            stored(&b, Pending),
+            stored(&a, Pending),
+            stored(&e, Pending)
+        ]
+    );
+    assert_eq!(
+        s.pending_exposures(2).await.unwrap(),
+        vec![stored(&d, Pending), stored(&c, Pending)]
+    );
+    assert!(s.pending_exposures(0).await.unwrap().is_empty());
+
+    // Applying one makes it count; dismissing one keeps it out.
+    let key = |x: &(HolderId, Exposure)| stored(x, Pending).key();
+    assert_eq!(
+        key(&c),
+        ExposureKey {
+            holder: hid(2),
+            case: first.id,
+            venue: v1.id,
+            contact_start: T - Duration::hours(5)
+        }
+    );
+    assert_eq!(
+        s.set_exposure_state(&key(&c), Applied).await.unwrap(),
+        stored(&c, Applied)
+    );
+    assert_eq!(
+        s.set_exposure_state(&key(&b), Dismissed).await.unwrap(),
+        stored(&b, Dismissed)
+    );
+    assert_eq!(
+        s.holder_facts(&hid(2)).await.unwrap().exposures,
+        vec![c.1.clone(), applied.1.clone()]
+    );
+
+    // Only pending exposures are reviewed, and never back to pending.
+    for (x, to) in [
+        (&c, Applied),
+        (&c, Dismissed),
+        (&b, Applied),
+        (&b, Dismissed),
+        (&applied, Dismissed),
+        (&d, Pending),
+    ] {
+        assert!(
+            matches!(
+                s.set_exposure_state(&key(x), to).await,
+                Err(StoreError::Refused(_))
+            ),
+            "{x:?} to {to:?}"
+        );
+    }
+    assert!(matches!(
+        s.set_exposure_state(
+            &ExposureKey {
+                holder: hid(9),
+                ..key(&d)
+            },
+            Applied
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_exposure_state(
+            &ExposureKey {
+                contact_start: T - Duration::hours(21),
+                ..key(&d)
+            },
+            Dismissed
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let reviewed = vec![
+        stored(&d, Pending),
+        stored(&c, Applied),
+        stored(&b, Dismissed),
+        stored(&a, Pending),
+    ];
+    assert_eq!(s.exposures_of_case(first.id).await.unwrap(), reviewed);
+    assert_eq!(
+        s.pending_exposures(100).await.unwrap(),
+        vec![stored(&d, Pending), stored(&a, Pending), stored(&e, Pending)]
+    );
+    // Tracing the case again changes no decision.
+    assert_eq!(s.add_exposures_as(&pending, Pending).await.unwrap(), 0);
+    assert_eq!(s.exposures_of_case(first.id).await.unwrap(), reviewed);
+    assert_eq!(
+        s.holder_facts(&hid(2)).await.unwrap().exposures,
+        vec![c.1.clone(), applied.1.clone()]
+    );
+
+    // Officers reviewing at once: one decision stands, the others are refused.
+    let ka = key(&a);
+    let tries = futures_util::future::join_all(
+        (0..8).map(|i| s.set_exposure_state(&ka, if i % 2 == 0 { Applied } else { Dismissed })),
+    )
+    .await;
+    let won: Vec<&StoredExposure> = tries.iter().filter_map(|t| t.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{tries:?}");
+    assert!(
+        tries
+            .iter()
+            .all(|t| t.is_ok() || matches!(t, Err(StoreError::Refused(_)))),
+        "{tries:?}"
+    );
+    assert_eq!(s.exposures_of_case(first.id).await.unwrap()[3], *won[0]);
+    assert_eq!(
+        s.holder_facts(&hid(3)).await.unwrap().exposures.len(),
+        usize::from(won[0].state == Applied)
+    );
+
+    // Retention deletes old exposures whatever their state.
+    let report = s.purge(T).await.unwrap();
+    assert_eq!(
+        report,
+        PurgeReport {
+            exposures: 6,
+            ..PurgeReport::default()
+        }
+    );
+    assert!(s.exposures_of_case(first.id).await.unwrap().is_empty());
+    assert!(s.exposures_of_case(second.id).await.unwrap().is_empty());
+    assert!(s.pending_exposures(100).await.unwrap().is_empty());
+}
+
+/// Residents `start..start + n` as a city's registry makes them, for bulk loads: each with its own
+/// id (in no particular order), identity and phone, sealed with [`crypto`]'s keys.
+pub fn synthetic_holders(start: u64, n: u64) -> Vec<SealedHolder> {
+    let c = crypto();
+    (start..start + n)
+        .map(|i| {
+            let data = PersonalData {
+                name: format!("Resident {i}"),
+                resident_id: Some(format!("330106199003{i:06}")),
+                passport: None,
+                nationality: None,
+                birth_date: date!(1990 - 03 - 07),
+                phone: format!("+86139{i:08}"),
+                arrival: None,
+            };
+            // splitmix64's finaliser: a bijection, so the ids are distinct but unordered.
+            let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let id = HolderId::from_bytes(&z.to_be_bytes()).unwrap();
+            c.seal_holder(id, HolderKind::Resident, &data, "R*** ", T)
+                .unwrap()
+        })
+        .collect()
+}
+
+pub async fn bulk_inserts<H: Harness>(h: &H) {
+    let s = h.store();
+    let city = synthetic_holders(0, 1_000);
+    assert_eq!(s.insert_holders(&city).await.unwrap(), 1_000);
+    for i in [0, 1, 499, 998, 999] {
+        assert_eq!(s.holder(&city[i].id).await.unwrap().as_ref(), Some(&city[i]));
+    }
+    let back = s.holder_by_phone(&city[123].phone_hash).await.unwrap().unwrap();
+    assert_eq!(back, city[123]);
+    assert_eq!(crypto().open_holder(&back).unwrap().phone, "+8613900000123");
+    assert_eq!(
+        s.holder_by_identity(&city[777].identity_hash)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&city[777])
+    );
+    assert_eq!(s.insert_holders(&[]).await.unwrap(), 0);
+
+    // All or nothing: a taken identity or phone, in the store or twice in the batch, refuses the
+    // whole batch, wherever it is.
+    let more = synthetic_holders(1_000, 10);
+    let mut batches = Vec::new();
+    let mut b = more.clone();
+    b[7].identity_hash = city[3].identity_hash;
+    batches.push(("an identity in the store", b));
+    let mut b = more.clone();
+    b[0].phone_hash = city[500].phone_hash;
+    batches.push(("a phone in the store", b));
+    let mut b = more.clone();
+    b[9].identity_hash = b[2].identity_hash;
+    batches.push(("an identity twice in the batch", b));
+    let mut b = more.clone();
+    b[6].phone_hash = b[5].phone_hash;
+    batches.push(("a phone twice in the batch", b));
+    let mut b = more.clone();
+    b[8] = b[1].clone();
+    batches.push(("a holder twice in the batch", b));
+    for (what, batch) in &batches {
+        assert!(
+            matches!(s.insert_holders(batch).await, Err(StoreError::Conflict(_))),
+            "{what}"
+        );
+        for m in &more {
+            assert!(s.holder(&m.id).await.unwrap().is_none(), "{what}: a row was kept");
+        }
+    }
+    assert_eq!(
+        s.holder_by_identity(&city[3].identity_hash)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&city[3])
+    );
+    // The refusals left nothing half-done: the batch goes in once its clashes are gone.
+    assert_eq!(s.insert_holders(&more).await.unwrap(), 10);
+    assert_eq!(s.holder(&more[7].id).await.unwrap().as_ref(), Some(&more[7]));
+
+    // Venues come back with their ids, in input order.
+    let region = Issuer::parse("CN-ZJ").unwrap();
+    let before = venue(s, "Town Hall", VenueCategory::Office).await;
+    let new: Vec<NewVenue> = (0..300)
+        .map(|i| NewVenue {
+            name: format!("Venue {i}"),
+            category: VenueCategory::ALL[i % VenueCategory::ALL.len()],
+            region: region.clone(),
+            admission: [
+                AdmissionPolicy::GreenOnly,
+                AdmissionPolicy::GreenOrYellow,
+                AdmissionPolicy::All,
+            ][i % 3],
+        })
+        .collect();
+    let made = s.insert_venues(&new).await.unwrap();
+    assert_eq!(made.len(), new.len());
+    for (v, n) in made.iter().zip(&new) {
+        assert_eq!(
+            (&v.name, v.category, &v.region, v.admission),
+            (&n.name, n.category, &n.region, n.admission)
+        );
+        assert_eq!(s.venue(v.id).await.unwrap().as_ref(), Some(v));
+    }
+    let after = venue(s, "Station", VenueCategory::Transport).await;
+    let ids: std::collections::HashSet<VenueId> =
+        made.iter().map(|v| v.id).chain([before.id, after.id]).collect();
+    assert_eq!(ids.len(), 302, "ids are unique");
+    assert_eq!(s.venues().await.unwrap().len(), 302);
+    assert!(s.insert_venues(&[]).await.unwrap().is_empty());
 }
 
 /// Check-ins as a busy city makes them, for the backends' benchmarks: `n` scans with sequence

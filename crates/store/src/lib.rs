@@ -356,6 +356,75 @@ impl std::fmt::Debug for Officer {
     }
 }
 
+/// Whether an exposure counts for the colour rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExposureState {
+    /// Counts.
+    Applied,
+    /// Waits for an officer.
+    Pending,
+    /// An officer set it aside.
+    Dismissed,
+}
+
+impl ExposureState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposureState::Applied => "applied",
+            ExposureState::Pending => "pending",
+            ExposureState::Dismissed => "dismissed",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<ExposureState> {
+        match s {
+            "applied" => Some(ExposureState::Applied),
+            "pending" => Some(ExposureState::Pending),
+            "dismissed" => Some(ExposureState::Dismissed),
+            _ => None,
+        }
+    }
+}
+
+/// Names one stored exposure: the exposures table's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExposureKey {
+    /// Who was exposed.
+    pub holder: HolderId,
+    /// To which case.
+    pub case: CaseId,
+    /// Where.
+    pub venue: VenueId,
+    /// When the holder's presence began.
+    pub contact_start: OffsetDateTime,
+}
+
+/// An exposure as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredExposure {
+    /// Who was exposed.
+    pub holder: HolderId,
+    /// The exposure.
+    pub exposure: Exposure,
+    /// Whether it counts for the colour rules.
+    pub state: ExposureState,
+}
+
+impl StoredExposure {
+    /// The key that names it.
+    pub fn key(&self) -> ExposureKey {
+        ExposureKey {
+            holder: self.holder.clone(),
+            case: self.exposure.case,
+            venue: self.exposure.venue,
+            contact_start: self.exposure.contact_interval.0,
+        }
+    }
+}
+
 /// How long check-ins, declarations, reports and exposures are kept unless configured otherwise:
 /// 28 days, two incubation periods.
 pub const DEFAULT_RETENTION: time::Duration = time::Duration::days(28);
@@ -385,6 +454,10 @@ impl PurgeReport {
 pub trait Store: Send + Sync + 'static {
     /// Registers a holder; [`StoreError::Conflict`] if the identity or phone hash is taken.
     fn insert_holder(&self, h: &SealedHolder) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Registers many holders in one transaction, all or none: [`StoreError::Conflict`], and
+    /// nothing stored, if any identity or phone hash (or id) is taken, in the store or twice in the
+    /// batch. Returns how many were stored. Made for loading a city at once.
+    fn insert_holders(&self, batch: &[SealedHolder]) -> impl Future<Output = StoreResult<u64>> + Send;
     /// A holder by id.
     fn holder(&self, id: &HolderId) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
     /// A holder by phone hash.
@@ -400,6 +473,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a venue.
     fn insert_venue(&self, v: &NewVenue) -> impl Future<Output = StoreResult<Venue>> + Send;
+    /// Creates many venues in one transaction; returns them with their ids, in input order.
+    fn insert_venues(&self, batch: &[NewVenue]) -> impl Future<Output = StoreResult<Vec<Venue>>> + Send;
     /// A venue by id.
     fn venue(&self, id: VenueId) -> impl Future<Output = StoreResult<Option<Venue>>> + Send;
     /// All venues.
@@ -537,17 +612,41 @@ pub trait Store: Send + Sync + 'static {
     /// A case and whose it is.
     fn case(&self, id: CaseId)
     -> impl Future<Output = StoreResult<Option<(HolderId, ConfirmedCase)>>> + Send;
-    /// Records exposures; one already stored (same holder, case, venue and contact start) is
-    /// skipped. Returns how many were new.
+    /// Records exposures in `state`; one already stored (same holder, case, venue and contact
+    /// start) is skipped and keeps its state. Returns how many were new.
+    fn add_exposures_as(
+        &self,
+        exposures: &[(HolderId, Exposure)],
+        state: ExposureState,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Records exposures as applied: [`Store::add_exposures_as`] with [`ExposureState::Applied`].
     fn add_exposures(
         &self,
         exposures: &[(HolderId, Exposure)],
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.add_exposures_as(exposures, ExposureState::Applied)
+    }
+    /// The exposures to a case, whatever their state, by holder (bytes), venue and contact start.
+    fn exposures_of_case(
+        &self,
+        case: CaseId,
+    ) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
+    /// Exposures waiting for review, by case, holder, venue and contact start, at most `limit`.
+    fn pending_exposures(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
+    /// Records the review of a pending exposure, in one transaction, and returns it in its new
+    /// state: [`StoreError::Refused`] when `state` is [`ExposureState::Pending`] (checked first) or
+    /// the exposure is not pending (it was decided already), [`StoreError::NotFound`] for no such
+    /// exposure.
+    fn set_exposure_state(
+        &self,
+        key: &ExposureKey,
+        state: ExposureState,
+    ) -> impl Future<Output = StoreResult<StoredExposure>> + Send;
     /// Declares a risk area.
     fn add_risk_area(&self, area: &RiskArea) -> impl Future<Output = StoreResult<()>> + Send;
     /// All risk areas.
     fn risk_areas(&self) -> impl Future<Output = StoreResult<Vec<RiskArea>>> + Send;
-    /// Everything the colour rules read about a holder.
+    /// Everything the colour rules read about a holder; of the exposures, only applied ones.
     fn holder_facts(&self, holder: &HolderId) -> impl Future<Output = StoreResult<HolderFacts>> + Send;
 
     /// Records a proposed manual change.
@@ -571,8 +670,9 @@ pub trait Store: Send + Sync + 'static {
     /// A holder's appeals.
     fn appeals_of(&self, holder: &HolderId) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
 
-    /// Deletes check-ins, declarations, reports and exposures from before `before`; also drops
-    /// sessions and one-time codes that had expired by then (not counted). Officers are kept.
+    /// Deletes check-ins, declarations, reports and exposures (whatever their state) from before
+    /// `before`; also drops sessions and one-time codes that had expired by then (not counted).
+    /// Officers are kept.
     fn purge(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<PurgeReport>> + Send;
 
     /// Appends to the audit log, chaining the entry to the last one.
