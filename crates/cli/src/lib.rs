@@ -35,6 +35,10 @@ enum Command {
     Admin(command::serve::AdminCommand),
     /// Drive code-opens or scans against a running server and report throughput and latency.
     Loadgen(command::loadgen::LoadgenArgs),
+    /// Build a synthetic city (holders, venues, days of check-ins, cases) into the store.
+    Simulate(command::city::SimulateArgs),
+    /// Trace cases (given, or all of a day's) and record their contacts' exposures.
+    Trace(command::city::TraceArgs),
     /// Print the documented sample configuration.
     DefaultConfig,
     /// Delete check-ins, declarations, reports and exposures older than the retention period now
@@ -78,6 +82,8 @@ impl Cli {
             Command::Demo(c) => c.run(),
             Command::Admin(c) => c.run(),
             Command::Loadgen(c) => c.run(),
+            Command::Simulate(c) => c.run(),
+            Command::Trace(c) => c.run(),
             Command::DefaultConfig => command::serve::default_config(),
             Command::Purge(c) => command::serve::purge(c),
             Command::Audit(AuditCommand::Verify(c)) => command::serve::audit_verify(c),

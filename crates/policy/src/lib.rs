@@ -88,6 +88,27 @@ pub struct TracingPolicy {
     pub close_categories: Vec<VenueCategory>,
     /// Typical stay by category when there is no check-out.
     pub dwell_minutes: BTreeMap<VenueCategory, u32>,
+    /// The longest stay counted: a check-out later than this after the check-in counts as this.
+    #[serde(default = "default_max_stay")]
+    pub max_stay_minutes: u32,
+    /// Whether traced exposures change colours at once or wait for an officer's review.
+    #[serde(default)]
+    pub apply: ApplyMode,
+}
+
+fn default_max_stay() -> u32 {
+    720
+}
+
+/// What happens to exposures tracing finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyMode {
+    /// They count for colours as soon as they are recorded.
+    #[default]
+    Automatic,
+    /// They wait until an officer applies (or dismisses) each.
+    Review,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +210,12 @@ impl Policy {
                     format!("rule {:?}: hold_hours must be 1 to 2160", r.id),
                 ));
             }
+        }
+        if file.tracing.max_stay_minutes == 0 || file.tracing.max_stay_minutes > 7 * 24 * 60 {
+            return Err(PolicyError {
+                line: line_of(source, "max_stay_minutes"),
+                reason: "tracing.max_stay_minutes must be between 1 and 10080".into(),
+            });
         }
         if file.tracing.close_overlap_minutes == 0 {
             return Err(fail(

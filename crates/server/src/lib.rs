@@ -523,6 +523,197 @@ async fn account_with_audit<S: Store>(
     Ok(password)
 }
 
+/// Which cases `healthcode trace` traces.
+#[derive(Debug, Clone)]
+pub enum CaseSelection {
+    /// These.
+    Ids(Vec<healthcode_domain::CaseId>),
+    /// Every case confirmed on this UTC day.
+    Day(time::Date),
+}
+
+/// Options of `healthcode trace`.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Also time each case's contact search alone (read and compute, nothing recorded).
+    pub per_case: bool,
+    /// Write every contact found as CSV (case, holder, venue, contact start, grade, overlap).
+    pub export: Option<std::path::PathBuf>,
+}
+
+/// Per-case timings, milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct PerCase {
+    /// Median.
+    pub median_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+async fn trace_in<S: Store>(
+    store: &S,
+    policy: &Policy,
+    which: &CaseSelection,
+    options: &TraceOptions,
+) -> Result<(healthcode_exposure::TraceReport, Option<PerCase>), StartError> {
+    let fail = |e: String| StartError::Other(e);
+    let ids = match which {
+        CaseSelection::Ids(ids) => ids.clone(),
+        CaseSelection::Day(day) => {
+            let from = day.midnight().assume_utc();
+            let to = from + Duration::days(1);
+            store
+                .cases(from)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .into_iter()
+                .filter(|(_, c)| c.confirmed_at < to)
+                .map(|(_, c)| c.id)
+                .collect()
+        }
+    };
+    let tracer = healthcode_exposure::Tracer::new(store, policy.tracing())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut per_case = None;
+    if options.per_case || options.export.is_some() {
+        let mut times = Vec::new();
+        let mut csv = String::from("case_id,holder,venue,contact_start,grade,overlap_minutes\n");
+        for id in &ids {
+            let (holder, case) = store
+                .case(*id)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail(format!("there is no case {}", id.0)))?;
+            let t = std::time::Instant::now();
+            let (found, _) = tracer
+                .contacts(store, &holder, &case)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            for (h, e) in &found {
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{}\n",
+                    id.0,
+                    h.to_hex(),
+                    e.venue.0,
+                    e.contact_interval.0.unix_timestamp(),
+                    e.grade.as_str(),
+                    e.overlap_minutes
+                ));
+            }
+        }
+        if let Some(path) = &options.export {
+            std::fs::write(path, csv).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        }
+        times.sort_by(f64::total_cmp);
+        if options.per_case && !times.is_empty() {
+            let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+            per_case = Some(PerCase {
+                median_ms: at(0.5),
+                p90_ms: at(0.9),
+                max_ms: at(1.0),
+            });
+        }
+    }
+    let (report, _) = tracer.trace(store, &ids).await.map_err(|e| fail(e.to_string()))?;
+    store
+        .append_audit(&AuditEntry {
+            at: now(),
+            actor: "operator".into(),
+            role: "system".into(),
+            action: "trace".into(),
+            subject: None,
+            purpose: format!(
+                "{} cases from the command line: {} new exposures",
+                report.cases, report.new_exposures
+            ),
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok((report, per_case))
+}
+
+fn configured_policy(config: &Config) -> Result<Policy, StartError> {
+    match &config.policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?;
+            Policy::parse(&text).map_err(|e| StartError::Other(format!("{}: {e}", path.display())))
+        }
+        None => Ok(Policy::default_policy()),
+    }
+}
+
+/// Traces cases in the configured store and records their exposures: the `healthcode trace`
+/// command.
+pub async fn trace_now(
+    config: &Config,
+    which: &CaseSelection,
+    options: &TraceOptions,
+) -> Result<(healthcode_exposure::TraceReport, Option<PerCase>), StartError> {
+    let policy = configured_policy(config)?;
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                4,
+            )
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+            trace_in(&store, &policy, which, options).await
+        }
+        None => trace_in(&open_existing_sqlite(config)?, &policy, which, options).await,
+    }
+}
+
+/// Builds a synthetic city into the configured store (made if it does not exist), then moves
+/// every check-in into its indexed place: the `healthcode simulate` command. Returns what was
+/// made and the seconds the final indexing took.
+pub async fn simulate_now(
+    config: &Config,
+    params: &healthcode_exposure::simulate::CityParams,
+    progress: healthcode_exposure::simulate::Progress<'_>,
+) -> Result<(healthcode_exposure::simulate::CityReport, f64), StartError> {
+    let fail = |e: String| StartError::Other(e);
+    let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                8,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            let r = healthcode_exposure::simulate::simulate(&store, &dir.crypto, params, progress)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let t = std::time::Instant::now();
+            store.flush_checkins().await.map_err(|e| fail(e.to_string()))?;
+            Ok((r, t.elapsed().as_secs_f64()))
+        }
+        None => {
+            let db = DataDir::database_in(&dir.path);
+            let mode = if db.exists() {
+                OpenMode::MustExist
+            } else {
+                OpenMode::Create
+            };
+            let store = SqliteStore::open(&db, mode).map_err(|e| fail(e.to_string()))?;
+            let r = healthcode_exposure::simulate::simulate(&store, &dir.crypto, params, progress)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let t = std::time::Instant::now();
+            tokio::task::block_in_place(|| store.flush_checkins()).map_err(|e| fail(e.to_string()))?;
+            Ok((r, t.elapsed().as_secs_f64()))
+        }
+    }
+}
+
 fn open_existing_sqlite(config: &Config) -> Result<SqliteStore, StartError> {
     SqliteStore::open(&DataDir::database_in(&config.data_dir), OpenMode::MustExist)
         .map_err(|e| StartError::Other(e.to_string()))
@@ -569,14 +760,7 @@ impl Bound {
 /// Opens the data directory and the store, and binds the listener.
 pub async fn bind(config: &Config) -> Result<Bound, StartError> {
     let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
-    let policy = match &config.policy_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?;
-            Policy::parse(&text).map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?
-        }
-        None => Policy::default_policy(),
-    };
+    let policy = configured_policy(config)?;
     let router = match &config.database_url {
         Some(url) => {
             let store = PgStore::connect(

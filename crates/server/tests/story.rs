@@ -263,6 +263,26 @@ async fn story(pg: bool) {
         )
         .await;
     let clinic_id = clinic["id"].as_i64().unwrap();
+    let office = s
+        .ok(
+            "POST",
+            "/api/v1/admin/venues",
+            Some(&admin),
+            Some(json!({"name": "Binjiang Office Park", "category": "office", "admission": "green-only"})),
+        )
+        .await;
+    let office_id = office["id"].as_i64().unwrap();
+    let office_key = s
+        .ok(
+            "POST",
+            &format!("/api/v1/admin/venues/{office_id}/devices"),
+            Some(&admin),
+            Some(json!({"label": "lobby"})),
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let clinic_key = s
         .ok(
             "POST",
@@ -332,13 +352,20 @@ async fn story(pg: bool) {
     assert!(svg.text().await.unwrap().starts_with("<?xml"));
 
     // The mall's device scans both: admitted and recorded; a retry of the same seq is stored once.
+    // (The resident at the mall, the visitor at an office: they never meet, so the resident's
+    // case below makes no contact of the visitor, whatever the clock.)
     for (i, t) in tokens.iter().enumerate() {
+        let (key, venue) = if i == 0 {
+            (&mall_key, mall_id)
+        } else {
+            (&office_key, office_id)
+        };
         let r = s
             .ok(
                 "POST",
                 "/api/v1/scans",
-                Some(&mall_key),
-                Some(json!({"venue": mall_id, "token": t, "seq": i})),
+                Some(key),
+                Some(json!({"venue": venue, "token": t, "seq": i})),
             )
             .await;
         assert_eq!(r["decision"], "admit", "{r}");
@@ -400,6 +427,30 @@ async fn story(pg: bool) {
         )
         .await;
     let case_id = case["id"].as_i64().unwrap();
+    // Tracing ran in the background; running it again adds nothing, and finds no contact (the
+    // resident met no one).
+    let tr = s
+        .ok(
+            "POST",
+            &format!("/api/v1/admin/cases/{case_id}/trace"),
+            Some(officer_a),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (tr["cases"].as_u64(), tr["new_exposures"].as_u64()),
+        (Some(1), Some(0)),
+        "{tr}"
+    );
+    let ex = s
+        .ok(
+            "GET",
+            &format!("/api/v1/admin/cases/{case_id}/exposures"),
+            Some(officer_a),
+            None,
+        )
+        .await;
+    assert_eq!(ex.as_array().unwrap().len(), 0, "{ex}");
     let c = s.ok("GET", "/api/v1/me/code", Some(&resident), None).await;
     assert_eq!(c["colour"], "red", "{c}");
     let rules: Vec<&str> = c["reasons"]

@@ -1,5 +1,6 @@
 //! One subcommand a file.
 
+pub mod city;
 pub mod code;
 pub mod keys;
 pub mod loadgen;

@@ -27,7 +27,7 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(self) -> anyhow::Result<Config> {
+    pub(crate) fn load(self) -> anyhow::Result<Config> {
         let overrides = Overrides {
             listen: self.listen,
             data_dir: self.data_dir,
