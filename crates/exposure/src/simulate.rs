@@ -157,10 +157,14 @@ fn arrival_minute(rng: &mut Rng, c: VenueCategory) -> i64 {
     (h * 60.0) as i64
 }
 
-/// Expected daily visits per venue: Zipf-like weights over a random order, capped by category,
-/// the excess spread over the rest until nothing exceeds its cap.
+/// Expected daily visits per venue: Zipf-like weights over a random order, capped by category
+/// and by share of the city, the excess spread over the rest until nothing exceeds its cap.
 fn popularity(rng: &mut Rng, cats: &[(VenueCategory, f64)], total_daily: f64) -> Vec<f64> {
     let n = cats.len();
+    // No venue takes a sizeable share of the city: at most 1% of all visits (or twice its fair
+    // share, in a city of few venues), and never more than its category's cap.
+    let share_cap = total_daily * (0.01f64).max(2.0 / n.max(1) as f64);
+    let cats: Vec<(VenueCategory, f64)> = cats.iter().map(|(c, cap)| (*c, cap.min(share_cap))).collect();
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
