@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use healthcode_domain::{CaseId, CheckIn, DeviceId, ExposureGrade, HolderId, VenueCategory, VenueId};
-use healthcode_exposure::{grade, presence, trace_case};
+use healthcode_exposure::{TracingIndex, grade, presence, trace_case};
 use healthcode_policy::Policy;
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime};
@@ -97,6 +97,11 @@ proptest! {
             .collect();
         prop_assert_eq!(engine.len(), found.len(), "one exposure per contact check-in");
         prop_assert_eq!(engine, brute_force(p, &case_holder, window, &all));
+        // The in-memory index finds exactly the same exposures.
+        let ix = TracingIndex::from_checkins(p, OffsetDateTime::from_unix_timestamp(T0).unwrap(), &all, &category);
+        prop_assert_eq!(ix.len(), all.len());
+        let from_index = ix.trace_case(p, CaseId(1), &case_holder, window, &all, &category);
+        prop_assert_eq!(&from_index, &found);
         for (h, e) in &found {
             prop_assert!(h != &case_holder, "the case is not its own contact");
             prop_assert!(e.case_interval.0 >= window.0 && e.case_interval.1 <= window.1);

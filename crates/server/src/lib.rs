@@ -539,6 +539,17 @@ pub struct TraceOptions {
     pub per_case: bool,
     /// Write every contact found as CSV (case, holder, venue, contact start, grade, overlap).
     pub export: Option<std::path::PathBuf>,
+    /// Load the check-ins the cases' windows reach into memory first, and trace from there.
+    pub index: bool,
+}
+
+/// How the in-memory index was built.
+#[derive(Debug, Clone, Default)]
+pub struct IndexBuild {
+    /// Check-ins held.
+    pub rows: usize,
+    /// Seconds to read and build.
+    pub seconds: f64,
 }
 
 /// Per-case timings, milliseconds.
@@ -550,6 +561,8 @@ pub struct PerCase {
     pub p90_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+    /// All the cases one after the other, wall time.
+    pub total_ms: f64,
 }
 
 async fn trace_in<S: Store>(
@@ -557,7 +570,7 @@ async fn trace_in<S: Store>(
     policy: &Policy,
     which: &CaseSelection,
     options: &TraceOptions,
-) -> Result<(healthcode_exposure::TraceReport, Option<PerCase>), StartError> {
+) -> Result<TraceOutcome, StartError> {
     let fail = |e: String| StartError::Other(e);
     let ids = match which {
         CaseSelection::Ids(ids) => ids.clone(),
@@ -574,9 +587,41 @@ async fn trace_in<S: Store>(
                 .collect()
         }
     };
-    let tracer = healthcode_exposure::Tracer::new(store, policy.tracing())
+    let mut index = None;
+    let mut built = None;
+    if options.index {
+        let (mut from, mut to) = (None::<time::OffsetDateTime>, None::<time::OffsetDateTime>);
+        for id in &ids {
+            if let Some((_, c)) = store.case(*id).await.map_err(|e| fail(e.to_string()))? {
+                let (f, t) = healthcode_exposure::infectious_window(policy.tracing(), &c);
+                from = Some(from.map_or(f, |x| x.min(f)));
+                to = Some(to.map_or(t, |x| x.max(t)));
+            }
+        }
+        if let (Some(from), Some(to)) = (from, to) {
+            let started = std::time::Instant::now();
+            let ix = healthcode_exposure::TracingIndex::build(
+                store,
+                policy.tracing(),
+                from - healthcode_exposure::lookback(policy.tracing()),
+                to,
+                &|_, _| {},
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            built = Some(IndexBuild {
+                rows: ix.len(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            index = Some(ix);
+        }
+    }
+    let mut tracer = healthcode_exposure::Tracer::new(store, policy.tracing())
         .await
         .map_err(|e| fail(e.to_string()))?;
+    if let Some(ix) = &index {
+        tracer = tracer.with_index(ix);
+    }
     let mut per_case = None;
     if options.per_case || options.export.is_some() {
         let mut times = Vec::new();
@@ -615,6 +660,7 @@ async fn trace_in<S: Store>(
                 median_ms: at(0.5),
                 p90_ms: at(0.9),
                 max_ms: at(1.0),
+                total_ms: times.iter().sum(),
             });
         }
     }
@@ -633,7 +679,22 @@ async fn trace_in<S: Store>(
         })
         .await
         .map_err(|e| fail(e.to_string()))?;
-    Ok((report, per_case))
+    Ok(TraceOutcome {
+        report,
+        per_case,
+        index: built,
+    })
+}
+
+/// What `healthcode trace` found and measured.
+#[derive(Debug, Clone)]
+pub struct TraceOutcome {
+    /// The run.
+    pub report: healthcode_exposure::TraceReport,
+    /// Per-case timings, when asked.
+    pub per_case: Option<PerCase>,
+    /// The in-memory index, when asked.
+    pub index: Option<IndexBuild>,
 }
 
 fn configured_policy(config: &Config) -> Result<Policy, StartError> {
@@ -653,7 +714,7 @@ pub async fn trace_now(
     config: &Config,
     which: &CaseSelection,
     options: &TraceOptions,
-) -> Result<(healthcode_exposure::TraceReport, Option<PerCase>), StartError> {
+) -> Result<TraceOutcome, StartError> {
     let policy = configured_policy(config)?;
     match &config.database_url {
         Some(url) => {
