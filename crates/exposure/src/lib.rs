@@ -133,6 +133,19 @@ fn overlap_of(e: &Exposure) -> Duration {
     e.contact_interval.1.min(e.case_interval.1) - e.contact_interval.0.max(e.case_interval.0)
 }
 
+/// One case to trace from an index.
+#[derive(Debug, Clone)]
+pub struct CaseJob {
+    /// The case.
+    pub case: CaseId,
+    /// Whose.
+    pub holder: HolderId,
+    /// Its infectious window.
+    pub window: (OffsetDateTime, OffsetDateTime),
+    /// Its own check-ins.
+    pub own: Vec<CheckIn>,
+}
+
 /// What a tracing run found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceReport {
@@ -245,6 +258,51 @@ impl<'a> Tracer<'a> {
             self.categories.get(&v).copied()
         });
         Ok((found, read))
+    }
+
+    /// The contacts of many cases, without recording them: from the index on every core when
+    /// there is one, else one case after another from the store.
+    pub async fn contacts_many<S: Store>(
+        &self,
+        store: &S,
+        cases: &[CaseId],
+        threads: usize,
+    ) -> Result<Vec<Vec<(HolderId, Exposure)>>, TraceError> {
+        let back = lookback(self.policy);
+        let mut jobs = Vec::with_capacity(cases.len());
+        for id in cases {
+            let (holder, case) = store.case(*id).await?.ok_or(TraceError::NoCase(id.0))?;
+            if self.index.is_none() {
+                jobs.push(CaseJob {
+                    case: case.id,
+                    holder,
+                    window: infectious_window(self.policy, &case),
+                    own: Vec::new(),
+                });
+                continue;
+            }
+            let window = infectious_window(self.policy, &case);
+            let own = store
+                .checkins_of_holder(&holder, window.0 - back, window.1)
+                .await?;
+            jobs.push(CaseJob {
+                case: case.id,
+                holder,
+                window,
+                own,
+            });
+        }
+        match self.index {
+            Some(ix) => Ok(ix.trace_many(self.policy, &jobs, &|v| self.categories.get(&v).copied(), threads)),
+            None => {
+                let mut out = Vec::with_capacity(jobs.len());
+                for j in &jobs {
+                    let (_, case) = store.case(j.case).await?.ok_or(TraceError::NoCase(j.case.0))?;
+                    out.push(self.contacts(store, &j.holder, &case).await?.0);
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Traces cases and records their exposures (as applied or pending, by the policy); running
@@ -443,6 +501,46 @@ impl TracingIndex {
         self.holders.len()
     }
 
+    /// Many cases at once on `threads` threads: for each job (case, its holder, its window, its
+    /// own check-ins), what [`TracingIndex::trace_case`] finds, in the jobs' order.
+    pub fn trace_many(
+        &self,
+        p: &TracingPolicy,
+        jobs: &[CaseJob],
+        category: &(dyn Fn(VenueId) -> Option<VenueCategory> + Sync),
+        threads: usize,
+    ) -> Vec<Vec<(HolderId, Exposure)>> {
+        let threads = threads.clamp(1, jobs.len().max(1));
+        let mut out: Vec<Vec<(HolderId, Exposure)>> = vec![Vec::new(); jobs.len()];
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        jobs.iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, j)| {
+                                (
+                                    i,
+                                    self.trace_case(p, j.case, &j.holder, j.window, &j.own, category),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(done) = h.join() {
+                    for (i, found) in done {
+                        out[i] = found;
+                    }
+                }
+            }
+        });
+        out
+    }
+
     /// The same exposures as [`trace_case`] would find from the store's check-ins, from memory.
     /// `case_checkins` are the case's own (from the store: a short read by holder).
     pub fn trace_case(
@@ -457,6 +555,7 @@ impl TracingIndex {
         // (holder number, venue, arrival, -overlap seconds, end, case presence, grade)
         let mut hits: Vec<(u32, VenueId, u32, i64, u32, usize, ExposureGrade)> = Vec::new();
         let mut presences: Vec<(OffsetDateTime, OffsetDateTime)> = Vec::new();
+        let own_number = self.holders.binary_search(case_holder).ok().map(|n| n as u32);
         for own in case_checkins.iter().filter(|c| &c.holder == case_holder) {
             let Some(cat) = category(own.venue) else { continue };
             let (s, e) = presence(p, own, cat);
@@ -484,7 +583,7 @@ impl TracingIndex {
                     continue;
                 }
                 let h = rows.holder[k];
-                if self.holders[h as usize] == *case_holder {
+                if Some(h) == own_number {
                     continue;
                 }
                 let g = if close_here && overlap >= close {

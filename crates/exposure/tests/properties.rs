@@ -102,6 +102,10 @@ proptest! {
         prop_assert_eq!(ix.len(), all.len());
         let from_index = ix.trace_case(p, CaseId(1), &case_holder, window, &all, &category);
         prop_assert_eq!(&from_index, &found);
+        let job = healthcode_exposure::CaseJob { case: CaseId(1), holder: case_holder.clone(), window, own: all.clone() };
+        let many = ix.trace_many(p, &[job.clone(), job], &category, 2);
+        prop_assert_eq!(&many[0], &found);
+        prop_assert_eq!(&many[1], &found);
         for (h, e) in &found {
             prop_assert!(h != &case_holder, "the case is not its own contact");
             prop_assert!(e.case_interval.0 >= window.0 && e.case_interval.1 <= window.1);

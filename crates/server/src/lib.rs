@@ -563,6 +563,8 @@ pub struct PerCase {
     pub max_ms: f64,
     /// All the cases one after the other, wall time.
     pub total_ms: f64,
+    /// All the cases at once (on every core, from the index when there is one), wall time.
+    pub batch_ms: f64,
 }
 
 async fn trace_in<S: Store>(
@@ -661,6 +663,17 @@ async fn trace_in<S: Store>(
                 p90_ms: at(0.9),
                 max_ms: at(1.0),
                 total_ms: times.iter().sum(),
+                batch_ms: {
+                    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let t = std::time::Instant::now();
+                    let all = tracer
+                        .contacts_many(store, &ids, threads)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    tracing::debug!(contacts = all.iter().map(Vec::len).sum::<usize>(), "batch");
+                    ms
+                },
             });
         }
     }

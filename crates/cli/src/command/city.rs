@@ -178,8 +178,8 @@ impl TraceArgs {
         }
         if let Some(p) = per_case {
             println!(
-                "one case at a time (read and compute, nothing recorded): median {:.2} ms, p90 {:.2} ms, max {:.2} ms; all {} cases {:.1} ms",
-                p.median_ms, p.p90_ms, p.max_ms, r.cases, p.total_ms
+                "one case at a time (read and compute, nothing recorded): median {:.2} ms, p90 {:.2} ms, max {:.2} ms; all {} cases one by one {:.1} ms, at once {:.1} ms",
+                p.median_ms, p.p90_ms, p.max_ms, r.cases, p.total_ms, p.batch_ms
             );
         }
         println!(
