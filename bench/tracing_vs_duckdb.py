@@ -40,6 +40,7 @@ def main() -> int:
 
     con = duckdb.connect()
     con.execute(f"SET threads = {args.threads}")
+    con.execute("SET enable_progress_bar = false")
     parquet = os.path.join(args.csv, "checkins.parquet")
     if not os.path.exists(parquet):
         t = time.perf_counter()
