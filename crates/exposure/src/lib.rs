@@ -33,6 +33,14 @@ pub fn dwell(p: &TracingPolicy, category: VenueCategory) -> Duration {
     Duration::minutes(p.dwell_minutes.get(&category).copied().unwrap_or(60).into())
 }
 
+/// How tracing records what it finds: applied at once, or pending an officer's review.
+pub fn recorded_state(p: &TracingPolicy) -> ExposureState {
+    match p.apply {
+        ApplyMode::Automatic => ExposureState::Applied,
+        ApplyMode::Review => ExposureState::Pending,
+    }
+}
+
 /// How far before a case's arrival a contact may have arrived and still overlap: the longest
 /// stay counted.
 pub fn lookback(p: &TracingPolicy) -> Duration {
@@ -270,15 +278,11 @@ impl<'a> Tracer<'a> {
     ) -> Result<Vec<Vec<(HolderId, Exposure)>>, TraceError> {
         let back = lookback(self.policy);
         let mut jobs = Vec::with_capacity(cases.len());
+        let mut found = Vec::new();
         for id in cases {
             let (holder, case) = store.case(*id).await?.ok_or(TraceError::NoCase(id.0))?;
             if self.index.is_none() {
-                jobs.push(CaseJob {
-                    case: case.id,
-                    holder,
-                    window: infectious_window(self.policy, &case),
-                    own: Vec::new(),
-                });
+                found.push(self.contacts(store, &holder, &case).await?.0);
                 continue;
             }
             let window = infectious_window(self.policy, &case);
@@ -292,17 +296,10 @@ impl<'a> Tracer<'a> {
                 own,
             });
         }
-        match self.index {
-            Some(ix) => Ok(ix.trace_many(self.policy, &jobs, &|v| self.categories.get(&v).copied(), threads)),
-            None => {
-                let mut out = Vec::with_capacity(jobs.len());
-                for j in &jobs {
-                    let (_, case) = store.case(j.case).await?.ok_or(TraceError::NoCase(j.case.0))?;
-                    out.push(self.contacts(store, &j.holder, &case).await?.0);
-                }
-                Ok(out)
-            }
-        }
+        Ok(match self.index {
+            Some(ix) => ix.trace_many(self.policy, &jobs, &|v| self.categories.get(&v).copied(), threads),
+            None => found,
+        })
     }
 
     /// Traces cases and records their exposures (as applied or pending, by the policy); running
@@ -317,10 +314,7 @@ impl<'a> Tracer<'a> {
             cases: cases.len(),
             ..TraceReport::default()
         };
-        let state = match self.policy.apply {
-            ApplyMode::Automatic => ExposureState::Applied,
-            ApplyMode::Review => ExposureState::Pending,
-        };
+        let state = recorded_state(self.policy);
         let mut worst: HashMap<HolderId, ExposureGrade> = HashMap::new();
         let mut venues = std::collections::HashSet::new();
         for id in cases {

@@ -207,13 +207,16 @@ pub fn holder_id(seed: u64, i: u64) -> HolderId {
     }
 }
 
-fn resident_number(i: u64) -> String {
+/// The `i`-th synthetic resident ID number of a six-digit region code: valid (real date, right
+/// check character) and unique for up to 20 million `i` (the birth date walks 20,000 days by a
+/// step coprime to it; the sequence number is `i` mod 1000).
+pub fn synthetic_resident_id(region: &str, i: u64) -> String {
     let day = ((i / 1000) * 7919 + 4000) % 20_000;
     let birth = time::Date::from_calendar_date(1950, time::Month::January, 1)
         .map(|d| d + Duration::days(day as i64))
         .unwrap_or(time::Date::MIN);
     let seventeen = format!(
-        "440106{:04}{:02}{:02}{:03}",
+        "{region}{:04}{:02}{:02}{:03}",
         birth.year(),
         u8::from(birth.month()),
         birth.day(),
@@ -283,7 +286,7 @@ pub async fn simulate<S: Store>(
         let phone = format!("+86139{:08}", i % 100_000_000);
         let data = PersonalData {
             name: format!("Holder {i}"),
-            resident_id: (!visitor).then(|| resident_number(i)),
+            resident_id: (!visitor).then(|| synthetic_resident_id("440106", i)),
             passport: visitor.then(|| format!("S{:08}", i)),
             nationality: visitor.then(|| "GBR".to_owned()),
             birth_date: time::Date::from_calendar_date(1980, time::Month::June, 1).unwrap_or(time::Date::MIN),

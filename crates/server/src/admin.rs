@@ -1394,10 +1394,7 @@ pub(crate) async fn run_trace<S: Store>(
     for h in &contacts {
         app.statuses.invalidate(h);
     }
-    let recorded_as = match app.policy.tracing().apply {
-        healthcode_policy::ApplyMode::Automatic => "applied",
-        healthcode_policy::ApplyMode::Review => "pending",
-    };
+    let recorded_as = healthcode_exposure::recorded_state(app.policy.tracing()).as_str();
     app.audit(
         actor,
         role,

@@ -222,7 +222,7 @@ impl Config {
         if self.otp_per_address_per_hour == 0 {
             return Err(ConfigError("otp_per_address_per_hour must be at least 1".into()));
         }
-        crate::sms::from_config(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
+        crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
         Ok(())
     }
 }

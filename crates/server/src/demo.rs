@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use healthcode_domain::{
     AdmissionPolicy, CheckIn, ConfirmedCase, Exposure, ExposureGrade, HealthDeclaration, HolderId, Issuer,
-    RiskArea, RiskLevel, Symptom, TestResult, TravelDeclaration, VenueCategory, resident_id_check_char,
+    RiskArea, RiskLevel, Symptom, TestResult, TravelDeclaration, VenueCategory,
 };
+use healthcode_exposure::simulate::{Rng, synthetic_resident_id};
 use healthcode_policy::{Policy, evaluate};
 use healthcode_store::{Crypto, Fact, HolderKind, NewVenue, PersonalData, Principal, Role, Session, Store};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
@@ -83,19 +84,6 @@ pub struct DemoData {
     pub holders: Vec<DemoHolder>,
 }
 
-/// A tiny deterministic generator, so every demo looks the same.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
-
 const SURNAMES: [&str; 12] = [
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙",
 ];
@@ -166,26 +154,6 @@ pub fn demo_file(dir: &Path) -> PathBuf {
     dir.join(DEMO_FILE)
 }
 
-/// The `i`-th demo holder's resident ID number: unique for up to 20 million holders (the birth
-/// date walks 20,000 days by a step coprime to it; the sequence number is `i` mod 1000).
-fn resident_id(i: usize) -> Result<String, String> {
-    let day = ((i / 1000) * 7919 + 4000) % 20_000;
-    let birth = time::Date::from_calendar_date(1950, time::Month::January, 1).map_err(|e| e.to_string())?
-        + Duration::days(day as i64);
-    let seventeen = format!(
-        "330106{:04}{:02}{:02}{:03}",
-        birth.year(),
-        u8::from(birth.month()),
-        birth.day(),
-        i % 1000
-    );
-    let mut digits = [0u8; 17];
-    for (d, c) in digits.iter_mut().zip(seventeen.bytes()) {
-        *d = c;
-    }
-    Ok(format!("{seventeen}{}", resident_id_check_char(&digits)))
-}
-
 async fn seed<S: Store>(
     store: &S,
     crypto: &Crypto,
@@ -195,7 +163,8 @@ async fn seed<S: Store>(
     base_url: &str,
 ) -> Result<DemoData, String> {
     let e = |e: healthcode_store::StoreError| e.to_string();
-    let mut r = Lcg(20_200_123);
+    // The simulator's generator, so every demo looks the same.
+    let mut r = Rng::new(20_200_123);
     let venue_specs = [
         ("West Lake Mall", VenueCategory::Mall, AdmissionPolicy::GreenOnly),
         (
@@ -307,10 +276,10 @@ async fn seed<S: Store>(
         } else {
             let name = format!(
                 "{}{}",
-                SURNAMES[r.next(SURNAMES.len() as u64) as usize],
-                GIVEN[r.next(GIVEN.len() as u64) as usize]
+                SURNAMES[r.below(SURNAMES.len() as u64) as usize],
+                GIVEN[r.below(GIVEN.len() as u64) as usize]
             );
-            let rid = resident_id(i)?;
+            let rid = synthetic_resident_id("330106", i as u64);
             let birth = time::Date::parse(
                 &format!("{}-{}-{}", &rid[6..10], &rid[10..12], &rid[12..14]),
                 &time::macros::format_description!("[year]-[month]-[day]"),
@@ -336,17 +305,17 @@ async fn seed<S: Store>(
         store.insert_holder(&sealed).await.map_err(e)?;
         // A few days of visits.
         let mut checkins = Vec::new();
-        for k in 0..(2 + r.next(3)) {
-            let (v, d) = &venues[r.next(venues.len() as u64) as usize];
+        for k in 0..(2 + r.below(3)) {
+            let (v, d) = &venues[r.below(venues.len() as u64) as usize];
             seq += 1;
-            let at = t - Duration::hours(6 + 20 * k as i64 + r.next(10) as i64);
+            let at = t - Duration::hours(6 + 20 * k as i64 + r.below(10) as i64);
             checkins.push(CheckIn {
                 holder: id.clone(),
                 venue: v.id,
                 device: d.id,
                 seq,
                 at,
-                out: Some(at + Duration::minutes(30 + r.next(60) as i64)),
+                out: Some(at + Duration::minutes(30 + r.below(60) as i64)),
             });
         }
         store.insert_checkins(&checkins).await.map_err(e)?;

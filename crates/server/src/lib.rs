@@ -420,88 +420,76 @@ async fn retention_task<S: Store>(app: std::sync::Weak<App<S>>, retention: Durat
     }
 }
 
+/// Runs `$body` with `$s` bound to the configured store: PostgreSQL by URL with `$connections`
+/// connections, else the SQLite database of the data directory `$dir` (made when `$may_create`
+/// and it does not exist yet). One place for the choice every command makes.
+macro_rules! with_store {
+    ($config:expr, $dir:expr, $may_create:expr, $connections:expr, |$s:ident| $body:expr) => {
+        match &$config.database_url {
+            Some(url) => {
+                let $s = PgStore::connect(
+                    &DatabaseUrl::new(url.clone()),
+                    $config.database_schema.as_deref(),
+                    $connections,
+                )
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+                $body
+            }
+            None => {
+                let $s = open_sqlite($dir, $may_create)?;
+                $body
+            }
+        }
+    };
+}
+
+/// The data directory's SQLite database; a missing one is made only when `may_create`.
+fn open_sqlite(dir: &std::path::Path, may_create: bool) -> Result<SqliteStore, StartError> {
+    let db = DataDir::database_in(dir);
+    let mode = if may_create && !db.exists() {
+        OpenMode::Create
+    } else {
+        OpenMode::MustExist
+    };
+    SqliteStore::open(&db, mode).map_err(|e| StartError::Other(e.to_string()))
+}
+
+fn other(e: impl std::fmt::Display) -> StartError {
+    StartError::Other(e.to_string())
+}
+
 /// Opens the configured store (the data directory must exist) and runs `purge_once` on it: the
 /// `healthcode purge` command.
 pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
     let retention = Duration::days(config.retention_days.into());
-    match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                2,
-            )
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            purge_once(&store, retention)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))
-        }
-        None => {
-            let store = open_existing_sqlite(config)?;
-            purge_once(&store, retention)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))
-        }
-    }
+    with_store!(config, &config.data_dir, false, 2, |store| {
+        purge_once(&store, retention).await.map_err(other)
+    })
 }
 
 /// Walks the configured store's audit chain: the `healthcode audit verify` command.
 pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>, StartError> {
-    match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                2,
-            )
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            verify_audit(&store)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))
-        }
-        None => {
-            let store = open_existing_sqlite(config)?;
-            verify_audit(&store)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))
-        }
-    }
+    with_store!(config, &config.data_dir, false, 2, |store| {
+        verify_audit(&store).await.map_err(other)
+    })
 }
 
 /// Creates a staff account with a one-time password in the configured store (making the data
-/// directory when it does not exist yet): the `healthcode admin create` command. Returns the password, shown once.
+/// directory when it does not exist yet): the `healthcode admin create` command. Returns the
+/// password, shown once.
 pub async fn create_account_now(
     config: &Config,
     username: &str,
     role: healthcode_store::Role,
 ) -> Result<String, StartError> {
-    let made = match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                2,
-            )
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            account_with_audit(&store, username, role).await
-        }
-        None => {
-            // The first account may come before the first `serve`: make the directory as it would.
-            let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
-            let mode = if dir.created || !DataDir::database_in(&dir.path).exists() {
-                OpenMode::Create
-            } else {
-                OpenMode::MustExist
-            };
-            let store = SqliteStore::open(&DataDir::database_in(&dir.path), mode)
-                .map_err(|e| StartError::Other(e.to_string()))?;
-            account_with_audit(&store, username, role).await
-        }
-    };
-    made.map_err(|e| StartError::Other(e.to_string()))
+    // The first account may come before the first `serve`: make the directory as it would.
+    if config.database_url.is_none() {
+        DataDir::open_or_create(&config.data_dir, &config.region, now())?;
+    }
+    with_store!(config, &config.data_dir, true, 2, |store| {
+        account_with_audit(&store, username, role).await.map_err(other)
+    })
 }
 
 async fn account_with_audit<S: Store>(
@@ -729,19 +717,9 @@ pub async fn trace_now(
     options: &TraceOptions,
 ) -> Result<TraceOutcome, StartError> {
     let policy = configured_policy(config)?;
-    match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                4,
-            )
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            trace_in(&store, &policy, which, options).await
-        }
-        None => trace_in(&open_existing_sqlite(config)?, &policy, which, options).await,
-    }
+    with_store!(config, &config.data_dir, false, 4, |store| {
+        trace_in(&store, &policy, which, options).await
+    })
 }
 
 /// Builds a synthetic city into the configured store (made if it does not exist), then moves
@@ -752,45 +730,15 @@ pub async fn simulate_now(
     params: &healthcode_exposure::simulate::CityParams,
     progress: healthcode_exposure::simulate::Progress<'_>,
 ) -> Result<(healthcode_exposure::simulate::CityReport, f64), StartError> {
-    let fail = |e: String| StartError::Other(e);
     let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
-    match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                8,
-            )
+    with_store!(config, &dir.path, true, 8, |store| {
+        let r = healthcode_exposure::simulate::simulate(&store, &dir.crypto, params, progress)
             .await
-            .map_err(|e| fail(e.to_string()))?;
-            let r = healthcode_exposure::simulate::simulate(&store, &dir.crypto, params, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let t = std::time::Instant::now();
-            store.flush_checkins().await.map_err(|e| fail(e.to_string()))?;
-            Ok((r, t.elapsed().as_secs_f64()))
-        }
-        None => {
-            let db = DataDir::database_in(&dir.path);
-            let mode = if db.exists() {
-                OpenMode::MustExist
-            } else {
-                OpenMode::Create
-            };
-            let store = SqliteStore::open(&db, mode).map_err(|e| fail(e.to_string()))?;
-            let r = healthcode_exposure::simulate::simulate(&store, &dir.crypto, params, progress)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let t = std::time::Instant::now();
-            tokio::task::block_in_place(|| store.flush_checkins()).map_err(|e| fail(e.to_string()))?;
-            Ok((r, t.elapsed().as_secs_f64()))
-        }
-    }
-}
-
-fn open_existing_sqlite(config: &Config) -> Result<SqliteStore, StartError> {
-    SqliteStore::open(&DataDir::database_in(&config.data_dir), OpenMode::MustExist)
-        .map_err(|e| StartError::Other(e.to_string()))
+            .map_err(other)?;
+        let t = std::time::Instant::now();
+        Store::flush_checkins(&store).await.map_err(other)?;
+        Ok((r, t.elapsed().as_secs_f64()))
+    })
 }
 
 /// A server bound to its address, ready to run.
@@ -835,30 +783,12 @@ impl Bound {
 pub async fn bind(config: &Config) -> Result<Bound, StartError> {
     let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
     let policy = configured_policy(config)?;
-    let router = match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(
-                &DatabaseUrl::new(url.clone()),
-                config.database_schema.as_deref(),
-                16,
-            )
-            .await
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            let app = App::start(store, dir.keystore, dir.crypto, policy, config)?;
-            router(app, config)
-        }
-        None => {
-            let mode = if dir.created {
-                OpenMode::Create
-            } else {
-                OpenMode::MustExist
-            };
-            let store = SqliteStore::open(&DataDir::database_in(&dir.path), mode)
-                .map_err(|e| StartError::Other(e.to_string()))?;
-            let app = App::start(store, dir.keystore, dir.crypto, policy, config)?;
-            router(app, config)
-        }
-    };
+    let router = with_store!(config, &dir.path, dir.created, 16, |store| {
+        router(
+            App::start(store, dir.keystore, dir.crypto, policy, config)?,
+            config,
+        )
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Other(format!("cannot listen on {}: {e}", config.listen)))?;

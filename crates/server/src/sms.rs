@@ -64,17 +64,34 @@ pub enum SmsKind {
 /// The environment variable with the gateway's bearer token (or `…_FILE` naming a file with it).
 pub const SMS_TOKEN_ENV: &str = "HEALTHCODE_SMS_TOKEN";
 
-/// Builds the configured sender.
-pub fn from_config(c: &SmsConfig) -> Result<Box<dyn SmsSender>, String> {
+/// Checks the configuration without building anything: for `http`, the gateway URL and that
+/// its token secret, when given, can be read.
+pub fn check(c: &SmsConfig) -> Result<(), String> {
+    if gateway_url(c)?.is_some() {
+        crate::config::secret(SMS_TOKEN_ENV)?;
+    }
+    Ok(())
+}
+
+fn gateway_url(c: &SmsConfig) -> Result<Option<String>, String> {
     match c.kind {
-        SmsKind::None => Ok(Box::new(NoSms)),
-        SmsKind::Console => Ok(Box::new(ConsoleSms)),
-        SmsKind::Http => {
-            let url = c
-                .url
-                .clone()
-                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                .ok_or("sms.url must be an http:// or https:// URL when sms.kind = \"http\"")?;
+        SmsKind::None | SmsKind::Console => Ok(None),
+        SmsKind::Http => c
+            .url
+            .clone()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .map(Some)
+            .ok_or_else(|| "sms.url must be an http:// or https:// URL when sms.kind = \"http\"".into()),
+    }
+}
+
+/// Builds the configured sender (reading the gateway's token secret for `http`).
+pub fn from_config(c: &SmsConfig) -> Result<Box<dyn SmsSender>, String> {
+    match (c.kind, gateway_url(c)?) {
+        (SmsKind::None, _) => Ok(Box::new(NoSms)),
+        (SmsKind::Console, _) => Ok(Box::new(ConsoleSms)),
+        (SmsKind::Http, url) => {
+            let url = url.unwrap_or_default();
             let token = crate::config::secret(SMS_TOKEN_ENV)?;
             Ok(Box::new(HttpSms::new(url, token)?))
         }

@@ -463,6 +463,10 @@ fn appeal_row(r: &Row) -> StoreResult<Appeal> {
 }
 
 impl Store for PgStore {
+    async fn flush_checkins(&self) -> StoreResult<u64> {
+        PgStore::flush_checkins(self).await
+    }
+
     async fn insert_holder(&self, h: &SealedHolder) -> StoreResult<()> {
         self.conn()
             .await?

@@ -702,6 +702,10 @@ const OVERRIDE_COLS: &str =
     "id, colour, reason, proposed_by, proposed_at, approved_by, approved_at, expires_at";
 
 impl Store for SqliteStore {
+    async fn flush_checkins(&self) -> StoreResult<u64> {
+        tokio::task::block_in_place(|| SqliteStore::flush_checkins(self))
+    }
+
     async fn insert_holder(&self, h: &SealedHolder) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(

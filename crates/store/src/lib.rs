@@ -585,6 +585,9 @@ pub trait Store: Send + Sync + 'static {
     /// read once. Returns how many were new, except that PostgreSQL counts a scan re-sent within its
     /// still-open hour again (its duplicates are removed when the hour closes).
     fn insert_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Moves every acknowledged check-in into its indexed place now (SQLite: the inbox merge;
+    /// PostgreSQL: closing every open hour), as after a bulk load. Returns how many moved.
+    fn flush_checkins(&self) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Check-ins at a venue with `from <= at < to`, by time.
     fn checkins_at_venue(
         &self,
