@@ -7,7 +7,10 @@
 //! [`trace_case`] is the pure engine over plain check-ins; [`Tracer`] runs it against a
 //! [`Store`] and records what it finds, idempotently.
 
+mod index;
 pub mod simulate;
+
+pub use index::{CaseJob, IndexBuilder, TracingIndex};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -77,7 +80,9 @@ pub fn grade(p: &TracingPolicy, category: VenueCategory, overlap: Duration) -> O
 /// the parts inside `window` count); `others` are check-ins at the venues the case visited,
 /// at least every one arriving from [`lookback`] before each case presence until its end (more
 /// is harmless). The case's own check-ins among `others` are ignored. A contact's check-in that
-/// overlapped several case presences at one venue gives one exposure, the largest overlap.
+/// overlapped several case presences at one venue gives one exposure: the largest overlap (on a
+/// tie, the earliest case presence; for two check-ins of one contact arriving at once, the
+/// earliest end).
 /// The result is sorted by holder, venue and contact start.
 pub fn trace_case(
     p: &TracingPolicy,
@@ -127,7 +132,7 @@ pub fn trace_case(
             };
             let key = (other.holder.clone(), own.venue, os);
             match found.get(&key) {
-                Some(prev) if overlap_of(prev) >= overlap => {}
+                Some(prev) if rank(prev) <= rank(&exposure) => {}
                 _ => {
                     found.insert(key, exposure);
                 }
@@ -141,17 +146,20 @@ fn overlap_of(e: &Exposure) -> Duration {
     e.contact_interval.1.min(e.case_interval.1) - e.contact_interval.0.max(e.case_interval.0)
 }
 
-/// One case to trace from an index.
-#[derive(Debug, Clone)]
-pub struct CaseJob {
-    /// The case.
-    pub case: CaseId,
-    /// Whose.
-    pub holder: HolderId,
-    /// Its infectious window.
-    pub window: (OffsetDateTime, OffsetDateTime),
-    /// Its own check-ins.
-    pub own: Vec<CheckIn>,
+/// Which of two exposures of one contact check-in is kept (the smaller): the largest overlap,
+/// then the earliest case presence, then the earliest end of the contact's presence.
+fn rank(
+    e: &Exposure,
+) -> (
+    std::cmp::Reverse<Duration>,
+    (OffsetDateTime, OffsetDateTime),
+    OffsetDateTime,
+) {
+    (
+        std::cmp::Reverse(overlap_of(e)),
+        e.case_interval,
+        e.contact_interval.1,
+    )
 }
 
 /// What a tracing run found.
@@ -184,6 +192,9 @@ pub enum TraceError {
     /// No such case.
     #[error("there is no case {0}")]
     NoCase(i64),
+    /// Too many check-ins for one index.
+    #[error("{0} check-ins are more than one tracing index holds")]
+    TooLarge(usize),
 }
 
 /// Runs tracing against a store.
@@ -210,14 +221,20 @@ impl<'a> Tracer<'a> {
         })
     }
 
-    /// Finds contacts in `index` instead of reading them from the store (the case's own
-    /// check-ins still come from the store). The index must cover the cases' windows.
+    /// Finds contacts in `index` instead of the store: a case whose window the index covers
+    /// needs no store read at all. Cases it does not cover are traced from the store.
     pub fn with_index(mut self, index: &'a TracingIndex) -> Tracer<'a> {
         self.index = Some(index);
         self
     }
 
-    /// The contacts of one case, without recording them.
+    fn covered(&self, case: &ConfirmedCase) -> Option<&'a TracingIndex> {
+        self.index
+            .filter(|ix| ix.covers(infectious_window(self.policy, case)))
+    }
+
+    /// The contacts of one case, without recording them, and how many check-ins were read
+    /// from the store for them (none from the index).
     pub async fn contacts<S: Store>(
         &self,
         store: &S,
@@ -225,17 +242,14 @@ impl<'a> Tracer<'a> {
         case: &ConfirmedCase,
     ) -> Result<(Vec<(HolderId, Exposure)>, usize), TraceError> {
         let window = infectious_window(self.policy, case);
+        if let Some(ix) = self.covered(case) {
+            return Ok((ix.trace_case(case.id, holder, window), 0));
+        }
         let back = lookback(self.policy);
         // The case's check-ins that can reach into the window.
         let own = store
             .checkins_of_holder(holder, window.0 - back, window.1)
             .await?;
-        if let Some(ix) = self.index {
-            let found = ix.trace_case(self.policy, case.id, holder, window, &own, &|v| {
-                self.categories.get(&v).copied()
-            });
-            return Ok((found, own.len()));
-        }
         let mut others = Vec::new();
         // One read per visit, from the earliest arrival that could overlap it.
         let mut ranges: Vec<(VenueId, OffsetDateTime, OffsetDateTime)> = Vec::new();
@@ -268,70 +282,81 @@ impl<'a> Tracer<'a> {
         Ok((found, read))
     }
 
-    /// The contacts of many cases, without recording them: from the index on every core when
-    /// there is one, else one case after another from the store.
+    /// The contacts of many cases, without recording them, in the cases' order, and the
+    /// check-ins read from the store for them: the cases the index covers on up to `threads`
+    /// threads from memory, the others one after another from the store.
     pub async fn contacts_many<S: Store>(
         &self,
         store: &S,
         cases: &[CaseId],
         threads: usize,
-    ) -> Result<Vec<Vec<(HolderId, Exposure)>>, TraceError> {
-        let back = lookback(self.policy);
+    ) -> Result<(Vec<Vec<(HolderId, Exposure)>>, usize), TraceError> {
         let mut jobs = Vec::with_capacity(cases.len());
-        let mut found = Vec::new();
+        let mut slots = Vec::with_capacity(cases.len());
+        let mut found = Vec::with_capacity(cases.len());
+        let mut read = 0;
         for id in cases {
             let (holder, case) = store.case(*id).await?.ok_or(TraceError::NoCase(id.0))?;
-            if self.index.is_none() {
-                found.push(self.contacts(store, &holder, &case).await?.0);
-                continue;
+            if self.covered(&case).is_some() {
+                slots.push(Some(jobs.len()));
+                found.push(Vec::new());
+                jobs.push(CaseJob {
+                    case: case.id,
+                    window: infectious_window(self.policy, &case),
+                    holder,
+                });
+            } else {
+                let (f, r) = self.contacts(store, &holder, &case).await?;
+                read += r;
+                slots.push(None);
+                found.push(f);
             }
-            let window = infectious_window(self.policy, &case);
-            let own = store
-                .checkins_of_holder(&holder, window.0 - back, window.1)
-                .await?;
-            jobs.push(CaseJob {
-                case: case.id,
-                holder,
-                window,
-                own,
-            });
         }
-        Ok(match self.index {
-            Some(ix) => ix.trace_many(self.policy, &jobs, &|v| self.categories.get(&v).copied(), threads),
-            None => found,
-        })
+        if let Some(ix) = self.index.filter(|_| !jobs.is_empty()) {
+            let mut from_index = ix.trace_many(&jobs, threads);
+            for (slot, f) in slots.iter().zip(found.iter_mut()) {
+                if let Some(j) = slot {
+                    *f = std::mem::take(&mut from_index[*j]);
+                }
+            }
+        }
+        Ok((found, read))
     }
 
-    /// Traces cases and records their exposures (as applied or pending, by the policy); running
-    /// it again records nothing new.
+    /// Traces cases and records their exposures (as applied or pending, by the policy) in
+    /// batches; running it again records nothing new.
     pub async fn trace<S: Store>(
         &self,
         store: &S,
         cases: &[CaseId],
     ) -> Result<(TraceReport, Vec<HolderId>), TraceError> {
         let started = Instant::now();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (found, read) = self.contacts_many(store, cases, threads).await?;
         let mut report = TraceReport {
             cases: cases.len(),
+            checkins_read: read,
             ..TraceReport::default()
         };
         let state = recorded_state(self.policy);
         let mut worst: HashMap<HolderId, ExposureGrade> = HashMap::new();
         let mut venues = std::collections::HashSet::new();
-        for id in cases {
-            let (holder, case) = store.case(*id).await?.ok_or(TraceError::NoCase(id.0))?;
-            let (found, read) = self.contacts(store, &holder, &case).await?;
-            report.checkins_read += read;
-            report.exposures += found.len();
-            for (h, e) in &found {
-                venues.insert(e.venue);
-                let w = worst.entry(h.clone()).or_insert(e.grade);
-                if e.grade == ExposureGrade::Close {
-                    *w = ExposureGrade::Close;
-                }
+        let mut batch: Vec<(HolderId, Exposure)> = Vec::with_capacity(RECORD_BATCH);
+        for (h, e) in found.into_iter().flatten() {
+            report.exposures += 1;
+            venues.insert(e.venue);
+            let w = worst.entry(h.clone()).or_insert(e.grade);
+            if e.grade == ExposureGrade::Close {
+                *w = ExposureGrade::Close;
             }
-            for chunk in found.chunks(5_000) {
-                report.new_exposures += store.add_exposures_as(chunk, state).await?;
+            batch.push((h, e));
+            if batch.len() == RECORD_BATCH {
+                report.new_exposures += store.add_exposures_as(&batch, state).await?;
+                batch.clear();
             }
+        }
+        if !batch.is_empty() {
+            report.new_exposures += store.add_exposures_as(&batch, state).await?;
         }
         report.close_contacts = worst.values().filter(|g| **g == ExposureGrade::Close).count();
         report.same_place_contacts = worst.len() - report.close_contacts;
@@ -341,271 +366,5 @@ impl<'a> Tracer<'a> {
     }
 }
 
-/// The check-ins of a period held in memory for tracing: per venue, arrivals sorted by time with
-/// each presence's end worked out once (by the policy), and holders numbered. A case's contacts
-/// are then a binary search and a short scan per visit instead of a store read. Twelve bytes a
-/// check-in (56 million in about 670 MB).
-#[derive(Debug, Default)]
-pub struct TracingIndex {
-    base: i64,
-    holders: Vec<HolderId>,
-    venues: HashMap<VenueId, VenueRows>,
-    rows: usize,
-}
-
-#[derive(Debug, Default)]
-struct VenueRows {
-    /// Arrival, seconds after `base`.
-    at: Vec<u32>,
-    /// End of presence, seconds after `base`.
-    end: Vec<u32>,
-    /// Holder number.
-    holder: Vec<u32>,
-    /// The longest presence here, seconds.
-    longest: u32,
-}
-
-impl TracingIndex {
-    /// Reads every check-in with `from <= at < to` at every venue of the store.
-    pub async fn build<S: Store>(
-        store: &S,
-        p: &TracingPolicy,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-        progress: &(dyn Fn(u64, u64) + Sync),
-    ) -> Result<TracingIndex, TraceError> {
-        let venues = store.venues().await?;
-        let mut ix = TracingIndex {
-            base: from.unix_timestamp(),
-            ..TracingIndex::default()
-        };
-        let mut numbers: HashMap<HolderId, u32> = HashMap::new();
-        let total = venues.len() as u64;
-        for (i, v) in venues.iter().enumerate() {
-            let mut rows = store.checkins_at_venue(v.id, from, to).await?;
-            rows.sort_by_key(|c| c.at);
-            rows.dedup_by(|a, b| a.device == b.device && a.seq == b.seq);
-            let vr = ix.rows_of(p, v.category, rows.iter(), &mut numbers);
-            ix.rows += vr.at.len();
-            ix.venues.insert(v.id, vr);
-            if i % 100 == 0 || i + 1 == venues.len() {
-                progress(i as u64 + 1, total);
-            }
-        }
-        ix.renumber();
-        Ok(ix)
-    }
-
-    /// An index of the given check-ins (arrivals before `from` are not held).
-    pub fn from_checkins(
-        p: &TracingPolicy,
-        from: OffsetDateTime,
-        checkins: &[CheckIn],
-        category: &dyn Fn(VenueId) -> Option<VenueCategory>,
-    ) -> TracingIndex {
-        let mut ix = TracingIndex {
-            base: from.unix_timestamp(),
-            ..TracingIndex::default()
-        };
-        let mut by_venue: HashMap<VenueId, Vec<&CheckIn>> = HashMap::new();
-        for c in checkins.iter().filter(|c| c.at >= from) {
-            by_venue.entry(c.venue).or_default().push(c);
-        }
-        let mut numbers: HashMap<HolderId, u32> = HashMap::new();
-        for (venue, mut rows) in by_venue {
-            let Some(cat) = category(venue) else { continue };
-            rows.sort_by_key(|c| c.at);
-            rows.dedup_by(|a, b| a.device == b.device && a.seq == b.seq);
-            let vr = ix.rows_of(p, cat, rows.into_iter(), &mut numbers);
-            ix.rows += vr.at.len();
-            ix.venues.insert(venue, vr);
-        }
-        ix.renumber();
-        ix
-    }
-
-    fn rows_of<'c>(
-        &mut self,
-        p: &TracingPolicy,
-        cat: VenueCategory,
-        rows: impl ExactSizeIterator<Item = &'c CheckIn>,
-        numbers: &mut HashMap<HolderId, u32>,
-    ) -> VenueRows {
-        let mut vr = VenueRows {
-            at: Vec::with_capacity(rows.len()),
-            end: Vec::with_capacity(rows.len()),
-            holder: Vec::with_capacity(rows.len()),
-            longest: 0,
-        };
-        for c in rows {
-            let (s, e) = presence(p, c, cat);
-            let next = self.holders.len() as u32;
-            let h = *numbers.entry(c.holder.clone()).or_insert_with(|| {
-                self.holders.push(c.holder.clone());
-                next
-            });
-            vr.at.push(self.offset(s));
-            vr.end.push(self.offset(e));
-            vr.holder.push(h);
-            vr.longest = vr.longest.max(self.offset(e).saturating_sub(self.offset(s)));
-        }
-        vr
-    }
-
-    /// Renumbers holders in the order of their ids, so that sorting by number sorts by id.
-    fn renumber(&mut self) {
-        let mut order: Vec<u32> = (0..self.holders.len() as u32).collect();
-        order.sort_unstable_by(|a, b| self.holders[*a as usize].cmp(&self.holders[*b as usize]));
-        let mut new_of = vec![0u32; order.len()];
-        for (new, old) in order.iter().enumerate() {
-            new_of[*old as usize] = new as u32;
-        }
-        let mut holders = Vec::with_capacity(order.len());
-        for old in &order {
-            holders.push(self.holders[*old as usize].clone());
-        }
-        self.holders = holders;
-        for v in self.venues.values_mut() {
-            for h in v.holder.iter_mut() {
-                *h = new_of[*h as usize];
-            }
-        }
-    }
-
-    fn offset(&self, t: OffsetDateTime) -> u32 {
-        (t.unix_timestamp() - self.base).clamp(0, i64::from(u32::MAX)) as u32
-    }
-
-    fn time(&self, off: u32) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.base + i64::from(off)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// Check-ins held.
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
-    /// Distinct holders seen.
-    pub fn holders(&self) -> usize {
-        self.holders.len()
-    }
-
-    /// Many cases at once on `threads` threads: for each job (case, its holder, its window, its
-    /// own check-ins), what [`TracingIndex::trace_case`] finds, in the jobs' order.
-    pub fn trace_many(
-        &self,
-        p: &TracingPolicy,
-        jobs: &[CaseJob],
-        category: &(dyn Fn(VenueId) -> Option<VenueCategory> + Sync),
-        threads: usize,
-    ) -> Vec<Vec<(HolderId, Exposure)>> {
-        let threads = threads.clamp(1, jobs.len().max(1));
-        let mut out: Vec<Vec<(HolderId, Exposure)>> = vec![Vec::new(); jobs.len()];
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        jobs.iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, j)| {
-                                (
-                                    i,
-                                    self.trace_case(p, j.case, &j.holder, j.window, &j.own, category),
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Ok(done) = h.join() {
-                    for (i, found) in done {
-                        out[i] = found;
-                    }
-                }
-            }
-        });
-        out
-    }
-
-    /// The same exposures as [`trace_case`] would find from the store's check-ins, from memory.
-    /// `case_checkins` are the case's own (from the store: a short read by holder).
-    pub fn trace_case(
-        &self,
-        p: &TracingPolicy,
-        case: CaseId,
-        case_holder: &HolderId,
-        window: (OffsetDateTime, OffsetDateTime),
-        case_checkins: &[CheckIn],
-        category: &dyn Fn(VenueId) -> Option<VenueCategory>,
-    ) -> Vec<(HolderId, Exposure)> {
-        // (holder number, venue, arrival, -overlap seconds, end, case presence, grade)
-        let mut hits: Vec<(u32, VenueId, u32, i64, u32, usize, ExposureGrade)> = Vec::new();
-        let mut presences: Vec<(OffsetDateTime, OffsetDateTime)> = Vec::new();
-        let own_number = self.holders.binary_search(case_holder).ok().map(|n| n as u32);
-        for own in case_checkins.iter().filter(|c| &c.holder == case_holder) {
-            let Some(cat) = category(own.venue) else { continue };
-            let (s, e) = presence(p, own, cat);
-            let (s, e) = (s.max(window.0), e.min(window.1));
-            if e <= s {
-                continue;
-            }
-            let Some(rows) = self.venues.get(&own.venue) else {
-                continue;
-            };
-            presences.push((s, e));
-            let pi = presences.len() - 1;
-            let (so, eo) = (i64::from(self.offset(s)), i64::from(self.offset(e)));
-            let from = so.saturating_sub(i64::from(rows.longest)).max(0) as u32;
-            let first = rows.at.partition_point(|a| *a < from);
-            let close = Duration::minutes(p.close_overlap_minutes.into()).whole_seconds();
-            let close_here = p.close_categories.contains(&cat);
-            for k in first..rows.at.len() {
-                let at = i64::from(rows.at[k]);
-                if at >= eo {
-                    break;
-                }
-                let overlap = i64::from(rows.end[k]).min(eo) - at.max(so);
-                if overlap <= 0 {
-                    continue;
-                }
-                let h = rows.holder[k];
-                if Some(h) == own_number {
-                    continue;
-                }
-                let g = if close_here && overlap >= close {
-                    ExposureGrade::Close
-                } else {
-                    ExposureGrade::SamePlace
-                };
-                hits.push((h, own.venue, rows.at[k], -overlap, rows.end[k], pi, g));
-            }
-        }
-        // One exposure per contact check-in: the largest overlap. Holder numbers follow the
-        // holders' order, so this is also the order `trace_case` gives.
-        hits.sort_unstable_by_key(|x| (x.0, x.1, x.2, x.3, x.5));
-        hits.dedup_by_key(|x| (x.0, x.1, x.2));
-        hits.into_iter()
-            .map(|(h, venue, at, neg_overlap, end, pi, grade)| {
-                (
-                    self.holders[h as usize].clone(),
-                    Exposure {
-                        case,
-                        venue,
-                        case_interval: presences[pi],
-                        contact_interval: (self.time(at), self.time(end)),
-                        overlap_minutes: -neg_overlap / 60,
-                        grade,
-                    },
-                )
-            })
-            .collect()
-    }
-}
+/// Exposures recorded in one store call.
+const RECORD_BATCH: usize = 20_000;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use healthcode_domain::{CaseId, CheckIn, DeviceId, ExposureGrade, HolderId, VenueCategory, VenueId};
-use healthcode_exposure::{TracingIndex, grade, presence, trace_case};
+use healthcode_exposure::{CaseJob, TracingIndex, grade, presence, trace_case};
 use healthcode_policy::Policy;
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime};
@@ -78,6 +78,7 @@ proptest! {
         mut all in prop::collection::vec(checkin(), 0..60),
         from in 0i64..(48 * 60),
         len in 0i64..(48 * 60),
+        held in (0i64..(48 * 60), 0i64..(60 * 60)),
     ) {
         // (device, seq) is unique in a store.
         for (i, c) in all.iter_mut().enumerate() {
@@ -86,10 +87,8 @@ proptest! {
         let policy = Policy::default_policy();
         let p = policy.tracing();
         let case_holder = hid(0);
-        let window = (
-            OffsetDateTime::from_unix_timestamp(T0 + from * 60).unwrap(),
-            OffsetDateTime::from_unix_timestamp(T0 + (from + len) * 60).unwrap(),
-        );
+        let at = |m: i64| OffsetDateTime::from_unix_timestamp(T0 + m * 60).unwrap();
+        let window = (at(from), at(from + len));
         let found = trace_case(p, CaseId(1), &case_holder, window, &all, &all, &category);
         let engine: Found = found
             .iter()
@@ -97,18 +96,71 @@ proptest! {
             .collect();
         prop_assert_eq!(engine.len(), found.len(), "one exposure per contact check-in");
         prop_assert_eq!(engine, brute_force(p, &case_holder, window, &all));
-        // The in-memory index finds exactly the same exposures.
-        let ix = TracingIndex::from_checkins(p, OffsetDateTime::from_unix_timestamp(T0).unwrap(), &all, &category);
-        prop_assert_eq!(ix.len(), all.len());
-        let from_index = ix.trace_case(p, CaseId(1), &case_holder, window, &all, &category);
-        prop_assert_eq!(&from_index, &found);
-        let job = healthcode_exposure::CaseJob { case: CaseId(1), holder: case_holder.clone(), window, own: all.clone() };
-        let many = ix.trace_many(p, &[job.clone(), job], &category, 2);
-        prop_assert_eq!(&many[0], &found);
-        prop_assert_eq!(&many[1], &found);
         for (h, e) in &found {
             prop_assert!(h != &case_holder, "the case is not its own contact");
             prop_assert!(e.case_interval.0 >= window.0 && e.case_interval.1 <= window.1);
         }
+
+        // The in-memory index of everything finds exactly the same exposures, with no other
+        // input than the case, its holder and its window; alone and many at once.
+        let ix = TracingIndex::from_checkins(p, at(-24 * 60), at(100 * 60), &all, &category).unwrap();
+        prop_assert_eq!(ix.len(), all.len());
+        prop_assert!(ix.covers(window));
+        prop_assert_eq!(&ix.trace_case(CaseId(1), &case_holder, window), &found);
+        let job = |h: u8| CaseJob { case: CaseId(i64::from(h)), holder: hid(h), window };
+        let jobs: Vec<CaseJob> = (0..8).map(job).collect();
+        let many = ix.trace_many(&jobs, 3);
+        for (j, got) in jobs.iter().zip(&many) {
+            let alone = trace_case(p, j.case, &j.holder, window, &all, &all, &category);
+            prop_assert_eq!(got, &alone);
+        }
+
+        // An index of part of the time, [held.0, held.0 + held.1): what the engine finds from
+        // the check-ins arriving then (the case's own among them), whether or not it covers the
+        // window.
+        let (lo, hi) = (at(held.0), at(held.0 + held.1));
+        let part = TracingIndex::from_checkins(p, lo, hi, &all, &category).unwrap();
+        let inside: Vec<CheckIn> = all.iter().filter(|c| c.at >= lo && c.at < hi).cloned().collect();
+        prop_assert_eq!(part.len(), inside.len());
+        prop_assert_eq!(
+            part.trace_case(CaseId(1), &case_holder, window),
+            trace_case(p, CaseId(1), &case_holder, window, &inside, &inside, &category)
+        );
+        if part.covers(window) {
+            prop_assert_eq!(&part.trace_case(CaseId(1), &case_holder, window), &found);
+        }
     }
+}
+
+#[test]
+fn an_index_takes_a_scan_once_and_ignores_unknown_venues() {
+    let policy = Policy::default_policy();
+    let p = policy.tracing();
+    let at = |m: i64| OffsetDateTime::from_unix_timestamp(T0 + m * 60).unwrap();
+    let c = |holder: u8, venue: i64, seq: i64, m: i64| CheckIn {
+        holder: hid(holder),
+        venue: VenueId(venue),
+        device: DeviceId(venue),
+        seq,
+        at: at(m),
+        out: None,
+    };
+    // Holder 1 at venue 1 with the case (twice, the same scan), and at venue 9, which has no
+    // category.
+    let all = vec![
+        c(0, 1, 1, 10),
+        c(1, 1, 2, 20),
+        c(1, 1, 2, 20),
+        c(1, 9, 3, 10),
+        c(0, 9, 4, 10),
+    ];
+    let known = |v: VenueId| (v.0 != 9).then(|| category(v)).flatten();
+    let ix = TracingIndex::from_checkins(p, at(0), at(60), &all, &known).unwrap();
+    assert_eq!(ix.len(), 2);
+    let found = ix.trace_case(CaseId(1), &hid(0), (at(0), at(60)));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, hid(1));
+    assert_eq!(found[0].1.venue, VenueId(1));
+    // A holder the index never saw has no contacts.
+    assert!(ix.trace_case(CaseId(2), &hid(5), (at(0), at(60))).is_empty());
 }

@@ -536,6 +536,10 @@ pub struct TraceOptions {
 pub struct IndexBuild {
     /// Check-ins held.
     pub rows: usize,
+    /// Holders among them.
+    pub holders: usize,
+    /// Bytes of its arrays.
+    pub bytes: usize,
     /// Seconds to read and build.
     pub seconds: f64,
 }
@@ -595,12 +599,15 @@ async fn trace_in<S: Store>(
                 policy.tracing(),
                 from - healthcode_exposure::lookback(policy.tracing()),
                 to,
-                &|_, _| {},
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                &|_| {},
             )
             .await
             .map_err(|e| fail(e.to_string()))?;
             built = Some(IndexBuild {
                 rows: ix.len(),
+                holders: ix.holders(),
+                bytes: ix.heap_bytes(),
                 seconds: started.elapsed().as_secs_f64(),
             });
             index = Some(ix);
@@ -617,12 +624,13 @@ async fn trace_in<S: Store>(
         let mut times = Vec::new();
         let mut csv = String::from("case_id,holder,venue,contact_start,grade,overlap_minutes\n");
         for id in &ids {
+            // Timed from the question (a case number) to the answer.
+            let t = std::time::Instant::now();
             let (holder, case) = store
                 .case(*id)
                 .await
                 .map_err(|e| fail(e.to_string()))?
                 .ok_or_else(|| fail(format!("there is no case {}", id.0)))?;
-            let t = std::time::Instant::now();
             let (found, _) = tracer
                 .contacts(store, &holder, &case)
                 .await
@@ -654,7 +662,7 @@ async fn trace_in<S: Store>(
                 batch_ms: {
                     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
                     let t = std::time::Instant::now();
-                    let all = tracer
+                    let (all, _) = tracer
                         .contacts_many(store, &ids, threads)
                         .await
                         .map_err(|e| fail(e.to_string()))?;

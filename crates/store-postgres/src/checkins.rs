@@ -4,7 +4,10 @@
 //! for an hour already over (an offline scanner's queue) are inserted with `ON CONFLICT DO
 //! NOTHING`. Reads return each `(device, seq)` once, whatever the partition's state.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
 
 use healthcode_domain::CheckIn;
 use healthcode_store::{StoreError, StoreResult};
@@ -268,6 +271,99 @@ impl PgInner {
         }
         Ok(closed)
     }
+}
+
+/// Partitions read at once by [`scan`].
+const SCANNERS: usize = 2;
+/// Check-ins handed over at once by [`scan`].
+const SCAN_BATCH: usize = 20_000;
+
+/// Every check-in with `from <= at < to`, each `(device, seq)` once: the hours' partitions read
+/// [`SCANNERS`] at a time, each by one streamed query (`DISTINCT ON (device, seq)` where the hour
+/// is still open), handed to `each` in batches as they come.
+pub(crate) async fn scan(
+    inner: &Arc<PgInner>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+) -> StoreResult<u64> {
+    let c = inner.pool.get().await.map_err(crate::pool_err)?;
+    let parts: VecDeque<(String, bool)> = c
+        .query(
+            "SELECT name, closed FROM checkin_partitions
+             WHERE starts_at < $2 AND starts_at + interval '1 hour' > $1 ORDER BY starts_at",
+            &[&from, &to],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    drop(c);
+    let queue = Arc::new(Mutex::new(parts));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<StoreResult<Vec<CheckIn>>>(2 * SCANNERS);
+    for _ in 0..SCANNERS {
+        let (inner, queue, tx) = (inner.clone(), queue.clone(), tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let next = match queue.lock() {
+                    Ok(mut q) => q.pop_front(),
+                    Err(_) => None,
+                };
+                let Some((name, closed)) = next else { return };
+                if let Err(e) = scan_partition(&inner, &name, closed, from, to, &tx).await {
+                    // The reader may have stopped already; then nobody is waiting for this.
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut n = 0;
+    // Dropping the receiver on an error stops the scanners at their next batch.
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        n += batch.len() as u64;
+        each(batch);
+    }
+    Ok(n)
+}
+
+async fn scan_partition(
+    inner: &PgInner,
+    name: &str,
+    closed: bool,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    tx: &tokio::sync::mpsc::Sender<StoreResult<Vec<CheckIn>>>,
+) -> StoreResult<()> {
+    // A closed hour has a unique index on (device, seq); an open one may hold a scan twice.
+    let distinct = if closed { "" } else { "DISTINCT ON (device, seq)" };
+    let c = inner.pool.get().await.map_err(crate::pool_err)?;
+    let stmt = c
+        .prepare(&format!(
+            "SELECT {distinct} device, seq, holder, venue, at, out FROM {name} WHERE at >= $1 AND at < $2"
+        ))
+        .await
+        .map_err(db)?;
+    let rows = c.query_raw(&stmt, [&from, &to]).await.map_err(db)?;
+    futures_util::pin_mut!(rows);
+    let mut batch = Vec::with_capacity(SCAN_BATCH);
+    while let Some(r) = rows.next().await {
+        batch.push(crate::checkin_row(&r.map_err(db)?)?);
+        if batch.len() == SCAN_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        // A closed channel means the reader stopped; there is nobody to hand this to.
+        let _ = tx.send(Ok(batch)).await;
+    }
+    Ok(())
 }
 
 /// Closes due partitions every half minute while the store lives.

@@ -291,7 +291,7 @@ fn venue_row(r: &Row) -> StoreResult<Venue> {
     })
 }
 
-fn checkin_row(r: &Row) -> StoreResult<CheckIn> {
+pub(crate) fn checkin_row(r: &Row) -> StoreResult<CheckIn> {
     Ok(CheckIn {
         device: DeviceId(r.get(0)),
         seq: r.get(1),
@@ -1045,6 +1045,15 @@ impl Store for PgStore {
         rows.iter().map(checkin_row).collect()
     }
 
+    async fn scan_checkins(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+    ) -> StoreResult<u64> {
+        checkins::scan(&self.inner, from, to, each).await
+    }
+
     async fn add_fact(&self, holder: &HolderId, fact: &Fact) -> StoreResult<()> {
         let h = holder.as_bytes();
         let c = self.conn().await?;
@@ -1125,40 +1134,47 @@ impl Store for PgStore {
         exposures: &[(HolderId, Exposure)],
         state: ExposureState,
     ) -> StoreResult<u64> {
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        let stmt = tx
+        if exposures.is_empty() {
+            return Ok(0);
+        }
+        // One statement for the whole batch, column by column.
+        let holders: Vec<&[u8]> = exposures.iter().map(|(h, _)| h.as_bytes()).collect();
+        let cases: Vec<i64> = exposures.iter().map(|(_, e)| e.case.0).collect();
+        let venues: Vec<i64> = exposures.iter().map(|(_, e)| e.venue.0).collect();
+        let contact_starts: Vec<OffsetDateTime> =
+            exposures.iter().map(|(_, e)| e.contact_interval.0).collect();
+        let contact_ends: Vec<OffsetDateTime> = exposures.iter().map(|(_, e)| e.contact_interval.1).collect();
+        let case_starts: Vec<OffsetDateTime> = exposures.iter().map(|(_, e)| e.case_interval.0).collect();
+        let case_ends: Vec<OffsetDateTime> = exposures.iter().map(|(_, e)| e.case_interval.1).collect();
+        let overlaps: Vec<i64> = exposures.iter().map(|(_, e)| e.overlap_minutes).collect();
+        let grades: Vec<&str> = exposures.iter().map(|(_, e)| e.grade.as_str()).collect();
+        let c = self.conn().await?;
+        let stmt = c
             .prepare_cached(
                 "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                 SELECT *, $10 FROM UNNEST($1::bytea[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[],
+                                           $6::timestamptz[], $7::timestamptz[], $8::bigint[], $9::text[])
+                 ON CONFLICT DO NOTHING",
             )
             .await
             .map_err(db)?;
-        let state = state.as_str();
-        let mut n = 0;
-        for (h, e) in exposures {
-            let grade = e.grade.as_str();
-            n += tx
-                .execute(
-                    &stmt,
-                    &[
-                        &h.as_bytes(),
-                        &e.case.0,
-                        &e.venue.0,
-                        &e.contact_interval.0,
-                        &e.contact_interval.1,
-                        &e.case_interval.0,
-                        &e.case_interval.1,
-                        &e.overlap_minutes,
-                        &grade,
-                        &state,
-                    ],
-                )
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(n)
+        c.execute(
+            &stmt,
+            &[
+                &holders,
+                &cases,
+                &venues,
+                &contact_starts,
+                &contact_ends,
+                &case_starts,
+                &case_ends,
+                &overlaps,
+                &grades,
+                &state.as_str(),
+            ],
+        )
+        .await
+        .map_err(db)
     }
 
     async fn exposures_of_case(&self, case: CaseId) -> StoreResult<Vec<StoredExposure>> {

@@ -1218,6 +1218,47 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn scan_checkins(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+    ) -> StoreResult<u64> {
+        const BATCH: usize = 50_000;
+        self.read(|c| {
+            // The inbox first, then the indexed table without the keys already seen: the merge
+            // copies a row into the indexed table before it leaves the inbox, so a row it moves
+            // meanwhile is read in one place or the other, and once.
+            let mut inbox_keys: HashSet<(i64, i64)> = HashSet::new();
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut n = 0u64;
+            for (sql, inbox) in [
+                ("SELECT device, seq, holder, venue, at, out FROM checkin_inbox WHERE at >= ?1 AND at < ?2", true),
+                ("SELECT device, seq, holder, venue, at, out FROM ix.checkins WHERE at >= ?1 AND at < ?2", false),
+            ] {
+                let mut st = c.prepare(sql).map_err(backend)?;
+                let rows = st.query_map(params![ts(from), ts(to)], checkin_row).map_err(backend)?;
+                for r in rows {
+                    let r = r.map_err(backend)?;
+                    let key = (r.device.0, r.seq);
+                    let fresh = if inbox { inbox_keys.insert(key) } else { !inbox_keys.contains(&key) };
+                    if fresh {
+                        batch.push(r);
+                        if batch.len() == BATCH {
+                            n += batch.len() as u64;
+                            each(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                        }
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                n += batch.len() as u64;
+                each(batch);
+            }
+            Ok(n)
+        })
+    }
+
     async fn add_fact(&self, holder: &HolderId, fact: &Fact) -> StoreResult<()> {
         let h = holder.as_bytes();
         self.write(|tx| {

@@ -603,6 +603,16 @@ pub trait Store: Send + Sync + 'static {
         to: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<Vec<CheckIn>>> + Send;
 
+    /// Every check-in with `from <= at < to`, each `(device, seq)` once, handed to `each` in
+    /// batches as it is read (batches in no promised order): one pass over a period, for loading
+    /// it whole (the tracing index). Returns how many were handed over.
+    fn scan_checkins(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Records a declaration, report or test result.
     fn add_fact(&self, holder: &HolderId, fact: &Fact) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records a confirmed case.
