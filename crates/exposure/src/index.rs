@@ -8,7 +8,7 @@
 //! keeps them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use healthcode_domain::{CaseId, CheckIn, Exposure, ExposureGrade, HolderId, VenueCategory, VenueId};
 use healthcode_policy::TracingPolicy;
@@ -238,35 +238,40 @@ impl IndexBuilder {
     }
 }
 
-/// Runs `f` on every item, the items shared among up to `threads` scoped threads by turns;
-/// returns the results in the items' order.
-fn on_threads<T: Send, R: Send + Default + Clone>(
-    items: Vec<T>,
-    threads: usize,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
+/// Runs `f` on every item on up to `threads` scoped threads, each taking the next item when it is
+/// free; returns the results in the items' order. A panic in `f` is passed on.
+fn on_threads<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = items.len();
     let threads = threads.clamp(1, n.max(1));
-    let mut parts: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, item) in items.into_iter().enumerate() {
-        parts[i % threads].push((i, item));
-    }
-    let mut out = vec![R::default(); n];
-    let f = &f;
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    let (f, queue) = (&f, &queue);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(|(i, x)| (i, f(x))).collect::<Vec<_>>()))
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some((i, x)) = next else { break };
+                        done.push((i, f(x)));
+                    }
+                    done
+                })
+            })
             .collect();
         for h in handles {
-            if let Ok(done) = h.join() {
-                for (i, r) in done {
-                    out[i] = r;
+            match h.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        out[i] = Some(r);
+                    }
                 }
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
     });
-    out
+    out.into_iter().flatten().collect()
 }
 
 /// A contact's check-in that overlapped one of a case's presences (numbers and offsets as in
@@ -471,31 +476,8 @@ impl TracingIndex {
     /// Many cases at once on up to `threads` threads (each takes the next case when it is free):
     /// what [`TracingIndex::trace_case`] finds for each, in the jobs' order.
     pub fn trace_many(&self, jobs: &[CaseJob], threads: usize) -> Vec<Vec<(HolderId, Exposure)>> {
-        let threads = threads.clamp(1, jobs.len().max(1));
-        let next = AtomicUsize::new(0);
-        let mut out: Vec<Vec<(HolderId, Exposure)>> = vec![Vec::new(); jobs.len()];
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(j) = jobs.get(i) else { break };
-                            done.push((i, self.trace_case(j.case, &j.holder, j.window)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Ok(done) = h.join() {
-                    for (i, found) in done {
-                        out[i] = found;
-                    }
-                }
-            }
-        });
-        out
+        on_threads(jobs.iter().collect(), threads, |j| {
+            self.trace_case(j.case, &j.holder, j.window)
+        })
     }
 }

@@ -3,7 +3,8 @@
 //! rhythms and dwell times, and seeded cases. The same seed gives the same city.
 
 use healthcode_domain::{
-    AdmissionPolicy, CaseId, CheckIn, DeviceId, HolderId, Issuer, VenueCategory, resident_id_check_char,
+    AdmissionPolicy, CaseId, CheckIn, DeviceId, HolderId, Issuer, VenueCategory, VenueId,
+    resident_id_check_char,
 };
 use healthcode_store::{Crypto, HolderKind, NewVenue, PersonalData, SealedHolder, Store, StoreError};
 use time::{Duration, OffsetDateTime};
@@ -72,6 +73,9 @@ pub struct CityReport {
     /// Expected visits a day at the busiest venue, and its category.
     pub busiest: (f64, Option<VenueCategory>),
 }
+
+/// Check-ins handed to the store at once.
+const LOAD_CHUNK: usize = 100_000;
 
 /// Progress of a long step: (step name, done, total).
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
@@ -309,58 +313,76 @@ pub async fn simulate<S: Store>(
         }
     }
     // Check-ins, day by day, holder by holder; one scanner device a venue (device id = venue id
-    // is not assumed: the device numbers are the venue's).
+    // is not assumed: the device numbers are the venue's). Made on a thread of their own while
+    // the store takes the previous ones; each day sorted by time, so that a bulk load fills
+    // each hour's storage in few large pieces.
     let total = p.holders * u64::from(p.per_day) * u64::from(p.days);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CheckIn>>(4);
+    let places: Vec<(VenueId, VenueCategory)> = venues.iter().map(|v| (v.id, v.category)).collect();
+    let (days, holders, per_day, seed) = (p.days, p.holders, p.per_day, p.seed);
     let start_day = p.end - Duration::days(p.days.into());
-    let mut rows = Vec::with_capacity(20_000);
-    let mut seq: i64 = 0;
-    let mut done = 0u64;
-    for day in 0..p.days {
-        let midnight = start_day + Duration::days(day.into());
-        for i in 0..p.holders {
-            let holder = holder_id(p.seed, i);
-            for _ in 0..p.per_day {
-                let x = rng.unit() * acc;
-                let v = cumulative
-                    .partition_point(|c| *c < x)
-                    .min(venues.len().saturating_sub(1));
-                let venue = &venues[v];
-                let at = midnight + Duration::minutes(arrival_minute(&mut rng, venue.category));
-                let out = (rng.below(5) == 0).then(|| {
-                    let dwell = 15 + rng.below(120) as i64;
-                    at + Duration::minutes(dwell)
-                });
-                seq += 1;
-                checkins_csv.line(format_args!(
-                    "{},{},{},{}\n",
-                    holder.to_hex(),
-                    venue.id.0,
-                    at.unix_timestamp(),
-                    out.map(|o| o.unix_timestamp().to_string()).unwrap_or_default()
-                ))?;
-                rows.push(CheckIn {
-                    holder: holder.clone(),
-                    venue: venue.id,
-                    device: DeviceId(venue.id.0),
-                    seq,
-                    at,
-                    out,
-                });
-                if rows.len() == 20_000 {
-                    report.checkins += store.insert_checkins(&rows).await?;
-                    done += rows.len() as u64;
-                    rows.clear();
-                    progress("check-ins", done, total);
+    let maker = std::thread::spawn(move || -> (Rng, Result<(), StoreError>) {
+        let mut seq: i64 = 0;
+        for day in 0..days {
+            let midnight = start_day + Duration::days(day.into());
+            let mut rows = Vec::with_capacity((holders * u64::from(per_day)) as usize);
+            for i in 0..holders {
+                let holder = holder_id(seed, i);
+                for _ in 0..per_day {
+                    let x = rng.unit() * acc;
+                    let v = cumulative
+                        .partition_point(|c| *c < x)
+                        .min(places.len().saturating_sub(1));
+                    let (venue, category) = places[v];
+                    let at = midnight + Duration::minutes(arrival_minute(&mut rng, category));
+                    let out = (rng.below(5) == 0).then(|| {
+                        let dwell = 15 + rng.below(120) as i64;
+                        at + Duration::minutes(dwell)
+                    });
+                    seq += 1;
+                    if let Err(e) = checkins_csv.line(format_args!(
+                        "{},{},{},{}\n",
+                        holder.to_hex(),
+                        venue.0,
+                        at.unix_timestamp(),
+                        out.map(|o| o.unix_timestamp().to_string()).unwrap_or_default()
+                    )) {
+                        return (rng, Err(e));
+                    }
+                    rows.push(CheckIn {
+                        holder: holder.clone(),
+                        venue,
+                        device: DeviceId(venue.0),
+                        seq,
+                        at,
+                        out,
+                    });
+                }
+            }
+            rows.sort_by_key(|c| c.at);
+            let mut rows = rows.into_iter();
+            loop {
+                let chunk: Vec<CheckIn> = rows.by_ref().take(LOAD_CHUNK).collect();
+                // A closed channel: the store failed, and the loader reports why.
+                if chunk.is_empty() || tx.blocking_send(chunk).is_err() {
+                    break;
                 }
             }
         }
-    }
-    if !rows.is_empty() {
-        report.checkins += store.insert_checkins(&rows).await?;
-        done += rows.len() as u64;
+        let done = checkins_csv.finish();
+        (rng, done)
+    });
+    let mut done = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        report.checkins += store.load_checkins(&chunk).await?;
+        done += chunk.len() as u64;
         progress("check-ins", done, total);
     }
-    checkins_csv.finish()?;
+    let (rng_after, made) = maker
+        .join()
+        .map_err(|_| StoreError::Backend("the check-in generator failed".into()))?;
+    made?;
+    let mut rng = rng_after;
     let mut cases_csv = Csv::create(&p.csv_dir, "cases.csv", "case_id,holder,onset,confirmed\n")?;
     // Cases: random holders, onsets in the last five days, confirmed a day or two later (but
     // never after the end).

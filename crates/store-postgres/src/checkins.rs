@@ -63,11 +63,13 @@ fn close_sql(name: &str) -> String {
 
 impl PgInner {
     /// Makes sure the partitions for these hours exist; returns whether each is closed. A partition
-    /// for an hour already past its closing time is created closed.
-    pub(crate) async fn ensure_hours(
+    /// for an hour already past its closing time is created closed, except for a `bulk` load
+    /// (then the closer indexes it later).
+    async fn ensure_hours(
         &self,
         hours: impl IntoIterator<Item = OffsetDateTime>,
         now: OffsetDateTime,
+        bulk: bool,
     ) -> StoreResult<BTreeMap<OffsetDateTime, bool>> {
         let mut out = BTreeMap::new();
         let mut missing = Vec::new();
@@ -76,6 +78,8 @@ impl PgInner {
                 .partitions
                 .lock()
                 .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            // Each hour once: a batch names its hours once a scan.
+            let hours: std::collections::BTreeSet<OffsetDateTime> = hours.into_iter().collect();
             for h in hours {
                 match known.get(&h) {
                     Some(closed) => {
@@ -88,6 +92,7 @@ impl PgInner {
         if missing.is_empty() {
             return Ok(out);
         }
+        let mut loading = Vec::new();
         let mut c = self.pool.get().await.map_err(crate::pool_err)?;
         let tx = c.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
@@ -115,7 +120,10 @@ impl PgInner {
                     )
                     .await
                     .map_err(db)?;
-                    let past = h + Duration::hours(1) + CLOSE_AFTER <= now;
+                    let past = !bulk && h + Duration::hours(1) + CLOSE_AFTER <= now;
+                    if bulk {
+                        loading.push(h);
+                    }
                     if past {
                         tx.batch_execute(&close_sql(&name)).await.map_err(db)?;
                     }
@@ -130,28 +138,46 @@ impl PgInner {
             .lock()
             .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
         known.extend(out.iter().map(|(h, c)| (*h, *c)));
+        self.loading
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .extend(loading);
         Ok(out)
     }
 
     /// Stores a batch; see the module's documentation. Returns how many were new, except that a
     /// scan re-sent within its open hour is counted again (it is stored and read once).
     pub(crate) async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        self.store_checkins(batch, false).await
+    }
+
+    /// Stores a bulk load: as [`PgInner::insert_checkins`], except that a missing partition is
+    /// created open whatever its hour, and rows for any open hour are copied in unindexed (the
+    /// closer or a flush indexes them, and removes duplicates, later).
+    pub(crate) async fn load_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        self.store_checkins(batch, true).await
+    }
+
+    async fn store_checkins(&self, batch: &[CheckIn], bulk: bool) -> StoreResult<u64> {
         let now = OffsetDateTime::now_utc();
         let mut seen = HashSet::with_capacity(batch.len());
         let rows: Vec<&CheckIn> = batch
             .iter()
             .filter(|c| seen.insert((c.device.0, c.seq)))
             .collect();
-        let hours = self.ensure_hours(rows.iter().map(|c| hour_of(c.at)), now).await?;
+        let hours = self
+            .ensure_hours(rows.iter().map(|c| hour_of(c.at)), now, bulk)
+            .await?;
         let (fresh, late): (Vec<&CheckIn>, Vec<&CheckIn>) = rows.into_iter().partition(|c| {
             let h = hour_of(c.at);
-            !hours.get(&h).copied().unwrap_or(true) && h + Duration::hours(1) + LATE_AFTER > now
+            !hours.get(&h).copied().unwrap_or(true) && (bulk || h + Duration::hours(1) + LATE_AFTER > now)
         });
         let mut n = 0;
         if !fresh.is_empty() {
             match self.copy_rows(&fresh).await {
                 Ok(k) => n += k,
-                // Another node closed the hour meanwhile: its unique index refused a duplicate.
+                // Another node (or the closer) closed the hour meanwhile: its unique index
+                // refused a duplicate.
                 Err(_) => {
                     self.forget_hours(fresh.iter().map(|c| hour_of(c.at)))?;
                     n += self.insert_rows(&fresh).await?;
@@ -253,25 +279,75 @@ impl PgInner {
             .await
             .map_err(db)?;
         drop(c);
-        let mut closed = 0;
-        for r in rows {
-            let (name, start): (String, OffsetDateTime) = (r.get(0), r.get(1));
-            if !force && start + Duration::hours(1) + CLOSE_AFTER > now {
-                continue;
+        let loading = self
+            .loading
+            .lock()
+            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .clone();
+        let due: VecDeque<(String, OffsetDateTime)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .filter(|(_, start): &(String, OffsetDateTime)| {
+                force || (*start + Duration::hours(1) + CLOSE_AFTER <= now && !loading.contains(start))
+            })
+            .collect();
+        let closed = due.len() as u64;
+        let queue = Mutex::new(due);
+        // Several at once: each is one transaction on a connection of its own.
+        let closers = (0..CLOSERS).map(|_| async {
+            loop {
+                let next = match queue.lock() {
+                    Ok(mut q) => q.pop_front(),
+                    Err(_) => None,
+                };
+                let Some((name, start)) = next else {
+                    return Ok::<(), StoreError>(());
+                };
+                self.close_one(&name).await?;
+                self.partitions
+                    .lock()
+                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .insert(start, true);
+                self.loading
+                    .lock()
+                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .remove(&start);
             }
-            let mut c = self.pool.get().await.map_err(crate::pool_err)?;
-            let tx = c.transaction().await.map_err(db)?;
-            tx.batch_execute(&close_sql(&name)).await.map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            self.partitions
-                .lock()
-                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
-                .insert(start, true);
-            closed += 1;
-        }
+        });
+        futures_util::future::try_join_all(closers).await?;
         Ok(closed)
     }
+
+    /// Closes one partition. Most hours hold no scan twice, so the unique index is tried first;
+    /// only if it finds a duplicate are duplicates removed (a self-join) before it is built.
+    async fn close_one(&self, name: &str) -> StoreResult<()> {
+        let mut c = self.pool.get().await.map_err(crate::pool_err)?;
+        let tx = c.transaction().await.map_err(db)?;
+        tx.batch_execute(&format!(
+            "LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE; SAVEPOINT before_unique"
+        ))
+        .await
+        .map_err(db)?;
+        let quick = format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {name}_device_seq ON {name} (device, seq);
+             CREATE INDEX IF NOT EXISTS {name}_venue_at ON {name} (venue, at);
+             CREATE INDEX IF NOT EXISTS {name}_holder_at ON {name} (holder, at);
+             UPDATE checkin_partitions SET closed = true WHERE name = '{name}';"
+        );
+        if tx.batch_execute(&quick).await.is_err() {
+            tx.batch_execute(&format!(
+                "ROLLBACK TO SAVEPOINT before_unique; {}",
+                close_sql(name)
+            ))
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
 }
+
+/// Partitions closed at once by [`PgInner::close_due`].
+const CLOSERS: usize = 2;
 
 /// Partitions read at once by [`scan`].
 const SCANNERS: usize = 2;

@@ -91,6 +91,9 @@ pub struct PgInner {
     pool: Pool,
     /// Hours whose check-in partition is known to exist, and whether it is closed.
     partitions: Mutex<BTreeMap<OffsetDateTime, bool>>,
+    /// Hours a bulk load of this process created open and may still be filling: the closer
+    /// leaves them to the load's flush (or to a later process's closer).
+    loading: Mutex<std::collections::HashSet<OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for PgInner {
@@ -179,6 +182,7 @@ impl PgStore {
             inner: Arc::new(PgInner {
                 pool,
                 partitions: Mutex::new(BTreeMap::new()),
+                loading: Mutex::new(std::collections::HashSet::new()),
             }),
         };
         tokio::spawn(checkins::closer(Arc::downgrade(&store.inner)));
@@ -1007,6 +1011,13 @@ impl Store for PgStore {
             return Ok(0);
         }
         self.inner.insert_checkins(batch).await
+    }
+
+    async fn load_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.inner.load_checkins(batch).await
     }
 
     async fn checkins_at_venue(

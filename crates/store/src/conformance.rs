@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
                         audit_chain_verifies_and_names_a_tampered_entry,
             checkins_survive_the_merge_and_stay_unique,
             a_scan_reads_each_checkin_in_range_once,
+            a_bulk_load_is_read_once_after_the_flush,
             one_time_codes_limit_guesses_and_sends,
             sessions_are_found_and_revoked,
             officers_are_unique_and_keep_roles,
@@ -644,6 +645,41 @@ pub async fn a_scan_reads_each_checkin_in_range_once<H: Harness>(h: &H) {
     assert_eq!(read(T, now + Duration::hours(1)).await, all);
     // Nothing in an empty range.
     assert!(read(from, from).await.is_empty());
+}
+
+pub async fn a_bulk_load_is_read_once_after_the_flush<H: Harness>(h: &H) {
+    let s = h.store();
+    let scan = |i: i64| CheckIn {
+        holder: hid((i % 5) as u8),
+        venue: VenueId(i % 3),
+        device: DeviceId(i % 3),
+        seq: i,
+        at: T + Duration::minutes(13 * i),
+        out: None,
+    };
+    // Several past hours, loaded twice (a load resumed after a failure sends some again).
+    let rows: Vec<CheckIn> = (0..200).map(scan).collect();
+    assert_eq!(s.load_checkins(&rows).await.unwrap(), 200);
+    s.load_checkins(&rows[50..120]).await.unwrap();
+    h.flush_checkins().await;
+    let mut got = Vec::new();
+    for v in 0..3 {
+        got.extend(
+            s.checkins_at_venue(VenueId(v), T, T + Duration::days(3))
+                .await
+                .unwrap(),
+        );
+    }
+    got.sort_by_key(|c| c.seq);
+    assert_eq!(got, rows);
+    // Indexed now: sent again, nothing is new, and a later scan still goes in.
+    assert_eq!(s.insert_checkins(&rows[..10]).await.unwrap(), 0);
+    assert_eq!(s.insert_checkins(&[scan(500)]).await.unwrap(), 1);
+    let mine = s
+        .checkins_of_holder(&hid(0), T, T + Duration::days(10))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 41);
 }
 
 pub async fn one_time_codes_limit_guesses_and_sends<H: Harness>(h: &H) {

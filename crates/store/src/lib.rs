@@ -585,6 +585,13 @@ pub trait Store: Send + Sync + 'static {
     /// read once. Returns how many were new, except that PostgreSQL counts a scan re-sent within its
     /// still-open hour again (its duplicates are removed when the hour closes).
     fn insert_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Stores check-ins of any period in bulk, as loading a synthetic city or a restore does:
+    /// what [`Store::insert_checkins`] does, except that a backend may keep them unindexed until
+    /// [`Store::flush_checkins`] (PostgreSQL copies them into unindexed hour partitions, also
+    /// past ones, and indexes each when it closes). Returns how many were taken.
+    fn load_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.insert_checkins(batch)
+    }
     /// Moves every acknowledged check-in into its indexed place now (SQLite: the inbox merge;
     /// PostgreSQL: closing every open hour), as after a bulk load. Returns how many moved.
     fn flush_checkins(&self) -> impl Future<Output = StoreResult<u64>> + Send;
