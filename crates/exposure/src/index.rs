@@ -7,7 +7,9 @@
 //! scan of the venue's rows. Times are whole seconds after the start of the period, as the store
 //! keeps them.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use healthcode_domain::{CaseId, CheckIn, Exposure, ExposureGrade, HolderId, VenueCategory, VenueId};
@@ -51,6 +53,37 @@ pub struct TracingIndex {
     visits: Vec<u32>,
 }
 
+/// A holder id (8 to 16 bytes) as a key held inline in a map: its bytes and its length.
+type HolderKey = ([u8; 16], u8);
+
+fn key_of(h: &HolderId) -> HolderKey {
+    let b = h.as_bytes();
+    let n = b.len().min(16);
+    let mut k = [0u8; 16];
+    k[..n].copy_from_slice(&b[..n]);
+    (k, n as u8)
+}
+
+/// A fast hash for holder keys (ids are random or sequential numbers, not chosen by an
+/// adversary who could gain from collisions here): multiply and rotate per word, then mix.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let z = (self.0 ^ (self.0 >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^ (z >> 29)
+    }
+}
+
 /// Gathers check-ins, in any order, into a [`TracingIndex`].
 #[derive(Debug)]
 pub struct IndexBuilder {
@@ -62,7 +95,7 @@ pub struct IndexBuilder {
     venues: Vec<VenueId>,
     categories: Vec<VenueCategory>,
     /// Holder numbers in order of first sight (renumbered in id order at the end).
-    numbers: HashMap<HolderId, u32>,
+    numbers: HashMap<HolderKey, u32, BuildHasherDefault<KeyHasher>>,
     holders: Vec<HolderId>,
     /// (venue number, row) for each check-in taken.
     staged: Vec<(u32, Row)>,
@@ -87,7 +120,7 @@ impl IndexBuilder {
             venue_no: vs.iter().enumerate().map(|(i, v)| (v.0, i as u32)).collect(),
             venues: vs.iter().map(|v| v.0).collect(),
             categories: vs.iter().map(|v| v.1).collect(),
-            numbers: HashMap::new(),
+            numbers: HashMap::default(),
             holders: Vec::new(),
             staged: Vec::new(),
         }
@@ -103,14 +136,10 @@ impl IndexBuilder {
         };
         let (s, e) = presence(&self.policy, c, self.categories[v as usize]);
         let next = self.holders.len() as u32;
-        let holder = match self.numbers.get(&c.holder) {
-            Some(n) => *n,
-            None => {
-                self.numbers.insert(c.holder.clone(), next);
-                self.holders.push(c.holder.clone());
-                next
-            }
-        };
+        let holder = *self.numbers.entry(key_of(&c.holder)).or_insert_with(|| {
+            self.holders.push(c.holder.clone());
+            next
+        });
         let base = self.from.unix_timestamp();
         let off = |t: OffsetDateTime| (t.unix_timestamp() - base).clamp(0, i64::from(u32::MAX)) as u32;
         self.staged.push((
@@ -274,20 +303,24 @@ fn on_threads<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> 
     out.into_iter().flatten().collect()
 }
 
-/// A contact's check-in that overlapped one of a case's presences (numbers and offsets as in
-/// the index).
+/// A contact's check-in that overlapped one of a case's presences, packed so that sorting by
+/// `(key, rank, tie)` orders hits by holder, venue and arrival, and one check-in's hits from
+/// the one to keep (largest overlap, earliest case presence, earliest end) on.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
-    holder: u32,
-    venue: u32,
-    at: u32,
-    /// The overlap, seconds, negated (so that the largest sorts first).
-    neg_overlap: i64,
-    /// The case's presence.
-    case: (u32, u32),
-    /// The end of the contact's presence.
-    end: u32,
+    /// Holder number (high half), venue number (low half).
+    key: u64,
+    /// Arrival (high half), `u32::MAX` minus the overlap in seconds (low half).
+    rank: u64,
+    /// The case presence's number, in order of (start, end) (high half); the end of the
+    /// contact's presence (low half).
+    tie: u64,
     grade: ExposureGrade,
+}
+
+thread_local! {
+    /// Each thread's buffer of a case's hits, kept from case to case.
+    static HITS: RefCell<Vec<Hit>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One case to trace from an index.
@@ -414,17 +447,33 @@ impl TracingIndex {
         let Ok(me) = self.holders.binary_search(case_holder) else {
             return Vec::new();
         };
+        HITS.with_borrow_mut(|hits| self.trace_with(case, me, window, hits))
+    }
+
+    fn trace_with(
+        &self,
+        case: CaseId,
+        me: usize,
+        window: (OffsetDateTime, OffsetDateTime),
+        hits: &mut Vec<Hit>,
+    ) -> Vec<(HolderId, Exposure)> {
+        hits.clear();
         let (w0, w1) = (self.offset(window.0), self.offset(window.1));
         let close = Duration::minutes(self.policy.close_overlap_minutes.into()).whole_seconds();
-        let mut hits: Vec<Hit> = Vec::new();
+        // The case's presences inside the window: (start, end, venue number), in order.
         let own = &self.visits[self.visit_start[me] as usize..self.visit_start[me + 1] as usize];
-        for &i in own {
-            let r = self.rows[i as usize];
-            let (s, e) = (r.at.max(w0), r.end.min(w1));
-            if e <= s {
-                continue;
-            }
-            let v = self.venue_of_row(i);
+        let mut presences: Vec<(u32, u32, u32)> = own
+            .iter()
+            .map(|&i| {
+                let r = self.rows[i as usize];
+                (r.at.max(w0), r.end.min(w1), self.venue_of_row(i) as u32)
+            })
+            .filter(|(s, e, _)| e > s)
+            .collect();
+        presences.sort_unstable();
+        presences.dedup();
+        for (pi, &(s, e, v)) in presences.iter().enumerate() {
+            let v = v as usize;
             let close_here = self.policy.close_categories.contains(&self.categories[v]);
             let rows = &self.rows[self.venue_start[v] as usize..self.venue_start[v + 1] as usize];
             // Only arrivals in [s - longest stay here, e) can overlap [s, e).
@@ -435,37 +484,39 @@ impl TracingIndex {
                 if overlap <= 0 || x.holder == me as u32 {
                     continue;
                 }
-                let g = if close_here && overlap >= close {
+                let grade = if close_here && overlap >= close {
                     ExposureGrade::Close
                 } else {
                     ExposureGrade::SamePlace
                 };
                 hits.push(Hit {
-                    holder: x.holder,
-                    venue: v as u32,
-                    at: x.at,
-                    neg_overlap: -overlap,
-                    case: (s, e),
-                    end: x.end,
-                    grade: g,
+                    key: u64::from(x.holder) << 32 | v as u64,
+                    rank: u64::from(x.at) << 32 | u64::from(u32::MAX - overlap as u32),
+                    tie: (pi as u64) << 32 | u64::from(x.end),
+                    grade,
                 });
             }
         }
-        // One exposure per contact check-in (holder, venue, arrival): the largest overlap, then
-        // the earliest case presence, then the earliest end, as `trace_case` keeps. Holders and
-        // venues are numbered in id order, so this is also its order.
-        hits.sort_unstable_by_key(|x| (x.holder, x.venue, x.at, x.neg_overlap, x.case, x.end));
-        hits.dedup_by_key(|x| (x.holder, x.venue, x.at));
-        hits.into_iter()
+        // One exposure per contact check-in (holder, venue, arrival), the one `trace_case`
+        // keeps. Holders and venues are numbered in id order, so this is also its order.
+        hits.sort_unstable_by_key(|x| (x.key, x.rank, x.tie));
+        hits.dedup_by_key(|x| (x.key, x.rank >> 32));
+        let times: Vec<(OffsetDateTime, OffsetDateTime)> = presences
+            .iter()
+            .map(|p| (self.time(p.0), self.time(p.1)))
+            .collect();
+        hits.iter()
             .map(|x| {
+                let at = (x.rank >> 32) as u32;
+                let overlap = u32::MAX - x.rank as u32;
                 (
-                    self.holders[x.holder as usize].clone(),
+                    self.holders[(x.key >> 32) as usize].clone(),
                     Exposure {
                         case,
-                        venue: self.venues[x.venue as usize],
-                        case_interval: (self.time(x.case.0), self.time(x.case.1)),
-                        contact_interval: (self.time(x.at), self.time(x.end)),
-                        overlap_minutes: -x.neg_overlap / 60,
+                        venue: self.venues[x.key as u32 as usize],
+                        case_interval: times[(x.tie >> 32) as usize],
+                        contact_interval: (self.time(at), self.time(x.tie as u32)),
+                        overlap_minutes: i64::from(overlap / 60),
                         grade: x.grade,
                     },
                 )
