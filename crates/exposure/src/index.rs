@@ -53,18 +53,7 @@ pub struct TracingIndex {
     visits: Vec<u32>,
 }
 
-/// A holder id (8 to 16 bytes) as a key held inline in a map: its bytes and its length.
-type HolderKey = ([u8; 16], u8);
-
-fn key_of(h: &HolderId) -> HolderKey {
-    let b = h.as_bytes();
-    let n = b.len().min(16);
-    let mut k = [0u8; 16];
-    k[..n].copy_from_slice(&b[..n]);
-    (k, n as u8)
-}
-
-/// A fast hash for holder keys (ids are random or sequential numbers, not chosen by an
+/// A fast hash for holder ids (random or sequential numbers, not chosen by an
 /// adversary who could gain from collisions here): multiply and rotate per word, then mix.
 #[derive(Debug, Default, Clone, Copy)]
 struct KeyHasher(u64);
@@ -95,7 +84,7 @@ pub struct IndexBuilder {
     venues: Vec<VenueId>,
     categories: Vec<VenueCategory>,
     /// Holder numbers in order of first sight (renumbered in id order at the end).
-    numbers: HashMap<HolderKey, u32, BuildHasherDefault<KeyHasher>>,
+    numbers: HashMap<HolderId, u32, BuildHasherDefault<KeyHasher>>,
     holders: Vec<HolderId>,
     /// (venue number, row) for each check-in taken.
     staged: Vec<(u32, Row)>,
@@ -136,7 +125,7 @@ impl IndexBuilder {
         };
         let (s, e) = presence(&self.policy, c, self.categories[v as usize]);
         let next = self.holders.len() as u32;
-        let holder = *self.numbers.entry(key_of(&c.holder)).or_insert_with(|| {
+        let holder = *self.numbers.entry(c.holder.clone()).or_insert_with(|| {
             self.holders.push(c.holder.clone());
             next
         });

@@ -129,8 +129,40 @@ impl From<Issuer> for String {
 
 /// A random, pseudonymous holder id: 8 to 16 bytes. It is never derived from an identity number or
 /// a name; only the issuing server can tell whom it stands for.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HolderId(Vec<u8>);
+///
+/// Held inline (no allocation), since tracing handles millions of them; compared, ordered and
+/// hashed as its bytes.
+#[derive(Clone)]
+pub struct HolderId {
+    len: u8,
+    bytes: [u8; HolderId::MAX_LEN],
+}
+
+impl PartialEq for HolderId {
+    fn eq(&self, other: &HolderId) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for HolderId {}
+
+impl std::hash::Hash for HolderId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for HolderId {
+    fn partial_cmp(&self, other: &HolderId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HolderId {
+    fn cmp(&self, other: &HolderId) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
 
 impl HolderId {
     /// Smallest allowed length in bytes.
@@ -141,7 +173,12 @@ impl HolderId {
     /// Wraps bytes, checking the length.
     pub fn from_bytes(bytes: &[u8]) -> Result<HolderId, ClaimError> {
         if (Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len()) {
-            Ok(HolderId(bytes.to_vec()))
+            let mut inline = [0u8; Self::MAX_LEN];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Ok(HolderId {
+                len: bytes.len() as u8,
+                bytes: inline,
+            })
         } else {
             Err(claim_err(format!(
                 "subject must be {} to {} bytes, got {}",
@@ -162,19 +199,22 @@ impl HolderId {
 
     /// A fresh random id of 8 bytes from the operating system's generator.
     pub fn random() -> Result<HolderId, getrandom::Error> {
-        let mut bytes = [0u8; Self::MIN_LEN];
-        getrandom::fill(&mut bytes)?;
-        Ok(HolderId(bytes.to_vec()))
+        let mut bytes = [0u8; Self::MAX_LEN];
+        getrandom::fill(&mut bytes[..Self::MIN_LEN])?;
+        Ok(HolderId {
+            len: Self::MIN_LEN as u8,
+            bytes,
+        })
     }
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..usize::from(self.len)]
     }
 
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        data_encoding::HEXLOWER.encode(&self.0)
+        data_encoding::HEXLOWER.encode(self.as_bytes())
     }
 }
 
