@@ -554,16 +554,21 @@ pub async fn audit_chain_verifies_and_names_a_tampered_entry<H: Harness>(h: &H) 
     assert_eq!(broken.seq, 7, "{broken}");
 }
 
-pub async fn checkins_survive_the_merge_and_stay_unique<H: Harness>(h: &H) {
-    let s = h.store();
-    let scan = |i: i64| CheckIn {
+/// Scan number `i` of a run a scan every `apart`: five holders, three venues with a device each.
+fn numbered_scan(i: i64, apart: Duration) -> CheckIn {
+    CheckIn {
         holder: hid((i % 5) as u8),
         venue: VenueId(i % 3),
         device: DeviceId(i % 3),
         seq: i,
-        at: T + Duration::minutes(i),
+        at: T + apart * (i as i32),
         out: None,
-    };
+    }
+}
+
+pub async fn checkins_survive_the_merge_and_stay_unique<H: Harness>(h: &H) {
+    let s = h.store();
+    let scan = |i: i64| numbered_scan(i, Duration::minutes(1));
     let first: Vec<CheckIn> = (0..500).map(scan).collect();
     assert_eq!(s.insert_checkins(&first).await.unwrap(), 500);
     h.flush_checkins().await;
@@ -649,14 +654,7 @@ pub async fn a_scan_reads_each_checkin_in_range_once<H: Harness>(h: &H) {
 
 pub async fn a_bulk_load_is_read_once_after_the_flush<H: Harness>(h: &H) {
     let s = h.store();
-    let scan = |i: i64| CheckIn {
-        holder: hid((i % 5) as u8),
-        venue: VenueId(i % 3),
-        device: DeviceId(i % 3),
-        seq: i,
-        at: T + Duration::minutes(13 * i),
-        out: None,
-    };
+    let scan = |i: i64| numbered_scan(i, Duration::minutes(13));
     // Several past hours, loaded twice (a load resumed after a failure sends some again).
     let rows: Vec<CheckIn> = (0..200).map(scan).collect();
     assert_eq!(s.load_checkins(&rows).await.unwrap(), 200);
