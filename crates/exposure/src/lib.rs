@@ -295,8 +295,8 @@ impl<'a> Tracer<'a> {
         let mut slots = Vec::with_capacity(cases.len());
         let mut found = Vec::with_capacity(cases.len());
         let mut read = 0;
-        // The case records, read at once (as many at a time as the store's connections allow).
-        let records = futures_util::future::try_join_all(cases.iter().map(|id| store.case(*id))).await?;
+        // The case records, read at once.
+        let records = store.cases_by_id(cases).await?;
         for (id, record) in cases.iter().zip(records) {
             let (holder, case) = record.ok_or(TraceError::NoCase(id.0))?;
             if self.covered(&case).is_some() {

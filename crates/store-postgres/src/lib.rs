@@ -1140,6 +1140,34 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn cases_by_id(&self, ids: &[CaseId]) -> StoreResult<Vec<Option<(HolderId, ConfirmedCase)>>> {
+        let wanted: Vec<i64> = ids.iter().map(|c| c.0).collect();
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, holder, onset, confirmed_at FROM cases WHERE id = ANY($1)",
+                &[&wanted],
+            )
+            .await
+            .map_err(db)?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let id = CaseId(r.get(0));
+            found.insert(
+                id,
+                (
+                    holder_id(r.get(1))?,
+                    ConfirmedCase {
+                        id,
+                        onset: r.get(2),
+                        confirmed_at: r.get(3),
+                    },
+                ),
+            );
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
     async fn add_exposures_as(
         &self,
         exposures: &[(HolderId, Exposure)],

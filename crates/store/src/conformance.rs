@@ -387,6 +387,19 @@ pub async fn exposures_are_recorded_once<H: Harness>(h: &H) {
     let f = s.holder_facts(&hid(2)).await.unwrap();
     assert_eq!(f.exposures.len(), 2);
     assert!(f.exposures.contains(&list[0].1) && f.exposures.contains(&list[2].1));
+    // Cases read together come in the order asked, a missing one as none.
+    let other = s.add_case(&hid(9), T - Duration::days(3), T).await.unwrap();
+    let ids = [other.id, CaseId(other.id.0 + 100), case.id, other.id];
+    let together = s.cases_by_id(&ids).await.unwrap();
+    assert_eq!(together.len(), 4);
+    for (id, got) in ids.iter().zip(&together) {
+        assert_eq!(got, &s.case(*id).await.unwrap());
+    }
+    assert!(together[1].is_none());
+    assert_eq!(
+        together[2].as_ref().map(|(h, c)| (h, c.id)),
+        Some((&case_holder.id, case.id))
+    );
 }
 
 pub async fn overrides_need_two_officers<H: Harness>(h: &H) {

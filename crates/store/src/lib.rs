@@ -632,6 +632,20 @@ pub trait Store: Send + Sync + 'static {
     /// A case and whose it is.
     fn case(&self, id: CaseId)
     -> impl Future<Output = StoreResult<Option<(HolderId, ConfirmedCase)>>> + Send;
+    /// Many cases and whose they are, in the order of `ids` (`None` for no such case). The
+    /// default reads them one by one; a backend with a round trip a query reads them at once.
+    fn cases_by_id(
+        &self,
+        ids: &[CaseId],
+    ) -> impl Future<Output = StoreResult<Vec<Option<(HolderId, ConfirmedCase)>>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.case(*id).await?);
+            }
+            Ok(out)
+        }
+    }
     /// Records exposures in `state`; one already stored (same holder, case, venue and contact
     /// start) is skipped and keeps its state. Returns how many were new.
     fn add_exposures_as(
