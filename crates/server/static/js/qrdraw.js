@@ -57,9 +57,10 @@ function pathData (matrix, margin) {
 /**
  * Draws the QR of `text` into `container` (any element) as an inline SVG, replacing what the
  * container held, and returns the <svg> element. Dark modules are black on a white quiet zone of
- * `margin` modules (default 4), whatever the page's colours, so that scanners read it.
+ * `margin` modules (default 4), whatever the page's colours, so that scanners read it. The SVG is
+ * an image whose accessible name is `label` (pass it in the page's language).
  */
-export function drawQr (container, text, { moduleSize, margin = DEFAULT_MARGIN } = {}) {
+export function drawQr (container, text, { moduleSize, margin = DEFAULT_MARGIN, label = 'QR code' } = {}) {
   const matrix = qrMatrix(text)
   const side = matrix.size + 2 * margin
   const doc = container.ownerDocument
@@ -67,6 +68,7 @@ export function drawQr (container, text, { moduleSize, margin = DEFAULT_MARGIN }
   svg.setAttribute('viewBox', `0 0 ${side} ${side}`)
   svg.setAttribute('shape-rendering', 'crispEdges')
   svg.setAttribute('role', 'img')
+  svg.setAttribute('aria-label', label)
   svg.setAttribute('data-qr-version', String(matrix.version))
   if (moduleSize) {
     svg.setAttribute('width', String(side * moduleSize))
