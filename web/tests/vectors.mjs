@@ -191,6 +191,17 @@ smallR.set([0xec, ...new Uint8Array(30).fill(0xff), 0x7f], rAt)
 const smallROutcome = await verifyCode(base32(smallR), ownList, now)
 check('strict: small-order R', smallROutcome.kind === 'bad-signature', JSON.stringify(smallROutcome))
 
+// A float where an integer belongs (issued-at as a float64 of integer value), correctly signed:
+// cborg would return it as an ordinary number; the reference refuses it, and so must hc1.js.
+const floatIat = Buffer.alloc(9)
+floatIat[0] = 0xfb
+floatIat.writeDoubleBE(now - 60, 1)
+const floatClaims = Buffer.concat([Buffer.from([0xa5]), encode(new Map([[1, 'CN-ZJ']])).subarray(1),
+  Buffer.from([0x06]), floatIat,
+  encode(new Map([[4, now + 240], [-1, Buffer.alloc(8)], [-2, 0]])).subarray(1)])
+const floatOutcome = await verifyCode(base32(await signed(key1, 65001, floatClaims)), ownList, now)
+check('claims: a float for an integer', floatOutcome.kind === 'bad-claims', JSON.stringify(floatOutcome))
+
 // Rollback: a list older than the one held is refused, by list or by its issued_at.
 const older = await trustList(now - 200, now + 86400, [listed1])
 await expectRefusal('rollback against a list', openTrustList(older, file.root_public_key, ownList), 'rollback')

@@ -139,13 +139,16 @@ const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * cborg decodes text leniently (invalid UTF-8 becomes U+FFFD); this tokenizer keeps each text
- * string's bytes and refuses invalid UTF-8, as the specification's CBOR requires. It also
- * remembers where the token being read starts, for error offsets.
+ * string's bytes and refuses invalid UTF-8, as the specification's CBOR requires. It also refuses
+ * floating-point numbers, which the format never uses and which cborg would otherwise return as
+ * ordinary numbers (a float 1.0 would pass for the integer 1), and remembers where the token
+ * being read starts, for error offsets.
  */
 class StrictTokenizer extends Tokenizer {
   next () {
     this.at = this.pos()
     const token = super.next()
+    if (token.type.name === 'float') throw new Error('a floating-point number where an integer belongs')
     if (token.byteValue !== undefined) {
       try {
         fatalUtf8.decode(token.byteValue)
