@@ -180,8 +180,9 @@ pub struct StaffSession {
     (status = 401, description = "wrong username or password", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the password must be changed: send new_password", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn sign_in<S: Store>(
+pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<StaffSignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong username or password".into());
@@ -230,8 +231,16 @@ async fn sign_in<S: Store>(
     }
     let (token, expires_at) =
         start_session(&app, Principal::Officer(officer.id), app.settings.officer_session).await?;
+    let mut cookie = Vec::new();
+    if crate::auth::from_web(&headers) {
+        cookie.push((
+            axum::http::header::SET_COOKIE,
+            crate::auth::session_cookie(crate::auth::STAFF_COOKIE, &token, expires_at),
+        ));
+    }
     Ok((
         StatusCode::CREATED,
+        axum::response::AppendHeaders(cookie),
         Json(StaffSession {
             token,
             role: officer.role.as_str().into(),
@@ -255,7 +264,10 @@ pub struct StaffView {
 #[utoipa::path(get, path = "/me", tag = "officers", security(("officer" = [])), responses(
     (status = 200, description = "who is signed in", body = StaffView),
 ))]
-async fn whoami<S: Store>(State(_app): State<Arc<App<S>>>, me: Staff<AnyStaff>) -> Json<StaffView> {
+pub(crate) async fn whoami<S: Store>(
+    State(_app): State<Arc<App<S>>>,
+    me: Staff<AnyStaff>,
+) -> Json<StaffView> {
     Json(StaffView {
         id: me.id.0,
         username: me.username,
@@ -331,7 +343,7 @@ pub async fn create_account<S: Store>(
     (status = 201, description = "created", body = OfficerCreated),
     (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn create_officer<S: Store>(
+pub(crate) async fn create_officer<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Json(req): Json<NewOfficer>,
@@ -360,7 +372,7 @@ async fn create_officer<S: Store>(
 #[utoipa::path(get, path = "/officers", tag = "officers", security(("officer" = [])), responses(
     (status = 200, description = "accounts", body = Vec<StaffView>),
 ))]
-async fn list_officers<S: Store>(
+pub(crate) async fn list_officers<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Admins>,
 ) -> Result<Json<Vec<StaffView>>, ApiError> {
@@ -421,7 +433,7 @@ impl From<Venue> for VenueView {
 #[utoipa::path(post, path = "/venues", tag = "venues", security(("officer" = [])), request_body = VenueRequest, responses(
     (status = 201, description = "created", body = VenueView),
 ))]
-async fn create_venue<S: Store>(
+pub(crate) async fn create_venue<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Json(req): Json<VenueRequest>,
@@ -458,7 +470,7 @@ async fn create_venue<S: Store>(
 #[utoipa::path(get, path = "/venues", tag = "venues", security(("officer" = [])), responses(
     (status = 200, description = "venues", body = Vec<VenueView>),
 ))]
-async fn list_venues<S: Store>(
+pub(crate) async fn list_venues<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<VenueView>>, ApiError> {
@@ -506,7 +518,7 @@ pub struct DeviceCreated {
     (status = 201, description = "created", body = DeviceCreated),
     (status = 404, description = "no such venue", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn create_device<S: Store>(
+pub(crate) async fn create_device<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Path(id): Path<i64>,
@@ -552,7 +564,7 @@ async fn create_device<S: Store>(
     params(("id" = i64, Path, description = "venue id")), responses(
     (status = 200, description = "devices", body = Vec<DeviceView>),
 ))]
-async fn list_devices<S: Store>(
+pub(crate) async fn list_devices<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Admins>,
     Path(id): Path<i64>,
@@ -594,7 +606,7 @@ pub type RiskAreaView = RiskAreaRequest;
 #[utoipa::path(post, path = "/risk-areas", tag = "cases", security(("officer" = [])), request_body = RiskAreaRequest, responses(
     (status = 201, description = "declared", body = RiskAreaRequest),
 ))]
-async fn add_risk_area<S: Store>(
+pub(crate) async fn add_risk_area<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<RiskAreaRequest>,
@@ -629,7 +641,7 @@ async fn add_risk_area<S: Store>(
 #[utoipa::path(get, path = "/risk-areas", tag = "cases", security(("officer" = [])), responses(
     (status = 200, description = "risk areas", body = Vec<RiskAreaRequest>),
 ))]
-async fn list_risk_areas<S: Store>(
+pub(crate) async fn list_risk_areas<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<RiskAreaView>>, ApiError> {
@@ -682,7 +694,7 @@ pub struct HolderFound {
     (status = 200, description = "found", body = HolderFound),
     (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn find_holder<S: Store>(
+pub(crate) async fn find_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<HolderSearch>,
@@ -757,7 +769,7 @@ pub struct HolderRecord {
     (status = 200, description = "the record", body = HolderRecord),
     (status = 422, description = "the purpose does not hold (no such case, not the holder's appeal…)", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn read_holder<S: Store>(
+pub(crate) async fn read_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<String>,
@@ -788,7 +800,7 @@ async fn read_holder<S: Store>(
     }))
 }
 
-async fn require_holder<S: Store>(app: &App<S>, hex: &str) -> Result<HolderId, ApiError> {
+pub(crate) async fn require_holder<S: Store>(app: &App<S>, hex: &str) -> Result<HolderId, ApiError> {
     let id = holder_id(hex)?;
     if app.store.holder(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no holder {hex}")));
@@ -816,7 +828,7 @@ pub struct TestRequest {
     (status = 201, description = "recorded"),
     (status = 404, description = "no such holder", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn add_test<S: Store>(
+pub(crate) async fn add_test<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<TestRequest>,
@@ -884,7 +896,7 @@ pub struct CaseView {
 #[utoipa::path(post, path = "/cases", tag = "cases", security(("officer" = [])), request_body = CaseRequest, responses(
     (status = 201, description = "recorded", body = CaseView),
 ))]
-async fn add_case<S: Store>(
+pub(crate) async fn add_case<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<CaseRequest>,
@@ -935,7 +947,7 @@ struct CasesQuery {
     params(("since" = Option<String>, Query, description = "RFC 3339")), responses(
     (status = 200, description = "cases", body = Vec<CaseView>),
 ))]
-async fn list_cases<S: Store>(
+pub(crate) async fn list_cases<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Query(q): Query<CasesQuery>,
@@ -1007,7 +1019,7 @@ fn override_view(h: HolderId, o: healthcode_domain::Override) -> OverrideView {
 #[utoipa::path(post, path = "/overrides", tag = "cases", security(("officer" = [])), request_body = OverrideRequest, responses(
     (status = 201, description = "proposed, awaiting a second officer", body = OverrideView),
 ))]
-async fn propose_override<S: Store>(
+pub(crate) async fn propose_override<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<OverrideRequest>,
@@ -1061,7 +1073,7 @@ struct PendingQuery {
     params(("pending" = Option<bool>, Query, description = "only those awaiting approval")), responses(
     (status = 200, description = "overrides", body = Vec<OverrideView>),
 ))]
-async fn list_overrides<S: Store>(
+pub(crate) async fn list_overrides<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Query(q): Query<PendingQuery>,
@@ -1082,7 +1094,7 @@ async fn list_overrides<S: Store>(
     (status = 200, description = "approved and in force", body = OverrideView),
     (status = 409, description = "the proposer cannot approve, or it was approved already", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn approve_override<S: Store>(
+pub(crate) async fn approve_override<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1124,7 +1136,7 @@ struct OpenQuery {
     params(("open" = Option<bool>, Query, description = "only undecided")), responses(
     (status = 200, description = "appeals", body = Vec<AppealView>),
 ))]
-async fn list_appeals<S: Store>(
+pub(crate) async fn list_appeals<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Query(q): Query<OpenQuery>,
@@ -1159,7 +1171,7 @@ pub struct Decision {
     (status = 200, description = "decided", body = AppealView),
     (status = 409, description = "decided already", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn decide_appeal<S: Store>(
+pub(crate) async fn decide_appeal<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1224,7 +1236,7 @@ fn default_limit() -> u32 {
     params(("after" = Option<i64>, Query, description = "records after this seq"), ("limit" = Option<u32>, Query, description = "at most this many (1-1000)")), responses(
     (status = 200, description = "records", body = Vec<AuditView>),
 ))]
-async fn audit_log<S: Store>(
+pub(crate) async fn audit_log<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Auditors>,
     Query(q): Query<AuditQuery>,
@@ -1277,7 +1289,7 @@ pub struct ChainReport {
 #[utoipa::path(get, path = "/audit/verify", tag = "audit", security(("officer" = [])), responses(
     (status = 200, description = "the verdict", body = ChainReport),
 ))]
-async fn audit_verify<S: Store>(
+pub(crate) async fn audit_verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Auditors>,
 ) -> Result<Json<ChainReport>, ApiError> {
@@ -1335,7 +1347,7 @@ pub struct PurgeView {
 #[utoipa::path(post, path = "/purge", tag = "audit", security(("officer" = [])), responses(
     (status = 200, description = "deleted", body = PurgeView),
 ))]
-async fn purge<S: Store>(
+pub(crate) async fn purge<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
 ) -> Result<Json<PurgeView>, ApiError> {
@@ -1428,7 +1440,7 @@ pub(crate) async fn run_trace<S: Store>(
     (status = 200, description = "traced", body = TraceView),
     (status = 404, description = "no such case", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn trace_case<S: Store>(
+pub(crate) async fn trace_case<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1493,7 +1505,7 @@ fn exposure_view(e: healthcode_store::StoredExposure) -> ExposureView {
     params(("id" = i64, Path, description = "case id")), responses(
     (status = 200, description = "exposures", body = Vec<ExposureView>),
 ))]
-async fn case_exposures<S: Store>(
+pub(crate) async fn case_exposures<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1512,7 +1524,7 @@ async fn case_exposures<S: Store>(
 #[utoipa::path(get, path = "/exposures/pending", tag = "cases", security(("officer" = [])), responses(
     (status = 200, description = "pending exposures", body = Vec<ExposureView>),
 ))]
-async fn pending_exposures<S: Store>(
+pub(crate) async fn pending_exposures<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<ExposureView>>, ApiError> {
@@ -1550,7 +1562,7 @@ pub struct ExposureDecision {
     (status = 200, description = "decided", body = ExposureView),
     (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn decide_exposure<S: Store>(
+pub(crate) async fn decide_exposure<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<ExposureDecision>,
