@@ -937,9 +937,9 @@ pub(crate) async fn add_case<S: Store>(
 
 /// Which cases.
 #[derive(Debug, Deserialize)]
-struct CasesQuery {
+pub(crate) struct CasesQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
-    since: Option<OffsetDateTime>,
+    pub(crate) since: Option<OffsetDateTime>,
 }
 
 /// Cases confirmed since a time (default: the last 28 days).
@@ -1062,10 +1062,10 @@ pub(crate) async fn propose_override<S: Store>(
 }
 
 /// Which overrides.
-#[derive(Debug, Deserialize)]
-struct PendingQuery {
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PendingQuery {
     #[serde(default)]
-    pending: bool,
+    pub(crate) pending: bool,
 }
 
 /// Manual changes (`?pending=true`: those awaiting approval).
@@ -1126,9 +1126,9 @@ pub(crate) async fn approve_override<S: Store>(
 
 /// Which appeals.
 #[derive(Debug, Deserialize)]
-struct OpenQuery {
+pub(crate) struct OpenQuery {
     #[serde(default)]
-    open: bool,
+    pub(crate) open: bool,
 }
 
 /// Appeals (`?open=true`: undecided). Reading an appeal is recorded in its holder's access log.
@@ -1220,11 +1220,11 @@ pub struct AuditView {
 
 /// A page of the log.
 #[derive(Debug, Deserialize)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     #[serde(default)]
-    after: i64,
+    pub(crate) after: i64,
     #[serde(default = "default_limit")]
-    limit: u32,
+    pub(crate) limit: u32,
 }
 
 fn default_limit() -> u32 {

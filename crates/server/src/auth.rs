@@ -350,6 +350,17 @@ pub struct Staff<R> {
 }
 
 impl<R> Staff<R> {
+    /// A second handle on the same signed-in officer (a page that calls two handlers).
+    pub(crate) fn duplicate(&self) -> Staff<R> {
+        Staff {
+            id: self.id,
+            username: self.username.clone(),
+            role: self.role,
+            token_hash: self.token_hash,
+            _roles: PhantomData,
+        }
+    }
+
     /// How the audit log names this officer.
     pub fn actor(&self) -> String {
         format!("officer:{}:{}", self.id.0, self.username)

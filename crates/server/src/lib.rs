@@ -39,6 +39,7 @@ pub mod problem;
 pub mod scans;
 pub mod sms;
 pub mod status;
+pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
 use datadir::DataDir;
@@ -286,6 +287,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .merge(holders::routes())
         .merge(scans::routes())
         .merge(admin::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))

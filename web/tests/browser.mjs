@@ -1,0 +1,351 @@
+// The web interface, driven in Debian's Chromium by Playwright, against a running
+// `healthcode demo` (started by the Rust test crates/cli/tests/browser.rs, which passes):
+//   HC_BASE       the server's address (http://127.0.0.1:PORT)
+//   HC_DEMO_JSON  the demo's demo.json (staff one-time passwords, device keys)
+//   HC_LOG        the server's log, where the console SMS adapter writes one-time codes
+//   HC_SHOTS      the folder for screenshots (every page at 360×640 and 1280×800)
+//   HC_CHROMIUM   the browser (default /usr/bin/chromium)
+//
+// The story: a resident registers and sees a green code; the scanner page reads that QR from a
+// picture and shows green; it keeps verifying with the network cut and uploads its queue when
+// the network returns; a second resident is scanned at the same venue and confirmed as a case
+// by an officer, who runs tracing; the first resident's page turns yellow with the reason; the
+// language switch works. Every page is checked with axe-core (no serious or critical violation)
+// and must raise no content-security-policy violation or script error.
+import assert from 'node:assert/strict'
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const require = createRequire(import.meta.url)
+const BASE = process.env.HC_BASE
+const demo = JSON.parse(readFileSync(process.env.HC_DEMO_JSON, 'utf8'))
+const LOG = process.env.HC_LOG
+const SHOTS = process.env.HC_SHOTS
+mkdirSync(SHOTS, { recursive: true })
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')
+
+const MOBILE = { width: 360, height: 640 }
+const DESKTOP = { width: 1280, height: 800 }
+const failures = []
+let steps = 0
+
+function step (what) {
+  steps++
+  console.log(`· ${what}`)
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/** A valid 18-character resident ID (GB 11643 check character) from 17 digits. */
+function residentId (first17) {
+  const w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+  const sum = [...first17].reduce((s, d, i) => s + Number(d) * w[i], 0)
+  return first17 + '10X98765432'[sum % 11]
+}
+
+/** Waits for the one-time code the console SMS adapter logged for a phone ending in `last4`. */
+async function otpFor (last4, after) {
+  const re = new RegExp(`one-time code for \\+\\d*\\**${last4}: (\\d{6})`, 'g')
+  for (let i = 0; i < 100; i++) {
+    const log = readFileSync(LOG, 'utf8').replace(/\x1b\[[0-9;]*m/g, '')
+    const found = [...log.slice(after).matchAll(re)]
+    if (found.length) return found.at(-1)[1]
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`no one-time code for …${last4} in the log`)
+}
+
+function logLength () {
+  return readFileSync(LOG, 'utf8').replace(/\x1b\[[0-9;]*m/g, '').length
+}
+
+/** A page that records script errors and CSP violations as failures. */
+async function watched (context, name) {
+  const page = await context.newPage()
+  page.on('pageerror', (e) => failures.push(`${name}: script error: ${e.message}`))
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource|ERR_INTERNET_DISCONNECTED|net::/.test(m.text())) {
+      failures.push(`${name}: console error: ${m.text()}`)
+    }
+  })
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)
+    })
+  })
+  return page
+}
+
+/** axe-core on the page as it is: no serious or critical violation. */
+async function accessible (page, name) {
+  await page.evaluate(axeSource)
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] })
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, target: v.nodes[0]?.target }))
+  })
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+  for (const v of bad) failures.push(`${name}: axe ${v.impact} ${v.id} (${v.nodes}×, e.g. ${JSON.stringify(v.target)}): ${v.help}`)
+}
+
+/** Screenshots at both sizes, and the accessibility check at each. */
+async function record (page, name) {
+  for (const [label, size] of [['360x640', MOBILE], ['1280x800', DESKTOP]]) {
+    await page.setViewportSize(size)
+    await page.waitForTimeout(150)
+    await page.screenshot({ path: join(SHOTS, `${name}-${label}.png`), fullPage: true })
+    await accessible(page, `${name} at ${label}`)
+  }
+}
+
+async function visit (page, path, name) {
+  const res = await page.goto(BASE + path)
+  assert.equal(res.status(), 200, `${path} answered ${res.status()}`)
+  await page.waitForLoadState('networkidle')
+  if (name) await record(page, name)
+}
+
+// ---- the story ---------------------------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: process.env.HC_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--no-first-run'],
+})
+
+try {
+  const ctxOpts = { viewport: MOBILE, locale: 'en-GB', timezoneId: 'Asia/Shanghai' }
+
+  // Public pages.
+  const visitor = await browser.newContext(ctxOpts)
+  const pub = await watched(visitor, 'public')
+  step('public pages')
+  await visit(pub, '/', 'start')
+  await visit(pub, '/policy', 'policy')
+  await visit(pub, '/signin', 'signin')
+  await visit(pub, '/console/signin', 'console-signin')
+  // A holder page without a session leads to sign-in, and back after it.
+  await pub.goto(BASE + '/me/access-log')
+  assert.match(pub.url(), /\/signin\?next=%2Fme%2Faccess-log$/)
+
+  // Resident A registers.
+  step('resident A registers and sees a green code')
+  const ctxA = await browser.newContext(ctxOpts)
+  const a = await watched(ctxA, 'resident A')
+  await visit(a, '/register', 'register')
+  await a.fill('#name', 'Zhou Ming')
+  await a.fill('#resident_id', residentId('33010619880412123'))
+  await a.fill('#phone', '+8613900004411')
+  let mark = logLength()
+  await a.click('#send-otp')
+  await a.waitForSelector('#register .status:has-text("sent")')
+  await a.fill('#otp', await otpFor('4411', mark))
+  await Promise.all([a.waitForURL(BASE + '/me'), a.click('#register button[type=submit]')])
+  assert.equal(await a.getAttribute('#code', 'data-colour'), 'green')
+  assert.equal(await a.textContent('[data-test=colour]'), 'Green')
+  await a.waitForSelector('#qr svg')
+  assert.match(await a.textContent('[data-test=no-reasons]'), /No rule applies/)
+  await record(a, 'my-code-green')
+  const qrA = join(SHOTS, 'qr-resident-a.png')
+  await a.setViewportSize(MOBILE)
+  await a.locator('#qr').screenshot({ path: qrA })
+
+  // The venue scanner at the mall (green codes only).
+  step('the scanner reads the green code from a picture')
+  const mall = demo.devices.find((d) => d.venue === 1) || demo.devices[0]
+  const ctxS = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
+  const s = await watched(ctxS, 'scanner')
+  await visit(s, '/scan', 'scanner-setup')
+  await s.fill('#device-key', mall.key)
+  await s.click('#setup button[type=submit]')
+  await s.waitForSelector('#door:not([hidden])')
+  await s.waitForSelector('[data-test=trust-state].ok')
+  await record(s, 'scanner')
+  await s.setInputFiles('#image-input', qrA)
+  await s.waitForSelector('[data-test=result]:not([hidden])')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-colour'), 'green')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
+  await record(s, 'scanner-result-green')
+  await s.click('#result-close')
+  await s.waitForSelector('[data-test=queue-state].ok')
+
+  // The network goes down: the scanner keeps verifying and queues.
+  step('the scanner verifies offline and uploads its queue when back')
+  await ctxS.setOffline(true)
+  await s.setInputFiles('#image-input', qrA)
+  await s.waitForSelector('[data-test=result]:not([hidden])')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
+  await s.click('#result-close')
+  // A forged code is refused offline too.
+  await s.fill('#token-input', 'HC1:AAAAAAAA')
+  await s.press('#token-input', 'Enter')
+  await s.waitForSelector('[data-test=result]:not([hidden])')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-colour'), 'invalid')
+  await s.click('#result-close')
+  await s.waitForSelector('[data-test=queue-state].warn')
+  assert.match(await s.textContent('[data-test=queue-state]'), /1 scans waiting/)
+  assert.match(await s.textContent('[data-test=net-state]'), /Offline/)
+  await s.screenshot({ path: join(SHOTS, 'scanner-offline-1280x800.png') })
+  await ctxS.setOffline(false)
+  await s.waitForSelector('[data-test=queue-state].ok', { timeout: 15000 })
+
+  // Resident B registers and is scanned at the mall too.
+  step('resident B registers and is scanned at the same venue')
+  const ctxB = await browser.newContext(ctxOpts)
+  const b = await watched(ctxB, 'resident B')
+  await b.goto(BASE + '/register')
+  const idB = residentId('33010619900101456')
+  await b.fill('#name', 'Qian Li')
+  await b.fill('#resident_id', idB)
+  await b.fill('#phone', '+8613900005522')
+  mark = logLength()
+  await b.click('#send-otp')
+  await b.waitForSelector('#register .status:has-text("sent")')
+  await b.fill('#otp', await otpFor('5522', mark))
+  await Promise.all([b.waitForURL(BASE + '/me'), b.click('#register button[type=submit]')])
+  await b.waitForSelector('#qr svg')
+  const qrB = join(SHOTS, 'qr-resident-b.png')
+  await b.locator('#qr').screenshot({ path: qrB })
+  await s.setInputFiles('#image-input', qrB)
+  await s.waitForSelector('[data-test=result]:not([hidden])')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
+  await s.click('#result-close')
+  await s.waitForSelector('[data-test=queue-state].ok', { timeout: 15000 })
+
+  // The officer signs in (replacing the issued password), finds B, records the case and traces.
+  step('an officer records a case and runs tracing')
+  const officer = demo.accounts.find((x) => x.role === 'officer')
+  const ctxO = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
+  const o = await watched(ctxO, 'officer')
+  await o.goto(BASE + '/console')
+  await o.waitForURL(/\/console\/signin/)
+  await o.fill('#username', officer.username)
+  await o.fill('#password', officer.one_time_password)
+  await o.click('#staff-signin button[type=submit]')
+  await o.waitForSelector('#new-password-box:not([hidden])')
+  await o.fill('#new_password', 'a long new password 1')
+  await Promise.all([o.waitForURL(BASE + '/console'), o.click('#staff-signin button[type=submit]')])
+  await visit(o, '/console/cases')
+  await o.fill('#s-resident', idB)
+  await o.fill('#s-ref', 'LAB-2026-1129-07')
+  await o.click('form[data-api$="holders/search"] button[type=submit]')
+  await o.waitForSelector('[data-test=found] dd')
+  const holderB = await o.locator('[data-test=found] dt:has-text("holder") + dd').textContent()
+  assert.match(holderB, /^[0-9a-f]{16,32}$/)
+  await o.fill('#c-holder', holderB)
+  const onset = new Date(Date.now() - 24 * 3600 * 1000)
+  const local = new Date(onset.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 16)
+  await o.fill('#c-onset', local)
+  await Promise.all([o.waitForLoadState('load'), o.click('form[data-api$="admin/cases"] button[type=submit]')])
+  await o.waitForSelector('[data-test=cases] tbody tr')
+  const traceButton = o.locator('[data-test=cases] tbody tr').first().locator('button[data-post]')
+  await traceButton.click()
+  await o.waitForSelector('[data-test=cases] tbody tr .status:has-text("ms")')
+  await record(o, 'console-cases')
+  const caseId = await o.locator('[data-test=cases] tbody tr td').first().textContent()
+  await visit(o, `/console/cases/${caseId}`, 'console-case')
+  assert.ok(await o.locator('[data-test=exposures] tbody tr').count() >= 1, 'the case has exposures')
+
+  // A's page turns yellow, with the reason.
+  step("the contact's page turns yellow with the reason")
+  await a.reload()
+  assert.equal(await a.getAttribute('#code', 'data-colour'), 'yellow')
+  assert.equal(await a.textContent('[data-test=colour]'), 'Yellow')
+  const reasons = await a.textContent('[data-test=reasons]')
+  assert.match(reasons, /Yellow/)
+  assert.match(await a.textContent('[data-test=green-at]'), /Turns green on/)
+  await record(a, 'my-code-yellow')
+
+  // The language switch.
+  step('the language switch')
+  await Promise.all([a.waitForURL(BASE + '/me'), a.click('[data-test=lang-switch]')])
+  assert.equal(await a.getAttribute('html', 'lang'), 'zh-CN')
+  assert.equal(await a.textContent('[data-test=colour]'), '黄码')
+  await record(a, 'my-code-yellow-zh')
+  await Promise.all([a.waitForURL(BASE + '/me'), a.click('[data-test=lang-switch]')])
+  assert.equal(await a.textContent('[data-test=colour]'), 'Yellow')
+
+  // The rest of the holder's pages.
+  step("the holder's other pages")
+  await visit(a, '/me/reports', 'reports')
+  await a.click('form[data-api$="me/reports"] button[type=submit]')
+  await a.waitForSelector('form[data-api$="me/reports"] .status:has-text("Done")')
+  await visit(a, '/me/appeals', 'appeals')
+  await a.fill('#text', 'I was at the mall for ten minutes only, far from the entrance.')
+  await Promise.all([a.waitForLoadState('load'), a.click('form[data-api$="me/appeals"] button[type=submit]')])
+  await a.waitForSelector('[data-test=appeals] li')
+  await visit(a, '/me/export', 'export')
+  await visit(a, '/me/access-log', 'access-log')
+
+  // The rest of the console.
+  step("the console's other pages")
+  await visit(o, '/console', 'console-dashboard')
+  assert.match(await o.textContent('[data-test=tiles]'), /Yellow/)
+  await visit(o, '/console/overrides', 'console-overrides')
+  await visit(o, '/console/areas', 'console-areas')
+  await visit(o, '/console/venues', 'console-venues')
+  await visit(o, '/console/appeals', 'console-appeals')
+  await visit(o, '/console/print', 'console-print')
+  await visit(o, `/console/print/code?holder=${holderB}&consent=FORM-0042`, 'console-printed-code')
+  assert.equal(await o.getAttribute('[data-test=printed]', 'class'), 'printed red')
+  await visit(o, '/console/venues/1/poster', 'console-poster')
+
+  // The printed code shows in B's access log with its consent.
+  await visit(b, '/me/access-log')
+  assert.match(await b.textContent('[data-test=access-log]'), /printed code with consent \(FORM-0042\)/)
+  assert.match(await b.textContent('[data-test=access-log]'), /lab result \(report LAB-2026-1129-07\)/)
+
+  // The auditor's log, with the chain verified.
+  step("the auditor's log")
+  const auditor = demo.accounts.find((x) => x.role === 'auditor')
+  const ctxX = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
+  const x = await watched(ctxX, 'auditor')
+  await x.goto(BASE + '/console/signin')
+  await x.fill('#username', auditor.username)
+  await x.fill('#password', auditor.one_time_password)
+  await x.click('#staff-signin button[type=submit]')
+  await x.waitForSelector('#new-password-box:not([hidden])')
+  await x.fill('#new_password', 'another long password 2')
+  await Promise.all([x.waitForURL(BASE + '/console'), x.click('#staff-signin button[type=submit]')])
+  await visit(x, '/console/audit')
+  await x.click('[data-test=verify]')
+  await x.waitForSelector('[data-test=chain] dd')
+  assert.match(await x.textContent('[data-test=chain]'), /intact\s*true/)
+  await record(x, 'console-audit')
+  // An auditor may not open the officers' pages.
+  const refused = await x.goto(BASE + '/console/cases')
+  assert.equal(refused.status(), 403)
+
+  // A change sent with the session cookie but without the web header is refused.
+  step('a cross-site style request is refused')
+  const forged = await o.evaluate(async () => {
+    const r = await fetch('/api/v1/admin/risk-areas', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ region: 'CN-HB', level: 'high', from: new Date().toISOString() }),
+    })
+    return r.status
+  })
+  assert.equal(forged, 403)
+
+  // Sign out ends the session.
+  step('sign out')
+  await a.click('[data-signout]')
+  await a.waitForURL(BASE + '/')
+  await a.goto(BASE + '/me')
+  assert.match(a.url(), /\/signin/)
+
+  writeFileSync(join(SHOTS, 'README.txt'), 'Screenshots written by web/tests/browser.mjs; regenerated on every run.\n')
+} catch (e) {
+  failures.push(`story: ${e.stack || e}`)
+} finally {
+  await browser.close()
+}
+
+if (failures.length) {
+  console.error(`browser: ${failures.length} failure(s):\n  ${failures.join('\n  ')}`)
+  process.exit(1)
+}
+console.log(`browser: ${steps} steps passed, screenshots in ${SHOTS}`)
