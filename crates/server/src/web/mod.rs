@@ -90,6 +90,12 @@ impl Ctx {
         i18n::text(self.lang, &format!("{prefix}.{value}"))
     }
 
+    /// A rule's text in the page's language: the translation made for this policy version and
+    /// rule, else the policy's own text.
+    pub fn rule_text<'a>(&self, version: &str, rule: &str, own: &'a str) -> &'a str {
+        i18n::translation(self.lang, &format!("rule.{version}.{rule}")).unwrap_or(own)
+    }
+
     /// The other language, for the switch.
     pub fn other(&self) -> Lang {
         self.lang.other()
