@@ -128,6 +128,15 @@ pub(crate) async fn send_otp<S: Store>(
             600,
         ));
     }
+    if !app.sms.configured() {
+        return Err(ApiError::Unavailable(
+            format!(
+                "the code could not be sent: {}",
+                crate::sms::SmsError::NotConfigured
+            ),
+            60,
+        ));
+    }
     let code = six_digits()?;
     let phone_hash = app.vault.lookup_hash("phone", phone.as_str());
     let code_hash = app
