@@ -163,6 +163,17 @@ try {
   const qrA = join(SHOTS, 'qr-resident-a.png')
   await a.setViewportSize(MOBILE)
   await a.locator('#qr').screenshot({ path: qrA })
+  // With the network down, the code page opens from the phone's copy with the saved code.
+  await a.evaluate(() => navigator.serviceWorker.ready)
+  await a.reload()
+  await a.waitForFunction(() => navigator.serviceWorker.controller !== null)
+  await ctxA.setOffline(true)
+  await a.reload()
+  assert.equal(await a.getAttribute('#code', 'data-colour'), 'green')
+  await a.waitForSelector('#qr svg')
+  await a.waitForSelector('#offline:not([hidden])', { timeout: 20000 })
+  await a.screenshot({ path: join(SHOTS, 'my-code-offline-360x640.png') })
+  await ctxA.setOffline(false)
 
   // The venue scanner at the mall (green codes only).
   step('the scanner reads the green code from a picture')
@@ -200,6 +211,15 @@ try {
   assert.match(await s.textContent('[data-test=queue-state]'), /1 scans waiting/)
   assert.match(await s.textContent('[data-test=net-state]'), /Offline/)
   await s.screenshot({ path: join(SHOTS, 'scanner-offline-1280x800.png') })
+  // Reloaded while offline, the page comes from the phone's copy and keeps working.
+  await s.reload()
+  await s.waitForSelector('#door:not([hidden])')
+  await s.waitForSelector('[data-test=trust-state].ok')
+  await s.setInputFiles('#image-input', qrA)
+  await s.waitForSelector('[data-test=result]:not([hidden])')
+  assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
+  await s.click('#result-close')
+  assert.match(await s.textContent('[data-test=queue-state]'), /2 scans waiting/)
   await ctxS.setOffline(false)
   await s.waitForSelector('[data-test=queue-state].ok', { timeout: 15000 })
 

@@ -41,6 +41,7 @@ struct Assets;
 pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
         .route("/static/{*path}", get(asset))
+        .route("/sw.js", get(service_worker))
         .route("/lang", get(switch_language))
         .merge(holder::routes())
         .merge(scanner::routes())
@@ -52,14 +53,16 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
 pub struct Ctx {
     /// The page's language.
     pub lang: Lang,
+    /// The zone of the policy's days, in which times are shown.
+    pub offset: time::UtcOffset,
     /// The path and query, for the language switch to return to.
     pub here: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+impl<S: Store> FromRequestParts<Arc<App<S>>> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, Self::Rejection> {
         let chosen = crate::auth::cookie(parts, LANG_COOKIE).and_then(Lang::parse);
         let lang = chosen.unwrap_or_else(|| {
             Lang::from_accept_language(
@@ -75,7 +78,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
-        Ok(Ctx { lang, here })
+        Ok(Ctx {
+            lang,
+            offset: app.policy.utc_offset(),
+            here,
+        })
     }
 }
 
@@ -115,29 +122,22 @@ impl Ctx {
         i18n::script_strings(self.lang)
     }
 
-    /// A time as the holder reads it: local to the policy's zone is not known to the page, so
-    /// times are shown in UTC+8, the zone of the deployments the defaults are written for, with
-    /// the offset printed.
+    /// A time as people read it: in the zone of the policy's days, with the offset shown.
     pub fn when(&self, t: &OffsetDateTime) -> String {
-        let local = t.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
+        let local = t.to_offset(self.offset);
+        let (h, m, _) = self.offset.as_hms();
+        let zone = if m == 0 {
+            format!("UTC{h:+}")
+        } else {
+            format!("UTC{h:+}:{:02}", m.unsigned_abs())
+        };
         format!(
-            "{:04}-{:02}-{:02} {:02}:{:02} (UTC+8)",
+            "{:04}-{:02}-{:02} {:02}:{:02} ({zone})",
             local.year(),
             u8::from(local.month()),
             local.day(),
             local.hour(),
             local.minute()
-        )
-    }
-
-    /// A date only.
-    pub fn day(&self, t: &OffsetDateTime) -> String {
-        let local = t.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
-        format!(
-            "{:04}-{:02}-{:02}",
-            local.year(),
-            u8::from(local.month()),
-            local.day()
         )
     }
 
@@ -207,6 +207,21 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
         file.data.into_owned(),
     )
         .into_response()
+}
+
+/// The service worker, served from the root so that it may keep `/scan` and `/me`.
+async fn service_worker() -> Response {
+    match Assets::get("sw.js") {
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            file.data.into_owned(),
+        )
+            .into_response(),
+        None => ApiError::NotFound("no service worker".into()).into_response(),
+    }
 }
 
 /// The headers every page carries: a strict content security policy (scripts, styles, images

@@ -63,7 +63,13 @@ export function failure(e) {
   return t('network');
 }
 
-// Sign-out buttons post to their page route, which ends the session and clears the cookie.
+/** Registers the service worker that keeps this page for when the network is down. */
+export function keepOffline() {
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
+}
+
+// Sign-out buttons post to their page route, which ends the session and clears the cookie; the
+// code kept on the phone goes with it.
 for (const b of document.querySelectorAll('[data-signout]')) {
   b.addEventListener('click', async () => {
     try {
@@ -71,6 +77,8 @@ for (const b of document.querySelectorAll('[data-signout]')) {
     } catch {
       // Signed out already, or offline: the start page shows which.
     }
+    localStorage.removeItem('healthcode.code');
+    navigator.serviceWorker?.controller?.postMessage('forget-me');
     location.href = b.dataset.signout.startsWith('/console') ? '/console/signin' : '/';
   });
 }

@@ -1,7 +1,7 @@
 // My code: draws the signed code as a QR, runs a clock and a live animation so that a
 // screenshot is obvious, renews the code before it expires, and keeps the last one on the phone
 // for when the network drops (it stays valid until its own expiry, as at the gate).
-import { api, t } from './common.js';
+import { api, keepOffline, t } from './common.js';
 import { drawQr } from './qrdraw.js';
 
 const card = document.getElementById('code');
@@ -19,6 +19,13 @@ let current = {
   colour: card.dataset.colour,
   expires: Number(card.dataset.expires) * 1000,
 };
+// A page opened from the phone's copy while offline may be older than the code saved since.
+try {
+  const saved = JSON.parse(localStorage.getItem(KEY) || 'null');
+  if (saved && saved.colour === current.colour && saved.expires > current.expires) current = saved;
+} catch {
+  // Nothing usable saved.
+}
 
 function save() {
   try {
@@ -77,9 +84,19 @@ function schedule() {
   timer = setTimeout(renew, wait);
 }
 
+// Says when the code shown is the phone's copy.
+function offlineNote() {
+  if (navigator.onLine) return;
+  offline.hidden = false;
+  offline.textContent = Date.now() < current.expires ? t('offline_cached') : t('offline_expired');
+}
+
+keepOffline();
 save();
 show();
 tick();
+offlineNote();
+window.addEventListener('offline', offlineNote);
 setInterval(tick, 1000);
 schedule();
 window.addEventListener('online', renew);

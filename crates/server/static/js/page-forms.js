@@ -72,7 +72,13 @@ function show(output, data) {
 
 function summary(data) {
   if (data && typeof data === 'object' && 'exposures' in data && 'close_contacts' in data) {
-    return `${t('sent')} ${data.close_contacts} + ${data.same_place_contacts} / ${data.exposures} · ${data.venues} · ${Math.round(data.millis)} ms`;
+    return t('trace_summary', {
+      close: data.close_contacts,
+      same: data.same_place_contacts,
+      new: data.new_exposures,
+      venues: data.venues,
+      ms: Math.round(data.millis),
+    });
   }
   return t('sent');
 }

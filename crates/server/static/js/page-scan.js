@@ -3,7 +3,7 @@
 // working when the network or the server is down. Each verified scan goes into an IndexedDB
 // queue and is uploaded in order whenever the server answers; the server checks it again as of
 // the scan's time and records admitted entries.
-import { api, t } from './common.js';
+import { api, keepOffline, t } from './common.js';
 import { isStale, openTrustList, verifyCode } from './hc1.js';
 import { decodeImageData } from './qrdraw.js';
 import { openQueue } from './queue.js';
@@ -291,6 +291,7 @@ async function start() {
   document.getElementById('token-input').focus();
 }
 
+keepOffline();
 queue = await openQueue();
 if (device) {
   start();
