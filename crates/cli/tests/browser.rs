@@ -102,10 +102,21 @@ fn web_interface_in_chromium() {
     let log = dir.path().join("server.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let demo = dir.path().join("demo");
+    // The default policy, except that exposures wait for an officer's review.
+    let policy = dir.path().join("policy.toml");
+    let default = include_str!("../../policy/default-policy.toml");
+    assert!(default.contains("\napply = \"automatic\"\n"));
+    std::fs::write(
+        &policy,
+        default.replace("\napply = \"automatic\"\n", "\napply = \"review\"\n"),
+    )
+    .unwrap();
     let _server = Server(
         Command::new(env!("CARGO_BIN_EXE_healthcode"))
             .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
             .arg(&demo)
+            .arg("--policy")
+            .arg(&policy)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdout(log_file.try_clone().unwrap())

@@ -700,7 +700,7 @@ pub struct TraceOutcome {
     pub index: Option<IndexBuild>,
 }
 
-fn configured_policy(config: &Config) -> Result<Policy, StartError> {
+pub(crate) fn configured_policy(config: &Config) -> Result<Policy, StartError> {
     match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -116,15 +116,23 @@ pub struct DemoArgs {
     /// How many holders to make.
     #[arg(long, default_value_t = 100)]
     holders: usize,
+    /// A colour policy file instead of the built-in one (e.g. one whose exposures wait for review).
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 impl DemoArgs {
     pub fn run(self) -> Result<(), Failure> {
         init_logging();
         runtime()?.block_on(async {
-            let (config, data) = healthcode_server::demo::prepare(&self.dir, self.listen, self.holders)
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
+            let (config, data) = healthcode_server::demo::prepare(
+                &self.dir,
+                self.listen,
+                self.holders,
+                self.policy.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
             print_demo(&self.dir, &data);
             serve_until_ctrl_c(&config, |_| {}).await
         })?;
