@@ -210,7 +210,7 @@ try {
   assert.equal(await s.getAttribute('[data-test=result]', 'data-colour'), 'invalid')
   await s.click('#result-close')
   await s.waitForSelector('[data-test=queue-state].warn')
-  assert.match(await s.textContent('[data-test=queue-state]'), /1 scans waiting/)
+  assert.match(await s.textContent('[data-test=queue-state]'), /Waiting to upload: 1/)
   assert.match(await s.textContent('[data-test=net-state]'), /Offline/)
   await s.screenshot({ path: join(SHOTS, 'scanner-offline-1280x800.png') })
   // Reloaded while offline, the page comes from the phone's copy and keeps working.
@@ -221,7 +221,7 @@ try {
   await s.waitForSelector('[data-test=result]:not([hidden])')
   assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
   await s.click('#result-close')
-  assert.match(await s.textContent('[data-test=queue-state]'), /2 scans waiting/)
+  assert.match(await s.textContent('[data-test=queue-state]'), /Waiting to upload: 2/)
   await ctxS.setOffline(false)
   await s.waitForSelector('[data-test=queue-state].ok', { timeout: 15000 })
 
@@ -397,8 +397,12 @@ try {
   await record(a, 'my-code-override')
   await visit(o, '/console/venues', 'console-venues')
   await visit(o, '/console/print', 'console-print')
-  await visit(o, `/console/print/code?holder=${holderB}&consent=FORM-0042`, 'console-printed-code')
-  assert.equal(await o.getAttribute('[data-test=printed]', 'class'), 'printed red')
+  await o.fill('#p-resident', idB)
+  await o.fill('#p-consent', 'FORM-0042')
+  await o.click('#print-form button[type=submit]')
+  await o.waitForSelector('[data-test=printed]:not([hidden]) svg')
+  assert.equal(await o.getAttribute('[data-test=printed]', 'data-colour'), 'red')
+  await record(o, 'console-printed-code')
   await visit(o, '/console/venues/1/poster', 'console-poster')
 
   // The printed code shows in B's access log with its consent.
@@ -440,8 +444,7 @@ try {
   await x.click('#staff-signin button[type=submit]')
   await x.waitForSelector('#new-password-box:not([hidden])')
   await x.fill('#new_password', 'another long password 2')
-  await Promise.all([x.waitForURL(BASE + '/console'), x.click('#staff-signin button[type=submit]')])
-  await visit(x, '/console/audit')
+  await Promise.all([x.waitForURL(BASE + '/console/audit'), x.click('#staff-signin button[type=submit]')])
   await x.click('[data-test=verify]')
   await x.waitForSelector('[data-test=chain] dd')
   assert.match(await x.textContent('[data-test=chain]'), /intact\s*true/)

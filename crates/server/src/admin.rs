@@ -43,6 +43,7 @@ use crate::{App, now};
         list_risk_areas,
         find_holder,
         read_holder,
+        printed_code,
         add_test,
         add_case,
         list_cases,
@@ -76,6 +77,8 @@ use crate::{App, now};
         HolderRead,
         HolderFound,
         HolderRecord,
+        PrintedCodeRequest,
+        PrintedCode,
         TestRequest,
         CaseRequest,
         CaseView,
@@ -116,6 +119,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         )
         .route("/api/v1/admin/holders/search", post(find_holder::<S>))
         .route("/api/v1/admin/holders/{id}/read", post(read_holder::<S>))
+        .route("/api/v1/admin/printed-codes", post(printed_code::<S>))
         .route("/api/v1/admin/tests", post(add_test::<S>))
         .route("/api/v1/admin/cases", post(add_case::<S>).get(list_cases::<S>))
         .route("/api/v1/admin/cases/{id}/trace", post(trace_case::<S>))
@@ -699,7 +703,31 @@ pub(crate) async fn find_holder<S: Store>(
     me: Staff<Officers>,
     Json(req): Json<HolderSearch>,
 ) -> Result<Json<HolderFound>, ApiError> {
-    let hash = match (&req.resident_id, &req.passport, &req.nationality) {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    req.purpose.check(&app.store, &row.id).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "holder-search",
+        Some(row.id.clone()),
+        req.purpose.describe(),
+    )
+    .await?;
+    Ok(Json(HolderFound {
+        holder: row.id.to_hex(),
+        kind: row.kind.as_str().into(),
+        name_hint: row.name_hint,
+    }))
+}
+
+/// The holder registered with a resident ID number, or a passport and its nationality.
+async fn holder_by_document<S: Store>(
+    app: &App<S>,
+    resident_id: &Option<String>,
+    passport: &Option<String>,
+    nationality: &Option<String>,
+) -> Result<healthcode_store::SealedHolder, ApiError> {
+    let hash = match (resident_id, passport, nationality) {
         (Some(id), None, None) => app
             .vault
             .lookup_hash("resident-id", &id.trim().to_ascii_uppercase()),
@@ -717,25 +745,86 @@ pub(crate) async fn find_holder<S: Store>(
             ));
         }
     };
-    let row = app
-        .store
+    app.store
         .holder_by_identity(&hash)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))?;
-    req.purpose.check(&app.store, &row.id).await?;
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        "holder-search",
-        Some(row.id.clone()),
-        req.purpose.describe(),
-    )
-    .await?;
-    Ok(Json(HolderFound {
-        holder: row.id.to_hex(),
-        kind: row.kind.as_str().into(),
-        name_hint: row.name_hint,
-    }))
+        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))
+}
+
+/// How long a printed code is valid: a day, so that a colour that changes reaches paper by the
+/// next issue (the format allows up to seven days).
+pub const PRINTED_CODE_TTL: time::Duration = time::Duration::hours(24);
+
+/// A printed code asked for: the holder's identity document and where the consent is recorded.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedCodeRequest {
+    /// A resident ID number…
+    #[serde(default)]
+    pub resident_id: Option<String>,
+    /// …or a passport number with its nationality.
+    #[serde(default)]
+    pub passport: Option<String>,
+    /// Nationality (alpha-3), with `passport`.
+    #[serde(default)]
+    pub nationality: Option<String>,
+    /// Where the holder's consent is recorded (form number, call reference).
+    pub consent: String,
+}
+
+/// A printed code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrintedCode {
+    /// The signed code (`HC1:…`), to print as a QR code.
+    pub token: String,
+    /// green, yellow or red.
+    pub colour: String,
+    /// The masked name the code carries.
+    pub name_hint: String,
+    /// Issued at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// Valid until.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Issues a printed code, valid a day, for a holder without a smartphone (officers). The consent
+/// is checked and recorded in the audit log (and so in the holder's access log) before the code
+/// is signed.
+#[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
+    (status = 201, description = "the code", body = PrintedCode),
+    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "no consent reference", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn printed_code<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<PrintedCodeRequest>,
+) -> Result<(StatusCode, Json<PrintedCode>), ApiError> {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    let purpose = Purpose::PrintedCode { consent: req.consent };
+    purpose.check(&app.store, &row.id).await?;
+    let reader = Reader {
+        actor: me.actor(),
+        role: me.role.as_str().into(),
+    };
+    let t = now();
+    app.vault
+        .read(&app.store, &reader, &row, &purpose.describe(), t)
+        .await?;
+    let view = app.code_view(&row.id).await?;
+    let (token, expires_at) = app.sign_code(&row.id, &view, PRINTED_CODE_TTL)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PrintedCode {
+            token: token.to_text(),
+            colour: view.status.colour.as_str().into(),
+            name_hint: view.name_hint.clone(),
+            issued_at: t,
+            expires_at,
+        }),
+    ))
 }
 
 /// Why the holder's personal data is read.

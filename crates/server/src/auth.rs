@@ -177,10 +177,12 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))
 }
 
-/// The browser cookie that carries a holder's session.
-pub const HOLDER_COOKIE: &str = "hc_session";
+/// The browser cookie that carries a holder's session. The `__Host-` prefix makes browsers refuse
+/// it unless it is Secure, for the whole host and set by this host: a neighbouring subdomain
+/// cannot plant one.
+pub const HOLDER_COOKIE: &str = "__Host-hc_session";
 /// The browser cookie that carries an officer's session.
-pub const STAFF_COOKIE: &str = "hc_staff";
+pub const STAFF_COOKIE: &str = "__Host-hc_staff";
 /// The header the web pages send with every request that changes something. A cross-site form
 /// cannot send it, and a cross-site script cannot without a CORS preflight, which this server
 /// never grants: with SameSite=Strict cookies, this is the defence against request forgery.

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use healthcode_domain::{Colour, VenueCategory, VenueId};
-use healthcode_store::Store;
+use healthcode_store::{Role, Store};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 use super::{Ctx, NextQuery, next_path, page_error, render};
-use crate::access::{Purpose, Reader};
 use crate::admin::{
     self, AuditQuery, AuditView, CaseView, CasesQuery, DeviceView, ExposureView, OpenQuery, OverrideView,
     PendingQuery, RiskAreaView, VenueView,
@@ -41,14 +40,9 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/console/appeals", get(appeals::<S>))
         .route("/console/audit", get(audit::<S>))
         .route("/console/print", get(print))
-        .route("/console/print/code", get(printed::<S>))
 }
 
 const SIGNIN: &str = "/console/signin";
-
-/// How long a printed code is valid: a day, so that a colour that changes reaches paper by the
-/// next issue. (The format allows up to seven days.)
-const PRINTED_CODE_TTL: Duration = Duration::hours(24);
 
 /// Unwraps a staff extraction or turns its failure into the sign-in redirect or an error page.
 macro_rules! staff {
@@ -70,8 +64,31 @@ macro_rules! json {
     };
 }
 
-fn who<R>(me: &Staff<R>) -> String {
-    format!("{} ({})", me.username, me.role.as_str())
+/// The signed-in account, for the navigation: its name, and which sections its role may open.
+pub struct Who {
+    name: String,
+    role: Role,
+}
+
+impl Who {
+    fn officer(&self) -> bool {
+        matches!(self.role, Role::Officer | Role::Admin)
+    }
+
+    fn auditor(&self) -> bool {
+        self.role == Role::Auditor
+    }
+
+    fn label(&self) -> String {
+        format!("{} ({})", self.name, self.role.as_str())
+    }
+}
+
+fn who<R>(me: &Staff<R>) -> Who {
+    Who {
+        name: me.username.clone(),
+        role: me.role,
+    }
 }
 
 #[derive(Template)]
@@ -98,7 +115,7 @@ async fn signout<S: Store>(
 struct Dashboard {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     green: u64,
     yellow: u64,
     red: u64,
@@ -122,6 +139,10 @@ async fn dashboard<S: Store>(
     me: Result<Staff<AnyStaff>, ApiError>,
 ) -> Response {
     let me = staff!(ctx, me);
+    // Auditors read the audit log, not the city's figures.
+    if me.role == Role::Auditor {
+        return axum::response::Redirect::to("/console/audit").into_response();
+    }
     let t = now();
     let offset = app.policy.utc_offset();
     let since = t - Duration::days(14);
@@ -252,7 +273,7 @@ impl From<ExposureView> for ExposureRow {
 struct Cases {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     cases: Vec<CaseView>,
     exposures: Vec<ExposureRow>,
 }
@@ -271,7 +292,7 @@ async fn cases<S: Store>(
         ctx,
         admin::list_cases(
             State(app.clone()),
-            clone_staff(&me),
+            me.duplicate(),
             crate::problem::Query(CasesQuery { since: Some(since) })
         )
     );
@@ -291,7 +312,7 @@ async fn cases<S: Store>(
 struct CasePage {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     case_id: i64,
     exposures: Vec<ExposureRow>,
 }
@@ -323,7 +344,7 @@ async fn case<S: Store>(
 struct Overrides {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     overrides: Vec<OverrideView>,
 }
 
@@ -351,7 +372,7 @@ async fn overrides<S: Store>(
 struct Areas {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     areas: Vec<RiskAreaView>,
 }
 
@@ -382,7 +403,7 @@ pub struct VenueRow {
 struct Venues {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     admin: bool,
     categories: Vec<&'static str>,
     venues: Vec<VenueRow>,
@@ -480,7 +501,7 @@ async fn poster<S: Store>(
 struct Appeals {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     appeals: Vec<AppealView>,
 }
 
@@ -508,7 +529,7 @@ async fn appeals<S: Store>(
 struct Audit {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
     records: Vec<AuditView>,
     next: Option<i64>,
 }
@@ -560,7 +581,7 @@ async fn audit<S: Store>(
 struct Print {
     ctx: Ctx,
     section: &'static str,
-    who: String,
+    who: Who,
 }
 
 async fn print(ctx: Ctx, me: Result<Staff<Officers>, ApiError>) -> Response {
@@ -570,73 +591,4 @@ async fn print(ctx: Ctx, me: Result<Staff<Officers>, ApiError>) -> Response {
         section: "print",
         ctx,
     })
-}
-
-#[derive(Debug, Deserialize)]
-struct PrintQuery {
-    holder: String,
-    consent: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/printed.html")]
-struct Printed {
-    ctx: Ctx,
-    colour: String,
-    name_hint: String,
-    svg: String,
-    issued_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-}
-
-/// A printed code for a holder without a smartphone: issued with the holder's consent, which is
-/// checked and recorded in the audit log (and so in the holder's access log) before the code is
-/// signed; valid for a day.
-async fn printed<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    ctx: Ctx,
-    me: Result<Staff<Officers>, ApiError>,
-    Query(q): Query<PrintQuery>,
-) -> Response {
-    let me = staff!(ctx, me);
-    let issued = async {
-        let id = admin::require_holder(&app, q.holder.trim()).await?;
-        let purpose = Purpose::PrintedCode { consent: q.consent };
-        purpose.check(&app.store, &id).await?;
-        let row = app
-            .store
-            .holder(&id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
-        let reader = Reader {
-            actor: me.actor(),
-            role: me.role.as_str().into(),
-        };
-        // The read is recorded before the code is made; the name hint printed comes from it.
-        app.vault
-            .read(&app.store, &reader, &row, &purpose.describe(), now())
-            .await?;
-        let view = app.code_view(&id).await?;
-        let (token, expires_at) = app.sign_code(&id, &view, PRINTED_CODE_TTL)?;
-        let svg = healthcode_qr::Qr::new(&token.to_text())
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .to_svg(5);
-        Ok::<_, ApiError>((view, svg, expires_at))
-    };
-    match issued.await {
-        Ok((view, svg, expires_at)) => render(&Printed {
-            colour: view.status.colour.as_str().to_owned(),
-            name_hint: view.name_hint.clone(),
-            svg,
-            issued_at: now(),
-            expires_at,
-            ctx,
-        }),
-        Err(e) => page_error(ctx, SIGNIN, e),
-    }
-}
-
-/// A second handle on the same signed-in officer, for a page that calls two handlers.
-fn clone_staff<R>(me: &Staff<R>) -> Staff<R> {
-    me.duplicate()
 }

@@ -125,12 +125,7 @@ impl Ctx {
     /// A time as people read it: in the zone of the policy's days, with the offset shown.
     pub fn when(&self, t: &OffsetDateTime) -> String {
         let local = t.to_offset(self.offset);
-        let (h, m, _) = self.offset.as_hms();
-        let zone = if m == 0 {
-            format!("UTC{h:+}")
-        } else {
-            format!("UTC{h:+}:{:02}", m.unsigned_abs())
-        };
+        let zone = self.zone();
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02} ({zone})",
             local.year(),
@@ -139,6 +134,23 @@ impl Ctx {
             local.hour(),
             local.minute()
         )
+    }
+
+    /// The policy's zone as people read it: `UTC+8`.
+    pub fn zone(&self) -> String {
+        let (h, m, _) = self.offset.as_hms();
+        if m == 0 {
+            format!("UTC{h:+}")
+        } else {
+            format!("UTC{h:+}:{:02}", m.unsigned_abs())
+        }
+    }
+
+    /// The policy's zone for scripts: `+08:00`.
+    pub fn offset_iso(&self) -> String {
+        let (h, m, _) = self.offset.as_hms();
+        let sign = if h < 0 || m < 0 { '-' } else { '+' };
+        format!("{sign}{:02}:{:02}", h.unsigned_abs(), m.unsigned_abs())
     }
 
     /// The translated name of a colour.
@@ -165,10 +177,7 @@ struct SwitchQuery {
 /// Sets the language and returns to the page (only ever to a path on this site).
 async fn switch_language(Query(q): Query<SwitchQuery>) -> Response {
     let lang = Lang::parse(&q.to).unwrap_or(Lang::En);
-    let back = q
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .unwrap_or_else(|| "/".into());
+    let back = next_path(q.back.as_deref(), "/");
     let cookie = format!(
         "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
         lang.code()
@@ -297,9 +306,39 @@ pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
 
 /// Where a sign-in page sends the browser afterwards: a path on this site, else `default`.
 pub fn next_path(next: Option<&str>, default: &str) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or(default)
-        .to_owned()
+    next.filter(|n| is_local_path(n)).unwrap_or(default).to_owned()
+}
+
+/// Whether `p` can only name a path on this site: it starts with one `/`, and holds only visible
+/// ASCII other than `\` (browsers drop tabs and newlines from addresses, so `/\t/evil.example`
+/// would become `//evil.example`, another site).
+fn is_local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed() {
+        for ok in ["/", "/me", "/console/cases?x=1&y=%2F", "/me/access-log"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "me",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "https://evil.example",
+            "/\u{ff0f}evil",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+        }
+    }
 }
 
 /// The `next` query parameter of sign-in pages.

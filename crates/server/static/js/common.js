@@ -50,6 +50,16 @@ export async function api(method, path, body, headers = {}) {
   return data;
 }
 
+/** `next` when it names a page of this site, else `fallback`. */
+export function localPath(next, fallback) {
+  try {
+    const u = new URL(next || fallback, location.origin);
+    return u.origin === location.origin ? u.pathname + u.search : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
 /** Shows a message in a status element, as an error or not. */
 export function say(el, message, isError = false) {
   if (!el) return;

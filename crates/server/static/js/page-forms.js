@@ -15,7 +15,9 @@ function convert(el, value) {
     case 'bool':
       return value === 'true';
     case 'datetime':
-      return new Date(value).toISOString();
+      // The field is read in the policy's zone (the one the pages show times in), whatever the
+      // browser's own zone is.
+      return new Date(`${value.length === 16 ? `${value}:00` : value}${document.body.dataset.offset}`).toISOString();
     default:
       return value;
   }
@@ -95,6 +97,13 @@ async function done(el, then, data, status) {
 }
 
 for (const form of document.querySelectorAll('form[data-api]')) {
+  // In a form whose buttons decide (apply or dismiss, uphold or reject), Enter in a field must
+  // not pick the first button.
+  if ('noEnter' in form.dataset) {
+    form.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && ev.target.tagName === 'INPUT') ev.preventDefault();
+    });
+  }
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const status = form.querySelector('.status');

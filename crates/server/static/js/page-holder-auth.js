@@ -1,5 +1,5 @@
 // Registration and sign-in with a one-time code sent by text message.
-import { api, failure, say, t } from './common.js';
+import { api, failure, localPath, say, t } from './common.js';
 
 const form = document.querySelector('#register, #signin');
 const status = form.querySelector('.status');
@@ -59,7 +59,7 @@ form.addEventListener('submit', async (ev) => {
   say(status, t('sending'));
   try {
     await api('POST', form.id === 'signin' ? '/api/v1/sessions' : '/api/v1/holders', body());
-    location.href = next;
+    location.href = localPath(next, '/me');
   } catch (e) {
     say(status, failure(e), true);
   }

@@ -116,7 +116,8 @@ function showResult(kind, colour, decision, name, reason) {
   document.getElementById('result-name').textContent = name || '';
   document.getElementById('result-reason').textContent = reason || '';
   result.hidden = false;
-  result.focus();
+  // The focus stays in the input, so that a hardware scanner's next code is not lost; the
+  // result is announced by its alert role.
   beep(decision === 'admit');
   clearTimeout(hideTimer);
   hideTimer = setTimeout(closeResult, 4000);
@@ -124,7 +125,6 @@ function showResult(kind, colour, decision, name, reason) {
 
 function closeResult() {
   result.hidden = true;
-  document.getElementById('token-input').focus();
 }
 
 async function check(text) {
@@ -139,9 +139,15 @@ async function check(text) {
     return;
   }
   const ok = admits(v.colour);
-  const reason = v.greenFrom ? t('green_from', { date: v.greenFrom }) : '';
-  showResult(v.colour, v.colour, ok ? 'admit' : 'deny', v.nameHint, reason);
-  await queue.add({ token, scanned_at: new Date(now).toISOString() });
+  const notes = [];
+  if (v.greenFrom) notes.push(t('green_from', { date: v.greenFrom }));
+  if (v.stale) notes.push(t('trust_stale', { date: day(trust.next_update) }));
+  showResult(v.colour, v.colour, ok ? 'admit' : 'deny', v.nameHint, notes.join(' · '));
+  // Sequence numbers follow the clock in milliseconds (and always grow): a device key set up
+  // again on another tablet, or after the browser's data was cleared, does not reuse numbers
+  // that the server already holds for the device (it would take them for repeats).
+  const seq = Math.max(now, await queue.nextSeq());
+  await queue.add({ token, scanned_at: new Date(now).toISOString(), seq });
   showState();
   upload();
 }
@@ -243,7 +249,9 @@ result.addEventListener('click', closeResult);
 document.getElementById('result-close').addEventListener('click', closeResult);
 
 document.getElementById('forget').addEventListener('click', async () => {
-  if (!confirm(t('confirm_forget'))) return;
+  await upload();
+  const left = await queue.count();
+  if (!confirm(left ? t('confirm_forget_queued', { n: left }) : t('confirm_forget'))) return;
   localStorage.removeItem(DEVICE);
   localStorage.removeItem(TRUST);
   for (const s of await queue.pending()) await queue.remove([s.seq]);

@@ -1,5 +1,5 @@
 // Officers' sign-in; a password issued by someone else must be replaced at the first sign-in.
-import { api, failure, say, t } from './common.js';
+import { api, failure, localPath, say, t } from './common.js';
 
 const form = document.getElementById('staff-signin');
 const status = form.querySelector('.status');
@@ -12,7 +12,7 @@ form.addEventListener('submit', async (ev) => {
   say(status, t('sending'));
   try {
     await api('POST', '/api/v1/admin/sessions', body);
-    location.href = form.dataset.next || '/console';
+    location.href = localPath(form.dataset.next, '/console');
   } catch (e) {
     if (e.status === 403 && box.hidden) {
       box.hidden = false;
