@@ -77,6 +77,7 @@ struct Settings {
     holder_session: Duration,
     officer_session: Duration,
     retention: Duration,
+    public_url: Option<String>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -131,6 +132,19 @@ impl<S: Store> App<S> {
         config: &Config,
     ) -> Result<Arc<App<S>>, StartError> {
         let trust = sign_trust_list(&keystore, now()).map_err(StartError::Other)?;
+        let public_url = match config
+            .public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/'))
+        {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_owned()),
+            Some(u) => {
+                return Err(StartError::Other(format!(
+                    "public_url must start with https:// or http://, not {u:?}"
+                )));
+            }
+            None => None,
+        };
         let sms = sms::from_config(&config.sms).map_err(|e| StartError::Other(format!("sms: {e}")))?;
         let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
             .ok_or_else(|| StartError::Other("otp_per_address_per_hour must be at least 1".into()))?;
@@ -144,6 +158,7 @@ impl<S: Store> App<S> {
                 holder_session: Duration::days(config.holder_session_days.into()),
                 officer_session: Duration::hours(config.officer_session_hours.into()),
                 retention: Duration::days(config.retention_days.into()),
+                public_url,
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),

@@ -113,6 +113,22 @@ async fn unknown_paths_are_problem_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_url_must_be_a_web_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tmp.path().join("data"),
+        public_url: Some("healthcode.example".into()),
+        ..Config::default()
+    };
+    let e = healthcode_server::bind(&config).await.err().expect("refused");
+    assert!(
+        e.to_string().contains("public_url must start with https://"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_gateway_no_code_is_made_and_the_phone_is_not_held_back() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("data")).await;

@@ -469,19 +469,22 @@ async fn poster<S: Store>(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let me = staff!(ctx, me);
-    let list = json!(ctx, admin::list_venues(State(app), me));
+    let list = json!(ctx, admin::list_venues(State(app.clone()), me));
     let Some(venue) = list.into_iter().find(|v| v.id == id) else {
         return page_error(ctx, SIGNIN, ApiError::NotFound(format!("no venue {id}")));
     };
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    let link = format!("http://{host}/me");
+    let base = app.settings.public_url.clone().unwrap_or_else(|| {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    });
+    let link = format!("{base}/me");
     let svg = match healthcode_qr::Qr::new(&link) {
         Ok(q) => q.to_svg(6),
         Err(e) => return page_error(ctx, SIGNIN, ApiError::Internal(e.to_string())),
