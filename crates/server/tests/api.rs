@@ -121,7 +121,9 @@ async fn a_public_url_must_be_a_web_address() {
         public_url: Some("healthcode.example".into()),
         ..Config::default()
     };
-    let e = healthcode_server::bind(&config).await.err().expect("refused");
+    let Err(e) = healthcode_server::bind(&config).await else {
+        panic!("a public_url without a scheme was accepted");
+    };
     assert!(
         e.to_string().contains("public_url must start with https://"),
         "{e}"
