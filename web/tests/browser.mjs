@@ -102,6 +102,16 @@ async function record (page, name) {
   }
 }
 
+/** An account's first sign-in: the issued password is refused until a new one is chosen. */
+async function firstSignIn (page, account, newPassword, landing) {
+  await page.fill('#username', account.username)
+  await page.fill('#password', account.one_time_password)
+  await page.click('#staff-signin button[type=submit]')
+  await page.waitForSelector('#new-password-box:not([hidden])')
+  await page.fill('#new_password', newPassword)
+  await Promise.all([page.waitForURL(BASE + landing), page.click('#staff-signin button[type=submit]')])
+}
+
 async function visit (page, path, name) {
   const res = await page.goto(BASE + path)
   assert.equal(res.status(), 200, `${path} answered ${res.status()}`)
@@ -255,12 +265,7 @@ try {
   const o = await watched(ctxO, 'officer')
   await o.goto(BASE + '/console')
   await o.waitForURL(/\/console\/signin/)
-  await o.fill('#username', officer.username)
-  await o.fill('#password', officer.one_time_password)
-  await o.click('#staff-signin button[type=submit]')
-  await o.waitForSelector('#new-password-box:not([hidden])')
-  await o.fill('#new_password', 'a long new password 1')
-  await Promise.all([o.waitForURL(BASE + '/console'), o.click('#staff-signin button[type=submit]')])
+  await firstSignIn(o, officer, 'a long new password 1', '/console')
   await visit(o, '/console/cases')
   await o.fill('#s-resident', idB)
   await o.fill('#s-ref', 'LAB-2026-1129-07')
@@ -379,12 +384,7 @@ try {
   const ctxW = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
   const w = await watched(ctxW, 'second officer')
   await w.goto(BASE + '/console/signin')
-  await w.fill('#username', second.username)
-  await w.fill('#password', second.one_time_password)
-  await w.click('#staff-signin button[type=submit]')
-  await w.waitForSelector('#new-password-box:not([hidden])')
-  await w.fill('#new_password', 'a third long password 3')
-  await Promise.all([w.waitForURL(BASE + '/console'), w.click('#staff-signin button[type=submit]')])
+  await firstSignIn(w, second, 'a third long password 3', '/console')
   await visit(w, '/console/overrides')
   await Promise.all([
     w.waitForEvent('load'),
@@ -416,12 +416,7 @@ try {
   const ctxD = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
   const d = await watched(ctxD, 'admin')
   await d.goto(BASE + '/console/signin')
-  await d.fill('#username', admin.username)
-  await d.fill('#password', admin.one_time_password)
-  await d.click('#staff-signin button[type=submit]')
-  await d.waitForSelector('#new-password-box:not([hidden])')
-  await d.fill('#new_password', 'the admin long password 4')
-  await Promise.all([d.waitForURL(BASE + '/console'), d.click('#staff-signin button[type=submit]')])
+  await firstSignIn(d, admin, 'the admin long password 4', '/console')
   await visit(d, '/console/venues')
   await d.fill('#v-name', 'Zhejiang Library')
   await d.selectOption('#v-category', 'other')
@@ -439,12 +434,7 @@ try {
   const ctxX = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
   const x = await watched(ctxX, 'auditor')
   await x.goto(BASE + '/console/signin')
-  await x.fill('#username', auditor.username)
-  await x.fill('#password', auditor.one_time_password)
-  await x.click('#staff-signin button[type=submit]')
-  await x.waitForSelector('#new-password-box:not([hidden])')
-  await x.fill('#new_password', 'another long password 2')
-  await Promise.all([x.waitForURL(BASE + '/console/audit'), x.click('#staff-signin button[type=submit]')])
+  await firstSignIn(x, auditor, 'another long password 2', '/console/audit')
   await x.click('[data-test=verify]')
   await x.waitForSelector('[data-test=chain] dd')
   assert.match(await x.textContent('[data-test=chain]'), /intact\s*true/)
