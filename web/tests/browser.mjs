@@ -12,13 +12,14 @@
 // confirmed as a case by an officer, who runs tracing and, as the policy here asks for review,
 // applies one exposure and dismisses the other; the first resident's page turns yellow with the
 // reason; the language switch works; then risk areas, appeals, a two-officer override, venues
-// and devices, printed codes, posters and the audit log. Every page is checked with axe-core (no serious or critical violation)
+// and devices, printed codes, posters, the audit log, and a scan from a (fake) camera. Every page is checked with axe-core (no serious or critical violation)
 // and must raise no content-security-policy violation or script error.
 import assert from 'node:assert/strict'
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
+import { qrMatrix } from '../../crates/server/static/js/qrdraw.js'
 
 const require = createRequire(import.meta.url)
 const BASE = process.env.HC_BASE
@@ -100,6 +101,30 @@ async function record (page, name) {
     await page.screenshot({ path: join(SHOTS, `${name}-${label}.png`), fullPage: true })
     await accessible(page, `${name} at ${label}`)
   }
+}
+
+/**
+ * A Y4M video (one 640×480 frame, which Chromium's fake camera repeats) showing the QR of
+ * `text` at 8 pixels a module on white: what a camera pointed at a phone sees, without glare.
+ */
+function qrVideo (text, path) {
+  const [w, h, px] = [640, 480, 8]
+  const m = qrMatrix(text)
+  const side = (m.size + 8) * px
+  const [x0, y0] = [(w - side) / 2, (h - side) / 2]
+  const y = Buffer.alloc(w * h, 255)
+  for (let r = 0; r < m.size; r++) {
+    for (let c = 0; c < m.size; c++) {
+      if (!m.isDark(r, c)) continue
+      for (let dy = 0; dy < px; dy++) {
+        const row = y0 + (r + 4) * px + dy
+        y.fill(0, row * w + x0 + (c + 4) * px, row * w + x0 + (c + 5) * px)
+      }
+    }
+  }
+  const chroma = Buffer.alloc((w / 2) * (h / 2) * 2, 128)
+  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\nFRAME\n`), y, chroma]))
+  assert.ok(side <= h, 'the code fits in the frame')
 }
 
 /** An account's first sign-in: the issued password is refused until a new one is chosen. */
@@ -455,6 +480,34 @@ try {
     return r.status
   })
   assert.equal(forged, 403)
+
+  // The camera: a second browser whose fake camera shows A's code, at the hospital's door.
+  step("the scanner reads a code from the camera")
+  const video = join(SHOTS, 'camera-resident-a.y4m')
+  qrVideo(await a.getAttribute('#code', 'data-token'), video)
+  const camBrowser = await chromium.launch({
+    executablePath: process.env.HC_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video}`],
+  })
+  try {
+    const hospital = demo.devices.find((x) => x.venue === 2)
+    const cctx = await camBrowser.newContext({ ...ctxOpts, viewport: DESKTOP, permissions: ['camera'] })
+    const cam = await watched(cctx, 'camera scanner')
+    await cam.goto(BASE + '/scan')
+    await cam.fill('#device-key', hospital.key)
+    await cam.click('#setup button[type=submit]')
+    await cam.waitForSelector('[data-test=trust-state].ok')
+    await cam.click('#camera-toggle')
+    await cam.waitForSelector('[data-test=result]:not([hidden])', { timeout: 20000 })
+    assert.equal(await cam.getAttribute('[data-test=result]', 'data-colour'), 'green')
+    assert.equal(await cam.getAttribute('[data-test=result]', 'data-decision'), 'admit')
+    await cam.click('#result-close')
+    await cam.click('#camera-toggle')
+    await cam.waitForSelector('[data-test=queue-state].ok', { timeout: 15000 })
+  } finally {
+    await camBrowser.close()
+  }
 
   // Sign out ends the session.
   step('sign out')
