@@ -30,8 +30,10 @@ async function networkFirst (request) {
   const cache = await caches.open(CACHE)
   try {
     const response = await fetch(request)
-    // Only a page that was really shown (not a redirect to sign-in) is kept.
+    // Only a page that was really shown is kept; a redirect to sign-in (the session ended)
+    // removes the kept copy.
     if (response.ok && !response.redirected) await cache.put(request.url.split('?')[0], response.clone())
+    else if (response.redirected) await cache.delete(request.url.split('?')[0])
     return response
   } catch (e) {
     const kept = await cache.match(request.url.split('?')[0])

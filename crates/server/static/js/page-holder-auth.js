@@ -54,6 +54,10 @@ function body() {
   };
 }
 
+// Session cookies are Secure: over plain HTTP (other than on this computer) the browser would
+// drop them and sign-in would seem to do nothing, so say so at once.
+if (!window.isSecureContext) say(status, t('insecure'), true);
+
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   say(status, t('sending'));

@@ -5,6 +5,10 @@ const form = document.getElementById('staff-signin');
 const status = form.querySelector('.status');
 const box = document.getElementById('new-password-box');
 
+// Session cookies are Secure: over plain HTTP (other than on this computer) the browser would
+// drop them and sign-in would seem to do nothing, so say so at once.
+if (!window.isSecureContext) say(status, t('insecure'), true);
+
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const body = { username: form.username.value.trim(), password: form.password.value };
