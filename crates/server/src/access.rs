@@ -34,6 +34,12 @@ pub enum Purpose {
         /// Where the consent is recorded.
         consent: String,
     },
+    /// Recording a laboratory result for the holder, found by the identity document on the
+    /// lab's report.
+    LabResult {
+        /// The lab's reference for the report.
+        reference: String,
+    },
 }
 
 impl Purpose {
@@ -44,6 +50,7 @@ impl Purpose {
             Purpose::AppealReview { appeal } => format!("appeal review (appeal {appeal})"),
             Purpose::ProxyWithConsent { consent } => format!("proxy with consent ({consent})"),
             Purpose::PrintedCode { consent } => format!("printed code with consent ({consent})"),
+            Purpose::LabResult { reference } => format!("lab result (report {reference})"),
         }
     }
 
@@ -71,6 +78,14 @@ impl Purpose {
                 if c.is_empty() || c.len() > 200 {
                     return Err(ApiError::InvalidField(
                         "purpose: consent must name where the consent is recorded (1-200 characters)".into(),
+                    ));
+                }
+            }
+            Purpose::LabResult { reference } => {
+                let r = reference.trim();
+                if r.is_empty() || r.len() > 200 {
+                    return Err(ApiError::InvalidField(
+                        "purpose: reference must name the lab's report (1-200 characters)".into(),
                     ));
                 }
             }

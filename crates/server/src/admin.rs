@@ -43,6 +43,7 @@ use crate::{App, now};
         list_risk_areas,
         find_holder,
         read_holder,
+        printed_code,
         add_test,
         add_case,
         list_cases,
@@ -76,6 +77,8 @@ use crate::{App, now};
         HolderRead,
         HolderFound,
         HolderRecord,
+        PrintedCodeRequest,
+        PrintedCode,
         TestRequest,
         CaseRequest,
         CaseView,
@@ -116,6 +119,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         )
         .route("/api/v1/admin/holders/search", post(find_holder::<S>))
         .route("/api/v1/admin/holders/{id}/read", post(read_holder::<S>))
+        .route("/api/v1/admin/printed-codes", post(printed_code::<S>))
         .route("/api/v1/admin/tests", post(add_test::<S>))
         .route("/api/v1/admin/cases", post(add_case::<S>).get(list_cases::<S>))
         .route("/api/v1/admin/cases/{id}/trace", post(trace_case::<S>))
@@ -180,8 +184,9 @@ pub struct StaffSession {
     (status = 401, description = "wrong username or password", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the password must be changed: send new_password", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn sign_in<S: Store>(
+pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<StaffSignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong username or password".into());
@@ -230,8 +235,16 @@ async fn sign_in<S: Store>(
     }
     let (token, expires_at) =
         start_session(&app, Principal::Officer(officer.id), app.settings.officer_session).await?;
+    let mut cookie = Vec::new();
+    if crate::auth::from_web(&headers) {
+        cookie.push((
+            axum::http::header::SET_COOKIE,
+            crate::auth::session_cookie(crate::auth::STAFF_COOKIE, &token, expires_at),
+        ));
+    }
     Ok((
         StatusCode::CREATED,
+        axum::response::AppendHeaders(cookie),
         Json(StaffSession {
             token,
             role: officer.role.as_str().into(),
@@ -255,7 +268,10 @@ pub struct StaffView {
 #[utoipa::path(get, path = "/me", tag = "officers", security(("officer" = [])), responses(
     (status = 200, description = "who is signed in", body = StaffView),
 ))]
-async fn whoami<S: Store>(State(_app): State<Arc<App<S>>>, me: Staff<AnyStaff>) -> Json<StaffView> {
+pub(crate) async fn whoami<S: Store>(
+    State(_app): State<Arc<App<S>>>,
+    me: Staff<AnyStaff>,
+) -> Json<StaffView> {
     Json(StaffView {
         id: me.id.0,
         username: me.username,
@@ -331,7 +347,7 @@ pub async fn create_account<S: Store>(
     (status = 201, description = "created", body = OfficerCreated),
     (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn create_officer<S: Store>(
+pub(crate) async fn create_officer<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Json(req): Json<NewOfficer>,
@@ -360,7 +376,7 @@ async fn create_officer<S: Store>(
 #[utoipa::path(get, path = "/officers", tag = "officers", security(("officer" = [])), responses(
     (status = 200, description = "accounts", body = Vec<StaffView>),
 ))]
-async fn list_officers<S: Store>(
+pub(crate) async fn list_officers<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Admins>,
 ) -> Result<Json<Vec<StaffView>>, ApiError> {
@@ -421,7 +437,7 @@ impl From<Venue> for VenueView {
 #[utoipa::path(post, path = "/venues", tag = "venues", security(("officer" = [])), request_body = VenueRequest, responses(
     (status = 201, description = "created", body = VenueView),
 ))]
-async fn create_venue<S: Store>(
+pub(crate) async fn create_venue<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Json(req): Json<VenueRequest>,
@@ -458,7 +474,7 @@ async fn create_venue<S: Store>(
 #[utoipa::path(get, path = "/venues", tag = "venues", security(("officer" = [])), responses(
     (status = 200, description = "venues", body = Vec<VenueView>),
 ))]
-async fn list_venues<S: Store>(
+pub(crate) async fn list_venues<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<VenueView>>, ApiError> {
@@ -506,7 +522,7 @@ pub struct DeviceCreated {
     (status = 201, description = "created", body = DeviceCreated),
     (status = 404, description = "no such venue", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn create_device<S: Store>(
+pub(crate) async fn create_device<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Path(id): Path<i64>,
@@ -552,7 +568,7 @@ async fn create_device<S: Store>(
     params(("id" = i64, Path, description = "venue id")), responses(
     (status = 200, description = "devices", body = Vec<DeviceView>),
 ))]
-async fn list_devices<S: Store>(
+pub(crate) async fn list_devices<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Admins>,
     Path(id): Path<i64>,
@@ -594,7 +610,7 @@ pub type RiskAreaView = RiskAreaRequest;
 #[utoipa::path(post, path = "/risk-areas", tag = "cases", security(("officer" = [])), request_body = RiskAreaRequest, responses(
     (status = 201, description = "declared", body = RiskAreaRequest),
 ))]
-async fn add_risk_area<S: Store>(
+pub(crate) async fn add_risk_area<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<RiskAreaRequest>,
@@ -629,7 +645,7 @@ async fn add_risk_area<S: Store>(
 #[utoipa::path(get, path = "/risk-areas", tag = "cases", security(("officer" = [])), responses(
     (status = 200, description = "risk areas", body = Vec<RiskAreaRequest>),
 ))]
-async fn list_risk_areas<S: Store>(
+pub(crate) async fn list_risk_areas<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<RiskAreaView>>, ApiError> {
@@ -682,12 +698,36 @@ pub struct HolderFound {
     (status = 200, description = "found", body = HolderFound),
     (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn find_holder<S: Store>(
+pub(crate) async fn find_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<HolderSearch>,
 ) -> Result<Json<HolderFound>, ApiError> {
-    let hash = match (&req.resident_id, &req.passport, &req.nationality) {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    req.purpose.check(&app.store, &row.id).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "holder-search",
+        Some(row.id.clone()),
+        req.purpose.describe(),
+    )
+    .await?;
+    Ok(Json(HolderFound {
+        holder: row.id.to_hex(),
+        kind: row.kind.as_str().into(),
+        name_hint: row.name_hint,
+    }))
+}
+
+/// The holder registered with a resident ID number, or a passport and its nationality.
+async fn holder_by_document<S: Store>(
+    app: &App<S>,
+    resident_id: &Option<String>,
+    passport: &Option<String>,
+    nationality: &Option<String>,
+) -> Result<healthcode_store::SealedHolder, ApiError> {
+    let hash = match (resident_id, passport, nationality) {
         (Some(id), None, None) => app
             .vault
             .lookup_hash("resident-id", &id.trim().to_ascii_uppercase()),
@@ -705,25 +745,86 @@ async fn find_holder<S: Store>(
             ));
         }
     };
-    let row = app
-        .store
+    app.store
         .holder_by_identity(&hash)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))?;
-    req.purpose.check(&app.store, &row.id).await?;
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        "holder-search",
-        Some(row.id.clone()),
-        req.purpose.describe(),
-    )
-    .await?;
-    Ok(Json(HolderFound {
-        holder: row.id.to_hex(),
-        kind: row.kind.as_str().into(),
-        name_hint: row.name_hint,
-    }))
+        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))
+}
+
+/// How long a printed code is valid: a day, so that a colour that changes reaches paper by the
+/// next issue (the format allows up to seven days).
+pub const PRINTED_CODE_TTL: time::Duration = time::Duration::hours(24);
+
+/// A printed code asked for: the holder's identity document and where the consent is recorded.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedCodeRequest {
+    /// A resident ID number…
+    #[serde(default)]
+    pub resident_id: Option<String>,
+    /// …or a passport number with its nationality.
+    #[serde(default)]
+    pub passport: Option<String>,
+    /// Nationality (alpha-3), with `passport`.
+    #[serde(default)]
+    pub nationality: Option<String>,
+    /// Where the holder's consent is recorded (form number, call reference).
+    pub consent: String,
+}
+
+/// A printed code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrintedCode {
+    /// The signed code (`HC1:…`), to print as a QR code.
+    pub token: String,
+    /// green, yellow or red.
+    pub colour: String,
+    /// The masked name the code carries.
+    pub name_hint: String,
+    /// Issued at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// Valid until.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Issues a printed code, valid a day, for a holder without a smartphone (officers). The consent
+/// is checked and recorded in the audit log (and so in the holder's access log) before the code
+/// is signed.
+#[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
+    (status = 201, description = "the code", body = PrintedCode),
+    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "no consent reference", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn printed_code<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<PrintedCodeRequest>,
+) -> Result<(StatusCode, Json<PrintedCode>), ApiError> {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    let purpose = Purpose::PrintedCode { consent: req.consent };
+    purpose.check(&app.store, &row.id).await?;
+    let reader = Reader {
+        actor: me.actor(),
+        role: me.role.as_str().into(),
+    };
+    let t = now();
+    app.vault
+        .read(&app.store, &reader, &row, &purpose.describe(), t)
+        .await?;
+    let view = app.code_view(&row.id).await?;
+    let (token, expires_at) = app.sign_code(&row.id, &view, PRINTED_CODE_TTL)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PrintedCode {
+            token: token.to_text(),
+            colour: view.status.colour.as_str().into(),
+            name_hint: view.name_hint.clone(),
+            issued_at: t,
+            expires_at,
+        }),
+    ))
 }
 
 /// Why the holder's personal data is read.
@@ -757,7 +858,7 @@ pub struct HolderRecord {
     (status = 200, description = "the record", body = HolderRecord),
     (status = 422, description = "the purpose does not hold (no such case, not the holder's appeal…)", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn read_holder<S: Store>(
+pub(crate) async fn read_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<String>,
@@ -788,7 +889,7 @@ async fn read_holder<S: Store>(
     }))
 }
 
-async fn require_holder<S: Store>(app: &App<S>, hex: &str) -> Result<HolderId, ApiError> {
+pub(crate) async fn require_holder<S: Store>(app: &App<S>, hex: &str) -> Result<HolderId, ApiError> {
     let id = holder_id(hex)?;
     if app.store.holder(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no holder {hex}")));
@@ -816,7 +917,7 @@ pub struct TestRequest {
     (status = 201, description = "recorded"),
     (status = 404, description = "no such holder", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn add_test<S: Store>(
+pub(crate) async fn add_test<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<TestRequest>,
@@ -884,7 +985,7 @@ pub struct CaseView {
 #[utoipa::path(post, path = "/cases", tag = "cases", security(("officer" = [])), request_body = CaseRequest, responses(
     (status = 201, description = "recorded", body = CaseView),
 ))]
-async fn add_case<S: Store>(
+pub(crate) async fn add_case<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<CaseRequest>,
@@ -925,9 +1026,9 @@ async fn add_case<S: Store>(
 
 /// Which cases.
 #[derive(Debug, Deserialize)]
-struct CasesQuery {
+pub(crate) struct CasesQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
-    since: Option<OffsetDateTime>,
+    pub(crate) since: Option<OffsetDateTime>,
 }
 
 /// Cases confirmed since a time (default: the last 28 days).
@@ -935,7 +1036,7 @@ struct CasesQuery {
     params(("since" = Option<String>, Query, description = "RFC 3339")), responses(
     (status = 200, description = "cases", body = Vec<CaseView>),
 ))]
-async fn list_cases<S: Store>(
+pub(crate) async fn list_cases<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Query(q): Query<CasesQuery>,
@@ -1007,7 +1108,7 @@ fn override_view(h: HolderId, o: healthcode_domain::Override) -> OverrideView {
 #[utoipa::path(post, path = "/overrides", tag = "cases", security(("officer" = [])), request_body = OverrideRequest, responses(
     (status = 201, description = "proposed, awaiting a second officer", body = OverrideView),
 ))]
-async fn propose_override<S: Store>(
+pub(crate) async fn propose_override<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<OverrideRequest>,
@@ -1050,10 +1151,10 @@ async fn propose_override<S: Store>(
 }
 
 /// Which overrides.
-#[derive(Debug, Deserialize)]
-struct PendingQuery {
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PendingQuery {
     #[serde(default)]
-    pending: bool,
+    pub(crate) pending: bool,
 }
 
 /// Manual changes (`?pending=true`: those awaiting approval).
@@ -1061,7 +1162,7 @@ struct PendingQuery {
     params(("pending" = Option<bool>, Query, description = "only those awaiting approval")), responses(
     (status = 200, description = "overrides", body = Vec<OverrideView>),
 ))]
-async fn list_overrides<S: Store>(
+pub(crate) async fn list_overrides<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Query(q): Query<PendingQuery>,
@@ -1082,7 +1183,7 @@ async fn list_overrides<S: Store>(
     (status = 200, description = "approved and in force", body = OverrideView),
     (status = 409, description = "the proposer cannot approve, or it was approved already", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn approve_override<S: Store>(
+pub(crate) async fn approve_override<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1114,9 +1215,9 @@ async fn approve_override<S: Store>(
 
 /// Which appeals.
 #[derive(Debug, Deserialize)]
-struct OpenQuery {
+pub(crate) struct OpenQuery {
     #[serde(default)]
-    open: bool,
+    pub(crate) open: bool,
 }
 
 /// Appeals (`?open=true`: undecided). Reading an appeal is recorded in its holder's access log.
@@ -1124,7 +1225,7 @@ struct OpenQuery {
     params(("open" = Option<bool>, Query, description = "only undecided")), responses(
     (status = 200, description = "appeals", body = Vec<AppealView>),
 ))]
-async fn list_appeals<S: Store>(
+pub(crate) async fn list_appeals<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Query(q): Query<OpenQuery>,
@@ -1159,7 +1260,7 @@ pub struct Decision {
     (status = 200, description = "decided", body = AppealView),
     (status = 409, description = "decided already", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn decide_appeal<S: Store>(
+pub(crate) async fn decide_appeal<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1208,11 +1309,11 @@ pub struct AuditView {
 
 /// A page of the log.
 #[derive(Debug, Deserialize)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     #[serde(default)]
-    after: i64,
+    pub(crate) after: i64,
     #[serde(default = "default_limit")]
-    limit: u32,
+    pub(crate) limit: u32,
 }
 
 fn default_limit() -> u32 {
@@ -1224,7 +1325,7 @@ fn default_limit() -> u32 {
     params(("after" = Option<i64>, Query, description = "records after this seq"), ("limit" = Option<u32>, Query, description = "at most this many (1-1000)")), responses(
     (status = 200, description = "records", body = Vec<AuditView>),
 ))]
-async fn audit_log<S: Store>(
+pub(crate) async fn audit_log<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Auditors>,
     Query(q): Query<AuditQuery>,
@@ -1277,7 +1378,7 @@ pub struct ChainReport {
 #[utoipa::path(get, path = "/audit/verify", tag = "audit", security(("officer" = [])), responses(
     (status = 200, description = "the verdict", body = ChainReport),
 ))]
-async fn audit_verify<S: Store>(
+pub(crate) async fn audit_verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Auditors>,
 ) -> Result<Json<ChainReport>, ApiError> {
@@ -1335,7 +1436,7 @@ pub struct PurgeView {
 #[utoipa::path(post, path = "/purge", tag = "audit", security(("officer" = [])), responses(
     (status = 200, description = "deleted", body = PurgeView),
 ))]
-async fn purge<S: Store>(
+pub(crate) async fn purge<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
 ) -> Result<Json<PurgeView>, ApiError> {
@@ -1428,7 +1529,7 @@ pub(crate) async fn run_trace<S: Store>(
     (status = 200, description = "traced", body = TraceView),
     (status = 404, description = "no such case", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn trace_case<S: Store>(
+pub(crate) async fn trace_case<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1493,7 +1594,7 @@ fn exposure_view(e: healthcode_store::StoredExposure) -> ExposureView {
     params(("id" = i64, Path, description = "case id")), responses(
     (status = 200, description = "exposures", body = Vec<ExposureView>),
 ))]
-async fn case_exposures<S: Store>(
+pub(crate) async fn case_exposures<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Path(id): Path<i64>,
@@ -1512,7 +1613,7 @@ async fn case_exposures<S: Store>(
 #[utoipa::path(get, path = "/exposures/pending", tag = "cases", security(("officer" = [])), responses(
     (status = 200, description = "pending exposures", body = Vec<ExposureView>),
 ))]
-async fn pending_exposures<S: Store>(
+pub(crate) async fn pending_exposures<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
 ) -> Result<Json<Vec<ExposureView>>, ApiError> {
@@ -1550,7 +1651,7 @@ pub struct ExposureDecision {
     (status = 200, description = "decided", body = ExposureView),
     (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn decide_exposure<S: Store>(
+pub(crate) async fn decide_exposure<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<ExposureDecision>,

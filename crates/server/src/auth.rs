@@ -177,9 +177,79 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))
 }
 
+/// The browser cookie that carries a holder's session. The `__Host-` prefix makes browsers refuse
+/// it unless it is Secure, for the whole host and set by this host: a neighbouring subdomain
+/// cannot plant one.
+pub const HOLDER_COOKIE: &str = "__Host-hc_session";
+/// The browser cookie that carries an officer's session.
+pub const STAFF_COOKIE: &str = "__Host-hc_staff";
+/// The header the web pages send with every request that changes something. A cross-site form
+/// cannot send it, and a cross-site script cannot without a CORS preflight, which this server
+/// never grants: with SameSite=Strict cookies, this is the defence against request forgery.
+pub const WEB_HEADER: &str = "x-healthcode-web";
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Whether the request came from the healthcode web pages (and asks for a cookie session).
+pub fn from_web(headers: &axum::http::HeaderMap) -> bool {
+    headers.get(WEB_HEADER).is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// A `Set-Cookie` value that stores a session token in the browser: HttpOnly (no script reads
+/// it), SameSite=Strict (no other site's page sends it), Secure (browsers treat localhost as
+/// secure, so development over plain HTTP on localhost works).
+pub fn session_cookie(name: &str, token: &str, expires_at: OffsetDateTime) -> String {
+    let max_age = (expires_at - now()).whole_seconds().max(0);
+    format!("{name}={token}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict")
+}
+
+/// A `Set-Cookie` value that removes a session cookie.
+pub fn clear_cookie(name: &str) -> String {
+    format!("{name}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
+}
+
+/// The token presented with a request: the Authorization header, or else the browser's session
+/// cookie `cookie_name`. A cookie is accepted for a change (any method but GET and HEAD) only
+/// with the [`WEB_HEADER`].
+fn presented_token<'a>(parts: &'a Parts, cookie_name: &str) -> Result<&'a str, ApiError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return bearer(parts);
+    }
+    let token = cookie(parts, cookie_name)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("sign in first: send Authorization: Bearer <token>".into()))?;
+    let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+    if !safe && !from_web(&parts.headers) {
+        return Err(ApiError::Forbidden(format!(
+            "a change made with a browser session needs the {WEB_HEADER} header"
+        )));
+    }
+    Ok(token)
+}
+
 /// The session presented with a request, checked and not expired, with its token hash.
-async fn current_session<S: Store>(parts: &Parts, app: &App<S>) -> Result<(Session, [u8; 32]), ApiError> {
-    let token = bearer(parts)?;
+async fn current_session<S: Store>(
+    parts: &Parts,
+    app: &App<S>,
+    cookie_name: &str,
+) -> Result<(Session, [u8; 32]), ApiError> {
+    let token = presented_token(parts, cookie_name)?;
+    session_of_token(app, token).await
+}
+
+/// The live session a token names, with the token's hash.
+pub async fn session_of_token<S: Store>(app: &App<S>, token: &str) -> Result<(Session, [u8; 32]), ApiError> {
     if !token.starts_with(SESSION_PREFIX) {
         return Err(ApiError::Unauthorized("that is not a session token".into()));
     }
@@ -217,7 +287,7 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for HolderAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
-        let (session, token_hash) = current_session(parts, app).await?;
+        let (session, token_hash) = current_session(parts, app, HOLDER_COOKIE).await?;
         match session.principal {
             Principal::Holder(holder) => Ok(HolderAuth { holder, token_hash }),
             Principal::Officer(_) => Err(ApiError::Forbidden(
@@ -282,6 +352,17 @@ pub struct Staff<R> {
 }
 
 impl<R> Staff<R> {
+    /// A second handle on the same signed-in officer (a page that calls two handlers).
+    pub(crate) fn duplicate(&self) -> Staff<R> {
+        Staff {
+            id: self.id,
+            username: self.username.clone(),
+            role: self.role,
+            token_hash: self.token_hash,
+            _roles: PhantomData,
+        }
+    }
+
     /// How the audit log names this officer.
     pub fn actor(&self) -> String {
         format!("officer:{}:{}", self.id.0, self.username)
@@ -292,7 +373,7 @@ impl<S: Store, R: Roles> FromRequestParts<Arc<App<S>>> for Staff<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
-        let (session, token_hash) = current_session(parts, app).await?;
+        let (session, token_hash) = current_session(parts, app, STAFF_COOKIE).await?;
         let Principal::Officer(id) = session.principal else {
             return Err(ApiError::Forbidden(format!(
                 "this resource is for {}; a holder session cannot use it",

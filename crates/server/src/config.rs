@@ -29,6 +29,9 @@ region = "CN-ZJ"
 code_ttl_seconds = 300
 # The colour policy; the built-in default when not set.
 # policy_file = "policy.toml"
+# The address people reach the pages at, printed on venue posters; when not set, the address
+# the console was opened with.
+# public_url = "https://healthcode.example"
 # Check-ins, declarations, reports and exposures are deleted after this many days.
 retention_days = 28
 # Requests larger than this are refused (413).
@@ -76,6 +79,9 @@ pub struct Config {
     /// Policy file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<PathBuf>,
+    /// Where people reach the pages (for venue posters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Retention.
     pub retention_days: u16,
     /// Body size limit.
@@ -106,6 +112,7 @@ impl Default for Config {
             region: "CN-ZJ".into(),
             code_ttl_seconds: 300,
             policy_file: None,
+            public_url: None,
             retention_days: 28,
             max_body_bytes: 1 << 20,
             request_timeout_seconds: 10,

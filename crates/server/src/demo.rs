@@ -105,6 +105,7 @@ pub async fn prepare(
     dir: &Path,
     listen: std::net::SocketAddr,
     holders: usize,
+    policy_file: Option<&Path>,
 ) -> Result<(Config, DemoData), StartError> {
     let other = |e: String| StartError::Other(e);
     if dir.exists() {
@@ -124,8 +125,10 @@ pub async fn prepare(
             kind: SmsKind::Console,
             url: None,
         },
+        policy_file: policy_file.map(Path::to_owned),
         ..Config::default()
     };
+    let policy = crate::configured_policy(&config)?;
     let t = now();
     let data_dir = DataDir::open_or_create(dir, &config.region, t)?;
     std::fs::write(dir.join(MARKER), "made by healthcode demo\n").map_err(|e| other(e.to_string()))?;
@@ -136,6 +139,7 @@ pub async fn prepare(
         &store,
         &data_dir.crypto,
         &region,
+        &policy,
         holders,
         t,
         &format!("http://{listen}"),
@@ -158,6 +162,7 @@ async fn seed<S: Store>(
     store: &S,
     crypto: &Crypto,
     region: &Issuer,
+    policy: &Policy,
     holders: usize,
     t: OffsetDateTime,
     base_url: &str,
@@ -251,7 +256,6 @@ async fn seed<S: Store>(
         })
         .await
         .map_err(e)?;
-    let policy = Policy::default_policy();
     let mut index_case: Option<ConfirmedCase> = None;
     let mut out = Vec::new();
     let mut seq = 0i64;
@@ -409,7 +413,7 @@ async fn seed<S: Store>(
             .map_err(e)?;
         let facts = store.holder_facts(&id).await.map_err(e)?;
         let areas = store.risk_areas().await.map_err(e)?;
-        let colour = evaluate(&policy, &facts, &areas, t).colour;
+        let colour = evaluate(policy, &facts, &areas, t).colour;
         out.push(DemoHolder {
             phone,
             name_hint: hint.as_str().into(),

@@ -116,7 +116,7 @@ pub struct OtpSent {
     (status = 429, description = "too many codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "no SMS gateway is configured, or it failed", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn send_otp<S: Store>(
+pub(crate) async fn send_otp<S: Store>(
     State(app): State<Arc<App<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(req): Json<OtpRequest>,
@@ -126,6 +126,15 @@ async fn send_otp<S: Store>(
         return Err(ApiError::RateLimited(
             "too many one-time codes from this address; retry later".into(),
             600,
+        ));
+    }
+    if !app.sms.configured() {
+        return Err(ApiError::Unavailable(
+            format!(
+                "the code could not be sent: {}",
+                crate::sms::SmsError::NotConfigured
+            ),
+            60,
         ));
     }
     let code = six_digits()?;
@@ -175,7 +184,7 @@ fn six_digits() -> Result<String, ApiError> {
 }
 
 /// Checks a one-time code; anything but acceptance is an error that says what happened.
-async fn accept_otp<S: Store>(app: &App<S>, phone: &Phone, otp: &str) -> Result<(), ApiError> {
+pub(crate) async fn accept_otp<S: Store>(app: &App<S>, phone: &Phone, otp: &str) -> Result<(), ApiError> {
     let otp = otp.trim();
     if otp.len() != 6 || !otp.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::InvalidField(
@@ -263,8 +272,9 @@ pub struct SessionCreated {
     (status = 409, description = "this identity or phone is registered already", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "a field is invalid (ID number check digit, MRZ, phone…)", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn register<S: Store>(
+pub(crate) async fn register<S: Store>(
     State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = now();
@@ -351,6 +361,7 @@ async fn register<S: Store>(
         start_session(&app, Principal::Holder(id.clone()), app.settings.holder_session).await?;
     Ok((
         StatusCode::CREATED,
+        web_session(&headers, &token, expires_at),
         Json(SessionCreated {
             token,
             holder: id.to_hex(),
@@ -375,8 +386,9 @@ pub struct SignIn {
     (status = 401, description = "one-time code refused", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no holder has this phone", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn sign_in<S: Store>(
+pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<SignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
@@ -396,12 +408,29 @@ async fn sign_in<S: Store>(
     .await?;
     Ok((
         StatusCode::CREATED,
+        web_session(&headers, &token, expires_at),
         Json(SessionCreated {
             token,
             holder: holder.id.to_hex(),
             expires_at,
         }),
     ))
+}
+
+/// For a request from the web pages, the cookie that keeps the holder's new session.
+fn web_session(
+    headers: &axum::http::HeaderMap,
+    token: &str,
+    expires_at: OffsetDateTime,
+) -> axum::response::AppendHeaders<Vec<(header::HeaderName, String)>> {
+    let mut set = Vec::new();
+    if crate::auth::from_web(headers) {
+        set.push((
+            header::SET_COOKIE,
+            crate::auth::session_cookie(crate::auth::HOLDER_COOKIE, token, expires_at),
+        ));
+    }
+    axum::response::AppendHeaders(set)
 }
 
 /// Any session (holder or officer), for signing out.
@@ -427,7 +456,7 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for AnySession {
     (status = 204, description = "signed out"),
     (status = 401, description = "no such session", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn sign_out<S: Store>(
+pub(crate) async fn sign_out<S: Store>(
     State(app): State<Arc<App<S>>>,
     AnySession(hash): AnySession,
 ) -> Result<StatusCode, ApiError> {
@@ -520,7 +549,7 @@ pub(crate) fn reasons_view<S: Store>(app: &App<S>, status: &Status) -> Vec<Reaso
     (status = 200, description = "the code", body = CodeResponse),
     (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn my_code<S: Store>(
+pub(crate) async fn my_code<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
 ) -> Result<Json<CodeResponse>, ApiError> {
@@ -548,7 +577,7 @@ async fn my_code<S: Store>(
 #[utoipa::path(get, path = "/me/code.svg", tag = "holders", security(("holder" = [])), responses(
     (status = 200, description = "the QR code", body = String, content_type = "image/svg+xml"),
 ))]
-async fn my_code_svg<S: Store>(
+pub(crate) async fn my_code_svg<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -601,7 +630,7 @@ pub struct FactRecorded {
     pub reasons: Vec<ReasonView>,
 }
 
-async fn record_fact<S: Store>(
+pub(crate) async fn record_fact<S: Store>(
     app: &App<S>,
     holder: &HolderId,
     fact: Fact,
@@ -623,7 +652,7 @@ async fn record_fact<S: Store>(
     (status = 201, description = "recorded", body = FactRecorded),
     (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn declare<S: Store>(
+pub(crate) async fn declare<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
     Json(req): Json<Declaration>,
@@ -679,7 +708,7 @@ pub struct ReportRequest {
 #[utoipa::path(post, path = "/me/reports", tag = "holders", security(("holder" = [])), request_body = ReportRequest, responses(
     (status = 201, description = "recorded", body = FactRecorded),
 ))]
-async fn report<S: Store>(
+pub(crate) async fn report<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
     Json(req): Json<ReportRequest>,
@@ -711,7 +740,10 @@ pub struct AccessEntry {
     pub purpose: String,
 }
 
-async fn access_entries<S: Store>(app: &App<S>, holder: &HolderId) -> Result<Vec<AccessEntry>, ApiError> {
+pub(crate) async fn access_entries<S: Store>(
+    app: &App<S>,
+    holder: &HolderId,
+) -> Result<Vec<AccessEntry>, ApiError> {
     let me = format!("holder:{}", holder.to_hex());
     Ok(app
         .store
@@ -733,7 +765,7 @@ async fn access_entries<S: Store>(app: &App<S>, holder: &HolderId) -> Result<Vec
 #[utoipa::path(get, path = "/me/access-log", tag = "holders", security(("holder" = [])), responses(
     (status = 200, description = "the access log, oldest first", body = Vec<AccessEntry>),
 ))]
-async fn access_log<S: Store>(
+pub(crate) async fn access_log<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
 ) -> Result<Json<Vec<AccessEntry>>, ApiError> {
@@ -782,7 +814,7 @@ pub struct Export {
 #[utoipa::path(get, path = "/me/export", tag = "holders", security(("holder" = [])), responses(
     (status = 200, description = "everything stored about the holder", body = Export),
 ))]
-async fn export<S: Store>(
+pub(crate) async fn export<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -889,7 +921,7 @@ impl From<healthcode_store::Appeal> for AppealView {
     (status = 201, description = "filed", body = AppealView),
     (status = 422, description = "empty or too long", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn appeal<S: Store>(
+pub(crate) async fn appeal<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
     Json(req): Json<AppealRequest>,
@@ -908,7 +940,7 @@ async fn appeal<S: Store>(
 #[utoipa::path(get, path = "/me/appeals", tag = "holders", security(("holder" = [])), responses(
     (status = 200, description = "appeals, oldest first", body = Vec<AppealView>),
 ))]
-async fn my_appeals<S: Store>(
+pub(crate) async fn my_appeals<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: HolderAuth,
 ) -> Result<Json<Vec<AppealView>>, ApiError> {

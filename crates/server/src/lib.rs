@@ -39,6 +39,7 @@ pub mod problem;
 pub mod scans;
 pub mod sms;
 pub mod status;
+pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
 use datadir::DataDir;
@@ -76,6 +77,7 @@ struct Settings {
     holder_session: Duration,
     officer_session: Duration,
     retention: Duration,
+    public_url: Option<String>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -130,6 +132,19 @@ impl<S: Store> App<S> {
         config: &Config,
     ) -> Result<Arc<App<S>>, StartError> {
         let trust = sign_trust_list(&keystore, now()).map_err(StartError::Other)?;
+        let public_url = match config
+            .public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/'))
+        {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_owned()),
+            Some(u) => {
+                return Err(StartError::Other(format!(
+                    "public_url must start with https:// or http://, not {u:?}"
+                )));
+            }
+            None => None,
+        };
         let sms = sms::from_config(&config.sms).map_err(|e| StartError::Other(format!("sms: {e}")))?;
         let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
             .ok_or_else(|| StartError::Other("otp_per_address_per_hour must be at least 1".into()))?;
@@ -143,6 +158,7 @@ impl<S: Store> App<S> {
                 holder_session: Duration::days(config.holder_session_days.into()),
                 officer_session: Duration::hours(config.officer_session_hours.into()),
                 retention: Duration::days(config.retention_days.into()),
+                public_url,
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),
@@ -286,6 +302,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .merge(holders::routes())
         .merge(scans::routes())
         .merge(admin::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
@@ -717,7 +734,7 @@ pub struct TraceOutcome {
     pub index: Option<IndexBuild>,
 }
 
-fn configured_policy(config: &Config) -> Result<Policy, StartError> {
+pub(crate) fn configured_policy(config: &Config) -> Result<Policy, StartError> {
     match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
 use healthcode_domain::{AdmissionPolicy, CheckIn, Colour, Venue};
 use healthcode_store::Store;
 use healthcode_token::{VerifiedCode, Verifier};
@@ -22,8 +22,16 @@ use crate::{App, now};
 /// The device endpoints' part of the OpenAPI document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(scan, scan_batch),
-    components(schemas(ScanRequest, ScanResult, BatchRequest, QueuedScan, BatchResult, BatchItem))
+    paths(scan, scan_batch, whoami),
+    components(schemas(
+        DeviceInfo,
+        ScanRequest,
+        ScanResult,
+        BatchRequest,
+        QueuedScan,
+        BatchResult,
+        BatchItem
+    ))
 )]
 pub struct ScanApi;
 
@@ -35,6 +43,41 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
         .route("/api/v1/scans", post(scan::<S>))
         .route("/api/v1/scans/batch", post(scan_batch::<S>))
+        .route("/api/v1/device", get(whoami))
+}
+
+/// A device and the venue it stands at: what a scanner needs to decide at the door offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceInfo {
+    /// The device's id.
+    pub device: i64,
+    /// Its label.
+    pub label: String,
+    /// The venue's id (send it with every scan).
+    pub venue: i64,
+    /// The venue's name.
+    pub venue_name: String,
+    /// The venue's category.
+    pub category: String,
+    /// Who may enter: green-only, green-or-yellow or all.
+    pub admission: String,
+}
+
+/// The device presenting the key, and its venue (a scanner's set-up).
+#[utoipa::path(get, path = "/device", tag = "devices", security(("device" = [])), responses(
+    (status = 200, description = "the device and its venue", body = DeviceInfo),
+    (status = 401, description = "no or unknown device key", body = Problem, content_type = "application/problem+json"),
+))]
+async fn whoami(DeviceAuth(dev): DeviceAuth) -> Json<DeviceInfo> {
+    let (device, venue) = (&dev.0, &dev.1);
+    Json(DeviceInfo {
+        device: device.id.0,
+        label: device.label.clone(),
+        venue: venue.id.0,
+        venue_name: venue.name.clone(),
+        category: venue.category.as_str().to_owned(),
+        admission: venue.admission.as_str().to_owned(),
+    })
 }
 
 /// One scan at the door.

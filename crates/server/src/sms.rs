@@ -27,6 +27,12 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SmsError>> + Se
 pub trait SmsSender: Send + Sync + std::fmt::Debug {
     /// Sends `text` to `phone` (E.164). `masked` is the phone as logs may show it.
     fn send<'a>(&'a self, phone: &'a str, masked: &'a str, text: &'a str) -> SendFuture<'a>;
+
+    /// Whether codes can be sent at all (checked before a code is made, so that a server with
+    /// no gateway neither stores a code nor counts a send against the phone).
+    fn configured(&self) -> bool {
+        true
+    }
 }
 
 /// How one-time codes are sent: the `[sms]` section of the configuration.
@@ -105,6 +111,10 @@ pub struct NoSms;
 impl SmsSender for NoSms {
     fn send<'a>(&'a self, _phone: &'a str, _masked: &'a str, _text: &'a str) -> SendFuture<'a> {
         Box::pin(async { Err(SmsError::NotConfigured) })
+    }
+
+    fn configured(&self) -> bool {
+        false
     }
 }
 

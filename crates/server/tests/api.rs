@@ -113,6 +113,44 @@ async fn unknown_paths_are_problem_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_url_must_be_a_web_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tmp.path().join("data"),
+        public_url: Some("healthcode.example".into()),
+        ..Config::default()
+    };
+    let Err(e) = healthcode_server::bind(&config).await else {
+        panic!("a public_url without a scheme was accepted");
+    };
+    assert!(
+        e.to_string().contains("public_url must start with https://"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_gateway_no_code_is_made_and_the_phone_is_not_held_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data")).await;
+    let c = reqwest::Client::new();
+    for _ in 0..3 {
+        // Each try is told the same thing at once: no gateway (not "retry in 60 s").
+        let r = c
+            .post(format!("{}/api/v1/otp", s.base))
+            .json(&serde_json::json!({"phone": "+8613800138000"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let p: serde_json::Value = r.json().await.unwrap();
+        assert!(p["detail"].as_str().unwrap().contains("no SMS gateway"), "{p}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_keys_and_a_broken_data_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

@@ -1310,6 +1310,62 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn activity(&self, since: OffsetDateTime, flagged_limit: u32) -> StoreResult<Activity> {
+        let c = self.conn().await?;
+        let holders: i64 = c
+            .query_one("SELECT COUNT(*) FROM holders", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        let per_hour = |rows: Vec<tokio_postgres::Row>| -> Vec<(OffsetDateTime, u64)> {
+            rows.iter()
+                .map(|r| (r.get::<_, OffsetDateTime>(0), r.get::<_, i64>(1) as u64))
+                .collect()
+        };
+        // Within the open hour a re-sent scan may be stored twice until the hour is closed:
+        // counted once.
+        let checkins_per_hour = per_hour(
+            c.query(
+                "SELECT date_trunc('hour', at), COUNT(DISTINCT (device, seq)) FROM checkins
+                 WHERE at >= $1 GROUP BY 1 ORDER BY 1",
+                &[&since],
+            )
+            .await
+            .map_err(db)?,
+        );
+        let exposures_per_hour = per_hour(
+            c.query(
+                "SELECT date_trunc('hour', contact_start), COUNT(*) FROM exposures
+                 WHERE contact_start >= $1 GROUP BY 1 ORDER BY 1",
+                &[&since],
+            )
+            .await
+            .map_err(db)?,
+        );
+        let flagged = c
+            .query(
+                "SELECT holder FROM test_results WHERE positive
+                 UNION SELECT holder FROM cases
+                 UNION SELECT holder FROM exposures WHERE state = 'applied'
+                 UNION SELECT holder FROM travel_declarations
+                 UNION SELECT holder FROM health_declarations
+                 UNION SELECT holder FROM overrides WHERE approved_by IS NOT NULL
+                 ORDER BY 1 LIMIT $1",
+                &[&i64::from(flagged_limit)],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| holder_id(r.get(0)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Activity {
+            holders: holders as u64,
+            checkins_per_hour,
+            exposures_per_hour,
+            flagged,
+        })
+    }
+
     async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
         let c = self.conn().await?;
         let rows = c

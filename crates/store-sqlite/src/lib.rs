@@ -1456,6 +1456,58 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn activity(&self, since: OffsetDateTime, flagged_limit: u32) -> StoreResult<Activity> {
+        fn hours(c: &Connection, sql: &str, since: i64) -> StoreResult<Vec<(OffsetDateTime, u64)>> {
+            let mut s = c.prepare_cached(sql).map_err(backend)?;
+            s.query_map([since], |r| {
+                Ok((from_ts(r.get::<_, i64>(0)? * 3600)?, r.get::<_, i64>(1)? as u64))
+            })
+            .and_then(Iterator::collect)
+            .map_err(backend)
+        }
+        self.read(|c| {
+            let holders: i64 = c
+                .query_row("SELECT COUNT(*) FROM holders", [], |r| r.get(0))
+                .map_err(backend)?;
+            // A check-in can be in the inbox and the indexed file for a moment during a merge:
+            // UNION counts it once.
+            let checkins_per_hour = hours(
+                c,
+                "SELECT at / 3600, COUNT(*) FROM (
+                    SELECT device, seq, at FROM ix.checkins WHERE at >= ?1
+                    UNION SELECT device, seq, at FROM checkin_inbox WHERE at >= ?1)
+                 GROUP BY 1 ORDER BY 1",
+                ts(since),
+            )?;
+            let exposures_per_hour = hours(
+                c,
+                "SELECT contact_start / 3600, COUNT(*) FROM exposures WHERE contact_start >= ?1 GROUP BY 1 ORDER BY 1",
+                ts(since),
+            )?;
+            let mut s = c
+                .prepare_cached(
+                    "SELECT holder FROM test_results WHERE positive = 1
+                     UNION SELECT holder FROM cases
+                     UNION SELECT holder FROM exposures WHERE state = 'applied'
+                     UNION SELECT holder FROM travel_declarations
+                     UNION SELECT holder FROM health_declarations
+                     UNION SELECT holder FROM overrides WHERE approved_by IS NOT NULL
+                     ORDER BY 1 LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let flagged = s
+                .query_map([flagged_limit], |r| holder_id(r.get(0)?))
+                .and_then(Iterator::collect)
+                .map_err(backend)?;
+            Ok(Activity {
+                holders: holders as u64,
+                checkins_per_hour,
+                exposures_per_hour,
+                flagged,
+            })
+        })
+    }
+
     async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
         self.read(|c| {
             let mut s = c

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             purge_keeps_officers_and_live_sessions,
             exposures_wait_for_review,
             bulk_inserts,
+            activity_counts_for_the_dashboard,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1506,4 +1507,87 @@ pub fn synthetic_checkins(
             }
         })
         .collect()
+}
+
+pub async fn activity_counts_for_the_dashboard<H: Harness>(h: &H) {
+    let s = h.store();
+    let since = T - Duration::days(1);
+    let empty = s.activity(since, 100).await.unwrap();
+    assert_eq!(empty, Activity::default());
+
+    let city = synthetic_holders(0, 10);
+    s.insert_holders(&city).await.unwrap();
+    let mall = venue(s, "Mall", VenueCategory::Mall).await;
+    let gate = s.insert_device(mall.id, "gate", &[7; 32]).await.unwrap();
+    let at = |seq: i64, t: OffsetDateTime| CheckIn {
+        holder: city[seq as usize % 10].id.clone(),
+        venue: mall.id,
+        device: gate.id,
+        seq,
+        at: t,
+        out: None,
+    };
+    let batch = vec![
+        at(0, T - Duration::days(2)),
+        at(1, T),
+        at(2, T + Duration::minutes(10)),
+        at(3, T + Duration::minutes(59)),
+        at(4, T + Duration::minutes(60)),
+        at(5, T + Duration::minutes(90)),
+    ];
+    s.insert_checkins(&batch).await.unwrap();
+    // A re-sent scan is counted once.
+    s.insert_checkins(&batch[1..2]).await.unwrap();
+
+    s.add_fact(
+        &city[1].id,
+        &Fact::Test(TestResult {
+            positive: true,
+            sampled_at: T,
+            lab: "City Lab".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    s.add_fact(
+        &city[9].id,
+        &Fact::Test(TestResult {
+            positive: false,
+            sampled_at: T,
+            lab: "City Lab".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let case = s.add_case(&city[2].id, T - Duration::days(1), T).await.unwrap();
+    let applied = (
+        city[3].id.clone(),
+        exposure(case.id, mall.id, T - Duration::hours(5), ExposureGrade::SamePlace),
+    );
+    let pending = (
+        city[4].id.clone(),
+        exposure(case.id, mall.id, T - Duration::hours(5), ExposureGrade::SamePlace),
+    );
+    s.add_exposures_as(&[applied], ExposureState::Applied)
+        .await
+        .unwrap();
+    s.add_exposures_as(&[pending], ExposureState::Pending)
+        .await
+        .unwrap();
+
+    let a = s.activity(since, 100).await.unwrap();
+    assert_eq!(a.holders, 10);
+    assert_eq!(
+        a.checkins_per_hour,
+        vec![(T, 3), (T + Duration::hours(1), 2)],
+        "the scan before `since` is left out, the re-sent one counted once"
+    );
+    assert_eq!(a.exposures_per_hour, vec![(T - Duration::hours(5), 2)]);
+    let mut want = vec![city[1].id.clone(), city[2].id.clone(), city[3].id.clone()];
+    want.sort();
+    assert_eq!(
+        a.flagged, want,
+        "a negative test and a pending exposure flag no one"
+    );
+    assert_eq!(s.activity(since, 2).await.unwrap().flagged.len(), 2);
 }

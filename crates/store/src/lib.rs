@@ -449,6 +449,21 @@ impl PurgeReport {
     }
 }
 
+/// What the officers' dashboard shows, counted by the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Holders registered.
+    pub holders: u64,
+    /// Check-ins by the hour they began (hours without any are left out), oldest first.
+    pub checkins_per_hour: Vec<(OffsetDateTime, u64)>,
+    /// Exposures (in any review state) by the hour the contact arrived, oldest first.
+    pub exposures_per_hour: Vec<(OffsetDateTime, u64)>,
+    /// Holders with a fact that can make a colour other than green (a positive test, a case, an
+    /// applied exposure, a declaration, an approved override), whatever its age; the colour
+    /// rules decide what each means now. Every other holder is green.
+    pub flagged: Vec<HolderId>,
+}
+
 /// The storage of everything the system knows. Implementations must be safe to share between
 /// tasks; every method is one transaction.
 pub trait Store: Send + Sync + 'static {
@@ -680,6 +695,12 @@ pub trait Store: Send + Sync + 'static {
     fn add_risk_area(&self, area: &RiskArea) -> impl Future<Output = StoreResult<()>> + Send;
     /// All risk areas.
     fn risk_areas(&self) -> impl Future<Output = StoreResult<Vec<RiskArea>>> + Send;
+    /// Counts for the officers' dashboard since `since`; at most `flagged_limit` flagged holders.
+    fn activity(
+        &self,
+        since: OffsetDateTime,
+        flagged_limit: u32,
+    ) -> impl Future<Output = StoreResult<Activity>> + Send;
     /// Everything the colour rules read about a holder; of the exposures, only applied ones.
     fn holder_facts(&self, holder: &HolderId) -> impl Future<Output = StoreResult<HolderFacts>> + Send;
 

@@ -116,15 +116,23 @@ pub struct DemoArgs {
     /// How many holders to make.
     #[arg(long, default_value_t = 100)]
     holders: usize,
+    /// A colour policy file instead of the built-in one (e.g. one whose exposures wait for review).
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 impl DemoArgs {
     pub fn run(self) -> Result<(), Failure> {
         init_logging();
         runtime()?.block_on(async {
-            let (config, data) = healthcode_server::demo::prepare(&self.dir, self.listen, self.holders)
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
+            let (config, data) = healthcode_server::demo::prepare(
+                &self.dir,
+                self.listen,
+                self.holders,
+                self.policy.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
             print_demo(&self.dir, &data);
             serve_until_ctrl_c(&config, |_| {}).await
         })?;
@@ -140,13 +148,16 @@ fn print_demo(dir: &std::path::Path, d: &healthcode_server::demo::DemoData) {
     );
     println!();
     println!("Open:");
+    println!("  {url}/                   the holders' pages (register, sign in, my code)");
+    println!("  {url}/scan               a venue's scanner (set it up with a device key below)");
+    println!("  {url}/console            the officers' console (an account below)");
     println!("  {url}/api/openapi.json   the API");
     println!("  {url}/api/v1/trust-list  the trust list scanners cache");
     println!("  {url}/api/v1/policy      the colour rules");
     println!("  {url}/metrics            Prometheus metrics");
     println!();
-    println!("Staff (one-time passwords: the first sign-in must set a new one, POST /api/v1/admin/sessions");
-    println!("with username, password and new_password):");
+    println!("Staff (one-time passwords: the first sign-in, at /console or POST /api/v1/admin/sessions,");
+    println!("must set a new one):");
     for a in &d.accounts {
         println!("  {:<14} {:<8} {}", a.username, a.role, a.one_time_password);
     }

@@ -1,0 +1,243 @@
+//! The holder's pages, mobile first: the start page, registration (resident or visitor) and
+//! sign-in with a one-time code, my code, declarations and the daily report, my access log,
+//! appeals and export. Every page reads through the holder API's own handlers.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use healthcode_store::Store;
+
+use super::{Ctx, NextQuery, next_path, page_error, render};
+use crate::App;
+use crate::auth::{HOLDER_COOKIE, HolderAuth};
+use crate::holders::{self, AccessEntry, AppealView, CodeResponse};
+use crate::problem::ApiError;
+
+pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/register", get(register))
+        .route("/signin", get(signin))
+        .route("/signout", post(signout::<S>))
+        .route("/policy", get(policy::<S>))
+        .route("/me", get(code::<S>))
+        .route("/me/reports", get(reports))
+        .route("/me/access-log", get(access_log::<S>))
+        .route("/me/appeals", get(appeals::<S>))
+        .route("/me/export", get(export))
+}
+
+const SIGNIN: &str = "/signin";
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct Index {
+    ctx: Ctx,
+}
+
+/// The start page; a signed-in holder goes straight to the code.
+async fn index(ctx: Ctx, me: Result<HolderAuth, ApiError>) -> Response {
+    if me.is_ok() {
+        return Redirect::to("/me").into_response();
+    }
+    render(&Index { ctx })
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct Register {
+    ctx: Ctx,
+    next: String,
+}
+
+async fn register(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    let next = next_path(q.next.as_deref(), "/me");
+    render(&Register { ctx, next })
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignIn {
+    ctx: Ctx,
+    next: String,
+}
+
+async fn signin(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    let next = next_path(q.next.as_deref(), "/me");
+    render(&SignIn { ctx, next })
+}
+
+/// Ends the browser's holder session (the page's script posts here with the web header).
+async fn signout<S: Store>(State(app): State<Arc<App<S>>>, me: Result<HolderAuth, ApiError>) -> Response {
+    end_session(&app, me.map(|m| m.token_hash), HOLDER_COOKIE).await
+}
+
+/// Revokes a browser session and clears its cookie; without a session, only clears it.
+pub(super) async fn end_session<S: Store>(
+    app: &App<S>,
+    hash: Result<[u8; 32], ApiError>,
+    cookie: &str,
+) -> Response {
+    if let Ok(hash) = hash {
+        app.auth.forget_session(&hash);
+        if let Err(e) = app.store.revoke_session(&hash).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, crate::auth::clear_cookie(cookie))],
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "policy.html")]
+struct PolicyPage {
+    ctx: Ctx,
+    version: String,
+    source: String,
+}
+
+/// The colour rules in force, as published.
+async fn policy<S: Store>(State(app): State<Arc<App<S>>>, ctx: Ctx) -> Response {
+    render(&PolicyPage {
+        ctx,
+        version: app.policy.version().to_owned(),
+        source: app.policy.source().to_owned(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct CodePage {
+    ctx: Ctx,
+    section: &'static str,
+    code: CodeResponse,
+    expires_unix: i64,
+}
+
+/// My code: the colour as colour, text and shape, the reasons, and a freshly signed code that
+/// the page draws as a QR and renews before it expires.
+async fn code<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<HolderAuth, ApiError>,
+) -> Response {
+    let me = match me {
+        Ok(m) => m,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    match holders::my_code(State(app), me).await {
+        Ok(crate::problem::Json(code)) => render(&CodePage {
+            expires_unix: code.expires_at.unix_timestamp(),
+            ctx,
+            section: "code",
+            code,
+        }),
+        Err(e) => page_error(ctx, SIGNIN, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reports.html")]
+struct Reports {
+    ctx: Ctx,
+    section: &'static str,
+    symptoms: &'static [&'static str],
+}
+
+async fn reports(ctx: Ctx, me: Result<HolderAuth, ApiError>) -> Response {
+    if let Err(e) = me {
+        return page_error(ctx, SIGNIN, e);
+    }
+    render(&Reports {
+        ctx,
+        section: "reports",
+        symptoms: &[
+            "fever",
+            "cough",
+            "sore-throat",
+            "loss-of-smell",
+            "shortness-of-breath",
+            "fatigue",
+        ],
+    })
+}
+
+#[derive(Template)]
+#[template(path = "access.html")]
+struct Access {
+    ctx: Ctx,
+    section: &'static str,
+    entries: Vec<AccessEntry>,
+}
+
+/// Who read my data, when and why.
+async fn access_log<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<HolderAuth, ApiError>,
+) -> Response {
+    let me = match me {
+        Ok(m) => m,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    match holders::access_log(State(app), me).await {
+        Ok(crate::problem::Json(entries)) => render(&Access {
+            ctx,
+            section: "access",
+            entries,
+        }),
+        Err(e) => page_error(ctx, SIGNIN, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "appeals.html")]
+struct Appeals {
+    ctx: Ctx,
+    section: &'static str,
+    appeals: Vec<AppealView>,
+}
+
+async fn appeals<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<HolderAuth, ApiError>,
+) -> Response {
+    let me = match me {
+        Ok(m) => m,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    match holders::my_appeals(State(app), me).await {
+        Ok(crate::problem::Json(appeals)) => render(&Appeals {
+            ctx,
+            section: "appeals",
+            appeals,
+        }),
+        Err(e) => page_error(ctx, SIGNIN, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "export.html")]
+struct Export {
+    ctx: Ctx,
+    section: &'static str,
+}
+
+async fn export(ctx: Ctx, me: Result<HolderAuth, ApiError>) -> Response {
+    if let Err(e) = me {
+        return page_error(ctx, SIGNIN, e);
+    }
+    render(&Export {
+        ctx,
+        section: "export",
+    })
+}
