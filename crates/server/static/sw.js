@@ -2,7 +2,9 @@
 // and the holder's code (/me). Pages are fetched from the network first and kept for when it is
 // down; the scripts, styles and libraries under /static are served from the copy kept here while
 // a fresh one is fetched. Nothing else is kept, and signing out removes the kept code page.
-const CACHE = 'healthcode-v1'
+// The server fills in a digest of every static file, so a new release is a new worker, whose
+// activation drops the previous release's kept files.
+const CACHE = 'healthcode-__ASSETS__'
 const PAGES = ['/scan', '/me']
 
 async function keep (cache, path) {

@@ -113,6 +113,74 @@ async fn unknown_paths_are_problem_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_their_protections_and_redirect_only_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data")).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // The language switch goes back only to a path on this site.
+    for (back, to) in [
+        ("%2Fme%2Freports", "/me/reports"),
+        ("%2F%09%2Fevil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+    ] {
+        let r = c
+            .get(format!("{}/lang?to=zh&back={back}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], to, "back={back}");
+        assert!(
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("hc_lang=zh")
+        );
+    }
+    // A holder page without a session leads to sign-in.
+    let r = c.get(format!("{}/me", s.base)).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/signin?next=%2Fme");
+    // The service worker is named after the static files it keeps.
+    let sw = c
+        .get(format!("{}/sw.js", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!sw.contains("__ASSETS__"));
+    assert!(sw.contains("const CACHE = 'healthcode-"), "{sw}");
+    // Static files are compiled in; nothing else is reachable through them.
+    let r = c
+        .get(format!("{}/static/js/hc1.js", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
+    let r = c
+        .get(format!("{}/static/..%2F..%2FCargo.toml", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_url_must_be_a_web_address() {
     let tmp = tempfile::tempdir().unwrap();
     let config = Config {

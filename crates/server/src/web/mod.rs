@@ -218,7 +218,23 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// The service worker, served from the root so that it may keep `/scan` and `/me`.
+/// A digest of every compiled-in file: changes with any script, style or library.
+static ASSETS_DIGEST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sha2::{Digest, Sha256};
+    let mut names: Vec<_> = Assets::iter().collect();
+    names.sort();
+    let mut h = Sha256::new();
+    for name in names {
+        if let Some(f) = Assets::get(&name) {
+            h.update(name.as_bytes());
+            h.update(f.metadata.sha256_hash());
+        }
+    }
+    data_encoding::HEXLOWER.encode(&h.finalize()[..8])
+});
+
+/// The service worker, served from the root so that it may keep `/scan` and `/me`, named after
+/// the digest of the static files it keeps.
 async fn service_worker() -> Response {
     match Assets::get("sw.js") {
         Some(file) => (
@@ -226,7 +242,7 @@ async fn service_worker() -> Response {
                 (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
-            file.data.into_owned(),
+            String::from_utf8_lossy(&file.data).replace("__ASSETS__", &ASSETS_DIGEST),
         )
             .into_response(),
         None => ApiError::NotFound("no service worker".into()).into_response(),
