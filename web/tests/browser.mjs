@@ -234,6 +234,9 @@ try {
   // The network goes down: the scanner keeps verifying and queues.
   step('the scanner verifies offline and uploads its queue when back')
   await ctxS.setOffline(true)
+  // Check-in times are kept to the second: a scan in the same second as the previous one would be
+  // the same presence, so the next scans wait for a new second.
+  await s.waitForTimeout(1100)
   await s.setInputFiles('#image-input', qrA)
   await s.waitForSelector('[data-test=result]:not([hidden])')
   assert.equal(await s.getAttribute('[data-test=result]', 'data-decision'), 'admit')
@@ -249,6 +252,8 @@ try {
   assert.match(await s.textContent('[data-test=net-state]'), /Offline/)
   await s.screenshot({ path: join(SHOTS, 'scanner-offline-1280x800.png') })
   // Reloaded while offline, the page comes from the phone's copy and keeps working.
+  await s.waitForTimeout(1100)
+  await s.evaluate(() => navigator.serviceWorker.ready)
   await s.reload()
   await s.waitForSelector('#door:not([hidden])')
   await s.waitForSelector('[data-test=trust-state].ok')

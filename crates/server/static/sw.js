@@ -6,6 +6,9 @@
 // activation drops the previous release's kept files.
 const CACHE = 'healthcode-__ASSETS__'
 const PAGES = ['/scan', '/me']
+// The scripts, styles and libraries those pages use (filled in by the server), kept at install so
+// that a page opened without a network finds them all, however long ago it was last online.
+const FILES = __FILES__
 
 async function keep (cache, path) {
   try {
@@ -17,7 +20,11 @@ async function keep (cache, path) {
 }
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => Promise.all(PAGES.map((p) => keep(c, p)))).then(() => self.skipWaiting()))
+  event.waitUntil(
+    caches.open(CACHE)
+      .then((c) => Promise.all([c.addAll(FILES), ...PAGES.map((p) => keep(c, p))]))
+      .then(() => self.skipWaiting())
+  )
 })
 
 self.addEventListener('activate', (event) => {

@@ -162,7 +162,15 @@ async fn pages_carry_their_protections_and_redirect_only_here() {
         .text()
         .await
         .unwrap();
-    assert!(!sw.contains("__ASSETS__"));
+    assert!(!sw.contains("__ASSETS__") && !sw.contains("__FILES__"));
+    for kept in [
+        "/static/js/page-scan.js",
+        "/static/js/hc1.js",
+        "/static/vendor/cborg/cborg.js",
+        "/static/css/site.css",
+    ] {
+        assert!(sw.contains(&format!("\"{kept}\"")), "the worker keeps {kept}");
+    }
     assert!(sw.contains("const CACHE = 'healthcode-"), "{sw}");
     // Static files are compiled in; nothing else is reachable through them.
     let r = c

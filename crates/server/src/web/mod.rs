@@ -233,6 +233,18 @@ static ASSETS_DIGEST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     data_encoding::HEXLOWER.encode(&h.finalize()[..8])
 });
 
+/// The static files the offline pages (the scanner, my code) use: everything but the service
+/// worker itself and the console's chart library.
+static OFFLINE_FILES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut files: Vec<String> = Assets::iter()
+        .filter(|n| n != "sw.js" && !n.starts_with("vendor/chart.js/"))
+        .filter(|n| [".js", ".mjs", ".css", ".svg"].iter().any(|e| n.ends_with(e)))
+        .map(|n| format!("/static/{n}"))
+        .collect();
+    files.sort();
+    serde_json::to_string(&files).unwrap_or_else(|_| "[]".into())
+});
+
 /// The service worker, served from the root so that it may keep `/scan` and `/me`, named after
 /// the digest of the static files it keeps.
 async fn service_worker() -> Response {
@@ -242,7 +254,9 @@ async fn service_worker() -> Response {
                 (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
-            String::from_utf8_lossy(&file.data).replace("__ASSETS__", &ASSETS_DIGEST),
+            String::from_utf8_lossy(&file.data)
+                .replace("__ASSETS__", &ASSETS_DIGEST)
+                .replace("__FILES__", &OFFLINE_FILES),
         )
             .into_response(),
         None => ApiError::NotFound("no service worker".into()).into_response(),
