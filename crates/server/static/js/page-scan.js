@@ -143,11 +143,7 @@ async function check(text) {
   if (v.greenFrom) notes.push(t('green_from', { date: v.greenFrom }));
   if (v.stale) notes.push(t('trust_stale', { date: day(trust.next_update) }));
   showResult(v.colour, v.colour, ok ? 'admit' : 'deny', v.nameHint, notes.join(' · '));
-  // Sequence numbers follow the clock in milliseconds (and always grow): a device key set up
-  // again on another tablet, or after the browser's data was cleared, does not reuse numbers
-  // that the server already holds for the device (it would take them for repeats).
-  const seq = Math.max(now, await queue.nextSeq());
-  await queue.add({ token, scanned_at: new Date(now).toISOString(), seq });
+  await queue.add({ token, scanned_at: new Date(now).toISOString() });
   showState();
   upload();
 }

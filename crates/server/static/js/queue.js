@@ -3,7 +3,10 @@
 //
 // A scan is `{ token, scanned_at, seq }`: the code's text, the time of the scan as an RFC 3339
 // string, and a sequence number that only grows on this device (kept in IndexedDB too, so it
-// survives reloads), by which the server orders a device's scans and recognises repeats.
+// survives reloads), by which the server orders a device's scans and recognises repeats. The
+// numbers follow the clock in milliseconds (one more than the last when the clock is behind), so
+// a device key set up again on another tablet, or after the browser's data was cleared, does not
+// reuse numbers the server already holds for the device: it would take those scans for repeats.
 // Every method resolves only once its transaction has completed, so a resolved `add` is on disk.
 
 const SCANS = 'scans'
@@ -38,9 +41,14 @@ function inTransaction (db, names, mode, work) {
   })
 }
 
+/** The number after `current`: the clock in milliseconds, or `current + 1` if that is larger. */
+function after (current) {
+  return Math.max(Date.now(), current + 1)
+}
+
 /** Takes the next sequence number inside a transaction over the meta store. */
 async function takeSeq (meta) {
-  const seq = ((await request(meta.get(SEQ_KEY))) ?? 0) + 1
+  const seq = after((await request(meta.get(SEQ_KEY))) ?? 0)
   meta.put(seq, SEQ_KEY)
   return seq
 }
@@ -60,7 +68,7 @@ function checkScan (scan) {
  * Opens (creating it if needed) the queue stored in the IndexedDB database `name`.
  *
  * Resolves to an object with:
- * - `nextSeq()` → the next sequence number of this device (1, 2, …), persisted;
+ * - `nextSeq()` → the next sequence number of this device (growing, from the clock), persisted;
  * - `add(scan)` → stores `{ token, scanned_at, seq }` and resolves with the stored scan. Without
  *   `seq`, the next sequence number is taken in the same transaction; with one, the device's
  *   counter is moved past it so later numbers stay larger;
@@ -97,7 +105,7 @@ export async function openQueue (name = 'healthcode-scanner') {
       checkScan(scan)
       return inTransaction(db, [SCANS, META], 'readwrite', async ({ scans, meta }) => {
         const current = (await request(meta.get(SEQ_KEY))) ?? 0
-        const seq = scan.seq ?? current + 1
+        const seq = scan.seq ?? after(current)
         if (seq > current) meta.put(seq, SEQ_KEY)
         const stored = { ...scan, seq }
         await request(scans.add(stored))
