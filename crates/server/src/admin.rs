@@ -13,7 +13,9 @@ use healthcode_domain::{
     AdmissionPolicy, AppealId, Colour, HolderId, Issuer, OverrideId, RiskArea, RiskLevel, TestResult, Venue,
     VenueCategory, VenueId,
 };
-use healthcode_store::{Fact, NewOverride, NewVenue, Principal, Role, Store, StoreError, verify_chain};
+use healthcode_store::{
+    Device, Fact, NewOverride, NewVenue, Principal, Role, Store, StoreError, verify_chain,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
@@ -235,16 +237,9 @@ pub(crate) async fn sign_in<S: Store>(
     }
     let (token, expires_at) =
         start_session(&app, Principal::Officer(officer.id), app.settings.officer_session).await?;
-    let mut cookie = Vec::new();
-    if crate::auth::from_web(&headers) {
-        cookie.push((
-            axum::http::header::SET_COOKIE,
-            crate::auth::session_cookie(crate::auth::STAFF_COOKIE, &token, expires_at),
-        ));
-    }
     Ok((
         StatusCode::CREATED,
-        axum::response::AppendHeaders(cookie),
+        crate::auth::web_session(&headers, crate::auth::STAFF_COOKIE, &token, expires_at),
         Json(StaffSession {
             token,
             role: officer.role.as_str().into(),
@@ -507,6 +502,16 @@ pub struct DeviceView {
     pub label: String,
 }
 
+impl From<Device> for DeviceView {
+    fn from(d: Device) -> DeviceView {
+        DeviceView {
+            id: d.id.0,
+            venue: d.venue.0,
+            label: d.label,
+        }
+    }
+}
+
 /// A created device and its key, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceCreated {
@@ -553,11 +558,7 @@ pub(crate) async fn create_device<S: Store>(
     Ok((
         StatusCode::CREATED,
         Json(DeviceCreated {
-            device: DeviceView {
-                id: d.id.0,
-                venue: d.venue.0,
-                label: d.label,
-            },
+            device: DeviceView::from(d),
             key,
         }),
     ))
@@ -578,11 +579,7 @@ pub(crate) async fn list_devices<S: Store>(
             .devices(Some(VenueId(id)))
             .await?
             .into_iter()
-            .map(|d| DeviceView {
-                id: d.id.0,
-                venue: d.venue.0,
-                label: d.label,
-            })
+            .map(DeviceView::from)
             .collect(),
     ))
 }

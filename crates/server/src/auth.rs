@@ -214,6 +214,19 @@ pub fn session_cookie(name: &str, token: &str, expires_at: OffsetDateTime) -> St
     format!("{name}={token}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict")
 }
 
+/// For a sign-in from the web pages, the header that keeps the new session in cookie `name`;
+/// for any other client, nothing (it keeps the token from the answer).
+pub fn web_session(
+    headers: &axum::http::HeaderMap,
+    name: &str,
+    token: &str,
+    expires_at: OffsetDateTime,
+) -> axum::response::AppendHeaders<Option<(header::HeaderName, String)>> {
+    axum::response::AppendHeaders(
+        from_web(headers).then(|| (header::SET_COOKIE, session_cookie(name, token, expires_at))),
+    )
+}
+
 /// A `Set-Cookie` value that removes a session cookie.
 pub fn clear_cookie(name: &str) -> String {
     format!("{name}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
@@ -361,6 +374,18 @@ impl<R> Staff<R> {
             token_hash: self.token_hash,
             _roles: PhantomData,
         }
+    }
+
+    /// The same officer as one whose role `R2` admits, if it does (a page that shows more to
+    /// some roles).
+    pub(crate) fn narrowed<R2: Roles>(&self) -> Option<Staff<R2>> {
+        R2::ALLOWED.contains(&self.role).then(|| Staff {
+            id: self.id,
+            username: self.username.clone(),
+            role: self.role,
+            token_hash: self.token_hash,
+            _roles: PhantomData,
+        })
     }
 
     /// How the audit log names this officer.

@@ -361,7 +361,7 @@ pub(crate) async fn register<S: Store>(
         start_session(&app, Principal::Holder(id.clone()), app.settings.holder_session).await?;
     Ok((
         StatusCode::CREATED,
-        web_session(&headers, &token, expires_at),
+        crate::auth::web_session(&headers, crate::auth::HOLDER_COOKIE, &token, expires_at),
         Json(SessionCreated {
             token,
             holder: id.to_hex(),
@@ -408,29 +408,13 @@ pub(crate) async fn sign_in<S: Store>(
     .await?;
     Ok((
         StatusCode::CREATED,
-        web_session(&headers, &token, expires_at),
+        crate::auth::web_session(&headers, crate::auth::HOLDER_COOKIE, &token, expires_at),
         Json(SessionCreated {
             token,
             holder: holder.id.to_hex(),
             expires_at,
         }),
     ))
-}
-
-/// For a request from the web pages, the cookie that keeps the holder's new session.
-fn web_session(
-    headers: &axum::http::HeaderMap,
-    token: &str,
-    expires_at: OffsetDateTime,
-) -> axum::response::AppendHeaders<Vec<(header::HeaderName, String)>> {
-    let mut set = Vec::new();
-    if crate::auth::from_web(headers) {
-        set.push((
-            header::SET_COOKIE,
-            crate::auth::session_cookie(crate::auth::HOLDER_COOKIE, token, expires_at),
-        ));
-    }
-    axum::response::AppendHeaders(set)
 }
 
 /// Any session (holder or officer), for signing out.

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use healthcode_domain::{Colour, VenueCategory, VenueId};
+use healthcode_domain::{Colour, VenueCategory};
 use healthcode_store::{Role, Store};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -21,7 +21,7 @@ use crate::admin::{
     self, AuditQuery, AuditView, CaseView, CasesQuery, DeviceView, ExposureView, OpenQuery, OverrideView,
     PendingQuery, RiskAreaView, VenueView,
 };
-use crate::auth::{AnyStaff, Auditors, Officers, STAFF_COOKIE, Staff};
+use crate::auth::{Admins, AnyStaff, Auditors, Officers, STAFF_COOKIE, Staff};
 use crate::holders::AppealView;
 use crate::problem::ApiError;
 use crate::{App, now};
@@ -107,7 +107,7 @@ async fn signout<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Result<Staff<AnyStaff>, ApiError>,
 ) -> Response {
-    super::holder::end_session(&app, me.map(|m| m.token_hash), STAFF_COOKIE).await
+    super::end_session(&app, me.map(|m| m.token_hash), STAFF_COOKIE).await
 }
 
 #[derive(Template)]
@@ -417,24 +417,16 @@ async fn venues<S: Store>(
 ) -> Response {
     let me = staff!(ctx, me);
     let who = who(&me);
-    let admin_role = me.role == healthcode_store::Role::Admin;
+    let as_admin = me.narrowed::<Admins>();
     let list = json!(ctx, admin::list_venues(State(app.clone()), me));
     let mut venues = Vec::with_capacity(list.len());
     for venue in list {
-        let devices = if admin_role {
-            match app.store.devices(Some(VenueId(venue.id))).await {
-                Ok(d) => d
-                    .into_iter()
-                    .map(|d| DeviceView {
-                        id: d.id.0,
-                        venue: d.venue.0,
-                        label: d.label,
-                    })
-                    .collect(),
-                Err(e) => return page_error(ctx, SIGNIN, e.into()),
-            }
-        } else {
-            Vec::new()
+        let devices = match &as_admin {
+            Some(a) => json!(
+                ctx,
+                admin::list_devices(State(app.clone()), a.duplicate(), crate::problem::Path(venue.id))
+            ),
+            None => Vec::new(),
         };
         venues.push(VenueRow { venue, devices });
     }
@@ -442,7 +434,7 @@ async fn venues<S: Store>(
         ctx,
         section: "venues",
         who,
-        admin: admin_role,
+        admin: as_admin.is_some(),
         categories: VenueCategory::ALL.iter().map(|c| c.as_str()).collect(),
         venues,
     })

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use healthcode_store::Store;
 
-use super::{Ctx, NextQuery, next_path, page_error, render};
+use super::{Ctx, NextQuery, end_session, next_path, page_error, render};
 use crate::App;
 use crate::auth::{HOLDER_COOKIE, HolderAuth};
 use crate::holders::{self, AccessEntry, AppealView, CodeResponse};
@@ -75,25 +74,6 @@ async fn signin(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
 /// Ends the browser's holder session (the page's script posts here with the web header).
 async fn signout<S: Store>(State(app): State<Arc<App<S>>>, me: Result<HolderAuth, ApiError>) -> Response {
     end_session(&app, me.map(|m| m.token_hash), HOLDER_COOKIE).await
-}
-
-/// Revokes a browser session and clears its cookie; without a session, only clears it.
-pub(super) async fn end_session<S: Store>(
-    app: &App<S>,
-    hash: Result<[u8; 32], ApiError>,
-    cookie: &str,
-) -> Response {
-    if let Ok(hash) = hash {
-        app.auth.forget_session(&hash);
-        if let Err(e) = app.store.revoke_session(&hash).await {
-            return ApiError::from(e).into_response();
-        }
-    }
-    (
-        StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, crate::auth::clear_cookie(cookie))],
-    )
-        .into_response()
 }
 
 #[derive(Template)]

@@ -140,17 +140,25 @@ pub fn translation(lang: Lang, key: &str) -> Option<&'static str> {
 }
 
 /// The strings under `js.` in `lang` (English where missing), as a JSON object keyed without
-/// the prefix.
-pub fn script_strings(lang: Lang) -> String {
-    let mut out = serde_json::Map::new();
-    for (k, v) in EN.range("js.".to_owned()..) {
-        let Some(short) = k.strip_prefix("js.") else {
-            break;
-        };
-        let s = catalog(lang).get(k).unwrap_or(v);
-        out.insert(short.to_owned(), serde_json::Value::String(s.clone()));
+/// the prefix; made once per language.
+pub fn script_strings(lang: Lang) -> &'static str {
+    fn make(lang: Lang) -> String {
+        let mut out = serde_json::Map::new();
+        for (k, v) in EN.range("js.".to_owned()..) {
+            let Some(short) = k.strip_prefix("js.") else {
+                break;
+            };
+            let s = catalog(lang).get(k).unwrap_or(v);
+            out.insert(short.to_owned(), serde_json::Value::String(s.clone()));
+        }
+        serde_json::Value::Object(out).to_string()
     }
-    serde_json::Value::Object(out).to_string()
+    static EN_JS: LazyLock<String> = LazyLock::new(|| make(Lang::En));
+    static ZH_JS: LazyLock<String> = LazyLock::new(|| make(Lang::Zh));
+    match lang {
+        Lang::En => &EN_JS,
+        Lang::Zh => &ZH_JS,
+    }
 }
 
 /// Every key of a language's catalog (for tests).
@@ -210,8 +218,8 @@ mod tests {
 
     #[test]
     fn script_strings_fall_back_too() {
-        let zh: serde_json::Value = serde_json::from_str(&script_strings(Lang::Zh)).unwrap();
-        let en: serde_json::Value = serde_json::from_str(&script_strings(Lang::En)).unwrap();
+        let zh: serde_json::Value = serde_json::from_str(script_strings(Lang::Zh)).unwrap();
+        let en: serde_json::Value = serde_json::from_str(script_strings(Lang::En)).unwrap();
         assert_eq!(zh.as_object().unwrap().len(), en.as_object().unwrap().len());
         assert!(en.as_object().unwrap().len() > 10);
     }

@@ -118,7 +118,7 @@ impl Ctx {
     }
 
     /// The strings the page's scripts use (those under `js.`), as JSON for a data attribute.
-    pub fn js_strings(&self) -> String {
+    pub fn js_strings(&self) -> &'static str {
         i18n::script_strings(self.lang)
     }
 
@@ -332,6 +332,25 @@ pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
     });
     *page.status_mut() = status;
     page
+}
+
+/// Revokes a browser session and clears its cookie; without a session, only clears it.
+pub(crate) async fn end_session<S: Store>(
+    app: &App<S>,
+    hash: Result<[u8; 32], ApiError>,
+    cookie: &str,
+) -> Response {
+    if let Ok(hash) = hash {
+        app.auth.forget_session(&hash);
+        if let Err(e) = app.store.revoke_session(&hash).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, crate::auth::clear_cookie(cookie))],
+    )
+        .into_response()
 }
 
 /// Where a sign-in page sends the browser afterwards: a path on this site, else `default`.
