@@ -1591,3 +1591,44 @@ pub async fn activity_counts_for_the_dashboard<H: Harness>(h: &H) {
     );
     assert_eq!(s.activity(since, 2).await.unwrap().flagged.len(), 2);
 }
+
+/// For the backends' own tests of damaged data: stores one pending exposure (case 1, venue 1)
+/// and returns it as stored.
+pub async fn add_one_pending_exposure<S: Store>(s: &S) -> StoredExposure {
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let hour = Duration::hours(1);
+    let stored = StoredExposure {
+        holder: hid(1),
+        exposure: Exposure {
+            case: CaseId(1),
+            venue: VenueId(1),
+            case_interval: (at, at + hour),
+            contact_interval: (at, at + hour),
+            overlap_minutes: 60,
+            grade: ExposureGrade::Close,
+        },
+        state: ExposureState::Pending,
+    };
+    s.add_exposures_as(
+        &[(stored.holder.clone(), stored.exposure.clone())],
+        ExposureState::Pending,
+    )
+    .await
+    .unwrap();
+    stored
+}
+
+/// After a backend's test damaged the state of `stored` to one this version does not know: it
+/// is unreadable data, not a database failure, and never some other state.
+pub async fn an_unknown_exposure_state_reads_as_corrupt<S: Store>(s: &S, stored: &StoredExposure) {
+    assert!(matches!(
+        s.exposures_of_case(stored.exposure.case).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        s.set_exposure_state(&stored.key(), ExposureState::Applied).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(s.pending_exposures(10).await.unwrap().is_empty());
+    assert!(s.holder_facts(&stored.holder).await.unwrap().exposures.is_empty());
+}
