@@ -11,11 +11,11 @@ use healthcode_exposure::Tracer;
 use healthcode_policy::{Policy, evaluate};
 use healthcode_store::conformance::resident;
 use healthcode_store::{ExposureState, NewVenue, Store};
+use healthcode_store_postgres::testing::TestSchema;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const D: OffsetDateTime = datetime!(2026-11-20 00:00 UTC);
-const PG_ENV: &str = "HEALTHCODE_TEST_POSTGRES_URL";
 
 fn h(n: u8) -> HolderId {
     HolderId::from_bytes(&[n; 8]).unwrap()
@@ -190,37 +190,10 @@ fn sqlite() -> (tempfile::TempDir, healthcode_store_sqlite::SqliteStore) {
     (tmp, s)
 }
 
-async fn postgres() -> Option<(healthcode_store_postgres::PgStore, String, String)> {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        assert!(std::env::var_os("CI").is_none(), "{PG_ENV} must be set under CI");
-        eprintln!("skipped: set {PG_ENV} to trace on PostgreSQL");
-        return None;
-    };
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).unwrap();
-    let schema = format!(
-        "hc_trace_{}",
-        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let store = healthcode_store_postgres::PgStore::connect(
-        &healthcode_store_postgres::DatabaseUrl::new(url.clone()),
-        Some(&schema),
-        4,
-    )
-    .await
-    .unwrap();
-    Some((store, url, schema))
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-    drop(client);
-    let _ = task.await;
+async fn postgres() -> Option<(healthcode_store_postgres::PgStore, TestSchema)> {
+    let schema = TestSchema::from_env("hc_trace")?;
+    let store = schema.connect(4).await.unwrap();
+    Some((store, schema))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,20 +210,18 @@ async fn sqlite_review() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_city() {
-    let Some((s, url, schema)) = postgres().await else {
+    let Some((s, _schema)) = postgres().await else {
         return;
     };
     check(&s).await;
-    drop(s);
-    drop_schema(&url, &schema).await;
+    drop(s); // before the schema goes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_review() {
-    let Some((s, url, schema)) = postgres().await else {
+    let Some((s, _schema)) = postgres().await else {
         return;
     };
     check_review(&s).await;
-    drop(s);
-    drop_schema(&url, &schema).await;
+    drop(s); // before the schema goes
 }

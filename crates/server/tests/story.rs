@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex};
 use healthcode_server::Config;
 use healthcode_server::sms::{SmsConfig, SmsKind};
 use healthcode_store::Role;
+use healthcode_store_postgres::testing::TestSchema;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const PG_ENV: &str = "HEALTHCODE_TEST_POSTGRES_URL";
 
 /// A fake SMS gateway: keeps every message posted to it.
 #[derive(Clone, Default)]
@@ -61,7 +60,7 @@ struct Server {
     _tmp: tempfile::TempDir,
     data_dir: std::path::PathBuf,
     admin_password: String,
-    pg: Option<(String, String)>,
+    pg: Option<TestSchema>,
     gateway: Gateway,
 }
 
@@ -80,20 +79,10 @@ async fn start(pg: bool) -> Option<Server> {
     };
     let mut pg_info = None;
     if pg {
-        let Ok(url) = std::env::var(PG_ENV) else {
-            assert!(std::env::var_os("CI").is_none(), "{PG_ENV} must be set under CI");
-            eprintln!("skipped: set {PG_ENV} to run the PostgreSQL story");
-            return None;
-        };
-        let mut r = [0u8; 6];
-        getrandom::fill(&mut r).unwrap();
-        let schema = format!(
-            "hc_story_{}",
-            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        config.database_url = Some(url.clone());
-        config.database_schema = Some(schema.clone());
-        pg_info = Some((url, schema));
+        let schema = TestSchema::from_env("hc_story")?;
+        config.database_url = Some(schema.url().expose().to_owned());
+        config.database_schema = Some(schema.name().to_owned());
+        pg_info = Some(schema);
     }
     let admin_password = healthcode_server::create_account_now(&config, "root", Role::Admin)
         .await
@@ -186,18 +175,8 @@ impl Server {
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap().unwrap();
-        if let Some((url, schema)) = self.pg.take() {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let task = tokio::spawn(conn);
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await
-                .unwrap();
-            drop(client);
-            let _ = task.await;
-        }
+        // The schema goes after the server has stopped.
+        drop(self.pg.take());
     }
 }
 

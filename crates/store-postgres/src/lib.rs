@@ -80,6 +80,7 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 mod checkins;
+pub mod testing;
 
 /// The PostgreSQL store.
 pub struct PgStore {

@@ -5,58 +5,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use healthcode_store::conformance::Harness;
-use healthcode_store_postgres::{DatabaseUrl, PgStore};
-
-const URL_ENV: &str = "HEALTHCODE_TEST_POSTGRES_URL";
+use healthcode_store_postgres::PgStore;
+use healthcode_store_postgres::testing::TestSchema;
 
 struct Postgres {
+    // Declared first, so the pool closes before the schema is dropped.
     store: PgStore,
-    url: String,
-    schema: String,
+    _schema: TestSchema,
 }
 
-impl Drop for Postgres {
-    /// Drops the test's schema, so runs leave nothing behind.
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        // A runtime of its own, on a thread of its own: this may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                    let task = tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                    drop(client);
-                    let _ = task.await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A store in a fresh schema, or `None` (with a note) when no database is configured. Under CI a
-/// missing URL is an error, so the PostgreSQL suite can never be skipped silently there.
+/// A store in a fresh schema, or `None` (with a note) when no database is configured.
 async fn fresh() -> Option<Postgres> {
-    let Ok(url) = std::env::var(URL_ENV) else {
-        assert!(std::env::var_os("CI").is_none(), "{URL_ENV} must be set under CI");
-        eprintln!("skipped: set {URL_ENV} to run the PostgreSQL conformance suite");
-        return None;
-    };
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).unwrap();
-    let schema = format!(
-        "hc_test_{}",
-        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let store = PgStore::connect(&DatabaseUrl::new(url.clone()), Some(&schema), 8)
-        .await
-        .unwrap();
-    Some(Postgres { store, url, schema })
+    let schema = TestSchema::from_env("hc_test")?;
+    let store = schema.connect(8).await.unwrap();
+    Some(Postgres {
+        store,
+        _schema: schema,
+    })
 }
 
 impl Harness for Postgres {
