@@ -1,0 +1,157 @@
+//! The officers' side under `/api/v1/admin`, one file an area: `accounts` (sign-in, staff
+//! accounts), `venues` (venues, devices, risk areas), `records` (finding a holder, personal data
+//! with a purpose, printed codes, test results), `cases` (cases, tracing, exposure review),
+//! `overrides` (two-officer changes, appeals), `audit` (the log, its verification, purge). This
+//! file names the routes and the OpenAPI part. Every change and every read of personal data is
+//! audited.
+
+mod accounts;
+mod audit;
+mod cases;
+mod overrides;
+mod records;
+mod venues;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use healthcode_domain::HolderId;
+use healthcode_store::Store;
+use time::OffsetDateTime;
+use utoipa::OpenApi;
+
+use crate::App;
+use crate::access::Purpose;
+use crate::problem::ApiError;
+
+pub use accounts::*;
+pub use audit::*;
+pub use cases::*;
+pub use overrides::*;
+pub use records::*;
+pub use venues::*;
+
+/// The officer endpoints' part of the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(
+        sign_in,
+        whoami,
+        create_officer,
+        list_officers,
+        create_venue,
+        list_venues,
+        create_device,
+        list_devices,
+        add_risk_area,
+        list_risk_areas,
+        find_holder,
+        read_holder,
+        printed_code,
+        add_test,
+        add_case,
+        list_cases,
+        trace_case,
+        case_exposures,
+        pending_exposures,
+        decide_exposure,
+        propose_override,
+        list_overrides,
+        approve_override,
+        list_appeals,
+        decide_appeal,
+        audit_log,
+        audit_verify,
+        purge
+    ),
+    components(schemas(
+        StaffSignIn,
+        StaffSession,
+        StaffView,
+        NewOfficer,
+        OfficerCreated,
+        VenueRequest,
+        VenueView,
+        DeviceRequest,
+        DeviceCreated,
+        DeviceView,
+        RiskAreaRequest,
+        RiskAreaView,
+        HolderSearch,
+        HolderRead,
+        HolderFound,
+        HolderRecord,
+        PrintedCodeRequest,
+        PrintedCode,
+        TestRequest,
+        CaseRequest,
+        CaseView,
+        OverrideRequest,
+        OverrideView,
+        Decision,
+        AuditView,
+        ChainReport,
+        PurgeView,
+        Purpose,
+        TraceView,
+        ExposureView,
+        ExposureDecision
+    ))
+)]
+pub struct AdminApi;
+
+/// The routes.
+pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
+    Router::new()
+        .route("/api/v1/admin/sessions", post(sign_in::<S>))
+        .route("/api/v1/admin/me", get(whoami::<S>))
+        .route(
+            "/api/v1/admin/officers",
+            post(create_officer::<S>).get(list_officers::<S>),
+        )
+        .route(
+            "/api/v1/admin/venues",
+            post(create_venue::<S>).get(list_venues::<S>),
+        )
+        .route(
+            "/api/v1/admin/venues/{id}/devices",
+            post(create_device::<S>).get(list_devices::<S>),
+        )
+        .route(
+            "/api/v1/admin/risk-areas",
+            post(add_risk_area::<S>).get(list_risk_areas::<S>),
+        )
+        .route("/api/v1/admin/holders/search", post(find_holder::<S>))
+        .route("/api/v1/admin/holders/{id}/read", post(read_holder::<S>))
+        .route("/api/v1/admin/printed-codes", post(printed_code::<S>))
+        .route("/api/v1/admin/tests", post(add_test::<S>))
+        .route("/api/v1/admin/cases", post(add_case::<S>).get(list_cases::<S>))
+        .route("/api/v1/admin/cases/{id}/trace", post(trace_case::<S>))
+        .route("/api/v1/admin/cases/{id}/exposures", get(case_exposures::<S>))
+        .route("/api/v1/admin/exposures/pending", get(pending_exposures::<S>))
+        .route("/api/v1/admin/exposures/decision", post(decide_exposure::<S>))
+        .route(
+            "/api/v1/admin/overrides",
+            post(propose_override::<S>).get(list_overrides::<S>),
+        )
+        .route(
+            "/api/v1/admin/overrides/{id}/approve",
+            post(approve_override::<S>),
+        )
+        .route("/api/v1/admin/appeals", get(list_appeals::<S>))
+        .route("/api/v1/admin/appeals/{id}/decision", post(decide_appeal::<S>))
+        .route("/api/v1/admin/audit", get(audit_log::<S>))
+        .route("/api/v1/admin/audit/verify", get(audit_verify::<S>))
+        .route("/api/v1/admin/purge", post(purge::<S>))
+}
+
+pub(crate) fn holder_id(hex: &str) -> Result<HolderId, ApiError> {
+    HolderId::from_hex(hex)
+        .map_err(|_| ApiError::InvalidField("holder: not a holder id (16-32 hex digits)".into()))
+}
+
+pub(crate) fn rfc(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,310 @@
+//! Records of a holder: finding one by identity document, reading personal data with a purpose, printed codes, test results.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use healthcode_domain::{HolderId, TestResult};
+use healthcode_store::{Fact, Store};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::access::{Purpose, Reader};
+use crate::auth::{Officers, Staff};
+use crate::holders::{ReasonView, reasons_view};
+use crate::problem::{ApiError, Json, Path, Problem};
+
+use super::holder_id;
+use crate::{App, now};
+
+/// Finds a holder by identity document, for a stated purpose.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HolderSearch {
+    /// A resident ID number…
+    #[serde(default)]
+    pub resident_id: Option<String>,
+    /// …or a passport number with its nationality.
+    #[serde(default)]
+    pub passport: Option<String>,
+    /// Nationality (alpha-3), with `passport`.
+    #[serde(default)]
+    pub nationality: Option<String>,
+    /// Why.
+    pub purpose: Purpose,
+}
+
+/// The holder found: a pseudonymous id and the masked name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HolderFound {
+    /// Pseudonymous id (hex).
+    pub holder: String,
+    /// resident or visitor.
+    pub kind: String,
+    /// Masked name.
+    pub name_hint: String,
+}
+
+/// Finds a holder by identity document (officers). The search is recorded in the holder's
+/// access log with its purpose.
+#[utoipa::path(post, path = "/holders/search", tag = "cases", security(("officer" = [])), request_body = HolderSearch, responses(
+    (status = 200, description = "found", body = HolderFound),
+    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn find_holder<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<HolderSearch>,
+) -> Result<Json<HolderFound>, ApiError> {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    req.purpose.check(&app.store, &row.id).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "holder-search",
+        Some(row.id.clone()),
+        req.purpose.describe(),
+    )
+    .await?;
+    Ok(Json(HolderFound {
+        holder: row.id.to_hex(),
+        kind: row.kind.as_str().into(),
+        name_hint: row.name_hint,
+    }))
+}
+
+/// The holder registered with a resident ID number, or a passport and its nationality.
+async fn holder_by_document<S: Store>(
+    app: &App<S>,
+    resident_id: &Option<String>,
+    passport: &Option<String>,
+    nationality: &Option<String>,
+) -> Result<healthcode_store::SealedHolder, ApiError> {
+    let hash = match (resident_id, passport, nationality) {
+        (Some(id), None, None) => app
+            .vault
+            .lookup_hash("resident-id", &id.trim().to_ascii_uppercase()),
+        (None, Some(p), Some(n)) => app.vault.lookup_hash(
+            "passport",
+            &format!(
+                "{}:{}",
+                n.trim().to_ascii_uppercase(),
+                p.trim().to_ascii_uppercase()
+            ),
+        ),
+        _ => {
+            return Err(ApiError::InvalidField(
+                "give resident_id, or passport with nationality".into(),
+            ));
+        }
+    };
+    app.store
+        .holder_by_identity(&hash)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))
+}
+
+/// How long a printed code is valid: a day, so that a colour that changes reaches paper by the
+/// next issue (the format allows up to seven days).
+pub const PRINTED_CODE_TTL: time::Duration = time::Duration::hours(24);
+
+/// A printed code asked for: the holder's identity document and where the consent is recorded.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedCodeRequest {
+    /// A resident ID number…
+    #[serde(default)]
+    pub resident_id: Option<String>,
+    /// …or a passport number with its nationality.
+    #[serde(default)]
+    pub passport: Option<String>,
+    /// Nationality (alpha-3), with `passport`.
+    #[serde(default)]
+    pub nationality: Option<String>,
+    /// Where the holder's consent is recorded (form number, call reference).
+    pub consent: String,
+}
+
+/// A printed code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrintedCode {
+    /// The signed code (`HC1:…`), to print as a QR code.
+    pub token: String,
+    /// green, yellow or red.
+    pub colour: String,
+    /// The masked name the code carries.
+    pub name_hint: String,
+    /// Issued at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// Valid until.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Issues a printed code, valid a day, for a holder without a smartphone (officers). The consent
+/// is checked and recorded in the audit log (and so in the holder's access log) before the code
+/// is signed.
+#[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
+    (status = 201, description = "the code", body = PrintedCode),
+    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "no consent reference", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn printed_code<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<PrintedCodeRequest>,
+) -> Result<(StatusCode, Json<PrintedCode>), ApiError> {
+    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    let purpose = Purpose::PrintedCode { consent: req.consent };
+    purpose.check(&app.store, &row.id).await?;
+    let reader = Reader {
+        actor: me.actor(),
+        role: me.role.as_str().into(),
+    };
+    let t = now();
+    app.vault
+        .read(&app.store, &reader, &row, &purpose.describe(), t)
+        .await?;
+    let view = app.code_view(&row.id).await?;
+    let (token, expires_at) = app.sign_code(&row.id, &view, PRINTED_CODE_TTL)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PrintedCode {
+            token: token.to_text(),
+            colour: view.status.colour.as_str().into(),
+            name_hint: view.name_hint.clone(),
+            issued_at: t,
+            expires_at,
+        }),
+    ))
+}
+
+/// Why the holder's personal data is read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HolderRead {
+    /// The purpose.
+    pub purpose: Purpose,
+}
+
+/// A holder's record as an officer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HolderRecord {
+    /// Pseudonymous id.
+    pub holder: String,
+    /// resident or visitor.
+    pub kind: String,
+    /// Personal data.
+    #[schema(value_type = Object)]
+    pub personal_data: serde_json::Value,
+    /// Colour now.
+    pub colour: String,
+    /// Reasons.
+    pub reasons: Vec<ReasonView>,
+}
+
+/// Reads a holder's personal data for a stated, checked purpose (officers); recorded in the
+/// audit log and shown in the holder's access log.
+#[utoipa::path(post, path = "/holders/{id}/read", tag = "cases", security(("officer" = [])), request_body = HolderRead,
+    params(("id" = String, Path, description = "holder id (hex)")), responses(
+    (status = 200, description = "the record", body = HolderRecord),
+    (status = 422, description = "the purpose does not hold (no such case, not the holder's appeal…)", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn read_holder<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<String>,
+    Json(req): Json<HolderRead>,
+) -> Result<Json<HolderRecord>, ApiError> {
+    let id = holder_id(&id)?;
+    let row = app
+        .store
+        .holder(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
+    req.purpose.check(&app.store, &id).await?;
+    let reader = Reader {
+        actor: me.actor(),
+        role: me.role.as_str().into(),
+    };
+    let data = app
+        .vault
+        .read(&app.store, &reader, &row, &req.purpose.describe(), now())
+        .await?;
+    let view = app.code_view(&id).await?;
+    Ok(Json(HolderRecord {
+        holder: id.to_hex(),
+        kind: row.kind.as_str().into(),
+        personal_data: serde_json::to_value(&data).map_err(|e| ApiError::Internal(e.to_string()))?,
+        colour: view.status.colour.as_str().into(),
+        reasons: reasons_view(&app, &view.status),
+    }))
+}
+
+pub(crate) async fn require_holder<S: Store>(app: &App<S>, hex: &str) -> Result<HolderId, ApiError> {
+    let id = holder_id(hex)?;
+    if app.store.holder(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no holder {hex}")));
+    }
+    Ok(id)
+}
+
+/// A laboratory result.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// Holder id (hex).
+    pub holder: String,
+    /// Positive?
+    pub positive: bool,
+    /// When the sample was taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sampled_at: OffsetDateTime,
+    /// The laboratory.
+    pub lab: String,
+}
+
+/// Records a test result (officers).
+#[utoipa::path(post, path = "/tests", tag = "cases", security(("officer" = [])), request_body = TestRequest, responses(
+    (status = 201, description = "recorded"),
+    (status = 404, description = "no such holder", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn add_test<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<TestRequest>,
+) -> Result<StatusCode, ApiError> {
+    let id = require_holder(&app, &req.holder).await?;
+    let lab = req.lab.trim();
+    if lab.is_empty() || lab.chars().count() > 200 {
+        return Err(ApiError::InvalidField("lab: 1 to 200 characters".into()));
+    }
+    if req.sampled_at > now() + time::Duration::minutes(5) {
+        return Err(ApiError::InvalidField("sampled_at is in the future".into()));
+    }
+    app.store
+        .add_fact(
+            &id,
+            &Fact::Test(TestResult {
+                positive: req.positive,
+                sampled_at: req.sampled_at,
+                lab: lab.into(),
+            }),
+        )
+        .await?;
+    app.statuses.invalidate(&id);
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "test-record",
+        Some(id),
+        format!(
+            "{} result from {lab}",
+            if req.positive { "positive" } else { "negative" }
+        ),
+    )
+    .await?;
+    Ok(StatusCode::CREATED)
+}

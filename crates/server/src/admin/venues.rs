@@ -1,0 +1,290 @@
+//! Venues, their scanner devices, and risk areas.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use healthcode_domain::{AdmissionPolicy, Issuer, RiskArea, RiskLevel, Venue, VenueCategory, VenueId};
+use healthcode_store::{Device, NewVenue, Store};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::auth::{Admins, DEVICE_KEY_PREFIX, Officers, Staff, new_secret, secret_hash};
+use crate::problem::{ApiError, Json, Path, Problem};
+
+use super::rfc;
+use crate::App;
+
+/// A new venue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VenueRequest {
+    /// Name (1-200 characters).
+    pub name: String,
+    /// mall, hospital, clinic, transport, office, school, market, restaurant, other.
+    pub category: String,
+    /// green-only, green-or-yellow or all.
+    pub admission: String,
+}
+
+/// A venue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VenueView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// Region.
+    pub region: String,
+    /// Admission policy.
+    pub admission: String,
+}
+
+impl From<Venue> for VenueView {
+    fn from(v: Venue) -> VenueView {
+        VenueView {
+            id: v.id.0,
+            name: v.name,
+            category: v.category.as_str().into(),
+            region: v.region.as_str().into(),
+            admission: v.admission.as_str().into(),
+        }
+    }
+}
+
+/// Registers a venue in the server's region (admins).
+#[utoipa::path(post, path = "/venues", tag = "venues", security(("officer" = [])), request_body = VenueRequest, responses(
+    (status = 201, description = "created", body = VenueView),
+))]
+pub(crate) async fn create_venue<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Json(req): Json<VenueRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::InvalidField("name: 1 to 200 characters".into()));
+    }
+    let category = VenueCategory::parse(&req.category)
+        .ok_or_else(|| ApiError::InvalidField(format!("category: unknown category {:?}", req.category)))?;
+    let admission = AdmissionPolicy::parse(&req.admission)
+        .ok_or_else(|| ApiError::InvalidField("admission: green-only, green-or-yellow or all".into()))?;
+    let v = app
+        .store
+        .insert_venue(&NewVenue {
+            name: name.into(),
+            category,
+            region: app.keystore.issuer().clone(),
+            admission,
+        })
+        .await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "venue-create",
+        None,
+        format!("venue {} ({name})", v.id.0),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(VenueView::from(v))))
+}
+
+/// Venues.
+#[utoipa::path(get, path = "/venues", tag = "venues", security(("officer" = [])), responses(
+    (status = 200, description = "venues", body = Vec<VenueView>),
+))]
+pub(crate) async fn list_venues<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    _me: Staff<Officers>,
+) -> Result<Json<Vec<VenueView>>, ApiError> {
+    Ok(Json(
+        app.store
+            .venues()
+            .await?
+            .into_iter()
+            .map(VenueView::from)
+            .collect(),
+    ))
+}
+
+/// A new scanner device.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// Where it stands ("north gate"), 1-100 characters.
+    pub label: String,
+}
+
+/// A device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// Id.
+    pub id: i64,
+    /// Venue.
+    pub venue: i64,
+    /// Label.
+    pub label: String,
+}
+
+impl From<Device> for DeviceView {
+    fn from(d: Device) -> DeviceView {
+        DeviceView {
+            id: d.id.0,
+            venue: d.venue.0,
+            label: d.label,
+        }
+    }
+}
+
+/// A created device and its key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceCreated {
+    /// The device.
+    pub device: DeviceView,
+    /// Its key (`hcd_…`), for `Authorization: Bearer`. Not stored; not shown again.
+    pub key: String,
+}
+
+/// Creates a scanner device for a venue; its key is shown once (admins).
+#[utoipa::path(post, path = "/venues/{id}/devices", tag = "venues", security(("officer" = [])), request_body = DeviceRequest,
+    params(("id" = i64, Path, description = "venue id")), responses(
+    (status = 201, description = "created", body = DeviceCreated),
+    (status = 404, description = "no such venue", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn create_device<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+    Json(req): Json<DeviceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let label = req.label.trim();
+    if label.is_empty() || label.chars().count() > 100 {
+        return Err(ApiError::InvalidField("label: 1 to 100 characters".into()));
+    }
+    let venue = app
+        .store
+        .venue(VenueId(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no venue {id}")))?;
+    let key = new_secret(DEVICE_KEY_PREFIX)?;
+    let d = app
+        .store
+        .insert_device(venue.id, label, &secret_hash(&key))
+        .await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "device-create",
+        None,
+        format!("device {} at venue {}", d.id.0, venue.id.0),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeviceCreated {
+            device: DeviceView::from(d),
+            key,
+        }),
+    ))
+}
+
+/// A venue's devices (admins).
+#[utoipa::path(get, path = "/venues/{id}/devices", tag = "venues", security(("officer" = [])),
+    params(("id" = i64, Path, description = "venue id")), responses(
+    (status = 200, description = "devices", body = Vec<DeviceView>),
+))]
+pub(crate) async fn list_devices<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    _me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    Ok(Json(
+        app.store
+            .devices(Some(VenueId(id)))
+            .await?
+            .into_iter()
+            .map(DeviceView::from)
+            .collect(),
+    ))
+}
+
+/// A risk area.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RiskAreaRequest {
+    /// Region, ISO 3166-1 or 3166-2.
+    pub region: String,
+    /// low, medium or high.
+    pub level: String,
+    /// From.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// Until (open when absent).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+/// A risk area as listed.
+pub type RiskAreaView = RiskAreaRequest;
+
+/// Declares a risk area (officers).
+#[utoipa::path(post, path = "/risk-areas", tag = "cases", security(("officer" = [])), request_body = RiskAreaRequest, responses(
+    (status = 201, description = "declared", body = RiskAreaRequest),
+))]
+pub(crate) async fn add_risk_area<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Json(req): Json<RiskAreaRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let region = Issuer::parse(&req.region).map_err(|e| ApiError::InvalidField(format!("region: {e}")))?;
+    let level = RiskLevel::parse(&req.level)
+        .ok_or_else(|| ApiError::InvalidField("level: low, medium or high".into()))?;
+    if req.until.is_some_and(|u| u <= req.from) {
+        return Err(ApiError::InvalidField("until must be after from".into()));
+    }
+    app.store
+        .add_risk_area(&RiskArea {
+            region,
+            level,
+            from: req.from,
+            until: req.until,
+        })
+        .await?;
+    app.statuses.invalidate_all();
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "risk-area-add",
+        None,
+        format!("{} {} from {}", req.region, req.level, rfc(req.from)),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(req)))
+}
+
+/// Risk areas.
+#[utoipa::path(get, path = "/risk-areas", tag = "cases", security(("officer" = [])), responses(
+    (status = 200, description = "risk areas", body = Vec<RiskAreaRequest>),
+))]
+pub(crate) async fn list_risk_areas<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    _me: Staff<Officers>,
+) -> Result<Json<Vec<RiskAreaView>>, ApiError> {
+    Ok(Json(
+        app.store
+            .risk_areas()
+            .await?
+            .into_iter()
+            .map(|a| RiskAreaRequest {
+                region: a.region.as_str().into(),
+                level: a.level.as_str().into(),
+                from: a.from,
+                until: a.until,
+            })
+            .collect(),
+    ))
+}
