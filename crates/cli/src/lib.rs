@@ -29,21 +29,21 @@ enum Command {
     Serve(command::serve::ServeArgs),
     /// Start a demo: a fresh data directory with venues, devices, staff and 100 holders in all
     /// three colours, served until Ctrl-C.
-    Demo(command::serve::DemoArgs),
+    Demo(command::demo::DemoArgs),
     /// Staff accounts.
     #[command(subcommand)]
-    Admin(command::serve::AdminCommand),
+    Admin(command::admin::AdminCommand),
     /// Drive code-opens or scans against a running server and report throughput and latency.
     Loadgen(command::loadgen::LoadgenArgs),
     /// Build a synthetic city (holders, venues, days of check-ins, cases) into the store.
-    Simulate(command::city::SimulateArgs),
+    Simulate(command::simulate::SimulateArgs),
     /// Trace cases (given, or all of a day's) and record their contacts' exposures.
-    Trace(command::city::TraceArgs),
+    Trace(command::trace::TraceArgs),
     /// Print the documented sample configuration.
     DefaultConfig,
     /// Delete check-ins, declarations, reports and exposures older than the retention period now
     /// (the server also does it every hour).
-    Purge(command::serve::ConfigArgs),
+    Purge(command::ConfigArgs),
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -52,7 +52,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain and name the first broken entry.
-    Verify(command::serve::ConfigArgs),
+    Verify(command::ConfigArgs),
 }
 
 /// What a command reports when it fails: one line for the user, and the exit code.
@@ -84,9 +84,9 @@ impl Cli {
             Command::Loadgen(c) => c.run(),
             Command::Simulate(c) => c.run(),
             Command::Trace(c) => c.run(),
-            Command::DefaultConfig => command::serve::default_config(),
-            Command::Purge(c) => command::serve::purge(c),
-            Command::Audit(AuditCommand::Verify(c)) => command::serve::audit_verify(c),
+            Command::DefaultConfig => command::default_config::default_config(),
+            Command::Purge(c) => command::purge::run(c),
+            Command::Audit(AuditCommand::Verify(c)) => command::audit::verify(c),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -131,7 +131,7 @@ impl Vault {
     ) -> Result<SealedHolder, ApiError> {
         self.crypto
             .seal_holder(id, kind, data, name_hint, at)
-            .map_err(|e| ApiError::Internal(e.to_string()))
+            .map_err(|e| ApiError::internal("cannot seal holder data", e))
     }
 
     /// The lookup hash of a value (phone, identity number): finds a row, reveals nothing.
@@ -160,6 +160,6 @@ impl Vault {
             .await?;
         self.crypto
             .open_holder(holder)
-            .map_err(|e| ApiError::Internal(format!("cannot open holder data: {e}")))
+            .map_err(|e| ApiError::internal("cannot open holder data", e))
     }
 }

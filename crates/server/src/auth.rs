@@ -28,7 +28,7 @@ pub const DEVICE_KEY_PREFIX: &str = "hcd_";
 /// A new random secret: `prefix` + 32 random bytes in base64url.
 pub fn new_secret(prefix: &str) -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("no randomness", e))?;
     Ok(format!(
         "{prefix}{}",
         data_encoding::BASE64URL_NOPAD.encode(&bytes)
@@ -44,12 +44,13 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| ApiError::internal("no randomness", e))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| ApiError::internal("cannot encode a salt", e.to_string()))?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| ApiError::internal("password hashing failed", e.to_string()))
 }
 
 /// Checks a password against its stored hash.
@@ -74,7 +75,7 @@ pub fn parse_role(s: &str) -> Option<Role> {
 pub fn one_time_password() -> Result<String, ApiError> {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("no randomness", e))?;
     // 256 is not a multiple of the alphabet's size; the bias (< 1 bit over 16 characters) is
     // irrelevant for a password that is changed at first use.
     Ok(bytes
@@ -455,7 +456,7 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
             .store
             .venue(device.venue)
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("device {} has no venue", device.id.0)))?;
+            .ok_or_else(|| ApiError::fault(format!("device {} has no venue", device.id.0)))?;
         let d = Arc::new((device, venue));
         app.auth.put_device(hash, d.clone());
         Ok(DeviceAuth(d))

@@ -4,29 +4,31 @@
 //! after its transaction committed, so it survives a `kill -9` the next instant. The queue is
 //! bounded: when it is full the scan is refused with 503 and Retry-After instead of waiting.
 
-use std::sync::Weak;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use healthcode_domain::CheckIn;
-use healthcode_store::Store;
+use healthcode_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::App;
 use crate::problem::ApiError;
 
 /// Most check-ins in one transaction.
 pub const MAX_GROUP: usize = 20_000;
 
+/// What every handler waiting on one transaction is told: the one error is shared.
+type Outcome = Result<(), Arc<StoreError>>;
+
 struct Job {
     checkins: Vec<CheckIn>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Outcome>,
 }
 
 /// The handle handlers submit to.
 #[derive(Debug)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
-    depth: std::sync::Arc<AtomicI64>,
+    depth: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -40,7 +42,7 @@ impl Committer {
     /// end for [`run`].
     pub fn new(capacity: usize) -> (Committer, Receiver) {
         let (tx, rx) = mpsc::channel(capacity);
-        let depth = std::sync::Arc::new(AtomicI64::new(0));
+        let depth = Arc::new(AtomicI64::new(0));
         (
             Committer {
                 tx,
@@ -68,7 +70,7 @@ impl Committer {
         self.depth.fetch_add(n, Ordering::Relaxed);
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::Internal(format!("storing check-ins failed: {e}"))),
+            Ok(Err(e)) => Err(ApiError::internal("storing check-ins failed", e)),
             Err(_) => Err(ApiError::Unavailable("the server is shutting down".into(), 1)),
         }
     }
@@ -78,13 +80,14 @@ impl Committer {
 #[derive(Debug)]
 pub struct Receiver {
     rx: mpsc::Receiver<Job>,
-    depth: std::sync::Arc<AtomicI64>,
+    depth: Arc<AtomicI64>,
 }
 
-/// The writer task: runs until every [`Committer`] is dropped.
-pub async fn run<S: Store>(app: Weak<App<S>>, mut rx: Receiver) {
+/// The writer task: stores into `store` until every [`Committer`] is dropped (with the `App` that
+/// holds it).
+pub async fn run<S: Store>(store: Arc<S>, mut rx: Receiver) {
     let mut batch: Vec<CheckIn> = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<Outcome>> = Vec::new();
     while let Some(first) = rx.rx.recv().await {
         batch.clear();
         batch.extend(first.checkins);
@@ -98,18 +101,14 @@ pub async fn run<S: Store>(app: Weak<App<S>>, mut rx: Receiver) {
                 Err(_) => break,
             }
         }
-        let result = match app.upgrade() {
-            Some(app) => app
-                .store
-                .insert_checkins(&batch)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            None => Err("the server is shutting down".into()),
-        };
+        let result = store.insert_checkins(&batch).await.map(|_| ()).map_err(Arc::new);
         rx.depth.fetch_sub(batch.len() as i64, Ordering::Relaxed);
         if let Err(e) = &result {
-            tracing::error!(error = %e, rows = batch.len(), "a group of check-ins failed to commit");
+            tracing::error!(
+                error = %crate::problem::ErrorChain(e.as_ref()),
+                rows = batch.len(),
+                "a group of check-ins failed to commit"
+            );
         }
         for w in waiting.drain(..) {
             let _ = w.send(result.clone());

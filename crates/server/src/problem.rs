@@ -62,15 +62,29 @@ pub enum ApiError {
     /// Body not `application/json`.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// A server fault; the detail is logged, not shown.
+    /// A server fault: what failed, and the error that made it fail. Both are logged, with the
+    /// cause's whole chain; the client is told neither.
     #[error("{0}")]
-    Internal(String),
+    Internal(String, #[source] Option<BoxError>),
     /// The server cannot take the request now; retry after this many seconds.
     #[error("{0}")]
     Unavailable(String, u64),
 }
 
+/// Any error, boxed, with its chain of sources.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl ApiError {
+    /// A server fault caused by `cause`: `what` says what was being done.
+    pub fn internal(what: impl Into<String>, cause: impl Into<BoxError>) -> ApiError {
+        ApiError::Internal(what.into(), Some(cause.into()))
+    }
+
+    /// A server fault with no underlying error (a broken invariant).
+    pub fn fault(what: impl Into<String>) -> ApiError {
+        ApiError::Internal(what.into(), None)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
@@ -90,7 +104,7 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Internal(..) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             Unavailable(..) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -112,7 +126,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Refused(m) => ApiError::Refused(m),
             // A database failure is a 500, never a 400 or a 404.
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal("the store failed", other),
         }
     }
 }
@@ -121,8 +135,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
         let detail = match &self {
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
+            ApiError::Internal(..) => {
+                tracing::error!(error = %ErrorChain(&self), "request failed");
                 "the server failed to handle the request; it has been logged".to_owned()
             }
             other => other.to_string(),
@@ -196,6 +210,29 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             ApiError::TooLarge("the body is larger than the server accepts".into())
         }
         other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// Shows an error with every source after it, `outer: inner: innermost`, for the log (the
+/// causes are what an operator needs: PostgreSQL's own message is a source, not the top error).
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut last = self.0.to_string();
+        let mut cur = self.0.source();
+        while let Some(s) = cur {
+            let text = s.to_string();
+            // Some errors repeat their source's text in their own; say each thing once.
+            if !last.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            last = text;
+            cur = s.source();
+        }
+        Ok(())
     }
 }
 

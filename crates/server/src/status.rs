@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration as StdDuration, Instant};
 
 use healthcode_domain::{HolderId, RiskArea};
-use healthcode_policy::{Status, evaluate};
+use healthcode_policy::{Policy, Status, evaluate};
 use healthcode_store::Store;
+use healthcode_token::keystore::Keystore;
 use healthcode_token::{CodeClaims, NameHint, Signer, Token};
 use time::{Duration, OffsetDateTime};
 
+use crate::now;
 use crate::problem::ApiError;
-use crate::{App, now};
 
 /// How long a computed colour is reused at most.
 pub const STATUS_TTL: Duration = Duration::seconds(30);
@@ -30,7 +31,8 @@ pub struct CodeView {
     pub name_hint: String,
 }
 
-/// The caches behind [`App::code_view`].
+/// Colours and the code signer, cached: what [`crate::App::code_view`] and
+/// [`crate::App::sign_code`] read through.
 #[derive(Debug, Default)]
 pub struct StatusCache {
     views: Mutex<HashMap<HolderId, (Arc<CodeView>, OffsetDateTime)>>,
@@ -57,40 +59,44 @@ impl StatusCache {
     }
 }
 
-impl<S: Store> App<S> {
-    async fn risk_areas_cached(&self) -> Result<Arc<Vec<RiskArea>>, ApiError> {
-        if let Ok(guard) = self.statuses.areas.read() {
+impl StatusCache {
+    async fn risk_areas_cached<S: Store>(&self, store: &S) -> Result<Arc<Vec<RiskArea>>, ApiError> {
+        if let Ok(guard) = self.areas.read() {
             if let Some((areas, at)) = guard.as_ref() {
                 if at.elapsed() < RISK_AREA_TTL {
                     return Ok(areas.clone());
                 }
             }
         }
-        let areas = Arc::new(self.store.risk_areas().await?);
-        if let Ok(mut guard) = self.statuses.areas.write() {
+        let areas = Arc::new(store.risk_areas().await?);
+        if let Ok(mut guard) = self.areas.write() {
             *guard = Some((areas.clone(), Instant::now()));
         }
         Ok(areas)
     }
 
     /// The holder's colour now, with reasons, and the name hint.
-    pub async fn code_view(&self, holder: &HolderId) -> Result<Arc<CodeView>, ApiError> {
+    pub async fn code_view<S: Store>(
+        &self,
+        store: &S,
+        policy: &Policy,
+        holder: &HolderId,
+    ) -> Result<Arc<CodeView>, ApiError> {
         let t = now();
-        if let Ok(m) = self.statuses.views.lock() {
+        if let Ok(m) = self.views.lock() {
             if let Some((v, until)) = m.get(holder) {
                 if t < *until {
                     return Ok(v.clone());
                 }
             }
         }
-        let row = self
-            .store
+        let row = store
             .holder(holder)
             .await?
             .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
-        let facts = self.store.holder_facts(holder).await?;
-        let areas = self.risk_areas_cached().await?;
-        let status = evaluate(&self.policy, &facts, &areas, t);
+        let facts = store.holder_facts(holder).await?;
+        let areas = self.risk_areas_cached(store).await?;
+        let status = evaluate(policy, &facts, &areas, t);
         let mut until = t + STATUS_TTL;
         for r in &status.reasons {
             if r.until > t {
@@ -106,7 +112,7 @@ impl<S: Store> App<S> {
             status,
             name_hint: row.name_hint,
         });
-        if let Ok(mut m) = self.statuses.views.lock() {
+        if let Ok(mut m) = self.views.lock() {
             if m.len() >= CACHE_LIMIT {
                 m.retain(|_, (_, u)| *u > t);
                 if m.len() >= CACHE_LIMIT {
@@ -120,25 +126,28 @@ impl<S: Store> App<S> {
 
     /// The signer of holder codes at `t`, and the end of its key's validity. Re-read from the
     /// key store once a minute, so that a key whose time has come takes over.
-    fn signer(&self, t: OffsetDateTime) -> Result<(Arc<Signer>, OffsetDateTime), ApiError> {
-        if let Ok(guard) = self.statuses.signer.read() {
+    fn signer(
+        &self,
+        keystore: &Keystore,
+        t: OffsetDateTime,
+    ) -> Result<(Arc<Signer>, OffsetDateTime), ApiError> {
+        if let Ok(guard) = self.signer.read() {
             if let Some((s, not_after, at)) = guard.as_ref() {
                 if at.elapsed() < StdDuration::from_secs(60) && t < *not_after {
                     return Ok((s.clone(), *not_after));
                 }
             }
         }
-        let keystore = &self.keystore;
         let not_after = keystore
             .signing_key(t)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::internal("no signing key", e))?
             .not_after;
         let signer = Arc::new(
             keystore
                 .active_signer(t, None)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+                .map_err(|e| ApiError::internal("no signer", e))?,
         );
-        if let Ok(mut guard) = self.statuses.signer.write() {
+        if let Ok(mut guard) = self.signer.write() {
             *guard = Some((signer.clone(), not_after, Instant::now()));
         }
         Ok((signer, not_after))
@@ -148,17 +157,19 @@ impl<S: Store> App<S> {
     /// it with its expiry.
     pub fn sign_code(
         &self,
+        keystore: &Keystore,
+        policy: &Policy,
         holder: &HolderId,
         view: &CodeView,
         ttl: Duration,
     ) -> Result<(Token, OffsetDateTime), ApiError> {
         let t = now();
-        let (signer, key_end) = self.signer(t)?;
+        let (signer, key_end) = self.signer(keystore, t)?;
         let expires_at = (t + ttl).min(key_end);
         let green_from = view
             .status
             .green_at
-            .map(|g| g.to_offset(self.policy.utc_offset()).date());
+            .map(|g| g.to_offset(policy.utc_offset()).date());
         let claims = CodeClaims {
             issuer: signer.issuer().clone(),
             subject: holder.clone(),
@@ -174,7 +185,7 @@ impl<S: Store> App<S> {
         };
         let token = signer
             .issue(&claims)
-            .map_err(|e| ApiError::Internal(format!("cannot sign a code: {e}")))?;
+            .map_err(|e| ApiError::internal("cannot sign a code", e))?;
         Ok((token, expires_at))
     }
 }

@@ -263,7 +263,9 @@ async fn a_restart_keeps_the_keys_and_a_broken_data_directory_is_refused() {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let err = healthcode_server::bind(&config).await.unwrap_err().to_string();
+    // What the command line prints: the error and its causes.
+    let err = healthcode_server::bind(&config).await.unwrap_err();
+    let err = healthcode_server::problem::ErrorChain(&err).to_string();
     assert!(err.contains("does not exist"), "{err}");
     // A directory that exists but holds no keys: refused.
     let empty = tmp.path().join("empty");
@@ -272,7 +274,8 @@ async fn a_restart_keeps_the_keys_and_a_broken_data_directory_is_refused() {
         data_dir: empty,
         ..config
     };
-    let err = healthcode_server::bind(&config).await.unwrap_err().to_string();
+    let err = healthcode_server::bind(&config).await.unwrap_err();
+    let err = healthcode_server::problem::ErrorChain(&err).to_string();
     assert!(err.contains("holds no keys"), "{err}");
 }
 
@@ -301,10 +304,10 @@ async fn purges_are_recorded_in_a_chain_that_verifies() {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let report = healthcode_server::purge_now(&config).await.unwrap();
+    let report = healthcode_server::ops::purge_now(&config).await.unwrap();
     assert_eq!(report.total(), 0);
     // The server's own purge at start and this one.
-    let n = healthcode_server::verify_audit_now(&config)
+    let n = healthcode_server::ops::verify_audit_now(&config)
         .await
         .unwrap()
         .unwrap();
@@ -313,5 +316,5 @@ async fn purges_are_recorded_in_a_chain_that_verifies() {
         data_dir: tmp.path().join("not-there"),
         ..Config::default()
     };
-    assert!(healthcode_server::purge_now(&missing).await.is_err());
+    assert!(healthcode_server::ops::purge_now(&missing).await.is_err());
 }

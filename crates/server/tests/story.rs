@@ -84,7 +84,7 @@ async fn start(pg: bool) -> Option<Server> {
         config.database_schema = Some(schema.name().to_owned());
         pg_info = Some(schema);
     }
-    let admin_password = healthcode_server::create_account_now(&config, "root", Role::Admin)
+    let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
         .await
         .unwrap();
     let bound = healthcode_server::bind(&config).await.unwrap();

@@ -1,6 +1,6 @@
 //! `healthcode code`: issue, render and verify holder codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use clap::{ArgGroup, Subcommand};
@@ -119,121 +119,141 @@ impl CodeCommand {
                 name_hint,
                 ttl,
                 green_from,
-            } => {
-                let store = Keystore::open(&dir).map_err(anyhow::Error::from)?;
-                let t = now();
-                let secret = signing_secret()?;
-                let signer = store.active_signer(t, secret).map_err(anyhow::Error::from)?;
-                let subject = match subject {
-                    Some(s) => s,
-                    None => HolderId::random().map_err(|e| anyhow!("cannot get random bytes: {e}"))?,
-                };
-                // A code never outlives the key that signs it (verifiers refuse retired keys).
-                let key_end = store.signing_key(t).map_err(anyhow::Error::from)?.not_after;
-                let mut expires_at = t + Duration::seconds(ttl.into());
-                if expires_at > key_end {
-                    eprintln!(
-                        "note: the signing key ends at {}: the code expires then",
-                        rfc3339(key_end)
-                    );
-                    expires_at = key_end;
-                }
-                let claims = CodeClaims {
-                    issuer: store.issuer().clone(),
-                    subject,
-                    issued_at: t,
-                    expires_at,
-                    colour,
-                    name_hint,
-                    green_from,
-                };
-                let token = signer
-                    .issue(&claims)
-                    .map_err(|e| anyhow!("cannot issue the code: {e}"))?;
-                println!("{}", token.to_text());
-                Ok(())
-            }
+            } => issue(&dir, colour, subject, name_hint, ttl, green_from),
             CodeCommand::Render {
                 token,
                 png,
                 svg,
                 module_px,
-            } => {
-                let qr = Qr::new(token.trim()).map_err(anyhow::Error::from)?;
-                if let Some(path) = png {
-                    let bytes = qr.to_png(module_px).map_err(anyhow::Error::from)?;
-                    std::fs::write(&path, bytes)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    eprintln!(
-                        "QR version {} ({}×{} modules) written to {}",
-                        qr.version(),
-                        qr.width(),
-                        qr.width(),
-                        path.display()
-                    );
-                }
-                if let Some(path) = svg {
-                    std::fs::write(&path, qr.to_svg(module_px))
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    eprintln!(
-                        "QR version {} ({}×{} modules) written to {}",
-                        qr.version(),
-                        qr.width(),
-                        qr.width(),
-                        path.display()
-                    );
-                }
-                Ok(())
-            }
+            } => render(&token, png, svg, module_px),
             CodeCommand::Verify {
                 token,
                 image,
                 trust_list,
                 root,
                 at,
-            } => {
-                let list = load_trust_list(&trust_list, &root)?;
-                let text = match (token, image) {
-                    (Some(t), _) => t,
-                    (None, Some(path)) => {
-                        let bytes = std::fs::read(&path)
-                            .with_context(|| format!("cannot read {}", path.display()))?;
-                        healthcode_qr::decode_image(&bytes).with_context(|| format!("{}", path.display()))?
-                    }
-                    (None, None) => return Err(anyhow!("give a code or --image FILE").into()),
-                };
-                let t = at.unwrap_or_else(now);
-                let age = describe_duration(list.age(t));
-                // Said on the verdict line itself, so the result stays one line.
-                let stale = if list.is_stale(t) {
-                    format!("  (trust list {age} old, past its next update: fetch a fresh copy)")
-                } else {
-                    String::new()
-                };
-                let verifier = Verifier::new(list);
-                match verifier.verify_text(&text, t) {
-                    Ok(code) => {
-                        let mut line = format!("VALID {}", code.colour().as_str().to_uppercase());
-                        if let Some(hint) = code.name_hint() {
-                            line.push_str(&format!("  name {hint}"));
-                        }
-                        if let Some(d) = code.green_from() {
-                            line.push_str(&format!("  green from {d}"));
-                        }
-                        line.push_str(&format!(
-                            "  issuer {}  expires {} (in {})  key {}  trust list {} old",
-                            code.claims.issuer,
-                            rfc3339(code.expires_at()),
-                            describe_duration(code.expires_at() - t),
-                            code.kid,
-                            age
-                        ));
-                        println!("{line}{stale}");
-                        Ok(())
-                    }
-                    Err(e) => Err(Failure::Rejected(format!("INVALID: {e}{stale}"))),
-                }
-            }
+            } => verify(token, image, &trust_list, &root, at),
         }
+    }
+}
+
+/// `code issue`: signs a code with the active key and prints its text.
+fn issue(
+    dir: &Path,
+    colour: Colour,
+    subject: Option<HolderId>,
+    name_hint: Option<NameHint>,
+    ttl: u32,
+    green_from: Option<Date>,
+) -> Result<(), Failure> {
+    let store = Keystore::open(dir).map_err(anyhow::Error::from)?;
+    let t = now();
+    let secret = signing_secret()?;
+    let signer = store.active_signer(t, secret).map_err(anyhow::Error::from)?;
+    let subject = match subject {
+        Some(s) => s,
+        None => HolderId::random().map_err(|e| anyhow!("cannot get random bytes: {e}"))?,
+    };
+    // A code never outlives the key that signs it (verifiers refuse retired keys).
+    let key_end = store.signing_key(t).map_err(anyhow::Error::from)?.not_after;
+    let mut expires_at = t + Duration::seconds(ttl.into());
+    if expires_at > key_end {
+        eprintln!(
+            "note: the signing key ends at {}: the code expires then",
+            rfc3339(key_end)
+        );
+        expires_at = key_end;
+    }
+    let claims = CodeClaims {
+        issuer: store.issuer().clone(),
+        subject,
+        issued_at: t,
+        expires_at,
+        colour,
+        name_hint,
+        green_from,
+    };
+    let token = signer
+        .issue(&claims)
+        .map_err(|e| anyhow!("cannot issue the code: {e}"))?;
+    println!("{}", token.to_text());
+    Ok(())
+}
+
+/// `code render`: draws a code as PNG and/or SVG.
+fn render(token: &str, png: Option<PathBuf>, svg: Option<PathBuf>, module_px: u32) -> Result<(), Failure> {
+    let qr = Qr::new(token.trim()).map_err(anyhow::Error::from)?;
+    if let Some(path) = png {
+        let bytes = qr.to_png(module_px).map_err(anyhow::Error::from)?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "QR version {} ({}×{} modules) written to {}",
+            qr.version(),
+            qr.width(),
+            qr.width(),
+            path.display()
+        );
+    }
+    if let Some(path) = svg {
+        std::fs::write(&path, qr.to_svg(module_px))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "QR version {} ({}×{} modules) written to {}",
+            qr.version(),
+            qr.width(),
+            qr.width(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `code verify`: verifies a code offline against a trust list; the verdict in one line.
+fn verify(
+    token: Option<String>,
+    image: Option<PathBuf>,
+    trust_list: &Path,
+    root: &str,
+    at: Option<OffsetDateTime>,
+) -> Result<(), Failure> {
+    let list = load_trust_list(trust_list, root)?;
+    let text = match (token, image) {
+        (Some(t), _) => t,
+        (None, Some(path)) => {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            healthcode_qr::decode_image(&bytes).with_context(|| format!("{}", path.display()))?
+        }
+        (None, None) => return Err(anyhow!("give a code or --image FILE").into()),
+    };
+    let t = at.unwrap_or_else(now);
+    let age = describe_duration(list.age(t));
+    // Said on the verdict line itself, so the result stays one line.
+    let stale = if list.is_stale(t) {
+        format!("  (trust list {age} old, past its next update: fetch a fresh copy)")
+    } else {
+        String::new()
+    };
+    let verifier = Verifier::new(list);
+    match verifier.verify_text(&text, t) {
+        Ok(code) => {
+            let mut line = format!("VALID {}", code.colour().as_str().to_uppercase());
+            if let Some(hint) = code.name_hint() {
+                line.push_str(&format!("  name {hint}"));
+            }
+            if let Some(d) = code.green_from() {
+                line.push_str(&format!("  green from {d}"));
+            }
+            line.push_str(&format!(
+                "  issuer {}  expires {} (in {})  key {}  trust list {} old",
+                code.claims.issuer,
+                rfc3339(code.expires_at()),
+                describe_duration(code.expires_at() - t),
+                code.kid,
+                age
+            ));
+            println!("{line}{stale}");
+            Ok(())
+        }
+        Err(e) => Err(Failure::Rejected(format!("INVALID: {e}{stale}"))),
     }
 }

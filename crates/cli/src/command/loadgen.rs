@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use healthcode_server::demo::{DemoData, demo_file};
+use healthcode_server::ops::demo::{DemoData, demo_file};
 
 use crate::Failure;
 
@@ -98,12 +98,52 @@ impl LoadgenArgs {
     }
 
     async fn drive(self, demo: DemoData) -> anyhow::Result<()> {
-        let url = self.url.clone().unwrap_or(demo.base_url.clone());
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(self.connections)
             .http1_only()
             .timeout(Duration::from_secs(30))
             .build()?;
+        let plan = Arc::new(self.plan(demo, &client).await?);
+        let counter = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let measure_from = start + Duration::from_secs_f64(self.warmup);
+        let clock = Clock {
+            start,
+            measure_from,
+            end: measure_from + Duration::from_secs_f64(self.duration),
+            interval: self
+                .rate
+                .map(|r| Duration::from_secs_f64(self.connections as f64 / r.max(1.0))),
+        };
+        let mut tasks = Vec::new();
+        for w in 0..self.connections {
+            let (plan, client, counter) = (plan.clone(), client.clone(), counter.clone());
+            let offset = w as f64 / self.connections as f64;
+            tasks.push(tokio::spawn(async move {
+                worker(&client, &plan, &counter, clock, offset).await
+            }));
+        }
+        let mut total = Tally::new();
+        for task in tasks {
+            let t = task.await?;
+            total.ok += t.ok;
+            total.shed += t.shed;
+            total.failed += t.failed;
+            if let (Some(a), Some(b)) = (total.hist.as_mut(), t.hist.as_ref()) {
+                let _ = a.add(b);
+            }
+        }
+        self.report(&plan, &total);
+        if total.failed > 0 {
+            bail!("{} requests failed", total.failed);
+        }
+        Ok(())
+    }
+
+    /// What the connections send: sessions for code-opens; for scans, devices of venues that
+    /// admit every colour and codes fetched once for up to 1,000 holders.
+    async fn plan(&self, demo: DemoData, client: &reqwest::Client) -> anyhow::Result<Plan> {
+        let url = self.url.clone().unwrap_or(demo.base_url.clone());
         let sessions: Vec<String> = demo.holders.iter().map(|h| h.session.clone()).collect();
         let devices: Vec<(i64, String)> = demo
             .devices
@@ -134,7 +174,7 @@ impl LoadgenArgs {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        let plan = Arc::new(Plan {
+        Ok(Plan {
             url,
             scenario: self.scenario,
             sessions,
@@ -142,68 +182,10 @@ impl LoadgenArgs {
             tokens,
             batch: self.batch,
             seq_base,
-        });
-        let counter = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let measure_from = start + Duration::from_secs_f64(self.warmup);
-        let end = measure_from + Duration::from_secs_f64(self.duration);
-        let interval = self
-            .rate
-            .map(|r| Duration::from_secs_f64(self.connections as f64 / r.max(1.0)));
-        let mut tasks = Vec::new();
-        let conns = self.connections as f64;
-        for w in 0..self.connections {
-            let (plan, client, counter) = (plan.clone(), client.clone(), counter.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut t = Tally {
-                    hist: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
-                    ..Tally::default()
-                };
-                let mut next = start + interval.map(|i| i.mul_f64(w as f64 / conns)).unwrap_or_default();
-                loop {
-                    let scheduled = match interval {
-                        Some(i) => {
-                            tokio::time::sleep_until(next.into()).await;
-                            let s = next;
-                            next += i;
-                            s
-                        }
-                        None => Instant::now(),
-                    };
-                    if scheduled >= end {
-                        break;
-                    }
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let status = one(&client, &plan, n).await;
-                    let done = Instant::now();
-                    if scheduled < measure_from {
-                        continue;
-                    }
-                    match status {
-                        Some(s) if (200..300).contains(&s) => t.ok += 1,
-                        Some(503) => t.shed += 1,
-                        _ => t.failed += 1,
-                    }
-                    if let Some(h) = t.hist.as_mut() {
-                        let _ = h.record((done - scheduled).as_micros().max(1) as u64);
-                    }
-                }
-                t
-            }));
-        }
-        let mut total = Tally {
-            hist: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
-            ..Tally::default()
-        };
-        for task in tasks {
-            let t = task.await?;
-            total.ok += t.ok;
-            total.shed += t.shed;
-            total.failed += t.failed;
-            if let (Some(a), Some(b)) = (total.hist.as_mut(), t.hist.as_ref()) {
-                let _ = a.add(b);
-            }
-        }
+        })
+    }
+
+    fn report(&self, plan: &Plan, total: &Tally) {
         let secs = self.duration;
         let requests = total.ok + total.shed + total.failed;
         println!(
@@ -239,11 +221,69 @@ impl LoadgenArgs {
                 h.max() as f64 / 1000.0
             );
         }
-        if total.failed > 0 {
-            bail!("{} requests failed", total.failed);
-        }
-        Ok(())
     }
+}
+
+/// When the run starts, when measuring starts, when it ends, and the pace of one connection
+/// (`None`: flat out).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    interval: Option<Duration>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            hist: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
+            ..Tally::default()
+        }
+    }
+}
+
+/// One connection: sends until the end, at its pace (starting `offset` of an interval late, so
+/// the connections spread out), and counts what it saw after the warm-up. Latency is measured from
+/// when a request was due, not when it went, so a slow server is not hidden by waiting for it.
+async fn worker(
+    client: &reqwest::Client,
+    plan: &Plan,
+    counter: &AtomicU64,
+    clock: Clock,
+    offset: f64,
+) -> Tally {
+    let mut t = Tally::new();
+    let mut next = clock.start + clock.interval.map(|i| i.mul_f64(offset)).unwrap_or_default();
+    loop {
+        let scheduled = match clock.interval {
+            Some(i) => {
+                tokio::time::sleep_until(next.into()).await;
+                let s = next;
+                next += i;
+                s
+            }
+            None => Instant::now(),
+        };
+        if scheduled >= clock.end {
+            break;
+        }
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let status = one(client, plan, n).await;
+        let done = Instant::now();
+        if scheduled < clock.measure_from {
+            continue;
+        }
+        match status {
+            Some(s) if (200..300).contains(&s) => t.ok += 1,
+            Some(503) => t.shed += 1,
+            _ => t.failed += 1,
+        }
+        if let Some(h) = t.hist.as_mut() {
+            let _ = h.record((done - scheduled).as_micros().max(1) as u64);
+        }
+    }
+    t
 }
 
 /// Sends request number `n`; its status, or `None` when it failed to complete.

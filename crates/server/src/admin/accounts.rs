@@ -89,7 +89,7 @@ pub(crate) async fn sign_in<S: Store>(
         let new = new.to_owned();
         let hash = tokio::task::spawn_blocking(move || hash_password(&new))
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+            .map_err(|e| ApiError::internal("password hashing stopped", e))??;
         app.store.set_officer_password(officer.id, &hash, false).await?;
         app.audit(
             format!("officer:{}:{}", officer.id.0, officer.username),
@@ -184,7 +184,7 @@ pub async fn create_account<S: Store>(
     let p = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&p))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::internal("password hashing stopped", e))??;
     let o = store
         .insert_officer(username, role, &hash, true, now())
         .await
@@ -214,7 +214,7 @@ pub(crate) async fn create_officer<S: Store>(
 ) -> Result<impl IntoResponse, ApiError> {
     let role = Role::parse(&req.role)
         .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
-    let (officer, one_time_password) = create_account(&app.store, req.username.trim(), role).await?;
+    let (officer, one_time_password) = create_account(app.store(), req.username.trim(), role).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),

@@ -168,7 +168,7 @@ pub(crate) async fn purge<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
 ) -> Result<Json<PurgeView>, ApiError> {
-    let r = crate::purge_once(&app.store, app.settings.retention).await?;
+    let r = crate::ops::purge_once(app.store(), app.settings.retention).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),

@@ -148,12 +148,12 @@ pub(crate) async fn run_trace<S: Store>(
     actor: String,
     role: &str,
 ) -> Result<TraceView, ApiError> {
-    let tracer = healthcode_exposure::Tracer::new(&app.store, app.policy.tracing())
+    let tracer = healthcode_exposure::Tracer::new(app.store(), app.policy.tracing())
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (r, contacts) = tracer.trace(&app.store, cases).await.map_err(|e| match e {
+        .map_err(|e| ApiError::internal("tracing could not start", e))?;
+    let (r, contacts) = tracer.trace(app.store(), cases).await.map_err(|e| match e {
         healthcode_exposure::TraceError::NoCase(id) => ApiError::NotFound(format!("no case {id}")),
-        other => ApiError::Internal(other.to_string()),
+        other => ApiError::internal("tracing failed", other),
     })?;
     for h in &contacts {
         app.statuses.invalidate(h);

@@ -58,7 +58,7 @@ pub(crate) async fn find_holder<S: Store>(
     Json(req): Json<HolderSearch>,
 ) -> Result<Json<HolderFound>, ApiError> {
     let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
-    req.purpose.check(&app.store, &row.id).await?;
+    req.purpose.check(app.store(), &row.id).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
@@ -158,14 +158,14 @@ pub(crate) async fn printed_code<S: Store>(
 ) -> Result<(StatusCode, Json<PrintedCode>), ApiError> {
     let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
     let purpose = Purpose::PrintedCode { consent: req.consent };
-    purpose.check(&app.store, &row.id).await?;
+    purpose.check(app.store(), &row.id).await?;
     let reader = Reader {
         actor: me.actor(),
         role: me.role.as_str().into(),
     };
     let t = now();
     app.vault
-        .read(&app.store, &reader, &row, &purpose.describe(), t)
+        .read(app.store(), &reader, &row, &purpose.describe(), t)
         .await?;
     let view = app.code_view(&row.id).await?;
     let (token, expires_at) = app.sign_code(&row.id, &view, PRINTED_CODE_TTL)?;
@@ -224,20 +224,21 @@ pub(crate) async fn read_holder<S: Store>(
         .holder(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
-    req.purpose.check(&app.store, &id).await?;
+    req.purpose.check(app.store(), &id).await?;
     let reader = Reader {
         actor: me.actor(),
         role: me.role.as_str().into(),
     };
     let data = app
         .vault
-        .read(&app.store, &reader, &row, &req.purpose.describe(), now())
+        .read(app.store(), &reader, &row, &req.purpose.describe(), now())
         .await?;
     let view = app.code_view(&id).await?;
     Ok(Json(HolderRecord {
         holder: id.to_hex(),
         kind: row.kind.as_str().into(),
-        personal_data: serde_json::to_value(&data).map_err(|e| ApiError::Internal(e.to_string()))?,
+        personal_data: serde_json::to_value(&data)
+            .map_err(|e| ApiError::internal("cannot encode personal data", e))?,
         colour: view.status.colour.as_str().into(),
         reasons: reasons_view(&app, &view.status),
     }))

@@ -133,7 +133,8 @@ pub(crate) async fn my_code_svg<S: Store>(
 ) -> Result<impl IntoResponse, ApiError> {
     let view = app.code_view(&me.holder).await?;
     let (token, _) = app.sign_code(&me.holder, &view, app.settings.code_ttl)?;
-    let qr = healthcode_qr::Qr::new(&token.to_text()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let qr = healthcode_qr::Qr::new(&token.to_text())
+        .map_err(|e| ApiError::internal("cannot draw the code", e))?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
@@ -380,7 +381,7 @@ pub(crate) async fn export<S: Store>(
     };
     let data = app
         .vault
-        .read(&app.store, &reader, &row, "the holder's own export", t)
+        .read(app.store(), &reader, &row, "the holder's own export", t)
         .await?;
     let view = app.code_view(&me.holder).await?;
     let facts = app.store.holder_facts(&me.holder).await?;
@@ -397,7 +398,8 @@ pub(crate) async fn export<S: Store>(
         holder: me.holder.to_hex(),
         kind: row.kind.as_str().to_owned(),
         registered_at: row.created_at,
-        personal_data: serde_json::to_value(&data).map_err(|e| ApiError::Internal(e.to_string()))?,
+        personal_data: serde_json::to_value(&data)
+            .map_err(|e| ApiError::internal("cannot encode personal data", e))?,
         colour: view.status.colour.as_str().to_owned(),
         reasons: reasons_view(&app, &view.status),
         checkins: checkins

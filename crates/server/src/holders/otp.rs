@@ -102,7 +102,7 @@ fn six_digits() -> Result<String, ApiError> {
     // Rejection sampling: uniform over 000000-999999.
     loop {
         let mut b = [0u8; 4];
-        getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut b).map_err(|e| ApiError::internal("no randomness", e))?;
         let v = u32::from_le_bytes(b);
         if v < 4_294_000_000 {
             return Ok(format!("{:06}", v % 1_000_000));

@@ -150,7 +150,7 @@ pub(crate) async fn register<S: Store>(
     let hint = NameHint::mask(&data.name).map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
     // The code first: whether an identity is registered is told only to the phone's owner.
     accept_otp(&app, &phone, otp).await?;
-    let id = HolderId::random().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    let id = HolderId::random().map_err(|e| ApiError::internal("no randomness", e))?;
     let sealed = app.vault.seal(id.clone(), kind, &data, hint.as_str(), t)?;
     app.store.insert_holder(&sealed).await.map_err(|e| match e {
         healthcode_store::StoreError::Conflict(_) => ApiError::Conflict(

@@ -479,7 +479,13 @@ async fn poster<S: Store>(
     let link = format!("{base}/me");
     let svg = match healthcode_qr::Qr::new(&link) {
         Ok(q) => q.to_svg(6),
-        Err(e) => return page_error(ctx, SIGNIN, ApiError::Internal(e.to_string())),
+        Err(e) => {
+            return page_error(
+                ctx,
+                SIGNIN,
+                ApiError::internal("cannot draw the poster's code", e),
+            );
+        }
     };
     let other_show_code = super::i18n::text(ctx.other(), "poster.show_code");
     render(&Poster {

@@ -296,7 +296,7 @@ pub fn render<T: Template>(page: &T) -> Response {
             page_headers(&mut resp);
             resp
         }
-        Err(e) => ApiError::Internal(format!("template: {e}")).into_response(),
+        Err(e) => ApiError::internal("a page template failed", e).into_response(),
     }
 }
 

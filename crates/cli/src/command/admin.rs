@@ -1,0 +1,49 @@
+//! `healthcode admin create`: a staff account with a one-time password.
+
+use anyhow::anyhow;
+use clap::Args;
+
+use super::{ConfigArgs, runtime};
+use crate::Failure;
+
+/// `healthcode admin`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Create a staff account and print its one-time password (the first sign-in replaces it).
+    Create(CreateArgs),
+}
+
+/// `healthcode admin create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Username.
+    #[arg(long)]
+    username: String,
+    /// Role: admin, officer or auditor.
+    #[arg(long, default_value = "admin")]
+    role: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+impl AdminCommand {
+    pub fn run(self) -> Result<(), Failure> {
+        let AdminCommand::Create(args) = self;
+        let role = healthcode_server::auth::parse_role(&args.role)
+            .ok_or_else(|| anyhow!("--role must be admin, officer or auditor, not {:?}", args.role))?;
+        let config = args.config.load()?;
+        let password = runtime()?
+            .block_on(healthcode_server::ops::create_account_now(
+                &config,
+                &args.username,
+                role,
+            ))
+            .map_err(anyhow::Error::new)?;
+        println!(
+            "created {} ({}) with one-time password: {password}",
+            args.username, args.role
+        );
+        println!("sign in with POST /api/v1/admin/sessions and set a new password (new_password) at once.");
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! What the command line does with the configured store outside the HTTP API: the choice of
+//! store ([`with_store`], the one place it is made, also for `bind`), the retention purge, audit
+//! verification, staff accounts, tracing ([`trace`]), a synthetic city ([`simulate_now`]) and the
+//! demo ([`demo`]). Printing and timing belong to the command line; these return values.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Weak;
+use std::time::Duration as StdDuration;
+
+use healthcode_policy::Policy;
+use healthcode_store::{AuditEntry, ChainBreak, PurgeReport, Role, Store, StoreError, verify_audit};
+use healthcode_store_postgres::{DatabaseUrl, PgStore};
+use healthcode_store_sqlite::{OpenMode, SqliteStore};
+use time::Duration;
+
+use crate::datadir::DataDir;
+use crate::problem::ApiError;
+use crate::{App, Config, StartError, now};
+
+pub mod demo;
+pub mod trace;
+
+/// Work to run on whichever store the configuration names: see [`with_store`].
+pub trait StoreWork {
+    /// What the work gives back.
+    type Output;
+    /// Runs on the opened store.
+    fn run<S: Store>(self, store: S) -> impl Future<Output = Result<Self::Output, StartError>>;
+}
+
+/// Opens the configured store and runs `work` on it: PostgreSQL by URL with `connections`
+/// connections, else the SQLite database of the data directory `dir` (made when `may_create` and
+/// it does not exist yet; otherwise a missing database is an error, so a mistyped path never
+/// becomes a second, empty one). Every entry point, `bind` included, chooses the store here.
+pub async fn with_store<W: StoreWork>(
+    config: &Config,
+    dir: &Path,
+    may_create: bool,
+    connections: usize,
+    work: W,
+) -> Result<W::Output, StartError> {
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(
+                &DatabaseUrl::new(url.clone()),
+                config.database_schema.as_deref(),
+                connections,
+            )
+            .await
+            .map_err(|e| StartError::caused("cannot open the PostgreSQL store", e))?;
+            work.run(store).await
+        }
+        None => {
+            let db = DataDir::database_in(dir);
+            let mode = if may_create && !db.exists() {
+                OpenMode::Create
+            } else {
+                OpenMode::MustExist
+            };
+            let store = SqliteStore::open(&db, mode)
+                .map_err(|e| StartError::caused("cannot open the SQLite store", e))?;
+            work.run(store).await
+        }
+    }
+}
+
+/// The policy file the configuration names, or the default policy.
+pub fn configured_policy(config: &Config) -> Result<Policy, StartError> {
+    match &config.policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StartError::caused(path.display().to_string(), e))?;
+            Policy::parse(&text).map_err(|e| StartError::caused(path.display().to_string(), e))
+        }
+        None => Ok(Policy::default_policy()),
+    }
+}
+
+/// Deletes what is older than the retention period, and records that it did in the audit log.
+pub async fn purge_once<S: Store>(store: &S, retention: Duration) -> Result<PurgeReport, StoreError> {
+    let t = now();
+    let report = store.purge(t - retention).await?;
+    store
+        .append_audit(&AuditEntry {
+            at: t,
+            actor: "system".into(),
+            role: "system".into(),
+            action: format!(
+                "purge: {} check-ins, {} declarations, {} reports, {} exposures",
+                report.checkins, report.declarations, report.reports, report.exposures
+            ),
+            subject: None,
+            purpose: format!("retention of {} days", retention.whole_days()),
+        })
+        .await?;
+    Ok(report)
+}
+
+/// Purges at start and every hour after, while the server runs.
+pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Duration) {
+    loop {
+        let Some(a) = app.upgrade() else { return };
+        match purge_once(a.store(), retention).await {
+            Ok(r) => tracing::info!(deleted = r.total(), "retention purge"),
+            Err(e) => tracing::error!(error = %crate::problem::ErrorChain(&e), "retention purge failed"),
+        }
+        drop(a);
+        tokio::time::sleep(StdDuration::from_secs(3600)).await;
+    }
+}
+
+struct Purge(Duration);
+
+impl StoreWork for Purge {
+    type Output = PurgeReport;
+
+    async fn run<S: Store>(self, store: S) -> Result<PurgeReport, StartError> {
+        Ok(purge_once(&store, self.0).await?)
+    }
+}
+
+/// Opens the configured store (the data directory must exist) and runs [`purge_once`] on it:
+/// the `healthcode purge` command.
+pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
+    let retention = Duration::days(config.retention_days.into());
+    with_store(config, &config.data_dir, false, 2, Purge(retention)).await
+}
+
+struct VerifyAudit;
+
+impl StoreWork for VerifyAudit {
+    type Output = Result<u64, ChainBreak>;
+
+    async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
+        Ok(verify_audit(&store).await?)
+    }
+}
+
+/// Walks the configured store's audit chain: the `healthcode audit verify` command.
+pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>, StartError> {
+    with_store(config, &config.data_dir, false, 2, VerifyAudit).await
+}
+
+struct CreateAccount<'a> {
+    username: &'a str,
+    role: Role,
+}
+
+impl StoreWork for CreateAccount<'_> {
+    type Output = String;
+
+    async fn run<S: Store>(self, store: S) -> Result<String, StartError> {
+        account_with_audit(&store, self.username, self.role)
+            .await
+            .map_err(|e| StartError::caused("cannot create the account", e))
+    }
+}
+
+/// Creates a staff account with a one-time password in the configured store (making the data
+/// directory when it does not exist yet): the `healthcode admin create` command. Returns the
+/// password, shown once.
+pub async fn create_account_now(config: &Config, username: &str, role: Role) -> Result<String, StartError> {
+    // The first account may come before the first `serve`: make the directory as it would.
+    if config.database_url.is_none() {
+        DataDir::open_or_create(&config.data_dir, &config.region, now())?;
+    }
+    with_store(
+        config,
+        &config.data_dir,
+        true,
+        2,
+        CreateAccount { username, role },
+    )
+    .await
+}
+
+async fn account_with_audit<S: Store>(store: &S, username: &str, role: Role) -> Result<String, ApiError> {
+    let (view, password) = crate::admin::create_account(store, username, role).await?;
+    store
+        .append_audit(&AuditEntry {
+            at: now(),
+            actor: "operator".into(),
+            role: "system".into(),
+            action: "account-create".into(),
+            subject: None,
+            purpose: format!("{} as {} (command line)", view.username, view.role),
+        })
+        .await?;
+    Ok(password)
+}
+
+struct Simulate<'a> {
+    dir: &'a DataDir,
+    params: &'a healthcode_exposure::simulate::CityParams,
+    progress: healthcode_exposure::simulate::Progress<'a>,
+}
+
+impl StoreWork for Simulate<'_> {
+    type Output = (healthcode_exposure::simulate::CityReport, f64);
+
+    async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
+        let r = healthcode_exposure::simulate::simulate(&store, &self.dir.crypto, self.params, self.progress)
+            .await?;
+        let t = std::time::Instant::now();
+        store.flush_checkins().await?;
+        Ok((r, t.elapsed().as_secs_f64()))
+    }
+}
+
+/// Builds a synthetic city into the configured store (made if it does not exist), then moves
+/// every check-in into its indexed place: the `healthcode simulate` command. Returns what was
+/// made and the seconds the final indexing took.
+pub async fn simulate_now(
+    config: &Config,
+    params: &healthcode_exposure::simulate::CityParams,
+    progress: healthcode_exposure::simulate::Progress<'_>,
+) -> Result<(healthcode_exposure::simulate::CityReport, f64), StartError> {
+    let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
+    let work = Simulate {
+        dir: &dir,
+        params,
+        progress,
+    };
+    with_store(config, &dir.path, true, 8, work).await
+}

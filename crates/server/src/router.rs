@@ -1,0 +1,179 @@
+//! The router: every route, the layers around them (body limit, problem+json for the framework's
+//! own errors, time-out, metrics, load shedding), the small public endpoints (health, readiness,
+//! trust list, policy, metrics) and the OpenAPI document that gathers each area's part.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use healthcode_store::Store;
+use tokio::sync::Semaphore;
+use utoipa::OpenApi;
+
+use crate::problem::{ApiError, Problem};
+use crate::{App, Config, admin, holders, metrics, problem, scans, web};
+
+/// The OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "healthcode",
+        description = "Signed three-colour health codes, verified offline. Holders sign in with a \
+one-time code sent by SMS; venue devices with a device key; officers with a password. Every error \
+is RFC 9457 problem+json with a stable `type`."
+    ),
+    paths(healthz, readyz, trust_list, policy, metrics_text),
+    nest(
+        (path = "/api/v1", api = holders::HolderApi),
+        (path = "/api/v1", api = scans::ScanApi),
+        (path = "/api/v1/admin", api = admin::AdminApi),
+    ),
+    components(schemas(Problem, PolicyDocument)),
+    modifiers(&SecuritySchemes),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            ("holder", "a holder's session token (hcs_…)"),
+            ("officer", "an officer's session token (hcs_…)"),
+            ("device", "a venue device's key (hcd_…)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(what))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The router, with limits, time-outs, load shedding and metrics.
+pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
+    let metrics = app.metrics.clone();
+    let gate = Arc::new(Semaphore::new(config.max_in_flight));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(metrics_text::<S>))
+        .route("/api/v1/trust-list", get(trust_list::<S>))
+        .route("/api/v1/policy", get(policy::<S>))
+        .route("/api/openapi.json", get(openapi))
+        .merge(holders::routes())
+        .merge(scans::routes())
+        .merge(admin::routes())
+        .merge(web::routes())
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            StdDuration::from_secs(config.request_timeout_seconds),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state((gate, metrics), shed))
+}
+
+/// Refuses a request at once (503, Retry-After) when too many are in flight, instead of queueing
+/// without bound.
+async fn shed(
+    State((gate, metrics)): State<(Arc<Semaphore>, Arc<metrics::Metrics>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match gate.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            metrics.shed.inc();
+            ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response()
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics_text<S: Store>(State(app): State<Arc<App<S>>>) -> impl IntoResponse {
+    app.metrics.queue_depth.set(app.committer.depth());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "ready", body = String),
+    (status = 500, description = "the store does not answer", body = Problem, content_type = "application/problem+json"),
+))]
+async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Result<&'static str, ApiError> {
+    app.store.risk_areas().await?;
+    Ok("ready")
+}
+
+/// The signed trust list (`HCTL1:…`, docs/token-format.md §5) that offline verifiers cache.
+#[utoipa::path(get, path = "/api/v1/trust-list", responses(
+    (status = 200, description = "the trust list, signed by the root key", body = String, content_type = "text/plain"),
+))]
+async fn trust_list<S: Store>(State(app): State<Arc<App<S>>>) -> Result<impl IntoResponse, ApiError> {
+    let list = app.current_trust_list()?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        list,
+    ))
+}
+
+/// The published colour policy.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PolicyDocument {
+    /// The version recorded with every colour it produces.
+    pub version: String,
+    /// The policy file as published, every rule stated.
+    pub source: String,
+}
+
+/// The colour policy in force.
+#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, description = "the policy", body = PolicyDocument)))]
+async fn policy<S: Store>(State(app): State<Arc<App<S>>>) -> axum::Json<PolicyDocument> {
+    axum::Json(PolicyDocument {
+        version: app.policy.version().to_owned(),
+        source: app.policy.source().to_owned(),
+    })
+}
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no resource at {}", uri.path()))
+}
