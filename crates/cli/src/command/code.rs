@@ -183,9 +183,8 @@ fn issue(
 /// `code render`: draws a code as PNG and/or SVG.
 fn render(token: &str, png: Option<PathBuf>, svg: Option<PathBuf>, module_px: u32) -> Result<(), Failure> {
     let qr = Qr::new(token.trim()).map_err(anyhow::Error::from)?;
-    if let Some(path) = png {
-        let bytes = qr.to_png(module_px).map_err(anyhow::Error::from)?;
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    let write = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!(
             "QR version {} ({}×{} modules) written to {}",
             qr.version(),
@@ -193,17 +192,13 @@ fn render(token: &str, png: Option<PathBuf>, svg: Option<PathBuf>, module_px: u3
             qr.width(),
             path.display()
         );
+        Ok(())
+    };
+    if let Some(path) = png {
+        write(&path, &qr.to_png(module_px).map_err(anyhow::Error::from)?)?;
     }
     if let Some(path) = svg {
-        std::fs::write(&path, qr.to_svg(module_px))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!(
-            "QR version {} ({}×{} modules) written to {}",
-            qr.version(),
-            qr.width(),
-            qr.width(),
-            path.display()
-        );
+        write(&path, qr.to_svg(module_px).as_bytes())?;
     }
     Ok(())
 }
