@@ -16,6 +16,7 @@ use healthcode_domain::{HolderId, OfficerId, Venue};
 use healthcode_store::{Device, Principal, Role, Session, Store};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use crate::problem::ApiError;
 use crate::{App, now};
@@ -51,6 +52,62 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| ApiError::internal("password hashing failed", e.to_string()))
+}
+
+/// Password hashing, bounded: at most `at_once` argon2id computations run together (each holds
+/// about 19 MiB for tens of milliseconds), so a flood of bogus sign-ins cannot take the
+/// machine's memory or starve the other requests of CPU. A check that cannot start within
+/// `wait` is refused with 503 and Retry-After before any hashing is done, and one whose client
+/// has gone while it waited never starts. A started hash runs to its end (tens of milliseconds)
+/// holding its place.
+#[derive(Debug)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    wait: StdDuration,
+}
+
+impl Default for PasswordHasher {
+    /// One at a time per core, waiting at most a second: for the command line and the demo.
+    fn default() -> PasswordHasher {
+        PasswordHasher::new(0, StdDuration::from_secs(1))
+    }
+}
+
+impl PasswordHasher {
+    /// At most `at_once` at a time (0: one per core); a check waits at most `wait` to start.
+    pub fn new(at_once: usize, wait: StdDuration) -> PasswordHasher {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let at_once = if at_once == 0 { cores } else { at_once };
+        PasswordHasher {
+            permits: Arc::new(Semaphore::new(at_once)),
+            wait,
+        }
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                ApiError::Unavailable("too many sign-ins are being checked; retry shortly".into(), 1)
+            })?
+            .map_err(|e| ApiError::internal("the password checks are closed", e))?;
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::internal("password hashing stopped", e))
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || hash_password(&password)).await?
+    }
+
+    /// Checks a password against its stored hash.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, ApiError> {
+        self.run(move || verify_password(&password, &phc)).await
+    }
 }
 
 /// Checks a password against its stored hash.

@@ -47,6 +47,11 @@ holder_session_days = 30
 officer_session_hours = 12
 # One-time codes asked for by one client address in an hour, at most.
 otp_per_address_per_hour = 30
+# Staff passwords checked or hashed at once (argon2id, about 19 MiB and tens of milliseconds
+# each); 0 means one per core. A sign-in that cannot start its check within
+# password_queue_ms is refused with 503 and Retry-After before any hashing is done.
+password_checks_at_once = 0
+password_queue_ms = 1000
 
 # How one-time codes reach phones.
 [sms]
@@ -98,6 +103,10 @@ pub struct Config {
     pub officer_session_hours: u16,
     /// One-time codes per client address per hour.
     pub otp_per_address_per_hour: u32,
+    /// Password hashes computed at once (0: one per core).
+    pub password_checks_at_once: usize,
+    /// How long a password check may wait for its turn.
+    pub password_queue_ms: u64,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
 }
@@ -121,6 +130,8 @@ impl Default for Config {
             holder_session_days: 30,
             officer_session_hours: 12,
             otp_per_address_per_hour: 30,
+            password_checks_at_once: 0,
+            password_queue_ms: 1000,
             sms: crate::sms::SmsConfig::default(),
         }
     }
@@ -229,6 +240,9 @@ impl Config {
         if self.otp_per_address_per_hour == 0 {
             return Err(ConfigError("otp_per_address_per_hour must be at least 1".into()));
         }
+        if self.password_queue_ms > 60_000 {
+            return Err(ConfigError("password_queue_ms must be at most 60000".into()));
+        }
         crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
         Ok(())
     }
@@ -247,6 +261,8 @@ mod tests {
         assert_eq!(from_sample.code_ttl_seconds, d.code_ttl_seconds);
         assert_eq!(from_sample.retention_days, d.retention_days);
         assert_eq!(from_sample.max_body_bytes, d.max_body_bytes);
+        assert_eq!(from_sample.password_checks_at_once, d.password_checks_at_once);
+        assert_eq!(from_sample.password_queue_ms, d.password_queue_ms);
     }
 
     #[test]

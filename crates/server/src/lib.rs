@@ -65,6 +65,7 @@ pub struct App<S> {
     sms: Box<dyn sms::SmsSender>,
     otp_limits: OtpLimits,
     otp_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    passwords: auth::PasswordHasher,
     committer: commit::Committer,
     metrics: Arc<metrics::Metrics>,
 }
@@ -181,6 +182,10 @@ impl<S: Store> App<S> {
             sms,
             otp_limits: OtpLimits::default(),
             otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
+            passwords: auth::PasswordHasher::new(
+                config.password_checks_at_once,
+                std::time::Duration::from_millis(config.password_queue_ms),
+            ),
             committer,
             metrics: Arc::new(metrics::Metrics::default()),
         });

@@ -11,8 +11,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::{
-    Admins, AnyStaff, Staff, check_new_password, hash_password, one_time_password, start_session,
-    verify_password,
+    Admins, AnyStaff, PasswordHasher, Staff, check_new_password, one_time_password, start_session,
 };
 use crate::problem::{ApiError, Json, Problem};
 
@@ -50,6 +49,7 @@ pub struct StaffSession {
     (status = 201, description = "signed in", body = StaffSession),
     (status = 401, description = "wrong username or password", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the password must be changed: send new_password", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many sign-ins are being checked at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -66,10 +66,7 @@ pub(crate) async fn sign_in<S: Store>(
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$2Wc9Xp0b2cq3a7w6Vb8R1jYjM6j0rJ4o8m7cF8n5dHk"
                 .into()
         });
-    let password = req.password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let ok = app.passwords.verify(req.password.clone(), phc).await?;
     let officer = match officer {
         Some(o) if ok => o,
         _ => return Err(wrong()),
@@ -86,10 +83,7 @@ pub(crate) async fn sign_in<S: Store>(
                 "new_password must differ from the issued one".into(),
             ));
         }
-        let new = new.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&new))
-            .await
-            .map_err(|e| ApiError::internal("password hashing stopped", e))??;
+        let hash = app.passwords.hash(new.to_owned()).await?;
         app.store.set_officer_password(officer.id, &hash, false).await?;
         app.audit(
             format!("officer:{}:{}", officer.id.0, officer.username),
@@ -176,15 +170,13 @@ pub fn check_username(u: &str) -> Result<(), ApiError> {
 /// `healthcode admin create`.
 pub async fn create_account<S: Store>(
     store: &S,
+    passwords: &PasswordHasher,
     username: &str,
     role: Role,
 ) -> Result<(StaffView, String), ApiError> {
     check_username(username)?;
     let password = one_time_password()?;
-    let p = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&p))
-        .await
-        .map_err(|e| ApiError::internal("password hashing stopped", e))??;
+    let hash = passwords.hash(password.clone()).await?;
     let o = store
         .insert_officer(username, role, &hash, true, now())
         .await
@@ -214,7 +206,8 @@ pub(crate) async fn create_officer<S: Store>(
 ) -> Result<impl IntoResponse, ApiError> {
     let role = Role::parse(&req.role)
         .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
-    let (officer, one_time_password) = create_account(app.store(), req.username.trim(), role).await?;
+    let (officer, one_time_password) =
+        create_account(app.store(), &app.passwords, req.username.trim(), role).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),

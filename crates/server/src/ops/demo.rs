@@ -278,8 +278,9 @@ impl<S: Store> Seeder<'_, S> {
     /// The staff accounts, each with a one-time password.
     async fn accounts(&self) -> Result<Vec<DemoAccount>, BoxError> {
         let mut accounts = Vec::new();
+        let passwords = crate::auth::PasswordHasher::default();
         for (username, role) in ACCOUNTS {
-            let (_, password) = crate::admin::create_account(self.store, username, role).await?;
+            let (_, password) = crate::admin::create_account(self.store, &passwords, username, role).await?;
             accounts.push(DemoAccount {
                 username: username.into(),
                 role: role.as_str().into(),

@@ -176,7 +176,8 @@ pub async fn create_account_now(config: &Config, username: &str, role: Role) -> 
 }
 
 async fn account_with_audit<S: Store>(store: &S, username: &str, role: Role) -> Result<String, ApiError> {
-    let (view, password) = crate::admin::create_account(store, username, role).await?;
+    let passwords = crate::auth::PasswordHasher::default();
+    let (view, password) = crate::admin::create_account(store, &passwords, username, role).await?;
     store
         .append_audit(&AuditEntry {
             at: now(),

@@ -1,0 +1,74 @@
+//! Staff passwords are checked a bounded number at a time: a flood of bogus sign-ins is refused
+//! with 503 and Retry-After before any hashing, instead of queueing argon2 work without end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use healthcode_server::Config;
+use healthcode_store::Role;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_through_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tmp.path().join("data"),
+        // One check at a time, none waiting: every sign-in that overlaps another is refused.
+        password_checks_at_once: 1,
+        password_queue_ms: 0,
+        ..Config::default()
+    };
+    let one_time = healthcode_server::ops::create_account_now(&config, "officer-li", Role::Officer)
+        .await
+        .unwrap();
+    let bound = healthcode_server::bind(&config).await.unwrap();
+    let url = format!("http://{}/api/v1/admin/sessions", bound.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::new();
+    let mut flood = Vec::new();
+    for i in 0..24 {
+        let (c, url) = (c.clone(), url.clone());
+        flood.push(tokio::spawn(async move {
+            let resp = c
+                .post(&url)
+                .json(&json!({"username": "officer-li", "password": format!("guess-{i}")}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            let body: Value = resp.json().await.unwrap();
+            (status, retry, ct, body)
+        }));
+    }
+    let (mut refused, mut shed) = (0, 0);
+    for f in flood {
+        let (status, retry, ct, body) = f.await.unwrap();
+        assert_eq!(ct, "application/problem+json", "{body}");
+        match status {
+            401 => refused += 1,
+            503 => {
+                shed += 1;
+                assert_eq!(body["type"], "urn:healthcode:problem:unavailable");
+                assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1), "{body}");
+            }
+            other => panic!("a bogus sign-in answered {other}: {body}"),
+        }
+    }
+    assert!(refused >= 1, "no guess was checked at all");
+    assert!(shed >= 1, "24 overlapping sign-ins were all hashed: nothing bounds the work");
+    // The flood is over: the owner signs in (and replaces the issued password).
+    let resp = c
+        .post(&url)
+        .json(&json!({"username": "officer-li", "password": one_time, "new_password": "a long and unusual passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
