@@ -141,17 +141,31 @@ pub fn one_time_password() -> Result<String, ApiError> {
         .collect())
 }
 
-/// A password an officer may choose: long enough, not all one character class of digits.
-pub fn check_new_password(p: &str) -> Result<(), ApiError> {
-    if p.chars().count() < 12 {
+/// Checks a password a staff member chose: 12 to 256 characters, and hard to guess by the zxcvbn
+/// estimator (score 3 of 4 or better, about 10^8 guesses and up), counting the account's own
+/// username and role as known to an attacker. The refusal says why, in the estimator's words.
+pub fn check_new_password(p: &str, known: &[&str]) -> Result<(), ApiError> {
+    let length = p.chars().count();
+    if length < 12 {
         return Err(ApiError::InvalidField(
             "new_password must have at least 12 characters".into(),
         ));
     }
-    if p.chars().count() > 256 {
+    if length > 256 {
         return Err(ApiError::InvalidField(
             "new_password must have at most 256 characters".into(),
         ));
+    }
+    let estimate = zxcvbn::zxcvbn(p, known);
+    if estimate.score() < zxcvbn::Score::Three {
+        let why = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        return Err(ApiError::InvalidField(format!(
+            "new_password is too easy to guess{why}: use a longer phrase of unrelated words"
+        )));
     }
     Ok(())
 }
@@ -535,4 +549,32 @@ pub async fn start_session<S: Store>(
     };
     app.store.insert_session(&secret_hash(&token), &session).await?;
     Ok((token, session.expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_new_password;
+
+    #[test]
+    fn guessable_passwords_are_refused_with_the_reason() {
+        for weak in ["111111111111", "password1234", "qwertyuiopas", "officer-li2024"] {
+            let e = check_new_password(weak, &["officer-li", "officer"]).unwrap_err();
+            assert!(e.to_string().contains("too easy to guess"), "{weak}: {e}");
+        }
+        let e = check_new_password("111111111111", &[]).unwrap_err().to_string();
+        assert!(e.contains("Repeats"), "{e}");
+        assert!(check_new_password("short", &[]).is_err());
+        assert!(check_new_password(&"long ".repeat(60), &[]).is_err());
+    }
+
+    #[test]
+    fn a_phrase_of_unrelated_words_is_accepted() {
+        for strong in [
+            "a long and unusual passphrase",
+            "correct horse battery",
+            "lantern orbit mango vessel",
+        ] {
+            check_new_password(strong, &["officer-li"]).unwrap();
+        }
+    }
 }

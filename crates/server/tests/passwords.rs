@@ -39,7 +39,10 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
                 .await
                 .unwrap();
             let status = resp.status().as_u16();
-            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
             let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
             let body: Value = resp.json().await.unwrap();
             (status, retry, ct, body)
@@ -60,7 +63,10 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
         }
     }
     assert!(refused >= 1, "no guess was checked at all");
-    assert!(shed >= 1, "24 overlapping sign-ins were all hashed: nothing bounds the work");
+    assert!(
+        shed >= 1,
+        "24 overlapping sign-ins were all hashed: nothing bounds the work"
+    );
     // The flood is over: the owner signs in (and replaces the issued password).
     let resp = c
         .post(&url)
@@ -69,6 +75,46 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessable_new_password_is_refused_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tmp.path().join("data"),
+        ..Config::default()
+    };
+    let one_time = healthcode_server::ops::create_account_now(&config, "officer-wang", Role::Officer)
+        .await
+        .unwrap();
+    let bound = healthcode_server::bind(&config).await.unwrap();
+    let url = format!("http://{}/api/v1/admin/sessions", bound.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::new();
+    let sign_in = async |body: Value| {
+        let resp = c.post(&url).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap())
+    };
+    // Twelve characters used to be enough.
+    for weak in ["111111111111", "officer-wang1", "password1234"] {
+        let (s, v) =
+            sign_in(json!({"username": "officer-wang", "password": one_time, "new_password": weak})).await;
+        assert_eq!(s, 422, "{weak}: {v}");
+        assert_eq!(v["type"], "urn:healthcode:problem:invalid-field");
+        assert!(v["detail"].as_str().unwrap().contains("too easy to guess"), "{v}");
+    }
+    // Nothing changed: the issued password still has to be replaced, and a strong one is taken.
+    let (s, _) = sign_in(json!({"username": "officer-wang", "password": one_time})).await;
+    assert_eq!(s, 403);
+    let (s, v) = sign_in(json!({"username": "officer-wang", "password": one_time, "new_password": "lantern orbit mango vessel"})).await;
+    assert_eq!(s, 201, "{v}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -77,7 +77,10 @@ pub(crate) async fn sign_in<S: Store>(
                 "this password was issued to you and must be replaced: send new_password with it".into(),
             ));
         };
-        check_new_password(new)?;
+        check_new_password(
+            new,
+            &[officer.username.as_str(), officer.role.as_str(), "healthcode"],
+        )?;
         if new == req.password {
             return Err(ApiError::InvalidField(
                 "new_password must differ from the issued one".into(),
