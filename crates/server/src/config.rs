@@ -52,6 +52,10 @@ otp_per_address_per_hour = 30
 # password_queue_ms is refused with 503 and Retry-After before any hashing is done.
 password_checks_at_once = 0
 password_queue_ms = 1000
+# Reverse proxies (addresses or networks) whose Forwarded / X-Forwarded-For headers name the
+# client; from any other peer those headers are ignored, so a client cannot choose its address.
+# trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
+trusted_proxies = []
 
 # How one-time codes reach phones.
 [sms]
@@ -107,6 +111,8 @@ pub struct Config {
     pub password_checks_at_once: usize,
     /// How long a password check may wait for its turn.
     pub password_queue_ms: u64,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
 }
@@ -132,6 +138,7 @@ impl Default for Config {
             otp_per_address_per_hour: 30,
             password_checks_at_once: 0,
             password_queue_ms: 1000,
+            trusted_proxies: Vec::new(),
             sms: crate::sms::SmsConfig::default(),
         }
     }
@@ -263,6 +270,7 @@ mod tests {
         assert_eq!(from_sample.max_body_bytes, d.max_body_bytes);
         assert_eq!(from_sample.password_checks_at_once, d.password_checks_at_once);
         assert_eq!(from_sample.password_queue_ms, d.password_queue_ms);
+        assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
     }
 
     #[test]

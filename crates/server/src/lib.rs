@@ -24,6 +24,7 @@ use time::{Duration, OffsetDateTime};
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod commit;
 pub mod config;
 pub mod datadir;
@@ -78,6 +79,7 @@ struct Settings {
     officer_session: Duration,
     retention: Duration,
     public_url: Option<String>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -174,6 +176,7 @@ impl<S: Store> App<S> {
                 officer_session: Duration::hours(config.officer_session_hours.into()),
                 retention: Duration::days(config.retention_days.into()),
                 public_url,
+                trusted_proxies: config.trusted_proxies.clone(),
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),

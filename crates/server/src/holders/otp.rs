@@ -1,9 +1,8 @@
 //! One-time codes sent by SMS, and checking them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use healthcode_domain::Phone;
@@ -11,6 +10,7 @@ use healthcode_store::{OtpCheck, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::client::ClientAddr;
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
@@ -45,11 +45,11 @@ pub struct OtpSent {
 ))]
 pub(crate) async fn send_otp<S: Store>(
     State(app): State<Arc<App<S>>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Json(req): Json<OtpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
-    if app.otp_by_address.check_key(&peer.ip()).is_err() {
+    if app.otp_by_address.check_key(&client).is_err() {
         return Err(ApiError::RateLimited(
             "too many one-time codes from this address; retry later".into(),
             600,
