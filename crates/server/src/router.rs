@@ -80,11 +80,13 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             StdDuration::from_secs(config.request_timeout_seconds),
         ))
+        // Outside the time-out, so that its bare 503 (a slow handler, or a body declared and
+        // never sent) also becomes problem+json with Retry-After.
+        .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
         .layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
             metrics::track,

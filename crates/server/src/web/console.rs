@@ -105,9 +105,10 @@ async fn signin(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
 
 async fn signout<S: Store>(
     State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
     me: Result<Staff<AnyStaff>, ApiError>,
 ) -> Response {
-    super::end_session(&app, me.map(|m| m.token_hash), STAFF_COOKIE).await
+    super::end_session(&app, &headers, me.map(|m| m.token_hash), STAFF_COOKIE).await
 }
 
 #[derive(Template)]

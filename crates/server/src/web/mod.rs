@@ -334,12 +334,22 @@ pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
     page
 }
 
-/// Revokes a browser session and clears its cookie; without a session, only clears it.
+/// Ends the browser's session: revokes it in the store (and this node's cache) and clears the
+/// cookie. Only the pages may ask (the web header): another site cannot sign a person out, and a
+/// sign-out that only cleared the cookie would leave a copied token working.
 pub(crate) async fn end_session<S: Store>(
     app: &App<S>,
+    headers: &axum::http::HeaderMap,
     hash: Result<[u8; 32], ApiError>,
     cookie: &str,
 ) -> Response {
+    if !crate::auth::from_web(headers) {
+        return ApiError::Forbidden(format!(
+            "signing out a browser session needs the {} header",
+            crate::auth::WEB_HEADER
+        ))
+        .into_response();
+    }
     if let Ok(hash) = hash {
         app.auth.forget_session(&hash);
         if let Err(e) = app.store.revoke_session(&hash).await {
