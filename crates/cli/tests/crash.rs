@@ -208,3 +208,57 @@ fn acknowledged_scans_survive_kill_9_and_retries_store_them_once() {
     let have: BTreeSet<i64> = counts.keys().copied().collect();
     assert_eq!(have, expected, "after the retries every scan sent is stored");
 }
+
+/// SIGTERM (what a service manager sends) drains instead of killing: new connections are refused,
+/// a request half sent when the signal came is still answered, and the process exits 0.
+#[test]
+fn sigterm_finishes_the_requests_in_flight_and_exits_zero() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    let mut server = spawn(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--holders",
+        "10",
+    ]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(wait_ready(&reqwest::Client::new(), &base));
+    // A one-time-code request whose body is only half sent.
+    let mut slow = std::net::TcpStream::connect(&listen).unwrap();
+    let body = br#"{"phone": "+8613800138123"}"#;
+    write!(
+        slow,
+        "POST /api/v1/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(500));
+    // The server is draining: no new connections, but the one in flight is served.
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "a draining server still accepts connections"
+    );
+    slow.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "healthcode demo ended with {status}");
+}

@@ -38,6 +38,9 @@ retention_days = 28
 max_body_bytes = 1048576
 # Requests taking longer than this are answered 503.
 request_timeout_seconds = 10
+# On SIGTERM or SIGINT the server stops accepting and lets requests in flight finish, for at most
+# this long.
+shutdown_grace_seconds = 10
 # Requests handled at once; more are refused at once with 503 and Retry-After (load shedding).
 max_in_flight = 4096
 # Scans waiting for the group commit; more are refused with 503 and Retry-After.
@@ -97,6 +100,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Request time-out.
     pub request_timeout_seconds: u64,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace_seconds: u64,
     /// Load shedding threshold.
     pub max_in_flight: usize,
     /// Group-commit queue bound.
@@ -131,6 +136,7 @@ impl Default for Config {
             retention_days: 28,
             max_body_bytes: 1 << 20,
             request_timeout_seconds: 10,
+            shutdown_grace_seconds: 10,
             max_in_flight: 4096,
             scan_queue: 4096,
             holder_session_days: 30,
@@ -247,6 +253,9 @@ impl Config {
         if self.otp_per_address_per_hour == 0 {
             return Err(ConfigError("otp_per_address_per_hour must be at least 1".into()));
         }
+        if self.shutdown_grace_seconds > 3600 {
+            return Err(ConfigError("shutdown_grace_seconds must be at most 3600".into()));
+        }
         if self.password_queue_ms > 60_000 {
             return Err(ConfigError("password_queue_ms must be at most 60000".into()));
         }
@@ -271,6 +280,7 @@ mod tests {
         assert_eq!(from_sample.password_checks_at_once, d.password_checks_at_once);
         assert_eq!(from_sample.password_queue_ms, d.password_queue_ms);
         assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
+        assert_eq!(from_sample.shutdown_grace_seconds, d.shutdown_grace_seconds);
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl<S: Store> App<S> {
 pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
+    grace: std::time::Duration,
     /// Whether this start created the data directory.
     pub created: bool,
     /// The data directory.
@@ -308,17 +309,37 @@ impl Bound {
         self.listener.local_addr().ok()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then drains: stops accepting, lets the requests in
+    /// flight finish (and with them the scans waiting for the group commit), and returns when
+    /// they have, or when the grace period (`shutdown_grace_seconds`) is over, whichever is first.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
+        let (began, draining) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = began.send(());
+        });
+        let grace = self.grace;
+        let deadline = async move {
+            if draining.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served,
+            () = deadline => {
+                tracing::warn!(seconds = grace.as_secs(), "the grace period is over; closing with requests still in flight");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -340,6 +361,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
     Ok(Bound {
         listener,
         router,
+        grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
         created,
         data_dir: path,
     })

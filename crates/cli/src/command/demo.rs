@@ -6,7 +6,7 @@ use clap::Args;
 use healthcode_server::ops::demo::{DemoData, demo_file, prepare};
 
 use super::runtime;
-use super::serve::{init_logging, serve_until_ctrl_c};
+use super::serve::{init_logging, serve_until_signal};
 use crate::Failure;
 
 /// `healthcode demo`.
@@ -34,7 +34,7 @@ impl DemoArgs {
                 .await
                 .map_err(anyhow::Error::new)?;
             print_demo(&self.dir, &data);
-            serve_until_ctrl_c(&config, |_| {}).await
+            serve_until_signal(&config, |_| {}).await
         })?;
         Ok(())
     }

@@ -18,7 +18,7 @@ impl ServeArgs {
     pub fn run(self) -> Result<(), Failure> {
         let config = self.config.load()?;
         init_logging();
-        runtime()?.block_on(serve_until_ctrl_c(&config, |_| {}))?;
+        runtime()?.block_on(serve_until_signal(&config, |_| {}))?;
         Ok(())
     }
 }
@@ -32,8 +32,9 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
-/// Binds, says where, calls `ready` with the address, and serves until Ctrl-C.
-pub(crate) async fn serve_until_ctrl_c(config: &Config, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
+/// Binds, says where, calls `ready` with the address, and serves until SIGTERM or SIGINT
+/// (Ctrl-C), then drains within the configured grace period.
+pub(crate) async fn serve_until_signal(config: &Config, ready: impl FnOnce(&str)) -> anyhow::Result<()> {
     let bound = healthcode_server::bind(config)
         .await
         .map_err(anyhow::Error::new)?;
@@ -57,12 +58,41 @@ pub(crate) async fn serve_until_ctrl_c(config: &Config, ready: impl FnOnce(&str)
         "  trust list: http://{addr}/api/v1/trust-list   policy: http://{addr}/api/v1/policy   API: http://{addr}/api/openapi.json"
     );
     ready(&addr);
+    let grace = config.shutdown_grace_seconds;
+    let stop = stop_signal()?;
     bound
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down");
+        .run(async move {
+            let which = stop.await;
+            eprintln!(
+                "{which}: shutting down (requests in flight finish, for at most {} s)",
+                grace
+            );
         })
         .await
         .context("server failed")?;
+    eprintln!("stopped");
     Ok(())
+}
+
+/// Resolves with the signal's name on the first SIGTERM (what service managers send) or SIGINT.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        })
+    }
 }
