@@ -45,6 +45,9 @@ use datadir::DataDir;
 use problem::{ApiError, BoxError};
 use status::CodeView;
 
+/// The environment variable (or `…_FILE`) with the bearer token `/metrics` then requires.
+pub const METRICS_TOKEN_ENV: &str = "HEALTHCODE_METRICS_TOKEN";
+
 /// The signed trust list, when it was signed, and a verifier built from it.
 #[derive(Debug)]
 struct TrustState {
@@ -80,6 +83,8 @@ struct Settings {
     retention: Duration,
     public_url: Option<String>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// SHA-256 of the token `/metrics` asks for, when one is set.
+    metrics_token: Option<[u8; 32]>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -177,6 +182,9 @@ impl<S: Store> App<S> {
                 retention: Duration::days(config.retention_days.into()),
                 public_url,
                 trusted_proxies: config.trusted_proxies.clone(),
+                metrics_token: config::secret(METRICS_TOKEN_ENV)
+                    .map_err(StartError::msg)?
+                    .map(|t| auth::secret_hash(&t)),
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),

@@ -138,7 +138,13 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    // Only the methods HTTP defines become labels: a client inventing methods must not make
+    // series without end (or keep a 390 KB method name).
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE") => m,
+        _ => "other",
+    }
+    .to_owned();
     let start = Instant::now();
     m.in_flight.inc();
     let resp = next.run(req).await;

@@ -110,17 +110,35 @@ async fn shed(
     }
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics_text<S: Store>(State(app): State<Arc<App<S>>>) -> impl IntoResponse {
+/// Prometheus metrics. When `HEALTHCODE_METRICS_TOKEN` is set, only with that bearer token.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    (status = 401, description = "a metrics token is configured and was not sent", body = Problem, content_type = "application/problem+json"),
+))]
+async fn metrics_text<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(want) = &app.settings.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| crate::auth::secret_hash(t.trim()));
+        if given.as_ref() != Some(want) {
+            return Err(ApiError::Unauthorized(
+                "the metrics need the configured token: send Authorization: Bearer <token>".into(),
+            ));
+        }
+    }
     app.metrics.queue_depth.set(app.committer.depth());
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         app.metrics.render(),
-    )
+    ))
 }
 
 /// Liveness: the process answers.
