@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use healthcode_domain::*;
-use healthcode_store::audit::{GENESIS, chain_hash};
+use healthcode_store::rules;
 use healthcode_store::*;
 use time::OffsetDateTime;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -398,28 +398,6 @@ fn officer_row(r: &Row) -> StoreResult<Officer> {
     })
 }
 
-/// Whether `limits` let a code go at `now` to a phone last sent one at `last_sent`, within a window
-/// opened at `window_start` that has seen `window_count` sends: the window after this send, or how
-/// long until one may be sent (the longer wait when both limits refuse).
-fn otp_send(
-    limits: &OtpLimits,
-    now: OffsetDateTime,
-    last_sent: OffsetDateTime,
-    window_start: OffsetDateTime,
-    window_count: i64,
-) -> Result<(OffsetDateTime, i64), time::Duration> {
-    let since = now - last_sent;
-    let interval_wait = (since < limits.min_interval).then(|| limits.min_interval - since);
-    let window_end = window_start + limits.window;
-    let open = now < window_end;
-    let window_wait = (open && window_count >= i64::from(limits.per_window)).then(|| window_end - now);
-    match interval_wait.max(window_wait) {
-        Some(wait) => Err(wait),
-        None if open => Ok((window_start, window_count + 1)),
-        None => Ok((now, 1)),
-    }
-}
-
 const EXPOSURE_COLS: &str =
     "holder, case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade, state";
 
@@ -683,8 +661,6 @@ impl Store for PgStore {
         limits: &OtpLimits,
     ) -> StoreResult<Result<(), time::Duration>> {
         let (phone, code) = (&phone_hash[..], &code_hash[..]);
-        let expires_at = now + limits.validity;
-        let attempts = i16::from(limits.attempts);
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         loop {
@@ -699,11 +675,23 @@ impl Store for PgStore {
             let Some(row) = row else {
                 // A first code. If a concurrent send inserted the row meanwhile, this waits for it
                 // and inserts nothing; the next round then reads (and locks) that row.
+                let issue = match limits.issue(now, None) {
+                    Ok(issue) => issue,
+                    Err(wait) => return Ok(Err(wait)),
+                };
                 let n = tx
                     .execute(
                         "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
-                         VALUES ($1, $2, $3, $4, $5, $5, 1) ON CONFLICT (phone_hash) DO NOTHING",
-                        &[&phone, &code, &expires_at, &attempts, &now],
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (phone_hash) DO NOTHING",
+                        &[
+                            &phone,
+                            &code,
+                            &issue.expires_at,
+                            &i16::from(issue.attempts),
+                            &issue.sends.last_sent,
+                            &issue.sends.window_start,
+                            &issue.sends.window_count,
+                        ],
                     )
                     .await
                     .map_err(db)?;
@@ -712,15 +700,27 @@ impl Store for PgStore {
                 }
                 break;
             };
-            let (window_start, window_count) = match otp_send(limits, now, row.get(0), row.get(1), row.get(2))
-            {
-                Ok(window) => window,
+            let before = rules::OtpSends {
+                last_sent: row.get(0),
+                window_start: row.get(1),
+                window_count: row.get(2),
+            };
+            let issue = match limits.issue(now, Some(&before)) {
+                Ok(issue) => issue,
                 Err(wait) => return Ok(Err(wait)),
             };
             tx.execute(
                 "UPDATE one_time_codes SET code_hash = $2, expires_at = $3, attempts_left = $4, last_sent_at = $5,
                    window_start = $6, window_count = $7 WHERE phone_hash = $1",
-                &[&phone, &code, &expires_at, &attempts, &now, &window_start, &window_count],
+                &[
+                    &phone,
+                    &code,
+                    &issue.expires_at,
+                    &i16::from(issue.attempts),
+                    &issue.sends.last_sent,
+                    &issue.sends.window_start,
+                    &issue.sends.window_count,
+                ],
             )
             .await
             .map_err(db)?;
@@ -746,43 +746,30 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-        let Some(row) = row else {
-            return Ok(OtpCheck::Missing);
-        };
-        let stored: Option<&[u8]> = row.get(0);
-        let expires_at: OffsetDateTime = row.get(1);
-        let attempts_left: i16 = row.get(2);
-        let Some(stored) = stored else {
-            return Ok(OtpCheck::Missing);
-        };
-        if now >= expires_at {
-            return Ok(OtpCheck::Expired);
-        }
-        if attempts_left <= 0 {
-            return Ok(OtpCheck::Exhausted);
-        }
-        let outcome = if stored == code_hash {
-            // The code goes; the send counters stay.
-            tx.execute(
-                "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = $1",
-                &[&phone],
-            )
-            .await
-            .map_err(db)?;
-            OtpCheck::Accepted
-        } else {
-            let left = attempts_left - 1;
-            tx.execute(
-                "UPDATE one_time_codes SET attempts_left = $2 WHERE phone_hash = $1",
-                &[&phone, &left],
-            )
-            .await
-            .map_err(db)?;
-            OtpCheck::Wrong {
-                attempts_left: u8::try_from(left)
-                    .map_err(|_| corrupt(format!("{attempts_left} attempts left")))?,
+        let stored = row.as_ref().map(|row| rules::StoredOtp {
+            code_hash: row.get(0),
+            expires_at: row.get(1),
+            attempts_left: i64::from(row.get::<_, i16>(2)),
+        });
+        let outcome = rules::check_otp(stored, code_hash, now)?;
+        match outcome {
+            OtpCheck::Accepted => {
+                tx.execute(
+                    "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = $1",
+                    &[&phone],
+                )
+                .await
             }
-        };
+            OtpCheck::Wrong { attempts_left } => {
+                tx.execute(
+                    "UPDATE one_time_codes SET attempts_left = $2 WHERE phone_hash = $1",
+                    &[&phone, &i16::from(attempts_left)],
+                )
+                .await
+            }
+            OtpCheck::Exhausted | OtpCheck::Expired | OtpCheck::Missing => Ok(0),
+        }
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(outcome)
     }
@@ -914,10 +901,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("officer {id}")));
-        }
-        Ok(())
+        rules::updated(n, || format!("officer {id}"))
     }
 
     async fn cases(&self, since: OffsetDateTime) -> StoreResult<Vec<(HolderId, ConfirmedCase)>> {
@@ -990,12 +974,9 @@ impl Store for PgStore {
                 &[&id.0],
             )
             .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::NotFound(format!("appeal {id}")))?;
-        let mut a = appeal_row(&row)?;
-        if a.decision.is_some() {
-            return Err(StoreError::Refused(format!("appeal {id} is decided already")));
-        }
+            .map_err(db)?;
+        let found = row.as_ref().map(appeal_row).transpose()?;
+        let a = rules::decide_appeal(id, found, officer, upheld, note, at)?;
         tx.execute(
             "UPDATE appeals SET decided_by = $1, upheld = $2, note = $3, decided_at = $4 WHERE id = $5",
             &[&officer.0, &upheld, &note, &at, &id.0],
@@ -1003,7 +984,6 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        a.decision = Some((officer, upheld, note.to_owned(), at));
         Ok(a)
     }
 
@@ -1251,17 +1231,7 @@ impl Store for PgStore {
         key: &ExposureKey,
         state: ExposureState,
     ) -> StoreResult<StoredExposure> {
-        if state == ExposureState::Pending {
-            return Err(StoreError::Refused(
-                "a reviewed exposure cannot be pending".into(),
-            ));
-        }
-        let named = || {
-            format!(
-                "exposure to case {} at venue {} from {}",
-                key.case, key.venue, key.contact_start
-            )
-        };
+        let review = rules::ExposureReview::new(key, state)?;
         let (h, case, venue, start) = (key.holder.as_bytes(), key.case.0, key.venue.0, key.contact_start);
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -1274,24 +1244,15 @@ impl Store for PgStore {
                 &[&h, &case, &venue, &start],
             )
             .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::NotFound(named()))?;
-        let mut e = exposure_row(&row)?;
-        if e.state != ExposureState::Pending {
-            return Err(StoreError::Refused(format!(
-                "{} is {} already",
-                named(),
-                e.state.as_str()
-            )));
-        }
+            .map_err(db)?;
+        let e = review.apply(row.as_ref().map(exposure_row).transpose()?)?;
         tx.execute(
             "UPDATE exposures SET state = $5 WHERE holder = $1 AND case_id = $2 AND venue = $3 AND contact_start = $4",
-            &[&h, &case, &venue, &start, &state.as_str()],
+            &[&h, &case, &venue, &start, &e.state.as_str()],
         )
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        e.state = state;
         Ok(e)
     }
 
@@ -1526,11 +1487,9 @@ impl Store for PgStore {
                 &[&id.0],
             )
             .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::NotFound(format!("override {id}")))?;
-        let mut o = override_row(&row)?;
-        o.approve(officer, at)
-            .map_err(|e| StoreError::Refused(e.to_string()))?;
+            .map_err(db)?;
+        let found = row.as_ref().map(override_row).transpose()?;
+        let o = rules::approve_override(id, found, officer, at)?;
         tx.execute(
             "UPDATE overrides SET approved_by = $1, approved_at = $2 WHERE id = $3",
             &[&officer.0, &at, &id.0],
@@ -1662,37 +1621,30 @@ impl Store for PgStore {
             .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])
             .await
             .map_err(db)?;
-        let (seq, prev) = match last {
-            Some(r) => (r.get::<_, i64>(0) + 1, hash32(r.get(1))?),
-            None => (1, GENESIS),
+        let head = match last {
+            Some(r) => Some((r.get::<_, i64>(0), hash32(r.get(1))?)),
+            None => None,
         };
-        let hash = chain_hash(&prev, seq, e);
-        let at_ns = i64::try_from(e.at.unix_timestamp_nanos())
-            .map_err(|_| StoreError::Refused("time out of range".into()))?;
+        let record = AuditRecord::next(head, e);
         let subject = e.subject.as_ref().map(|s| s.as_bytes());
         tx.execute(
             &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             &[
-                &seq,
-                &at_ns,
+                &record.seq,
+                &record.at_ns()?,
                 &e.actor,
                 &e.role,
                 &e.action,
                 &subject,
                 &e.purpose,
-                &&prev[..],
-                &&hash[..],
+                &&record.prev_hash[..],
+                &&record.hash[..],
             ],
         )
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(AuditRecord {
-            seq,
-            entry: e.clone(),
-            prev_hash: prev,
-            hash,
-        })
+        Ok(record)
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use healthcode_domain::*;
-use healthcode_store::audit::{GENESIS, chain_hash};
+use healthcode_store::rules;
 use healthcode_store::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use time::{Date, OffsetDateTime};
@@ -409,28 +409,6 @@ impl SqliteStore {
     #[doc(hidden)]
     pub fn raw_execute(&self, sql: &str) -> StoreResult<usize> {
         lock(&self.inner.writer)?.execute(sql, []).map_err(backend)
-    }
-}
-
-/// Whether `limits` let a code go at `now` to a phone last sent one at `last_sent`, within a window
-/// opened at `window_start` that has seen `window_count` sends: the window after this send, or how
-/// long until one may be sent (the longer wait when both limits refuse).
-fn otp_send(
-    limits: &OtpLimits,
-    now: OffsetDateTime,
-    last_sent: OffsetDateTime,
-    window_start: OffsetDateTime,
-    window_count: i64,
-) -> Result<(OffsetDateTime, i64), time::Duration> {
-    let since = now - last_sent;
-    let interval_wait = (since < limits.min_interval).then(|| limits.min_interval - since);
-    let window_end = window_start + limits.window;
-    let open = now < window_end;
-    let window_wait = (open && window_count >= i64::from(limits.per_window)).then(|| window_end - now);
-    match interval_wait.max(window_wait) {
-        Some(wait) => Err(wait),
-        None if open => Ok((window_start, window_count + 1)),
-        None => Ok((now, 1)),
     }
 }
 
@@ -892,16 +870,17 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(backend)?;
-            let (window_start, window_count) = match before {
-                None => (now, 1),
-                Some((last_sent, window_start, window_count)) => {
-                    let last_sent = from_ts(last_sent).map_err(backend)?;
-                    let window_start = from_ts(window_start).map_err(backend)?;
-                    match otp_send(limits, now, last_sent, window_start, window_count) {
-                        Ok(window) => window,
-                        Err(wait) => return Ok(Err(wait)),
-                    }
-                }
+            let before = match before {
+                None => None,
+                Some((last_sent, window_start, window_count)) => Some(rules::OtpSends {
+                    last_sent: from_ts(last_sent).map_err(backend)?,
+                    window_start: from_ts(window_start).map_err(backend)?,
+                    window_count,
+                }),
+            };
+            let issue = match limits.issue(now, before.as_ref()) {
+                Ok(issue) => issue,
+                Err(wait) => return Ok(Err(wait)),
             };
             tx.execute(
                 "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
@@ -912,11 +891,11 @@ impl Store for SqliteStore {
                 params![
                     &phone_hash[..],
                     &code_hash[..],
-                    ts(now + limits.validity),
-                    limits.attempts,
-                    ts(now),
-                    ts(window_start),
-                    window_count
+                    ts(issue.expires_at),
+                    issue.attempts,
+                    ts(issue.sends.last_sent),
+                    ts(issue.sends.window_start),
+                    issue.sends.window_count
                 ],
             )
             .map_err(backend)?;
@@ -939,34 +918,28 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(backend)?;
-            let Some((Some(stored), expires_at, attempts_left)) = row else {
-                return Ok(OtpCheck::Missing);
+            let stored = match &row {
+                None => None,
+                Some((code, expires_at, attempts_left)) => Some(rules::StoredOtp {
+                    code_hash: code.as_deref(),
+                    expires_at: from_ts(*expires_at).map_err(backend)?,
+                    attempts_left: *attempts_left,
+                }),
             };
-            if now >= from_ts(expires_at).map_err(backend)? {
-                return Ok(OtpCheck::Expired);
-            }
-            if attempts_left <= 0 {
-                return Ok(OtpCheck::Exhausted);
-            }
-            if stored == code_hash[..] {
-                // The code goes; the send counters stay.
-                tx.execute(
+            let outcome = rules::check_otp(stored, code_hash, now)?;
+            match outcome {
+                OtpCheck::Accepted => tx.execute(
                     "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = ?1",
                     [&phone_hash[..]],
-                )
-                .map_err(backend)?;
-                return Ok(OtpCheck::Accepted);
+                ),
+                OtpCheck::Wrong { attempts_left } => tx.execute(
+                    "UPDATE one_time_codes SET attempts_left = ?1 WHERE phone_hash = ?2",
+                    params![attempts_left, &phone_hash[..]],
+                ),
+                OtpCheck::Exhausted | OtpCheck::Expired | OtpCheck::Missing => Ok(0),
             }
-            let left = attempts_left - 1;
-            tx.execute(
-                "UPDATE one_time_codes SET attempts_left = ?1 WHERE phone_hash = ?2",
-                params![left, &phone_hash[..]],
-            )
             .map_err(backend)?;
-            Ok(OtpCheck::Wrong {
-                attempts_left: u8::try_from(left)
-                    .map_err(|_| StoreError::Corrupt(format!("{attempts_left} attempts left")))?,
-            })
+            Ok(outcome)
         })
     }
 
@@ -1088,10 +1061,7 @@ impl Store for SqliteStore {
                     params![password_hash, must_change_password, id.0],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("officer {id}")));
-            }
-            Ok(())
+            rules::updated(n as u64, || format!("officer {id}"))
         })
     }
 
@@ -1157,24 +1127,20 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<Appeal> {
         self.write(|tx| {
-            let mut a = tx
+            let found = tx
                 .query_row(
                     &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id = ?1"),
                     [id.0],
                     appeal_row,
                 )
                 .optional()
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(format!("appeal {id}")))?;
-            if a.decision.is_some() {
-                return Err(StoreError::Refused(format!("appeal {id} is decided already")));
-            }
+                .map_err(backend)?;
+            let a = rules::decide_appeal(id, found, officer, upheld, note, at)?;
             tx.execute(
                 "UPDATE appeals SET decided_by = ?1, upheld = ?2, note = ?3, decided_at = ?4 WHERE id = ?5",
                 params![officer.0, upheld, note, ts(at), id.0],
             )
             .map_err(backend)?;
-            a.decision = Some((officer, upheld, note.to_owned(), at));
             Ok(a)
         })
     }
@@ -1397,17 +1363,7 @@ impl Store for SqliteStore {
         key: &ExposureKey,
         state: ExposureState,
     ) -> StoreResult<StoredExposure> {
-        if state == ExposureState::Pending {
-            return Err(StoreError::Refused(
-                "a reviewed exposure cannot be pending".into(),
-            ));
-        }
-        let named = || {
-            format!(
-                "exposure to case {} at venue {} from {}",
-                key.case, key.venue, key.contact_start
-            )
-        };
+        let review = rules::ExposureReview::new(key, state)?;
         let (h, case, venue, start) = (
             key.holder.as_bytes(),
             key.case.0,
@@ -1415,7 +1371,7 @@ impl Store for SqliteStore {
             ts(key.contact_start),
         );
         self.write(|tx| {
-            let raw = tx
+            let found = tx
                 .query_row(
                     &format!(
                         "SELECT {EXPOSURE_COLS} FROM exposures WHERE holder = ?1 AND case_id = ?2 AND venue = ?3 AND contact_start = ?4"
@@ -1425,21 +1381,14 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(named()))?;
-            let mut e = stored_exposure_of(raw)?;
-            if e.state != ExposureState::Pending {
-                return Err(StoreError::Refused(format!(
-                    "{} is {} already",
-                    named(),
-                    e.state.as_str()
-                )));
-            }
+                .map(stored_exposure_of)
+                .transpose()?;
+            let e = review.apply(found)?;
             tx.execute(
                 "UPDATE exposures SET state = ?5 WHERE holder = ?1 AND case_id = ?2 AND venue = ?3 AND contact_start = ?4",
-                params![h, case, venue, start, state.as_str()],
+                params![h, case, venue, start, e.state.as_str()],
             )
             .map_err(backend)?;
-            e.state = state;
             Ok(e)
         })
     }
@@ -1616,17 +1565,15 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<Override> {
         self.write(|tx| {
-            let mut o = tx
+            let found = tx
                 .query_row(
                     &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = ?1"),
                     [id.0],
                     override_row,
                 )
                 .optional()
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(format!("override {id}")))?;
-            o.approve(officer, at)
-                .map_err(|e| StoreError::Refused(e.to_string()))?;
+                .map_err(backend)?;
+            let o = rules::approve_override(id, found, officer, at)?;
             tx.execute(
                 "UPDATE overrides SET approved_by = ?1, approved_at = ?2 WHERE id = ?3",
                 params![officer.0, ts(at), id.0],
@@ -1711,34 +1658,27 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(backend)?;
-            let (seq, prev) = match last {
-                Some((s, h)) => (s + 1, hash32(h).map_err(backend)?),
-                None => (1, GENESIS),
+            let head = match last {
+                Some((seq, hash)) => Some((seq, hash32(hash).map_err(backend)?)),
+                None => None,
             };
-            let hash = chain_hash(&prev, seq, e);
-            let at_ns = i64::try_from(e.at.unix_timestamp_nanos())
-                .map_err(|_| StoreError::Refused("time out of range".into()))?;
+            let record = AuditRecord::next(head, e);
             tx.execute(
                 &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
-                    seq,
-                    at_ns,
+                    record.seq,
+                    record.at_ns()?,
                     e.actor,
                     e.role,
                     e.action,
                     e.subject.as_ref().map(|s| s.as_bytes().to_vec()),
                     e.purpose,
-                    prev,
-                    hash
+                    record.prev_hash,
+                    record.hash
                 ],
             )
             .map_err(backend)?;
-            Ok(AuditRecord {
-                seq,
-                entry: e.clone(),
-                prev_hash: prev,
-                hash,
-            })
+            Ok(record)
         })
     }
 

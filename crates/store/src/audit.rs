@@ -10,6 +10,8 @@ use healthcode_domain::HolderId;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::{StoreError, StoreResult};
+
 /// One thing someone did with personal data or with a holder's colour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -57,6 +59,30 @@ pub fn chain_hash(prev: &[u8; 32], seq: i64, e: &AuditEntry) -> [u8; 32] {
         h.update(field.as_bytes());
     }
     h.finalize().into()
+}
+
+impl AuditRecord {
+    /// The record that appends `entry` to a log whose newest record has `head` (its sequence
+    /// number and hash; `None` for an empty log): the next number, linked to that hash.
+    pub fn next(head: Option<(i64, [u8; 32])>, entry: &AuditEntry) -> AuditRecord {
+        let (seq, prev_hash) = match head {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS),
+        };
+        AuditRecord {
+            seq,
+            hash: chain_hash(&prev_hash, seq, entry),
+            entry: entry.clone(),
+            prev_hash,
+        }
+    }
+
+    /// The entry's time as stored: nanoseconds since 1970 ([`StoreError::Refused`] past the
+    /// year 2262, which they cannot count).
+    pub fn at_ns(&self) -> StoreResult<i64> {
+        i64::try_from(self.entry.at.unix_timestamp_nanos())
+            .map_err(|_| StoreError::Refused("time out of range".into()))
+    }
 }
 
 /// Where and why the chain is broken.

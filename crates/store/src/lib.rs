@@ -15,6 +15,7 @@ use time::{Date, OffsetDateTime};
 pub mod audit;
 pub mod conformance;
 pub mod crypto;
+pub mod rules;
 
 pub use audit::{AuditEntry, AuditRecord, ChainBreak, verify_chain};
 pub use crypto::{Crypto, CryptoError, KeyMaterial};
