@@ -82,10 +82,16 @@ fn hid(n: u8) -> HolderId {
     HolderId::from_bytes(&[n; 8]).unwrap()
 }
 
+/// A valid resident ID number: the 17 digits given, then their check character.
+fn with_check_char(seventeen: &str) -> String {
+    let digits: &[u8; 17] = seventeen.as_bytes().try_into().unwrap();
+    format!("{seventeen}{}", resident_id_check_char(digits))
+}
+
 pub fn resident(n: u8) -> (SealedHolder, PersonalData) {
     let data = PersonalData {
         name: format!("Zhang Wei{n}"),
-        resident_id: Some(format!("1101011990030780{n:02}")),
+        resident_id: Some(with_check_char(&format!("110101199003078{n:02}"))),
         passport: None,
         nationality: None,
         birth_date: date!(1990 - 03 - 07),
@@ -1367,9 +1373,18 @@ pub fn synthetic_holders(start: u64, n: u64) -> Vec<SealedHolder> {
     let c = crypto();
     (start..start + n)
         .map(|i| {
+            // A thousand residents a birthday, from 1 January 1950.
+            let born = date!(1950 - 01 - 01) + Duration::days((i / 1000) as i64);
+            let digits = format!(
+                "330106{:04}{:02}{:02}{:03}",
+                born.year(),
+                u8::from(born.month()),
+                born.day(),
+                i % 1000
+            );
             let data = PersonalData {
                 name: format!("Resident {i}"),
-                resident_id: Some(format!("330106199003{i:06}")),
+                resident_id: Some(with_check_char(&digits)),
                 passport: None,
                 nationality: None,
                 birth_date: date!(1990 - 03 - 07),

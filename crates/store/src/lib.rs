@@ -7,8 +7,8 @@ use std::future::Future;
 
 use healthcode_domain::{
     AdmissionPolicy, AppealId, CaseId, CheckIn, ConfirmedCase, DailyReport, DeviceId, Exposure,
-    HealthDeclaration, HolderFacts, HolderId, Issuer, OfficerId, Override, OverrideId, RiskArea, TestResult,
-    TravelDeclaration, Venue, VenueCategory, VenueId,
+    HealthDeclaration, HolderFacts, HolderId, IdentityDocument, Issuer, OfficerId, Override, OverrideId,
+    RiskArea, TestResult, TravelDeclaration, Venue, VenueCategory, VenueId,
 };
 use time::{Date, OffsetDateTime};
 
@@ -18,7 +18,7 @@ pub mod crypto;
 pub mod rules;
 
 pub use audit::{AuditEntry, AuditRecord, ChainBreak, verify_chain};
-pub use crypto::{Crypto, CryptoError, KeyMaterial};
+pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
 
 /// What a storage call can fail with. A database failure is [`StoreError::Backend`] (a 500 to an
 /// API client), never "not found" or "bad request".
@@ -118,7 +118,9 @@ pub struct SealedHolder {
 }
 
 impl Crypto {
-    /// Seals a holder's personal data for storage.
+    /// Seals a holder's personal data for storage, found by the identity hash of the document
+    /// it names ([`Crypto::identity_hash`], the document checked as of `created_at`'s date):
+    /// [`CryptoError::NoDocument`] when it names no valid document of the holder's kind.
     pub fn seal_holder(
         &self,
         id: HolderId,
@@ -127,23 +129,27 @@ impl Crypto {
         name_hint: &str,
         created_at: OffsetDateTime,
     ) -> Result<SealedHolder, CryptoError> {
-        let (domain, number) = match kind {
-            HolderKind::Resident => ("resident-id", data.resident_id.clone().unwrap_or_default()),
-            HolderKind::Visitor => (
-                "passport",
-                format!(
-                    "{}:{}",
-                    data.nationality.clone().unwrap_or_default(),
-                    data.passport.clone().unwrap_or_default()
-                ),
-            ),
+        let doc = IdentityDocument::parse(
+            data.resident_id.as_deref(),
+            data.passport.as_deref(),
+            data.nationality.as_deref(),
+            created_at.date(),
+        );
+        let identity_hash = match (kind, doc) {
+            (HolderKind::Resident, Ok(doc @ IdentityDocument::ResidentId(_)))
+            | (HolderKind::Visitor, Ok(doc @ IdentityDocument::Passport { .. })) => self.identity_hash(&doc),
+            (kind, doc) => {
+                return Err(CryptoError::NoDocument {
+                    kind: kind.as_str(),
+                    source: doc.err(),
+                });
+            }
         };
         let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(data)
-                .map_err(|e| CryptoError::BadKey(format!("cannot encode personal data: {e}")))?,
+            serde_json::to_vec(data).map_err(|e| CryptoError::Encode(std::sync::Arc::new(e)))?,
         );
         Ok(SealedHolder {
-            identity_hash: self.keyed_hash(domain, &number),
+            identity_hash,
             phone_hash: self.keyed_hash("phone", &data.phone),
             sealed: self.seal(id.as_bytes(), &json)?,
             id,
