@@ -77,7 +77,7 @@ impl PgInner {
             let known = self
                 .partitions
                 .lock()
-                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+                .map_err(|_| StoreError::backend("partition cache poisoned"))?;
             // Each hour once: a batch names its hours once a scan.
             let hours: std::collections::BTreeSet<OffsetDateTime> = hours.into_iter().collect();
             for h in hours {
@@ -136,11 +136,11 @@ impl PgInner {
         let mut known = self
             .partitions
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?;
         known.extend(out.iter().map(|(h, c)| (*h, *c)));
         self.loading
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?
             .extend(loading);
         Ok(out)
     }
@@ -194,7 +194,7 @@ impl PgInner {
         let mut known = self
             .partitions
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?;
         for h in hours {
             known.remove(&h);
         }
@@ -282,7 +282,7 @@ impl PgInner {
         let loading = self
             .loading
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?
             .clone();
         let due: VecDeque<(String, OffsetDateTime)> = rows
             .iter()
@@ -306,11 +306,11 @@ impl PgInner {
                 self.close_one(&name).await?;
                 self.partitions
                     .lock()
-                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .map_err(|_| StoreError::backend("partition cache poisoned"))?
                     .insert(start, true);
                 self.loading
                     .lock()
-                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .map_err(|_| StoreError::backend("partition cache poisoned"))?
                     .remove(&start);
             }
         });

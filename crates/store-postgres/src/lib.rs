@@ -26,15 +26,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Connecting or migrating failed.
+/// Connecting or migrating failed; the cause is the error's source.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The URL is malformed.
-    #[error("bad PostgreSQL URL: {0}")]
-    Url(String),
-    /// The server refused or is unreachable.
-    #[error("cannot use PostgreSQL: {0}")]
-    Database(String),
+    #[error("bad PostgreSQL URL")]
+    Url(#[source] tokio_postgres::Error),
+    /// The schema asked for is not a plain name.
+    #[error("schema name {0:?} must be lower-case letters, digits and _")]
+    Schema(String),
+    /// The server refused, is unreachable, or a migration failed.
+    #[error("cannot use PostgreSQL")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// A PostgreSQL URL whose `Debug` and `Display` hide the password.
@@ -121,15 +124,17 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn db(e: tokio_postgres::Error) -> StoreError {
+    // What PostgreSQL said (the error's own text is only "db error").
+    let said = || e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string);
     match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(e.to_string()),
-        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(e.to_string()),
-        _ => StoreError::Backend(e.to_string()),
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(said()),
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(said()),
+        _ => StoreError::backend(e),
     }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("connection pool: {e}"))
+    StoreError::backend(e)
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -144,26 +149,23 @@ impl PgStore {
         schema: Option<&str>,
         max_connections: usize,
     ) -> Result<PgStore, ConnectError> {
-        let mut cfg =
-            tokio_postgres::Config::from_str(url.expose()).map_err(|e| ConnectError::Url(e.to_string()))?;
+        let mut cfg = tokio_postgres::Config::from_str(url.expose()).map_err(ConnectError::Url)?;
         if let Some(s) = schema {
             if !s
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
-                return Err(ConnectError::Url(format!(
-                    "schema name {s:?} must be lower-case letters, digits and _"
-                )));
+                return Err(ConnectError::Schema(s.to_owned()));
             }
             let (client, conn) = cfg
                 .connect(NoTls)
                 .await
-                .map_err(|e| ConnectError::Database(e.to_string()))?;
+                .map_err(|e| ConnectError::Database(e.into()))?;
             let task = tokio::spawn(conn);
             client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
                 .await
-                .map_err(|e| ConnectError::Database(e.to_string()))?;
+                .map_err(|e| ConnectError::Database(e.into()))?;
             drop(client);
             let _ = task.await;
             cfg.options(format!("-c search_path={s}"));
@@ -178,7 +180,7 @@ impl PgStore {
         let pool = Pool::builder(mgr)
             .max_size(max_connections.max(1))
             .build()
-            .map_err(|e| ConnectError::Database(e.to_string()))?;
+            .map_err(|e| ConnectError::Database(e.into()))?;
         let store = PgStore {
             inner: Arc::new(PgInner {
                 pool,
@@ -190,7 +192,7 @@ impl PgStore {
         store
             .migrate()
             .await
-            .map_err(|e| ConnectError::Database(e.to_string()))?;
+            .map_err(|e| ConnectError::Database(e.into()))?;
         Ok(store)
     }
 
@@ -1603,7 +1605,7 @@ impl Store for PgStore {
         let mut known = self
             .partitions
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?;
         for h in dropped {
             known.remove(&h);
         }
@@ -1675,6 +1677,38 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every message in an error's chain of sources, the error's own first.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_says_why() {
+        let e = PgStore::connect(&DatabaseUrl::new("postgres://x@127.0.0.1:1/none"), None, 1)
+            .await
+            .unwrap_err();
+        let said = chain(&e);
+        assert_eq!(said[0], "cannot use PostgreSQL");
+        assert!(
+            said.iter().any(|m| m.to_lowercase().contains("connect")),
+            "{said:?}"
+        );
+        let e = PgStore::connect(&DatabaseUrl::new("postgres://x@127.0.0.1/none?bogus=1"), None, 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConnectError::Url(_)), "{e:?}");
+        assert!(chain(&e).len() > 1, "{e:?}");
+        let e = PgStore::connect(&DatabaseUrl::new("postgres://x@127.0.0.1/none"), Some("No"), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "schema name \"No\" must be lower-case letters, digits and _"
+        );
+    }
 
     #[test]
     fn a_database_url_does_not_print_its_password() {

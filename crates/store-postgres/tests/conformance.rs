@@ -172,3 +172,39 @@ async fn an_unknown_stored_exposure_state_is_corrupt() {
         .unwrap();
     healthcode_store::conformance::an_unknown_exposure_state_reads_as_corrupt(s, &stored).await;
 }
+
+/// Every message in an error's chain of sources, the error's own first.
+fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// A failing query is a database error that keeps PostgreSQL's own message in its sources (the
+/// driver's error says only "db error"); a clash says what PostgreSQL said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_keeps_what_postgresql_said() {
+    use healthcode_store::{Role, Store, StoreError};
+    let Some(h) = fresh().await else { return };
+    let s = &h.store;
+    let e = s.raw_query("SELEC 1").await.unwrap_err();
+    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    let said = chain(&e);
+    assert_eq!(said[0], "database error");
+    assert!(
+        said.iter()
+            .any(|m| m.contains("syntax error at or near \"SELEC\"")),
+        "{said:?}"
+    );
+    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    s.insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
+        .await
+        .unwrap();
+    match s
+        .insert_officer("li.na", Role::Auditor, "$argon2id$y", false, at)
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("duplicate key value"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -54,13 +54,17 @@ pub enum OpenError {
     )]
     Missing(PathBuf),
     /// SQLite refused.
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}")]
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// The cause.
+        /// What SQLite said.
+        #[source]
         source: rusqlite::Error,
     },
+    /// The thread that moves check-ins into their indexed file could not start.
+    #[error("cannot start the check-in merger")]
+    Merger(#[source] std::io::Error),
 }
 
 /// The SQLite store: a main file, and beside it `<name>.checkins` holding the indexed check-ins.
@@ -92,7 +96,7 @@ impl std::fmt::Debug for SqliteStore {
 
 fn lock<T>(m: &Mutex<T>) -> StoreResult<std::sync::MutexGuard<'_, T>> {
     m.lock()
-        .map_err(|_| StoreError::Backend("connection lock poisoned".into()))
+        .map_err(|_| StoreError::backend("connection lock poisoned"))
 }
 
 impl Inner {
@@ -349,10 +353,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("checkin-merger".into())
             .spawn(move || merger(weak))
-            .map_err(|e| OpenError::Sqlite {
-                path: path.to_owned(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            .map_err(OpenError::Merger)?;
         Ok(SqliteStore { inner })
     }
 
@@ -421,7 +422,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Conflict(e.to_string())
         }
-        _ => StoreError::Backend(e.to_string()),
+        _ => StoreError::backend(e),
     }
 }
 
@@ -1230,7 +1231,7 @@ impl Store for SqliteStore {
         self.write(|tx| {
             match fact {
                 Fact::Health(d) => {
-                    let symptoms = serde_json::to_string(&d.symptoms).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    let symptoms = serde_json::to_string(&d.symptoms).map_err(StoreError::backend)?;
                     tx.execute(
                         "INSERT INTO health_declarations (holder, at, symptoms, temperature) VALUES (?1, ?2, ?3, ?4)",
                         params![h, ts(d.at), symptoms, d.temperature_c.map(f64::from)],

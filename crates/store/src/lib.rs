@@ -36,9 +36,16 @@ pub enum StoreError {
     /// Stored data could not be read back (corrupt, or sealed with a missing key).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Backend(String),
+    /// The database failed; what it said is the error's [`source`](std::error::Error::source).
+    #[error("database error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl StoreError {
+    /// A database failure caused by `e`, which stays readable as the error's source.
+    pub fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> StoreError {
+        StoreError::Backend(e.into())
+    }
 }
 
 /// Result of a store call.
