@@ -447,11 +447,7 @@ fn appeal_row(r: &Row) -> StoreResult<Appeal> {
     })
 }
 
-impl Store for PgStore {
-    async fn flush_checkins(&self) -> StoreResult<u64> {
-        PgStore::flush_checkins(self).await
-    }
-
+impl HolderStore for PgStore {
     async fn insert_holder(&self, h: &SealedHolder) -> StoreResult<()> {
         self.conn()
             .await?
@@ -517,142 +513,6 @@ impl Store for PgStore {
 
     async fn holder_by_identity(&self, identity_hash: &[u8; 32]) -> StoreResult<Option<SealedHolder>> {
         self.holder_where("identity_hash", identity_hash).await
-    }
-
-    async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {
-        let c = self.conn().await?;
-        let row = c
-            .query_one(
-                "INSERT INTO venues (name, category, region, admission) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[
-                    &v.name,
-                    &v.category.as_str(),
-                    &v.region.as_str(),
-                    &v.admission.as_str(),
-                ],
-            )
-            .await
-            .map_err(db)?;
-        Ok(Venue {
-            id: VenueId(row.get(0)),
-            name: v.name.clone(),
-            category: v.category,
-            region: v.region.clone(),
-            admission: v.admission,
-        })
-    }
-
-    async fn insert_venues(&self, batch: &[NewVenue]) -> StoreResult<Vec<Venue>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = i64::try_from(batch.len()).map_err(|_| StoreError::Refused("too many venues".into()))?;
-        let names: Vec<&str> = batch.iter().map(|v| v.name.as_str()).collect();
-        let categories: Vec<&str> = batch.iter().map(|v| v.category.as_str()).collect();
-        let regions: Vec<&str> = batch.iter().map(|v| v.region.as_str()).collect();
-        let admissions: Vec<&str> = batch.iter().map(|v| v.admission.as_str()).collect();
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        // The ids are taken from the identity's sequence first, so that each venue's id is known
-        // by its place in the batch (the order of RETURNING rows is not promised).
-        let ids: Vec<i64> = tx
-            .query(
-                "SELECT nextval(pg_get_serial_sequence('venues', 'id')) FROM generate_series(1, $1::bigint)",
-                &[&n],
-            )
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        tx.execute(
-            "INSERT INTO venues (id, name, category, region, admission) OVERRIDING SYSTEM VALUE
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])",
-            &[&ids, &names, &categories, &regions, &admissions],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(batch
-            .iter()
-            .zip(ids)
-            .map(|(v, id)| Venue {
-                id: VenueId(id),
-                name: v.name.clone(),
-                category: v.category,
-                region: v.region.clone(),
-                admission: v.admission,
-            })
-            .collect())
-    }
-
-    async fn venue(&self, id: VenueId) -> StoreResult<Option<Venue>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                "SELECT id, name, category, region, admission FROM venues WHERE id = $1",
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(venue_row).transpose()
-    }
-
-    async fn venues(&self) -> StoreResult<Vec<Venue>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                "SELECT id, name, category, region, admission FROM venues ORDER BY id",
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(venue_row).collect()
-    }
-
-    async fn insert_device(&self, venue: VenueId, label: &str, key_hash: &[u8; 32]) -> StoreResult<Device> {
-        let c = self.conn().await?;
-        let row = c
-            .query_one(
-                "INSERT INTO devices (venue, label, key_hash) VALUES ($1, $2, $3) RETURNING id",
-                &[&venue.0, &label, &&key_hash[..]],
-            )
-            .await
-            .map_err(|e| match db(e) {
-                StoreError::NotFound(_) => StoreError::NotFound(format!("venue {venue}")),
-                other => other,
-            })?;
-        Ok(Device {
-            id: DeviceId(row.get(0)),
-            venue,
-            label: label.to_owned(),
-            key_hash: *key_hash,
-        })
-    }
-
-    async fn device_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<Device>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                "SELECT id, venue, label, key_hash FROM devices WHERE key_hash = $1",
-                &[&&key_hash[..]],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(device_row).transpose()
-    }
-
-    async fn devices(&self, venue: Option<VenueId>) -> StoreResult<Vec<Device>> {
-        let c = self.conn().await?;
-        let venue = venue.map(|v| v.0);
-        let rows = c
-            .query(
-                "SELECT id, venue, label, key_hash FROM devices WHERE $1::bigint IS NULL OR venue = $1 ORDER BY id",
-                &[&venue],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(device_row).collect()
     }
 
     async fn issue_otp(
@@ -828,167 +688,9 @@ impl Store for PgStore {
         }
         .map_err(db)
     }
+}
 
-    async fn insert_officer(
-        &self,
-        username: &str,
-        role: Role,
-        password_hash: &str,
-        must_change_password: bool,
-        at: OffsetDateTime,
-    ) -> StoreResult<Officer> {
-        let c = self.conn().await?;
-        let row = c
-            .query_one(
-                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&username, &role.as_str(), &password_hash, &must_change_password, &at],
-            )
-            .await
-            .map_err(db)?;
-        Ok(Officer {
-            id: OfficerId(row.get(0)),
-            username: username.to_owned(),
-            role,
-            password_hash: password_hash.to_owned(),
-            must_change_password,
-            created_at: at,
-        })
-    }
-
-    async fn officer(&self, id: OfficerId) -> StoreResult<Option<Officer>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1"),
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(officer_row).transpose()
-    }
-
-    async fn officer_by_username(&self, username: &str) -> StoreResult<Option<Officer>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {OFFICER_COLS} FROM officers WHERE username = $1"),
-                &[&username],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(officer_row).transpose()
-    }
-
-    async fn officers(&self) -> StoreResult<Vec<Officer>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(&format!("SELECT {OFFICER_COLS} FROM officers ORDER BY id"), &[])
-            .await
-            .map_err(db)?;
-        rows.iter().map(officer_row).collect()
-    }
-
-    async fn set_officer_password(
-        &self,
-        id: OfficerId,
-        password_hash: &str,
-        must_change_password: bool,
-    ) -> StoreResult<()> {
-        let n = self
-            .conn()
-            .await?
-            .execute(
-                "UPDATE officers SET password_hash = $1, must_change_password = $2 WHERE id = $3",
-                &[&password_hash, &must_change_password, &id.0],
-            )
-            .await
-            .map_err(db)?;
-        rules::updated(n, || format!("officer {id}"))
-    }
-
-    async fn cases(&self, since: OffsetDateTime) -> StoreResult<Vec<(HolderId, ConfirmedCase)>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                "SELECT id, holder, onset, confirmed_at FROM cases WHERE confirmed_at >= $1 ORDER BY confirmed_at, id",
-                &[&since],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(case_row).collect()
-    }
-
-    async fn override_by_id(&self, id: OverrideId) -> StoreResult<Option<(HolderId, Override)>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides WHERE id = $1"),
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        row.as_ref().map(holder_override_row).transpose()
-    }
-
-    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
-        let filter = if pending_only {
-            "WHERE approved_by IS NULL"
-        } else {
-            ""
-        };
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides {filter} ORDER BY id"),
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(holder_override_row).collect()
-    }
-
-    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
-        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id"),
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(appeal_row).collect()
-    }
-
-    async fn decide_appeal(
-        &self,
-        id: AppealId,
-        officer: OfficerId,
-        upheld: bool,
-        note: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<Appeal> {
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        let row = tx
-            .query_opt(
-                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id = $1 FOR UPDATE"),
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        let found = row.as_ref().map(appeal_row).transpose()?;
-        let a = rules::decide_appeal(id, found, officer, upheld, note, at)?;
-        tx.execute(
-            "UPDATE appeals SET decided_by = $1, upheld = $2, note = $3, decided_at = $4 WHERE id = $5",
-            &[&officer.0, &upheld, &note, &at, &id.0],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(a)
-    }
-
+impl CheckinStore for PgStore {
     async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
         if batch.is_empty() {
             return Ok(0);
@@ -1001,6 +703,10 @@ impl Store for PgStore {
             return Ok(0);
         }
         self.inner.load_checkins(batch).await
+    }
+
+    async fn flush_checkins(&self) -> StoreResult<u64> {
+        PgStore::flush_checkins(self).await
     }
 
     async fn checkins_at_venue(
@@ -1047,7 +753,9 @@ impl Store for PgStore {
     ) -> StoreResult<u64> {
         checkins::scan(&self.inner, from, to, each).await
     }
+}
 
+impl CaseStore for PgStore {
     async fn add_fact(&self, holder: &HolderId, fact: &Fact) -> StoreResult<()> {
         let h = holder.as_bytes();
         let c = self.conn().await?;
@@ -1149,6 +857,121 @@ impl Store for PgStore {
             );
         }
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    async fn cases(&self, since: OffsetDateTime) -> StoreResult<Vec<(HolderId, ConfirmedCase)>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, holder, onset, confirmed_at FROM cases WHERE confirmed_at >= $1 ORDER BY confirmed_at, id",
+                &[&since],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(case_row).collect()
+    }
+
+    async fn holder_facts(&self, holder: &HolderId) -> StoreResult<HolderFacts> {
+        let h = holder.as_bytes();
+        let mut c = self.conn().await?;
+        // One snapshot for all of a holder's facts.
+        let tx = c
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(db)?;
+        let mut f = HolderFacts::default();
+        for r in tx
+            .query(
+                "SELECT id, onset, confirmed_at FROM cases WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.cases.push(ConfirmedCase {
+                id: CaseId(r.get(0)),
+                onset: r.get(1),
+                confirmed_at: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT positive, sampled_at, lab FROM test_results WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.tests.push(TestResult {
+                positive: r.get(0),
+                sampled_at: r.get(1),
+                lab: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = $1 AND state = 'applied' ORDER BY contact_start, case_id, venue",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            let grade: &str = r.get(7);
+            f.exposures.push(Exposure {
+                case: CaseId(r.get(0)),
+                venue: VenueId(r.get(1)),
+                case_interval: (r.get(2), r.get(3)),
+                contact_interval: (r.get(4), r.get(5)),
+                overlap_minutes: r.get(6),
+                grade: grade_of(grade)?,
+            });
+        }
+        for r in tx.query("SELECT at, region, date_from, date_until FROM travel_declarations WHERE holder = $1 ORDER BY id", &[&h]).await.map_err(db)? {
+            f.travels.push(TravelDeclaration { at: r.get(0), region: issuer(r.get(1))?, from: r.get(2), until: r.get(3) });
+        }
+        for r in tx
+            .query(
+                "SELECT at, symptoms, temperature FROM health_declarations WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            let symptoms: &str = r.get(1);
+            f.declarations.push(HealthDeclaration {
+                at: r.get(0),
+                symptoms: serde_json::from_str(symptoms).map_err(corrupt)?,
+                temperature_c: r.get(2),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT at, well FROM daily_reports WHERE holder = $1 ORDER BY id",
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.reports.push(DailyReport {
+                at: r.get(0),
+                well: r.get(1),
+            });
+        }
+        for r in tx
+            .query(
+                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE holder = $1 ORDER BY id"),
+                &[&h],
+            )
+            .await
+            .map_err(db)?
+        {
+            f.overrides.push(override_row(&r)?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(f)
     }
 
     async fn add_exposures_as(
@@ -1274,6 +1097,176 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT region, level, starts_at, ends_at FROM risk_areas ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let level: &str = r.get(1);
+                Ok(RiskArea {
+                    region: issuer(r.get(0))?,
+                    level: level_of(level)?,
+                    from: r.get(2),
+                    until: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn propose_override(&self, o: &NewOverride) -> StoreResult<Override> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO overrides (holder, colour, reason, proposed_by, proposed_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[&o.holder.as_bytes(), &o.colour.as_str(), &o.reason, &o.proposed_by.0, &o.proposed_at, &o.expires_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Override {
+            id: OverrideId(row.get(0)),
+            colour: o.colour,
+            reason: o.reason.clone(),
+            proposed_by: o.proposed_by,
+            proposed_at: o.proposed_at,
+            approval: None,
+            expires_at: o.expires_at,
+        })
+    }
+
+    async fn approve_override(
+        &self,
+        id: OverrideId,
+        officer: OfficerId,
+        at: OffsetDateTime,
+    ) -> StoreResult<Override> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = $1 FOR UPDATE"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        let found = row.as_ref().map(override_row).transpose()?;
+        let o = rules::approve_override(id, found, officer, at)?;
+        tx.execute(
+            "UPDATE overrides SET approved_by = $1, approved_at = $2 WHERE id = $3",
+            &[&officer.0, &at, &id.0],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(o)
+    }
+
+    async fn override_by_id(&self, id: OverrideId) -> StoreResult<Option<(HolderId, Override)>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides WHERE id = $1"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(holder_override_row).transpose()
+    }
+
+    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
+        let filter = if pending_only {
+            "WHERE approved_by IS NULL"
+        } else {
+            ""
+        };
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {OVERRIDE_COLS}, holder FROM overrides {filter} ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(holder_override_row).collect()
+    }
+
+    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO appeals (holder, text, filed_at) VALUES ($1, $2, $3) RETURNING id",
+                &[&holder.as_bytes(), &text, &at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Appeal {
+            id: AppealId(row.get(0)),
+            holder: holder.clone(),
+            text: text.to_owned(),
+            filed_at: at,
+            decision: None,
+        })
+    }
+
+    async fn appeals_of(&self, holder: &HolderId) -> StoreResult<Vec<Appeal>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE holder = $1 ORDER BY id"),
+                &[&holder.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(appeal_row).collect()
+    }
+
+    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
+        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(appeal_row).collect()
+    }
+
+    async fn decide_appeal(
+        &self,
+        id: AppealId,
+        officer: OfficerId,
+        upheld: bool,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Appeal> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id = $1 FOR UPDATE"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        let found = row.as_ref().map(appeal_row).transpose()?;
+        let a = rules::decide_appeal(id, found, officer, upheld, note, at)?;
+        tx.execute(
+            "UPDATE appeals SET decided_by = $1, upheld = $2, note = $3, decided_at = $4 WHERE id = $5",
+            &[&officer.0, &upheld, &note, &at, &id.0],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(a)
+    }
+
     async fn activity(&self, since: OffsetDateTime, flagged_limit: u32) -> StoreResult<Activity> {
         let c = self.conn().await?;
         let holders: i64 = c
@@ -1328,208 +1321,6 @@ impl Store for PgStore {
             exposures_per_hour,
             flagged,
         })
-    }
-
-    async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                "SELECT region, level, starts_at, ends_at FROM risk_areas ORDER BY id",
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let level: &str = r.get(1);
-                Ok(RiskArea {
-                    region: issuer(r.get(0))?,
-                    level: level_of(level)?,
-                    from: r.get(2),
-                    until: r.get(3),
-                })
-            })
-            .collect()
-    }
-
-    async fn holder_facts(&self, holder: &HolderId) -> StoreResult<HolderFacts> {
-        let h = holder.as_bytes();
-        let mut c = self.conn().await?;
-        // One snapshot for all of a holder's facts.
-        let tx = c
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(db)?;
-        let mut f = HolderFacts::default();
-        for r in tx
-            .query(
-                "SELECT id, onset, confirmed_at FROM cases WHERE holder = $1 ORDER BY id",
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            f.cases.push(ConfirmedCase {
-                id: CaseId(r.get(0)),
-                onset: r.get(1),
-                confirmed_at: r.get(2),
-            });
-        }
-        for r in tx
-            .query(
-                "SELECT positive, sampled_at, lab FROM test_results WHERE holder = $1 ORDER BY id",
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            f.tests.push(TestResult {
-                positive: r.get(0),
-                sampled_at: r.get(1),
-                lab: r.get(2),
-            });
-        }
-        for r in tx
-            .query(
-                "SELECT case_id, venue, case_start, case_end, contact_start, contact_end, overlap_minutes, grade FROM exposures WHERE holder = $1 AND state = 'applied' ORDER BY contact_start, case_id, venue",
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            let grade: &str = r.get(7);
-            f.exposures.push(Exposure {
-                case: CaseId(r.get(0)),
-                venue: VenueId(r.get(1)),
-                case_interval: (r.get(2), r.get(3)),
-                contact_interval: (r.get(4), r.get(5)),
-                overlap_minutes: r.get(6),
-                grade: grade_of(grade)?,
-            });
-        }
-        for r in tx.query("SELECT at, region, date_from, date_until FROM travel_declarations WHERE holder = $1 ORDER BY id", &[&h]).await.map_err(db)? {
-            f.travels.push(TravelDeclaration { at: r.get(0), region: issuer(r.get(1))?, from: r.get(2), until: r.get(3) });
-        }
-        for r in tx
-            .query(
-                "SELECT at, symptoms, temperature FROM health_declarations WHERE holder = $1 ORDER BY id",
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            let symptoms: &str = r.get(1);
-            f.declarations.push(HealthDeclaration {
-                at: r.get(0),
-                symptoms: serde_json::from_str(symptoms).map_err(corrupt)?,
-                temperature_c: r.get(2),
-            });
-        }
-        for r in tx
-            .query(
-                "SELECT at, well FROM daily_reports WHERE holder = $1 ORDER BY id",
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            f.reports.push(DailyReport {
-                at: r.get(0),
-                well: r.get(1),
-            });
-        }
-        for r in tx
-            .query(
-                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE holder = $1 ORDER BY id"),
-                &[&h],
-            )
-            .await
-            .map_err(db)?
-        {
-            f.overrides.push(override_row(&r)?);
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(f)
-    }
-
-    async fn propose_override(&self, o: &NewOverride) -> StoreResult<Override> {
-        let c = self.conn().await?;
-        let row = c
-            .query_one(
-                "INSERT INTO overrides (holder, colour, reason, proposed_by, proposed_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                &[&o.holder.as_bytes(), &o.colour.as_str(), &o.reason, &o.proposed_by.0, &o.proposed_at, &o.expires_at],
-            )
-            .await
-            .map_err(db)?;
-        Ok(Override {
-            id: OverrideId(row.get(0)),
-            colour: o.colour,
-            reason: o.reason.clone(),
-            proposed_by: o.proposed_by,
-            proposed_at: o.proposed_at,
-            approval: None,
-            expires_at: o.expires_at,
-        })
-    }
-
-    async fn approve_override(
-        &self,
-        id: OverrideId,
-        officer: OfficerId,
-        at: OffsetDateTime,
-    ) -> StoreResult<Override> {
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        let row = tx
-            .query_opt(
-                &format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = $1 FOR UPDATE"),
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        let found = row.as_ref().map(override_row).transpose()?;
-        let o = rules::approve_override(id, found, officer, at)?;
-        tx.execute(
-            "UPDATE overrides SET approved_by = $1, approved_at = $2 WHERE id = $3",
-            &[&officer.0, &at, &id.0],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(o)
-    }
-
-    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
-        let c = self.conn().await?;
-        let row = c
-            .query_one(
-                "INSERT INTO appeals (holder, text, filed_at) VALUES ($1, $2, $3) RETURNING id",
-                &[&holder.as_bytes(), &text, &at],
-            )
-            .await
-            .map_err(db)?;
-        Ok(Appeal {
-            id: AppealId(row.get(0)),
-            holder: holder.clone(),
-            text: text.to_owned(),
-            filed_at: at,
-            decision: None,
-        })
-    }
-
-    async fn appeals_of(&self, holder: &HolderId) -> StoreResult<Vec<Appeal>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE holder = $1 ORDER BY id"),
-                &[&holder.as_bytes()],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter().map(appeal_row).collect()
     }
 
     async fn purge(&self, before: OffsetDateTime) -> StoreResult<PurgeReport> {
@@ -1611,7 +1402,224 @@ impl Store for PgStore {
         }
         Ok(report)
     }
+}
 
+impl StaffStore for PgStore {
+    async fn insert_venue(&self, v: &NewVenue) -> StoreResult<Venue> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO venues (name, category, region, admission) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[
+                    &v.name,
+                    &v.category.as_str(),
+                    &v.region.as_str(),
+                    &v.admission.as_str(),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Venue {
+            id: VenueId(row.get(0)),
+            name: v.name.clone(),
+            category: v.category,
+            region: v.region.clone(),
+            admission: v.admission,
+        })
+    }
+
+    async fn insert_venues(&self, batch: &[NewVenue]) -> StoreResult<Vec<Venue>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(batch.len()).map_err(|_| StoreError::Refused("too many venues".into()))?;
+        let names: Vec<&str> = batch.iter().map(|v| v.name.as_str()).collect();
+        let categories: Vec<&str> = batch.iter().map(|v| v.category.as_str()).collect();
+        let regions: Vec<&str> = batch.iter().map(|v| v.region.as_str()).collect();
+        let admissions: Vec<&str> = batch.iter().map(|v| v.admission.as_str()).collect();
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // The ids are taken from the identity's sequence first, so that each venue's id is known
+        // by its place in the batch (the order of RETURNING rows is not promised).
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('venues', 'id')) FROM generate_series(1, $1::bigint)",
+                &[&n],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "INSERT INTO venues (id, name, category, region, admission) OVERRIDING SYSTEM VALUE
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            &[&ids, &names, &categories, &regions, &admissions],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(batch
+            .iter()
+            .zip(ids)
+            .map(|(v, id)| Venue {
+                id: VenueId(id),
+                name: v.name.clone(),
+                category: v.category,
+                region: v.region.clone(),
+                admission: v.admission,
+            })
+            .collect())
+    }
+
+    async fn venue(&self, id: VenueId) -> StoreResult<Option<Venue>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT id, name, category, region, admission FROM venues WHERE id = $1",
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(venue_row).transpose()
+    }
+
+    async fn venues(&self) -> StoreResult<Vec<Venue>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT id, name, category, region, admission FROM venues ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(venue_row).collect()
+    }
+
+    async fn insert_device(&self, venue: VenueId, label: &str, key_hash: &[u8; 32]) -> StoreResult<Device> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO devices (venue, label, key_hash) VALUES ($1, $2, $3) RETURNING id",
+                &[&venue.0, &label, &&key_hash[..]],
+            )
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::NotFound(_) => StoreError::NotFound(format!("venue {venue}")),
+                other => other,
+            })?;
+        Ok(Device {
+            id: DeviceId(row.get(0)),
+            venue,
+            label: label.to_owned(),
+            key_hash: *key_hash,
+        })
+    }
+
+    async fn device_by_key_hash(&self, key_hash: &[u8; 32]) -> StoreResult<Option<Device>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT id, venue, label, key_hash FROM devices WHERE key_hash = $1",
+                &[&&key_hash[..]],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(device_row).transpose()
+    }
+
+    async fn devices(&self, venue: Option<VenueId>) -> StoreResult<Vec<Device>> {
+        let c = self.conn().await?;
+        let venue = venue.map(|v| v.0);
+        let rows = c
+            .query(
+                "SELECT id, venue, label, key_hash FROM devices WHERE $1::bigint IS NULL OR venue = $1 ORDER BY id",
+                &[&venue],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter().map(device_row).collect()
+    }
+
+    async fn insert_officer(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        must_change_password: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<Officer> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&username, &role.as_str(), &password_hash, &must_change_password, &at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Officer {
+            id: OfficerId(row.get(0)),
+            username: username.to_owned(),
+            role,
+            password_hash: password_hash.to_owned(),
+            must_change_password,
+            created_at: at,
+        })
+    }
+
+    async fn officer(&self, id: OfficerId) -> StoreResult<Option<Officer>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(officer_row).transpose()
+    }
+
+    async fn officer_by_username(&self, username: &str) -> StoreResult<Option<Officer>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {OFFICER_COLS} FROM officers WHERE username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(db)?;
+        row.as_ref().map(officer_row).transpose()
+    }
+
+    async fn officers(&self) -> StoreResult<Vec<Officer>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(&format!("SELECT {OFFICER_COLS} FROM officers ORDER BY id"), &[])
+            .await
+            .map_err(db)?;
+        rows.iter().map(officer_row).collect()
+    }
+
+    async fn set_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> StoreResult<()> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE officers SET password_hash = $1, must_change_password = $2 WHERE id = $3",
+                &[&password_hash, &must_change_password, &id.0],
+            )
+            .await
+            .map_err(db)?;
+        rules::updated(n, || format!("officer {id}"))
+    }
+}
+
+impl AuditStore for PgStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;

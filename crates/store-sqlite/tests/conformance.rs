@@ -77,24 +77,14 @@ async fn a_mistyped_path_is_not_a_new_empty_database() {
 /// a database failure, and never some other role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_stored_role_is_corrupt() {
-    use healthcode_store::{Role, Store, StoreError};
     let h = fresh().await;
     let s = &h.store;
-    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    let o = s
-        .insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
-        .await
-        .unwrap();
+    let officer = healthcode_store::conformance::add_one_officer(s).await;
     assert_eq!(
         s.raw_execute("UPDATE officers SET role = 'superuser'").unwrap(),
         1
     );
-    assert!(matches!(s.officer(o.id).await, Err(StoreError::Corrupt(_))));
-    assert!(matches!(
-        s.officer_by_username("li.na").await,
-        Err(StoreError::Corrupt(_))
-    ));
-    assert!(matches!(s.officers().await, Err(StoreError::Corrupt(_))));
+    healthcode_store::conformance::an_unknown_role_reads_as_corrupt(s, &officer).await;
 }
 
 /// An exposure state this version does not know (written by a later one, or damaged) is

@@ -8,6 +8,8 @@
 
 use healthcode_domain::HolderId;
 use sha2::{Digest, Sha256};
+use std::future::Future;
+
 use time::OffsetDateTime;
 
 use crate::{StoreError, StoreResult};
@@ -121,4 +123,34 @@ pub fn verify_chain(records: impl IntoIterator<Item = AuditRecord>) -> Result<u6
         count += 1;
     }
     Ok(count)
+}
+
+/// The audit log.
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends to the audit log, chaining the entry to the last one.
+    fn append_audit(&self, entry: &AuditEntry) -> impl Future<Output = StoreResult<AuditRecord>> + Send;
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    fn audit_records(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Audit records whose subject is this holder, in order.
+    fn audit_of_subject(
+        &self,
+        holder: &HolderId,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+}
+
+/// Walks the whole audit chain of a store, page by page.
+pub async fn verify_audit<S: AuditStore>(store: &S) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        all.extend(page);
+    }
+    Ok(verify_chain(all))
 }
