@@ -163,13 +163,6 @@ async fn an_unknown_stored_exposure_state_is_corrupt() {
     healthcode_store::conformance::an_unknown_exposure_state_reads_as_corrupt(s, &stored).await;
 }
 
-/// Every message in an error's chain of sources, the error's own first.
-fn chain(e: &dyn std::error::Error) -> Vec<String> {
-    std::iter::successors(Some(e), |e| e.source())
-        .map(ToString::to_string)
-        .collect()
-}
-
 /// A failing query is a database error that keeps PostgreSQL's own message in its sources (the
 /// driver's error says only "db error"); a clash says what PostgreSQL said.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +172,7 @@ async fn a_database_error_keeps_what_postgresql_said() {
     let s = &h.store;
     let e = s.raw_query("SELEC 1").await.unwrap_err();
     assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
-    let said = chain(&e);
+    let said = healthcode_store::conformance::messages(&e);
     assert_eq!(said[0], "database error");
     assert!(
         said.iter()

@@ -104,13 +104,6 @@ async fn an_unknown_stored_exposure_state_is_corrupt() {
     healthcode_store::conformance::an_unknown_exposure_state_reads_as_corrupt(s, &stored).await;
 }
 
-/// Every message in an error's chain of sources, the error's own first.
-fn chain(e: &dyn std::error::Error) -> Vec<String> {
-    std::iter::successors(Some(e), |e| e.source())
-        .map(ToString::to_string)
-        .collect()
-}
-
 /// A failing statement is a database error that keeps what SQLite said as its source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_error_keeps_what_sqlite_said() {
@@ -118,7 +111,7 @@ async fn a_database_error_keeps_what_sqlite_said() {
     let h = fresh().await;
     let e = h.store.raw_execute("SELEC 1").unwrap_err();
     assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
-    let said = chain(&e);
+    let said = healthcode_store::conformance::messages(&e);
     assert_eq!(said[0], "database error");
     assert!(said.iter().any(|m| m.contains("syntax error")), "{said:?}");
     // Opening a file that is not a database says why, too.
@@ -127,7 +120,7 @@ async fn a_database_error_keeps_what_sqlite_said() {
     std::fs::write(&path, b"this is not a database, only a text file of some length").unwrap();
     std::fs::write(SqliteStore::checkins_path(&path), b"nor this").unwrap();
     let e = SqliteStore::open(&path, OpenMode::MustExist).unwrap_err();
-    let said = chain(&e);
+    let said = healthcode_store::conformance::messages(&e);
     assert!(said[0].starts_with("cannot open database"), "{said:?}");
     assert!(said.iter().any(|m| m.contains("not a database")), "{said:?}");
 }

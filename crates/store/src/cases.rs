@@ -41,6 +41,21 @@ pub struct NewOverride {
     pub expires_at: OffsetDateTime,
 }
 
+impl NewOverride {
+    /// The change as stored under `id`, awaiting approval.
+    pub fn stored(&self, id: OverrideId) -> Override {
+        Override {
+            id,
+            colour: self.colour,
+            reason: self.reason.clone(),
+            proposed_by: self.proposed_by,
+            proposed_at: self.proposed_at,
+            approval: None,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// An appeal by a holder against their colour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appeal {
@@ -54,6 +69,19 @@ pub struct Appeal {
     pub filed_at: OffsetDateTime,
     /// Decision, once reviewed: (officer, upheld?, note, when).
     pub decision: Option<(OfficerId, bool, String, OffsetDateTime)>,
+}
+
+impl Appeal {
+    /// An appeal as filed under `id`, not yet decided.
+    pub fn filed(id: AppealId, holder: &HolderId, text: &str, at: OffsetDateTime) -> Appeal {
+        Appeal {
+            id,
+            holder: holder.clone(),
+            text: text.to_owned(),
+            filed_at: at,
+            decision: None,
+        }
+    }
 }
 
 /// Whether an exposure counts for the colour rules.
@@ -148,6 +176,61 @@ impl PurgeReport {
         self.checkins + self.declarations + self.reports + self.exposures
     }
 }
+
+/// Which part of a [`PurgeReport`] a retention statement counts towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purged {
+    /// Health and travel declarations.
+    Declarations,
+    /// Daily reports.
+    Reports,
+    /// Exposures.
+    Exposures,
+    /// Sessions and one-time codes that had expired: housekeeping, not counted.
+    Expired,
+}
+
+impl PurgeReport {
+    /// Counts `n` rows deleted as `what`.
+    pub fn count(&mut self, what: Purged, n: u64) {
+        match what {
+            Purged::Declarations => self.declarations += n,
+            Purged::Reports => self.reports += n,
+            Purged::Exposures => self.exposures += n,
+            Purged::Expired => {}
+        }
+    }
+}
+
+/// What a purge deletes besides check-ins (which each backend keeps its own way), as statements
+/// both backends run as written: `$1` is the cut-off.
+pub const PURGES: [(&str, Purged); 6] = [
+    (
+        "DELETE FROM health_declarations WHERE at < $1",
+        Purged::Declarations,
+    ),
+    (
+        "DELETE FROM travel_declarations WHERE at < $1",
+        Purged::Declarations,
+    ),
+    ("DELETE FROM daily_reports WHERE at < $1", Purged::Reports),
+    ("DELETE FROM exposures WHERE contact_end < $1", Purged::Exposures),
+    ("DELETE FROM sessions WHERE expires_at < $1", Purged::Expired),
+    (
+        "DELETE FROM one_time_codes WHERE expires_at < $1",
+        Purged::Expired,
+    ),
+];
+
+/// The holders [`Activity::flagged`] lists, as a statement both backends run as written: every
+/// holder with a fact that can make a colour other than green, by id, at most `$1`.
+pub const FLAGGED_HOLDERS: &str = "SELECT holder FROM test_results WHERE positive
+     UNION SELECT holder FROM cases
+     UNION SELECT holder FROM exposures WHERE state = 'applied'
+     UNION SELECT holder FROM travel_declarations
+     UNION SELECT holder FROM health_declarations
+     UNION SELECT holder FROM overrides WHERE approved_by IS NOT NULL
+     ORDER BY 1 LIMIT $1";
 
 /// What the officers' dashboard shows, counted by the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

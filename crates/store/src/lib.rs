@@ -2,8 +2,8 @@
 //! check-ins, cases and exposures, staff and devices, audit), implemented by
 //! `healthcode-store-sqlite` (the embedded default) and `healthcode-store-postgres` (scale-out),
 //! both held to the same [`conformance`] suite. Backends read and write rows; the decisions taken
-//! in a transaction ([`rules`]), sealing personal data ([`crypto`]) and hashing the audit chain
-//! ([`audit`]) are done here, once, for both.
+//! in a transaction ([`rules`]), reading rows and stored names back ([`rows`]), sealing personal
+//! data ([`crypto`]) and hashing the audit chain ([`audit`]) are done here, once, for both.
 
 pub mod audit;
 mod cases;
@@ -11,13 +11,14 @@ mod checkins;
 pub mod conformance;
 pub mod crypto;
 mod holders;
+pub mod rows;
 pub mod rules;
 mod staff;
 
 pub use audit::{AuditEntry, AuditRecord, AuditStore, ChainBreak, verify_audit, verify_chain};
 pub use cases::{
-    Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, Fact, NewOverride,
-    PurgeReport, StoredExposure,
+    Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, FLAGGED_HOLDERS, Fact,
+    NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
 };
 pub use checkins::CheckinStore;
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};

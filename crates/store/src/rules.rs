@@ -65,10 +65,10 @@ impl OtpLimits {
 }
 
 /// A phone's one-time code as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredOtp<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOtp {
     /// The code's keyed hash; `None` once the code was used.
-    pub code_hash: Option<&'a [u8]>,
+    pub code_hash: Option<Vec<u8>>,
     /// When it stops working.
     pub expires_at: OffsetDateTime,
     /// Guesses left.
@@ -78,11 +78,7 @@ pub struct StoredOtp<'a> {
 /// Checks a guess at a phone's code (`None`: no row for the phone). The backend then writes what
 /// the answer says: [`OtpCheck::Accepted`] clears the code (the send counters stay),
 /// [`OtpCheck::Wrong`] stores its `attempts_left`; any other answer changes nothing.
-pub fn check_otp(
-    stored: Option<StoredOtp<'_>>,
-    guess: &[u8; 32],
-    now: OffsetDateTime,
-) -> StoreResult<OtpCheck> {
+pub fn check_otp(stored: Option<StoredOtp>, guess: &[u8; 32], now: OffsetDateTime) -> StoreResult<OtpCheck> {
     let Some(StoredOtp {
         code_hash: Some(code_hash),
         expires_at,
@@ -97,7 +93,7 @@ pub fn check_otp(
     if attempts_left <= 0 {
         return Ok(OtpCheck::Exhausted);
     }
-    if code_hash == guess {
+    if code_hash == guess[..] {
         return Ok(OtpCheck::Accepted);
     }
     let left = attempts_left - 1;
@@ -281,9 +277,9 @@ mod tests {
         );
     }
 
-    fn stored(code: &[u8; 32], expires_in: i64, attempts_left: i64) -> Option<StoredOtp<'_>> {
+    fn stored(code: &[u8; 32], expires_in: i64, attempts_left: i64) -> Option<StoredOtp> {
         Some(StoredOtp {
-            code_hash: Some(code),
+            code_hash: Some(code.to_vec()),
             expires_at: T + sec(expires_in),
             attempts_left,
         })

@@ -20,6 +20,19 @@ pub struct NewVenue {
     pub admission: AdmissionPolicy,
 }
 
+impl NewVenue {
+    /// The venue as stored under `id`.
+    pub fn stored(&self, id: VenueId) -> Venue {
+        Venue {
+            id,
+            name: self.name.clone(),
+            category: self.category,
+            region: self.region.clone(),
+            admission: self.admission,
+        }
+    }
+}
+
 /// A scanner device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

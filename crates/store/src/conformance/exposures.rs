@@ -51,18 +51,52 @@ pub async fn exposures_are_recorded_once<H: Harness>(h: &H) {
     );
 }
 
+/// An exposure as traced: whose, and what.
+type Traced = (HolderId, Exposure);
+
+/// `x` as stored in `state`.
+fn stored((holder, exposure): &Traced, state: ExposureState) -> StoredExposure {
+    StoredExposure {
+        holder: holder.clone(),
+        exposure: exposure.clone(),
+        state,
+    }
+}
+
+/// The key that names `x`.
+fn key(x: &Traced) -> ExposureKey {
+    stored(x, ExposureState::Pending).key()
+}
+
+/// What [`exposures_wait_for_review`] traces: two cases, five exposures waiting for review (`a`
+/// to `e`, also as `pending`) and one applied.
+struct Review {
+    first: ConfirmedCase,
+    second: ConfirmedCase,
+    v1: Venue,
+    a: Traced,
+    b: Traced,
+    c: Traced,
+    d: Traced,
+    e: Traced,
+    applied: Traced,
+    pending: [Traced; 5],
+}
+
 pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
-    use ExposureState::{Applied, Dismissed, Pending};
     let s = h.store();
+    let r = trace_for_review(s).await;
+    pending_exposures_are_listed_and_do_not_count(s, &r).await;
+    a_review_is_made_once(s, &r).await;
+    concurrent_reviews_and_retention(s, &r).await;
+}
+
+async fn trace_for_review<S: Store>(s: &S) -> Review {
+    use ExposureState::Pending;
     let first = s.add_case(&hid(1), T - Duration::days(2), T).await.unwrap();
     let second = s.add_case(&hid(5), T - Duration::days(1), T).await.unwrap();
     let v1 = venue(s, "Mall", VenueCategory::Mall).await;
     let v2 = venue(s, "Clinic", VenueCategory::Clinic).await;
-    let stored = |(holder, exposure): &(HolderId, Exposure), state| StoredExposure {
-        holder: holder.clone(),
-        exposure: exposure.clone(),
-        state,
-    };
     // Traced in an order unlike any listing's.
     let a = (
         hid(3),
@@ -91,7 +125,34 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
     let pending = [a.clone(), b.clone(), c.clone(), d.clone(), e.clone()];
     assert_eq!(s.add_exposures_as(&pending, Pending).await.unwrap(), 5);
     assert_eq!(s.add_exposures(std::slice::from_ref(&applied)).await.unwrap(), 1);
+    Review {
+        first,
+        second,
+        v1,
+        a,
+        b,
+        c,
+        d,
+        e,
+        applied,
+        pending,
+    }
+}
 
+async fn pending_exposures_are_listed_and_do_not_count<S: Store>(s: &S, r: &Review) {
+    use ExposureState::{Applied, Pending};
+    let Review {
+        first,
+        second,
+        a,
+        b,
+        c,
+        d,
+        e,
+        applied,
+        pending,
+        ..
+    } = r;
     // Pending exposures do not count for colours.
     assert_eq!(
         s.holder_facts(&hid(2)).await.unwrap().exposures,
@@ -100,10 +161,10 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
     assert!(s.holder_facts(&hid(3)).await.unwrap().exposures.is_empty());
 
     // Tracing again adds nothing, and each keeps the state it was first stored in.
-    assert_eq!(s.add_exposures_as(&pending, Applied).await.unwrap(), 0);
-    assert_eq!(s.add_exposures(&pending).await.unwrap(), 0);
+    assert_eq!(s.add_exposures_as(pending, Applied).await.unwrap(), 0);
+    assert_eq!(s.add_exposures(pending).await.unwrap(), 0);
     assert_eq!(
-        s.add_exposures_as(std::slice::from_ref(&applied), Pending)
+        s.add_exposures_as(std::slice::from_ref(applied), Pending)
             .await
             .unwrap(),
         0
@@ -117,37 +178,51 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
     assert_eq!(
         s.exposures_of_case(first.id).await.unwrap(),
         vec![
-            stored(&d, Pending),
-            stored(&c, Pending),
-            stored(&b, Pending),
-            stored(&a, Pending)
+            stored(d, Pending),
+            stored(c, Pending),
+            stored(b, Pending),
+            stored(a, Pending)
         ]
     );
     assert_eq!(
         s.exposures_of_case(second.id).await.unwrap(),
-        vec![stored(&e, Pending), stored(&applied, Applied)]
+        vec![stored(e, Pending), stored(applied, Applied)]
     );
     assert!(s.exposures_of_case(CaseId(999_999)).await.unwrap().is_empty());
     assert_eq!(
         s.pending_exposures(100).await.unwrap(),
         vec![
-            stored(&d, Pending),
-            stored(&c, Pending),
-            stored(&b, Pending),
-            stored(&a, Pending),
-            stored(&e, Pending)
+            stored(d, Pending),
+            stored(c, Pending),
+            stored(b, Pending),
+            stored(a, Pending),
+            stored(e, Pending)
         ]
     );
     assert_eq!(
         s.pending_exposures(2).await.unwrap(),
-        vec![stored(&d, Pending), stored(&c, Pending)]
+        vec![stored(d, Pending), stored(c, Pending)]
     );
     assert!(s.pending_exposures(0).await.unwrap().is_empty());
+}
 
+async fn a_review_is_made_once<S: Store>(s: &S, r: &Review) {
+    use ExposureState::{Applied, Dismissed, Pending};
+    let Review {
+        first,
+        v1,
+        a,
+        b,
+        c,
+        d,
+        e,
+        applied,
+        pending,
+        ..
+    } = r;
     // Applying one makes it count; dismissing one keeps it out.
-    let key = |x: &(HolderId, Exposure)| stored(x, Pending).key();
     assert_eq!(
-        key(&c),
+        key(c),
         ExposureKey {
             holder: hid(2),
             case: first.id,
@@ -156,12 +231,12 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
         }
     );
     assert_eq!(
-        s.set_exposure_state(&key(&c), Applied).await.unwrap(),
-        stored(&c, Applied)
+        s.set_exposure_state(&key(c), Applied).await.unwrap(),
+        stored(c, Applied)
     );
     assert_eq!(
-        s.set_exposure_state(&key(&b), Dismissed).await.unwrap(),
-        stored(&b, Dismissed)
+        s.set_exposure_state(&key(b), Dismissed).await.unwrap(),
+        stored(b, Dismissed)
     );
     assert_eq!(
         s.holder_facts(&hid(2)).await.unwrap().exposures,
@@ -189,7 +264,7 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
         s.set_exposure_state(
             &ExposureKey {
                 holder: hid(9),
-                ..key(&d)
+                ..key(d)
             },
             Applied
         )
@@ -200,7 +275,7 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
         s.set_exposure_state(
             &ExposureKey {
                 contact_start: T - Duration::hours(21),
-                ..key(&d)
+                ..key(d)
             },
             Dismissed
         )
@@ -208,26 +283,30 @@ pub async fn exposures_wait_for_review<H: Harness>(h: &H) {
         Err(StoreError::NotFound(_))
     ));
     let reviewed = vec![
-        stored(&d, Pending),
-        stored(&c, Applied),
-        stored(&b, Dismissed),
-        stored(&a, Pending),
+        stored(d, Pending),
+        stored(c, Applied),
+        stored(b, Dismissed),
+        stored(a, Pending),
     ];
     assert_eq!(s.exposures_of_case(first.id).await.unwrap(), reviewed);
     assert_eq!(
         s.pending_exposures(100).await.unwrap(),
-        vec![stored(&d, Pending), stored(&a, Pending), stored(&e, Pending)]
+        vec![stored(d, Pending), stored(a, Pending), stored(e, Pending)]
     );
     // Tracing the case again changes no decision.
-    assert_eq!(s.add_exposures_as(&pending, Pending).await.unwrap(), 0);
+    assert_eq!(s.add_exposures_as(pending, Pending).await.unwrap(), 0);
     assert_eq!(s.exposures_of_case(first.id).await.unwrap(), reviewed);
     assert_eq!(
         s.holder_facts(&hid(2)).await.unwrap().exposures,
         vec![c.1.clone(), applied.1.clone()]
     );
+}
 
+async fn concurrent_reviews_and_retention<S: Store>(s: &S, r: &Review) {
+    use ExposureState::{Applied, Dismissed};
+    let Review { first, second, a, .. } = r;
     // Officers reviewing at once: one decision stands, the others are refused.
-    let ka = key(&a);
+    let ka = key(a);
     let tries = futures_util::future::join_all(
         (0..8).map(|i| s.set_exposure_state(&ka, if i % 2 == 0 { Applied } else { Dismissed })),
     )

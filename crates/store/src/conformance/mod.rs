@@ -85,6 +85,14 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Every message in an error's chain of sources, the error's own first: for the backends' tests
+/// that a failure keeps what the database said.
+pub fn messages(e: &dyn std::error::Error) -> Vec<String> {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Fixed keys so failures repeat.
 pub fn crypto() -> Crypto {
     Crypto::new(&[(1, [7; 32])], 1, [3; 32]).unwrap()
