@@ -9,6 +9,8 @@ use healthcode_domain::{
 };
 use time::OffsetDateTime;
 
+#[cfg(doc)]
+use crate::StoreError;
 use crate::StoreResult;
 
 /// A fact about a holder, as recorded.

@@ -6,6 +6,8 @@ use std::future::Future;
 use healthcode_domain::{HolderId, IdentityDocument, OfficerId};
 use time::{Date, OffsetDateTime};
 
+#[cfg(doc)]
+use crate::StoreError;
 use crate::{Crypto, CryptoError, StoreResult};
 
 /// A holder is a resident (ID card) or a visitor (passport: the international version).

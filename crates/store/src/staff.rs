@@ -5,6 +5,8 @@ use std::future::Future;
 use healthcode_domain::{AdmissionPolicy, DeviceId, Issuer, OfficerId, Venue, VenueCategory, VenueId};
 use time::OffsetDateTime;
 
+#[cfg(doc)]
+use crate::StoreError;
 use crate::StoreResult;
 
 /// A venue to create.

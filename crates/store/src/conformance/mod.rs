@@ -177,7 +177,7 @@ fn numbered_scan(i: i64, apart: Duration) -> CheckIn {
 }
 
 /// Residents `start..start + n` as a city's registry makes them, for bulk loads: each with its own
-/// id (in no particular order), identity and phone, sealed with [`crypto`]'s keys.
+/// id (in no particular order), identity and phone, sealed with [`crypto()`]'s keys.
 pub fn synthetic_holders(start: u64, n: u64) -> Vec<SealedHolder> {
     let c = crypto();
     (start..start + n)
