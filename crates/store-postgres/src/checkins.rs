@@ -15,7 +15,7 @@ use healthcode_store::{CheckinStore, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime, Time, UtcOffset};
 use tokio_postgres::GenericClient;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::rows::{Cols, db, each, pool_err};
 use crate::{PgInner, PgStore};
@@ -513,6 +513,29 @@ impl PgStore {
     pub async fn flush_checkins(&self) -> StoreResult<u64> {
         self.inner.close_due(OffsetDateTime::now_utc(), true).await
     }
+
+    /// The check-ins whose `column` (a fixed column name) is `value`, with `from <= at < to`, by
+    /// time, each `(device, seq)` once.
+    async fn checkins_where(
+        &self,
+        column: &'static str,
+        value: &(dyn ToSql + Sync),
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT * FROM (SELECT DISTINCT ON (device, seq) {CHECKIN_COLS} FROM checkins
+                     WHERE {column} = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq"
+                ),
+                &[value, &from, &to],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, checkin_row)
+    }
 }
 
 impl CheckinStore for PgStore {
@@ -540,18 +563,7 @@ impl CheckinStore for PgStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<Vec<CheckIn>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT * FROM (SELECT DISTINCT ON (device, seq) {CHECKIN_COLS} FROM checkins
-                     WHERE venue = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq"
-                ),
-                &[&venue.0, &from, &to],
-            )
-            .await
-            .map_err(db)?;
-        each(&rows, checkin_row)
+        self.checkins_where("venue", &venue.0, from, to).await
     }
 
     async fn checkins_of_holder(
@@ -560,18 +572,7 @@ impl CheckinStore for PgStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<Vec<CheckIn>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT * FROM (SELECT DISTINCT ON (device, seq) {CHECKIN_COLS} FROM checkins
-                     WHERE holder = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq"
-                ),
-                &[&holder.as_bytes(), &from, &to],
-            )
-            .await
-            .map_err(db)?;
-        each(&rows, checkin_row)
+        self.checkins_where("holder", &holder.as_bytes(), from, to).await
     }
 
     async fn scan_checkins(

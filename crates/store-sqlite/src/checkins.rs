@@ -10,7 +10,7 @@ use std::sync::Weak;
 use healthcode_domain::{CheckIn, HolderId, VenueId};
 use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
 use healthcode_store::{CheckinStore, StoreResult};
-use rusqlite::params;
+use rusqlite::{ToSql, params};
 use time::OffsetDateTime;
 
 use crate::rows::{Cols, backend, query_all, ts};
@@ -167,6 +167,23 @@ pub(crate) fn merger(inner: Weak<Inner>) {
 }
 
 impl SqliteStore {
+    /// The check-ins whose `column` (a fixed column name) is `value`, with `from <= at < to`, by
+    /// time: from the indexed table and the inbox, each `(device, seq)` once.
+    fn checkins_where(
+        &self,
+        column: &'static str,
+        value: &dyn ToSql,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let sql = format!(
+            "SELECT {CHECKIN_COLS} FROM ix.checkins WHERE {column} = ?1 AND at >= ?2 AND at < ?3
+             UNION SELECT {CHECKIN_COLS} FROM checkin_inbox WHERE {column} = ?1 AND at >= ?2 AND at < ?3
+             ORDER BY 5, 1, 2"
+        );
+        self.read(|c| query_all(c, &sql, params![value, ts(from), ts(to)], checkin_row))
+    }
+
     /// Moves every check-in waiting in the inbox into the indexed table now.
     pub fn flush_checkins(&self) -> StoreResult<u64> {
         let mut total = 0;
@@ -198,12 +215,7 @@ impl CheckinStore for SqliteStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<Vec<CheckIn>> {
-        let sql = format!(
-            "SELECT {CHECKIN_COLS} FROM ix.checkins WHERE venue = ?1 AND at >= ?2 AND at < ?3
-             UNION SELECT {CHECKIN_COLS} FROM checkin_inbox WHERE venue = ?1 AND at >= ?2 AND at < ?3
-             ORDER BY 5, 1, 2"
-        );
-        self.read(|c| query_all(c, &sql, params![venue.0, ts(from), ts(to)], checkin_row))
+        self.checkins_where("venue", &venue.0, from, to)
     }
 
     async fn checkins_of_holder(
@@ -212,12 +224,7 @@ impl CheckinStore for SqliteStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<Vec<CheckIn>> {
-        let sql = format!(
-            "SELECT {CHECKIN_COLS} FROM ix.checkins WHERE holder = ?1 AND at >= ?2 AND at < ?3
-             UNION SELECT {CHECKIN_COLS} FROM checkin_inbox WHERE holder = ?1 AND at >= ?2 AND at < ?3
-             ORDER BY 5, 1, 2"
-        );
-        self.read(|c| query_all(c, &sql, params![holder.as_bytes(), ts(from), ts(to)], checkin_row))
+        self.checkins_where("holder", &holder.as_bytes(), from, to)
     }
 
     async fn scan_checkins(
