@@ -295,6 +295,41 @@ impl Td3 {
     }
 }
 
+/// The document a holder registers with and is looked up by: a resident's ID card, or a
+/// visitor's passport with its nationality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdentityDocument {
+    /// A resident ID number.
+    ResidentId(ResidentIdNumber),
+    /// A passport number and the nationality that issued it.
+    Passport {
+        /// Nationality (alpha-3).
+        nationality: Nationality,
+        /// Passport number.
+        number: PassportNumber,
+    },
+}
+
+impl IdentityDocument {
+    /// Parses what an officer typed: a resident ID number alone, or a passport number with its
+    /// nationality. `today` bounds the birth date in a resident ID number.
+    pub fn parse(
+        resident_id: Option<&str>,
+        passport: Option<&str>,
+        nationality: Option<&str>,
+        today: Date,
+    ) -> Result<IdentityDocument, IdentityError> {
+        match (resident_id, passport, nationality) {
+            (Some(id), None, None) => Ok(IdentityDocument::ResidentId(ResidentIdNumber::parse(id, today)?)),
+            (None, Some(number), Some(nationality)) => Ok(IdentityDocument::Passport {
+                nationality: Nationality::parse(nationality)?,
+                number: PassportNumber::parse(number)?,
+            }),
+            _ => Err(err("give resident_id, or passport with nationality")),
+        }
+    }
+}
+
 /// A phone number in E.164 form (`+8613800138000`), checked against the numbering plan of its
 /// country with the `phonenumber` library.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -437,6 +472,37 @@ mod tests {
             assert!(e.0.contains(what), "{pos}: {e}");
         }
         assert!(Td3::parse(SPECIMEN.0, &line2[..43]).is_err());
+    }
+
+    #[test]
+    fn a_document_is_an_id_number_alone_or_a_passport_with_its_nationality() {
+        let id = IdentityDocument::parse(Some(" 11010519491231002x "), None, None, TODAY).unwrap();
+        assert_eq!(
+            id,
+            IdentityDocument::ResidentId(ResidentIdNumber::parse("11010519491231002X", TODAY).unwrap())
+        );
+        let passport = IdentityDocument::parse(None, Some("l898902c3"), Some("uto"), TODAY).unwrap();
+        assert_eq!(
+            passport,
+            IdentityDocument::Passport {
+                nationality: Nationality::parse("UTO").unwrap(),
+                number: PassportNumber::parse("L898902C3").unwrap(),
+            }
+        );
+        for (resident_id, passport, nationality) in [
+            (None, None, None),
+            (Some("11010519491231002X"), Some("L898902C3"), Some("UTO")),
+            (Some("11010519491231002X"), None, Some("UTO")),
+            (None, Some("L898902C3"), None),
+            (None, None, Some("UTO")),
+        ] {
+            let e = IdentityDocument::parse(resident_id, passport, nationality, TODAY).unwrap_err();
+            assert_eq!(e.0, "give resident_id, or passport with nationality");
+        }
+        let e = IdentityDocument::parse(Some("110105194912310021"), None, None, TODAY).unwrap_err();
+        assert!(e.0.contains("check character"), "{e}");
+        assert!(IdentityDocument::parse(None, Some("L898902C3"), Some("U1O"), TODAY).is_err());
+        assert!(!format!("{id:?}").contains("1949"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ pub mod model;
 pub mod registration;
 
 pub use identity::{
-    IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3, resident_id_check_char,
+    IdentityDocument, IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3,
+    resident_id_check_char,
 };
 pub use model::*;
 pub use registration::{FlightNumber, FullName, ResidentRegistration, VisitorInput, VisitorRegistration};

@@ -325,8 +325,8 @@ pub struct CaseJob {
 
 impl TracingIndex {
     /// Reads every check-in with `from <= at < to` from the store in one scan
-    /// ([`Store::scan_checkins`]) and indexes it by `policy`; `progress` hears the check-ins
-    /// read so far.
+    /// ([`CheckinStore::scan_checkins`](healthcode_store::CheckinStore::scan_checkins)) and indexes
+    /// it by `policy`; `progress` hears the check-ins read so far.
     pub async fn build<S: Store>(
         store: &S,
         policy: &TracingPolicy,

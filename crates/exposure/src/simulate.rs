@@ -32,28 +32,53 @@ pub struct CityParams {
     pub csv_dir: Option<std::path::PathBuf>,
 }
 
-struct Csv(Option<std::io::BufWriter<std::fs::File>>);
+/// One of the comparison files could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}", path.display())]
+struct CsvError {
+    path: std::path::PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+struct Csv(Option<(std::io::BufWriter<std::fs::File>, std::path::PathBuf)>);
 
 impl Csv {
     fn create(dir: &Option<std::path::PathBuf>, name: &str, header: &str) -> Result<Csv, StoreError> {
         let Some(dir) = dir else { return Ok(Csv(None)) };
-        let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", dir.join(name).display()));
+        let path = dir.join(name);
+        let io = |source| {
+            StoreError::backend(CsvError {
+                path: path.clone(),
+                source,
+            })
+        };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).map_err(io)?);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
         std::io::Write::write_all(&mut w, header.as_bytes()).map_err(io)?;
-        Ok(Csv(Some(w)))
+        Ok(Csv(Some((w, path))))
     }
 
     fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<(), StoreError> {
-        if let Some(w) = &mut self.0 {
-            std::io::Write::write_fmt(w, text).map_err(|e| StoreError::Backend(format!("csv: {e}")))?;
+        if let Some((w, path)) = &mut self.0 {
+            std::io::Write::write_fmt(w, text).map_err(|source| {
+                StoreError::backend(CsvError {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), StoreError> {
-        if let Some(w) = &mut self.0 {
-            std::io::Write::flush(w).map_err(|e| StoreError::Backend(format!("csv: {e}")))?;
+        if let Some((w, path)) = &mut self.0 {
+            std::io::Write::flush(w).map_err(|source| {
+                StoreError::backend(CsvError {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
         }
         Ok(())
     }
@@ -304,7 +329,7 @@ pub async fn simulate<S: Store>(
         };
         let sealed: SealedHolder = crypto
             .seal_holder(holder_id(p.seed, i), kind, &data, "H*** N.", created)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(StoreError::backend)?;
         batch.push(sealed);
         if batch.len() == 10_000 || i + 1 == p.holders {
             report.holders += store.insert_holders(&batch).await?;
@@ -380,7 +405,7 @@ pub async fn simulate<S: Store>(
     }
     let (rng_after, made) = maker
         .join()
-        .map_err(|_| StoreError::Backend("the check-in generator failed".into()))?;
+        .map_err(|_| StoreError::backend("the check-in generator failed"))?;
     made?;
     let mut rng = rng_after;
     let mut cases_csv = Csv::create(&p.csv_dir, "cases.csv", "case_id,holder,onset,confirmed\n")?;

@@ -4,8 +4,8 @@
 
 use healthcode_domain::{Issuer, VenueId};
 use healthcode_exposure::simulate::{CityParams, simulate};
-use healthcode_store::Store;
 use healthcode_store::conformance::crypto;
+use healthcode_store::{CaseStore, CheckinStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

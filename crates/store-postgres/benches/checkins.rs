@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use healthcode_domain::CheckIn;
-use healthcode_store::Store;
+use healthcode_store::CheckinStore;
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 
 /// Scans of the current hour at a morning peak's pace, 25,000 a second; the run begins at the start

@@ -9,13 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 
-use healthcode_domain::CheckIn;
-use healthcode_store::{StoreError, StoreResult};
+use healthcode_domain::{CheckIn, HolderId, VenueId};
+use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
+use healthcode_store::{CheckinStore, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime, Time, UtcOffset};
+use tokio_postgres::GenericClient;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
-use crate::{PgInner, db};
+use crate::rows::{Cols, db, each, pool_err};
+use crate::{PgInner, PgStore};
 
 /// An hour's partition is closed (deduplicated and indexed) this long after the hour ends.
 pub const CLOSE_AFTER: Duration = Duration::minutes(10);
@@ -77,7 +80,7 @@ impl PgInner {
             let known = self
                 .partitions
                 .lock()
-                .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+                .map_err(|_| StoreError::backend("partition cache poisoned"))?;
             // Each hour once: a batch names its hours once a scan.
             let hours: std::collections::BTreeSet<OffsetDateTime> = hours.into_iter().collect();
             for h in hours {
@@ -93,7 +96,7 @@ impl PgInner {
             return Ok(out);
         }
         let mut loading = Vec::new();
-        let mut c = self.pool.get().await.map_err(crate::pool_err)?;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock(7209412)", &[])
             .await
@@ -136,11 +139,11 @@ impl PgInner {
         let mut known = self
             .partitions
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?;
         known.extend(out.iter().map(|(h, c)| (*h, *c)));
         self.loading
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?
             .extend(loading);
         Ok(out)
     }
@@ -190,11 +193,12 @@ impl PgInner {
         Ok(n)
     }
 
-    fn forget_hours(&self, hours: impl Iterator<Item = OffsetDateTime>) -> StoreResult<()> {
+    /// Forgets what is known of these hours' partitions (they were closed elsewhere, or dropped).
+    pub(crate) fn forget_hours(&self, hours: impl Iterator<Item = OffsetDateTime>) -> StoreResult<()> {
         let mut known = self
             .partitions
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?;
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?;
         for h in hours {
             known.remove(&h);
         }
@@ -207,7 +211,7 @@ impl PgInner {
         for r in rows {
             by_hour.entry(hour_of(r.at)).or_default().push(r);
         }
-        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let c = self.pool.get().await.map_err(pool_err)?;
         let mut n = 0;
         for (hour, rows) in by_hour {
             let sink = c
@@ -253,7 +257,7 @@ impl PgInner {
         let venues: Vec<i64> = rows.iter().map(|c| c.venue.0).collect();
         let ats: Vec<OffsetDateTime> = rows.iter().map(|c| c.at).collect();
         let outs: Vec<Option<OffsetDateTime>> = rows.iter().map(|c| c.out).collect();
-        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let c = self.pool.get().await.map_err(pool_err)?;
         let stmt = c
             .prepare_cached(
                 "INSERT INTO checkins (device, seq, holder, venue, at, out)
@@ -267,10 +271,57 @@ impl PgInner {
             .map_err(db)
     }
 
+    /// Deletes the check-ins from before `before` in the caller's transaction `tx`: the partitions
+    /// of whole hours before it are dropped, the rest of the cut-off's own hour deleted row by
+    /// row. An open partition may hold a scan twice, so scans are counted by `(device, seq)`.
+    /// Returns how many, and the hours dropped (to forget once `tx` commits).
+    pub(crate) async fn purge_checkins(
+        &self,
+        tx: &impl GenericClient,
+        before: OffsetDateTime,
+    ) -> StoreResult<(u64, Vec<OffsetDateTime>)> {
+        let parts = tx
+            .query(
+                "SELECT name, starts_at FROM checkin_partitions WHERE starts_at + interval '1 hour' <= $1",
+                &[&before],
+            )
+            .await
+            .map_err(db)?;
+        let mut purged = 0u64;
+        let mut dropped = Vec::new();
+        for (name, start) in each(&parts, |r| Ok((r.text(0)?.to_owned(), r.time(1)?)))? {
+            let n: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM (SELECT DISTINCT device, seq FROM {name}) d"),
+                    &[],
+                )
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(db)?;
+            tx.batch_execute(&format!(
+                "DROP TABLE {name}; DELETE FROM checkin_partitions WHERE name = '{name}';"
+            ))
+            .await
+            .map_err(db)?;
+            purged += n as u64;
+            dropped.push(start);
+        }
+        let n: i64 = tx
+            .query_one(
+                "WITH d AS (DELETE FROM checkins WHERE at < $1 RETURNING device, seq)
+                 SELECT count(*) FROM (SELECT DISTINCT device, seq FROM d) x",
+                &[&before],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db)?;
+        Ok((purged + n as u64, dropped))
+    }
+
     /// Closes every open partition whose hour ended `CLOSE_AFTER` before `now` (all of them when
     /// `force`). Returns how many it closed.
     pub(crate) async fn close_due(&self, now: OffsetDateTime, force: bool) -> StoreResult<u64> {
-        let c = self.pool.get().await.map_err(crate::pool_err)?;
+        let c = self.pool.get().await.map_err(pool_err)?;
         let rows = c
             .query(
                 "SELECT name, starts_at FROM checkin_partitions WHERE NOT closed ORDER BY starts_at",
@@ -282,7 +333,7 @@ impl PgInner {
         let loading = self
             .loading
             .lock()
-            .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+            .map_err(|_| StoreError::backend("partition cache poisoned"))?
             .clone();
         let due: VecDeque<(String, OffsetDateTime)> = rows
             .iter()
@@ -306,11 +357,11 @@ impl PgInner {
                 self.close_one(&name).await?;
                 self.partitions
                     .lock()
-                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .map_err(|_| StoreError::backend("partition cache poisoned"))?
                     .insert(start, true);
                 self.loading
                     .lock()
-                    .map_err(|_| StoreError::Backend("partition cache poisoned".into()))?
+                    .map_err(|_| StoreError::backend("partition cache poisoned"))?
                     .remove(&start);
             }
         });
@@ -321,7 +372,7 @@ impl PgInner {
     /// Closes one partition. Most hours hold no scan twice, so the unique index is tried first;
     /// only if it finds a duplicate are duplicates removed (a self-join) before it is built.
     async fn close_one(&self, name: &str) -> StoreResult<()> {
-        let mut c = self.pool.get().await.map_err(crate::pool_err)?;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(db)?;
         tx.batch_execute(&format!(
             "LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE; SAVEPOINT before_unique"
@@ -363,7 +414,7 @@ pub(crate) async fn scan(
     to: OffsetDateTime,
     each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
 ) -> StoreResult<u64> {
-    let c = inner.pool.get().await.map_err(crate::pool_err)?;
+    let c = inner.pool.get().await.map_err(pool_err)?;
     let parts: VecDeque<(String, bool)> = c
         .query(
             "SELECT name, closed FROM checkin_partitions
@@ -416,10 +467,10 @@ async fn scan_partition(
 ) -> StoreResult<()> {
     // A closed hour has a unique index on (device, seq); an open one may hold a scan twice.
     let distinct = if closed { "" } else { "DISTINCT ON (device, seq)" };
-    let c = inner.pool.get().await.map_err(crate::pool_err)?;
+    let c = inner.pool.get().await.map_err(pool_err)?;
     let stmt = c
         .prepare(&format!(
-            "SELECT {distinct} device, seq, holder, venue, at, out FROM {name} WHERE at >= $1 AND at < $2"
+            "SELECT {distinct} {CHECKIN_COLS} FROM {name} WHERE at >= $1 AND at < $2"
         ))
         .await
         .map_err(db)?;
@@ -427,7 +478,7 @@ async fn scan_partition(
     futures_util::pin_mut!(rows);
     let mut batch = Vec::with_capacity(SCAN_BATCH);
     while let Some(r) = rows.next().await {
-        batch.push(crate::checkin_row(&r.map_err(db)?)?);
+        batch.push(checkin_row(&Cols(&r.map_err(db)?))?);
         if batch.len() == SCAN_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH));
             if tx.send(Ok(full)).await.is_err() {
@@ -449,7 +500,87 @@ pub(crate) async fn closer(inner: std::sync::Weak<PgInner>) {
         let Some(inner) = inner.upgrade() else { return };
         if let Err(e) = inner.close_due(OffsetDateTime::now_utc(), false).await {
             // Retried on the next round; the open partition keeps taking scans meanwhile.
-            tracing::error!(error = %e, "closing a check-in hour failed");
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "closing a check-in hour failed"
+            );
         }
+    }
+}
+
+impl PgStore {
+    /// Closes every open check-in partition now (deduplicated and indexed), whatever its hour.
+    pub async fn flush_checkins(&self) -> StoreResult<u64> {
+        self.inner.close_due(OffsetDateTime::now_utc(), true).await
+    }
+
+    /// The check-ins whose `column` (a fixed column name) is `value`, with `from <= at < to`, by
+    /// time, each `(device, seq)` once.
+    async fn checkins_where(
+        &self,
+        column: &'static str,
+        value: &(dyn ToSql + Sync),
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT * FROM (SELECT DISTINCT ON (device, seq) {CHECKIN_COLS} FROM checkins
+                     WHERE {column} = $1 AND at >= $2 AND at < $3 ORDER BY device, seq) c ORDER BY at, device, seq"
+                ),
+                &[value, &from, &to],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, checkin_row)
+    }
+}
+
+impl CheckinStore for PgStore {
+    async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.inner.insert_checkins(batch).await
+    }
+
+    async fn load_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.inner.load_checkins(batch).await
+    }
+
+    async fn flush_checkins(&self) -> StoreResult<u64> {
+        PgStore::flush_checkins(self).await
+    }
+
+    async fn checkins_at_venue(
+        &self,
+        venue: VenueId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.checkins_where("venue", &venue.0, from, to).await
+    }
+
+    async fn checkins_of_holder(
+        &self,
+        holder: &HolderId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.checkins_where("holder", &holder.as_bytes(), from, to).await
+    }
+
+    async fn scan_checkins(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+    ) -> StoreResult<u64> {
+        scan(&self.inner, from, to, each).await
     }
 }

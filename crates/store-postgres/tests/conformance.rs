@@ -78,7 +78,7 @@ mod postgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_hour_reads_each_scan_once_and_closes_clean() {
     use healthcode_domain::{CheckIn, DeviceId, HolderId, VenueId};
-    use healthcode_store::Store;
+    use healthcode_store::CheckinStore;
     use time::{Duration, OffsetDateTime};
     let Some(h) = fresh().await else { return };
     let s = &h.store;
@@ -132,23 +132,13 @@ async fn the_open_hour_reads_each_scan_once_and_closes_clean() {
 /// a database failure, and never some other role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_stored_role_is_corrupt() {
-    use healthcode_store::{Role, Store, StoreError};
     let Some(h) = fresh().await else { return };
     let s = &h.store;
-    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    let o = s
-        .insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
-        .await
-        .unwrap();
+    let officer = healthcode_store::conformance::add_one_officer(s).await;
     s.raw_query("UPDATE officers SET role = 'superuser'")
         .await
         .unwrap();
-    assert!(matches!(s.officer(o.id).await, Err(StoreError::Corrupt(_))));
-    assert!(matches!(
-        s.officer_by_username("li.na").await,
-        Err(StoreError::Corrupt(_))
-    ));
-    assert!(matches!(s.officers().await, Err(StoreError::Corrupt(_))));
+    healthcode_store::conformance::an_unknown_role_reads_as_corrupt(s, &officer).await;
 }
 
 /// An exposure state this version does not know (written by a later one, or damaged) is
@@ -171,4 +161,33 @@ async fn an_unknown_stored_exposure_state_is_corrupt() {
         .await
         .unwrap();
     healthcode_store::conformance::an_unknown_exposure_state_reads_as_corrupt(s, &stored).await;
+}
+
+/// A failing query is a database error that keeps PostgreSQL's own message in its sources (the
+/// driver's error says only "db error"); a clash says what PostgreSQL said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_keeps_what_postgresql_said() {
+    use healthcode_store::{Role, StaffStore, StoreError};
+    let Some(h) = fresh().await else { return };
+    let s = &h.store;
+    let e = s.raw_query("SELEC 1").await.unwrap_err();
+    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    let said = healthcode_store::conformance::messages(&e);
+    assert_eq!(said[0], "database error");
+    assert!(
+        said.iter()
+            .any(|m| m.contains("syntax error at or near \"SELEC\"")),
+        "{said:?}"
+    );
+    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    s.insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
+        .await
+        .unwrap();
+    match s
+        .insert_officer("li.na", Role::Auditor, "$argon2id$y", false, at)
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("duplicate key value"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -10,7 +10,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use healthcode_domain::CheckIn;
-use healthcode_store::Store;
+use healthcode_store::CheckinStore;
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 
 fn batch(start: i64, state: &mut u64) -> Vec<CheckIn> {

@@ -77,24 +77,14 @@ async fn a_mistyped_path_is_not_a_new_empty_database() {
 /// a database failure, and never some other role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_stored_role_is_corrupt() {
-    use healthcode_store::{Role, Store, StoreError};
     let h = fresh().await;
     let s = &h.store;
-    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    let o = s
-        .insert_officer("li.na", Role::Officer, "$argon2id$x", false, at)
-        .await
-        .unwrap();
+    let officer = healthcode_store::conformance::add_one_officer(s).await;
     assert_eq!(
         s.raw_execute("UPDATE officers SET role = 'superuser'").unwrap(),
         1
     );
-    assert!(matches!(s.officer(o.id).await, Err(StoreError::Corrupt(_))));
-    assert!(matches!(
-        s.officer_by_username("li.na").await,
-        Err(StoreError::Corrupt(_))
-    ));
-    assert!(matches!(s.officers().await, Err(StoreError::Corrupt(_))));
+    healthcode_store::conformance::an_unknown_role_reads_as_corrupt(s, &officer).await;
 }
 
 /// An exposure state this version does not know (written by a later one, or damaged) is
@@ -112,4 +102,25 @@ async fn an_unknown_stored_exposure_state_is_corrupt() {
         1
     );
     healthcode_store::conformance::an_unknown_exposure_state_reads_as_corrupt(s, &stored).await;
+}
+
+/// A failing statement is a database error that keeps what SQLite said as its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_keeps_what_sqlite_said() {
+    use healthcode_store::StoreError;
+    let h = fresh().await;
+    let e = h.store.raw_execute("SELEC 1").unwrap_err();
+    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    let said = healthcode_store::conformance::messages(&e);
+    assert_eq!(said[0], "database error");
+    assert!(said.iter().any(|m| m.contains("syntax error")), "{said:?}");
+    // Opening a file that is not a database says why, too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("healthcode.db");
+    std::fs::write(&path, b"this is not a database, only a text file of some length").unwrap();
+    std::fs::write(SqliteStore::checkins_path(&path), b"nor this").unwrap();
+    let e = SqliteStore::open(&path, OpenMode::MustExist).unwrap_err();
+    let said = healthcode_store::conformance::messages(&e);
+    assert!(said[0].starts_with("cannot open database"), "{said:?}");
+    assert!(said.iter().any(|m| m.contains("not a database")), "{said:?}");
 }

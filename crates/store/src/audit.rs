@@ -8,7 +8,11 @@
 
 use healthcode_domain::HolderId;
 use sha2::{Digest, Sha256};
+use std::future::Future;
+
 use time::OffsetDateTime;
+
+use crate::{StoreError, StoreResult};
 
 /// One thing someone did with personal data or with a holder's colour.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,30 @@ pub fn chain_hash(prev: &[u8; 32], seq: i64, e: &AuditEntry) -> [u8; 32] {
     h.finalize().into()
 }
 
+impl AuditRecord {
+    /// The record that appends `entry` to a log whose newest record has `head` (its sequence
+    /// number and hash; `None` for an empty log): the next number, linked to that hash.
+    pub fn next(head: Option<(i64, [u8; 32])>, entry: &AuditEntry) -> AuditRecord {
+        let (seq, prev_hash) = match head {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS),
+        };
+        AuditRecord {
+            seq,
+            hash: chain_hash(&prev_hash, seq, entry),
+            entry: entry.clone(),
+            prev_hash,
+        }
+    }
+
+    /// The entry's time as stored: nanoseconds since 1970 ([`StoreError::Refused`] past the
+    /// year 2262, which they cannot count).
+    pub fn at_ns(&self) -> StoreResult<i64> {
+        i64::try_from(self.entry.at.unix_timestamp_nanos())
+            .map_err(|_| StoreError::Refused("time out of range".into()))
+    }
+}
+
 /// Where and why the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("audit chain broken at entry {seq}: {reason}")]
@@ -95,4 +123,34 @@ pub fn verify_chain(records: impl IntoIterator<Item = AuditRecord>) -> Result<u6
         count += 1;
     }
     Ok(count)
+}
+
+/// The audit log.
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends to the audit log, chaining the entry to the last one.
+    fn append_audit(&self, entry: &AuditEntry) -> impl Future<Output = StoreResult<AuditRecord>> + Send;
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    fn audit_records(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Audit records whose subject is this holder, in order.
+    fn audit_of_subject(
+        &self,
+        holder: &HolderId,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+}
+
+/// Walks the whole audit chain of a store, page by page.
+pub async fn verify_audit<S: AuditStore>(store: &S) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        all.extend(page);
+    }
+    Ok(verify_chain(all))
 }

@@ -7,12 +7,13 @@ use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use healthcode_domain::{IdentityDocument, IdentityError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// What went wrong with sealed data or keys.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CryptoError {
     /// The value names a key this server does not have.
     #[error("sealed with data key {0}, which is not configured")]
@@ -27,8 +28,21 @@ pub enum CryptoError {
     #[error("bad key material: {0}")]
     BadKey(String),
     /// The operating system's random generator failed.
-    #[error("cannot get random bytes: {0}")]
-    Random(String),
+    #[error("cannot get random bytes")]
+    Random(#[source] getrandom::Error),
+    /// Personal data could not be encoded for sealing.
+    #[error("cannot encode personal data")]
+    Encode(#[source] std::sync::Arc<serde_json::Error>),
+    /// A holder's personal data does not name the identity document of their kind (a resident's
+    /// ID number, a visitor's passport and nationality), so it has no lookup key.
+    #[error("the personal data of a {kind} does not name a valid identity document")]
+    NoDocument {
+        /// The holder's kind.
+        kind: &'static str,
+        /// Why the document was refused, when one was given.
+        #[source]
+        source: Option<IdentityError>,
+    },
 }
 
 const NONCE_LEN: usize = 24;
@@ -53,7 +67,7 @@ impl fmt::Debug for Crypto {
 
 fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| CryptoError::Random(e.to_string()))?;
+    getrandom::fill(&mut b).map_err(CryptoError::Random)?;
     Ok(b)
 }
 
@@ -143,6 +157,27 @@ impl Crypto {
         mac.update(&[0]);
         mac.update(value.as_bytes());
         mac.finalize().into_bytes().into()
+    }
+}
+
+/// The hash domain and the text hashed for an identity document: `"resident-id"` and the
+/// number, or `"passport"` and `NATIONALITY:NUMBER`, both as their types normalise them. Sealing a
+/// holder and looking one up use this one key, so the same document always finds its holder.
+pub fn identity_key(doc: &IdentityDocument) -> (&'static str, String) {
+    match doc {
+        IdentityDocument::ResidentId(number) => ("resident-id", number.as_str().to_owned()),
+        IdentityDocument::Passport { nationality, number } => (
+            "passport",
+            format!("{}:{}", nationality.as_str(), number.as_str()),
+        ),
+    }
+}
+
+impl Crypto {
+    /// The keyed hash a holder registered with `doc` is stored under (see [`identity_key`]).
+    pub fn identity_hash(&self, doc: &IdentityDocument) -> [u8; 32] {
+        let (domain, text) = identity_key(doc);
+        self.keyed_hash(domain, &text)
     }
 }
 
@@ -252,20 +287,23 @@ mod tests {
         assert!(!sealed.windows(5).any(|w| w == b"Zhang"));
         assert_eq!(&old.open(b"holder-1", &sealed).unwrap()[..], b"Zhang San");
         // Bound to its record.
-        assert_eq!(old.open(b"holder-2", &sealed), Err(CryptoError::Tampered));
+        assert!(matches!(
+            old.open(b"holder-2", &sealed),
+            Err(CryptoError::Tampered)
+        ));
         let mut bad = sealed.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_eq!(old.open(b"holder-1", &bad), Err(CryptoError::Tampered));
+        assert!(matches!(old.open(b"holder-1", &bad), Err(CryptoError::Tampered)));
         // After rotation new values use key 2 and old ones still open.
         let new = Crypto::new(&[(1, [1; 32]), (2, [2; 32])], 2, [9; 32]).unwrap();
         assert_eq!(&new.open(b"holder-1", &sealed).unwrap()[..], b"Zhang San");
         assert_eq!(&new.seal(b"x", b"y").unwrap()[..4], &2u32.to_be_bytes());
         let only_new = Crypto::new(&[(2, [2; 32])], 2, [9; 32]).unwrap();
-        assert_eq!(
+        assert!(matches!(
             only_new.open(b"holder-1", &sealed),
             Err(CryptoError::UnknownKey(1))
-        );
+        ));
     }
 
     #[test]
@@ -284,6 +322,76 @@ mod tests {
             a.keyed_hash("phone", "+8613800138000"),
             b.keyed_hash("phone", "+8613800138000")
         );
+    }
+
+    fn person(resident_id: Option<&str>, passport: Option<(&str, &str)>) -> crate::PersonalData {
+        crate::PersonalData {
+            name: "Anna Eriksson".into(),
+            resident_id: resident_id.map(str::to_owned),
+            passport: passport.map(|p| p.0.to_owned()),
+            nationality: passport.map(|p| p.1.to_owned()),
+            birth_date: time::macros::date!(1990 - 03 - 07),
+            phone: "+46701234567".into(),
+            arrival: None,
+        }
+    }
+
+    #[test]
+    fn a_holder_is_sealed_under_the_hash_a_search_for_the_document_finds() {
+        use crate::HolderKind::{Resident, Visitor};
+        let c = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();
+        let at = time::macros::datetime!(2026-11-20 08:00 UTC);
+        let today = at.date();
+        let id = healthcode_domain::HolderId::from_bytes(&[1; 8]).unwrap();
+        let seal = |kind, data: &crate::PersonalData| c.seal_holder(id.clone(), kind, data, "A*** E.", at);
+        // Registered with a lower-case check character, searched for in upper case and lower.
+        let resident = seal(Resident, &person(Some("11010119900307803x"), None)).unwrap();
+        for typed in ["11010119900307803X", " 11010119900307803x"] {
+            let doc = IdentityDocument::parse(Some(typed), None, None, today).unwrap();
+            assert_eq!(resident.identity_hash, c.identity_hash(&doc), "{typed}");
+        }
+        assert_eq!(
+            identity_key(&IdentityDocument::parse(Some("11010119900307803x"), None, None, today).unwrap()),
+            ("resident-id", "11010119900307803X".to_owned())
+        );
+        // A passport registered in lower case, searched for in upper case, and the reverse.
+        let visitor = seal(Visitor, &person(None, Some(("l898902c3", "swe")))).unwrap();
+        let doc = IdentityDocument::parse(None, Some("L898902C3"), Some("SWE"), today).unwrap();
+        assert_eq!(identity_key(&doc), ("passport", "SWE:L898902C3".to_owned()));
+        assert_eq!(visitor.identity_hash, c.identity_hash(&doc));
+        let upper = seal(Visitor, &person(None, Some(("L898902C3", "SWE")))).unwrap();
+        let doc = IdentityDocument::parse(None, Some("l898902c3"), Some("swe"), today).unwrap();
+        assert_eq!(upper.identity_hash, c.identity_hash(&doc));
+        assert_ne!(resident.identity_hash, visitor.identity_hash);
+    }
+
+    #[test]
+    fn a_holder_without_a_valid_document_of_their_kind_is_not_sealed() {
+        use crate::HolderKind::{Resident, Visitor};
+        let c = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();
+        let at = time::macros::datetime!(2026-11-20 08:00 UTC);
+        let id = healthcode_domain::HolderId::from_bytes(&[1; 8]).unwrap();
+        let seal = |kind, data: &crate::PersonalData| c.seal_holder(id.clone(), kind, data, "A*** E.", at);
+        let refused = [
+            (Resident, person(None, None)),
+            (Resident, person(Some("110101199003078031"), None)),
+            (Resident, person(None, Some(("L898902C3", "SWE")))),
+            (Visitor, person(Some("11010119900307803X"), None)),
+            (Visitor, person(None, Some(("L898902C3!", "SWE")))),
+            (
+                Visitor,
+                person(Some("11010119900307803X"), Some(("L898902C3", "SWE"))),
+            ),
+        ];
+        for (kind, data) in &refused {
+            let e = seal(*kind, data).unwrap_err();
+            assert!(matches!(e, CryptoError::NoDocument { .. }), "{kind:?}: {e}");
+            assert!(e.to_string().contains(kind.as_str()), "{e}");
+        }
+        // A mistyped number says why, in the error's source.
+        let e = seal(Resident, &refused[1].1).unwrap_err();
+        let why = std::error::Error::source(&e).unwrap().to_string();
+        assert!(why.contains("check character"), "{why}");
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! The audit log on PostgreSQL.
+
+use healthcode_domain::HolderId;
+use healthcode_store::rows::{AUDIT_COLS, audit_row, hash32};
+use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreResult};
+
+use crate::PgStore;
+use crate::rows::{db, each, one};
+
+impl AuditStore for PgStore {
+    async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Appends are serialised so the chain has one head.
+        tx.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(db)?;
+        let last = tx
+            .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])
+            .await
+            .map_err(db)?;
+        let head = one(last.as_ref(), |r| Ok((r.int(0)?, hash32(r.blob(1)?)?)))?;
+        let record = AuditRecord::next(head, e);
+        tx.execute(
+            &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &record.seq,
+                &record.at_ns()?,
+                &e.actor,
+                &e.role,
+                &e.action,
+                &e.subject.as_ref().map(HolderId::as_bytes),
+                &e.purpose,
+                &&record.prev_hash[..],
+                &&record.hash[..],
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(record)
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {AUDIT_COLS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&after, &i64::from(limit)],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, audit_row)
+    }
+
+    async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {AUDIT_COLS} FROM audit_log WHERE subject = $1 ORDER BY seq"),
+                &[&holder.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, audit_row)
+    }
+}

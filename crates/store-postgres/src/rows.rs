@@ -1,0 +1,88 @@
+//! PostgreSQL's side of reading rows: its row as [`Columns`], rows handed to a reader of
+//! `healthcode_store::rows`, and the errors of a failed statement or an exhausted pool.
+
+use healthcode_store::rows::Columns;
+use healthcode_store::{StoreError, StoreResult};
+use time::{Date, OffsetDateTime};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+/// A failed statement: a unique clash is [`StoreError::Conflict`] and a missing reference
+/// [`StoreError::NotFound`], each with PostgreSQL's message (the driver's own text is only "db
+/// error"); anything else is [`StoreError::Backend`] with the driver's error as its source.
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
+    let said = || e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string);
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(said()),
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(said()),
+        _ => StoreError::backend(e),
+    }
+}
+
+/// No connection could be had from the pool.
+pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// A row of a query, read through [`Columns`].
+pub(crate) struct Cols<'a>(pub(crate) &'a Row);
+
+impl Columns for Cols<'_> {
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn boolean(&self, i: usize) -> StoreResult<bool> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn opt_real(&self, i: usize) -> StoreResult<Option<f32>> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn text(&self, i: usize) -> StoreResult<&str> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn blob(&self, i: usize) -> StoreResult<&[u8]> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn time(&self, i: usize) -> StoreResult<OffsetDateTime> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn opt_time(&self, i: usize) -> StoreResult<Option<OffsetDateTime>> {
+        self.0.try_get(i).map_err(db)
+    }
+
+    fn date(&self, i: usize) -> StoreResult<Date> {
+        self.0.try_get(i).map_err(db)
+    }
+}
+
+/// Each of `rows` read by `read`.
+pub(crate) fn each<T>(rows: &[Row], read: impl Fn(&dyn Columns) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(|r| read(&Cols(r))).collect()
+}
+
+/// `row`, if there is one, read by `read`.
+pub(crate) fn one<T>(
+    row: Option<&Row>,
+    read: impl Fn(&dyn Columns) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    row.map(|r| read(&Cols(r))).transpose()
+}
+
+/// The id an `INSERT … RETURNING id` gave.
+pub(crate) fn returned_id(row: &Row) -> StoreResult<i64> {
+    row.try_get(0).map_err(db)
+}

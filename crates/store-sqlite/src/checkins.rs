@@ -1,0 +1,274 @@
+//! Check-ins on SQLite. A batch of scans is acknowledged once appended to `checkin_inbox` in the
+//! main file; the `checkin-merger` thread moves the inbox into the indexed `checkins` table of
+//! the check-ins file in large sorted chunks, under that file's own writer, then deletes them from
+//! the inbox. Reads union both. The `(device, seq)` keys of the inbox are a set in memory (read at
+//! open); the indexed table's primary key answers for older scans.
+
+use std::collections::HashSet;
+use std::sync::Weak;
+
+use healthcode_domain::{CheckIn, HolderId, VenueId};
+use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
+use healthcode_store::{CheckinStore, StoreResult};
+use rusqlite::{ToSql, params};
+use time::OffsetDateTime;
+
+use crate::rows::{Cols, backend, query_all, ts};
+use crate::{Inner, SqliteStore, lock};
+
+/// Check-ins moved from the inbox per merge transaction. Large, so that each index page of the
+/// check-ins file is written once for many rows; the merge holds only that file's writer.
+const MERGE_CHUNK: i64 = 200_000;
+
+/// Check-ins handed over at once by a scan.
+const SCAN_BATCH: usize = 50_000;
+
+impl Inner {
+    /// Moves up to `limit` of the oldest inbox rows into the indexed table, sorted so each index
+    /// page is written once per chunk: first copied under the check-ins file's writer (scans keep
+    /// arriving meanwhile), then deleted from the inbox. A crash in between leaves rows in both,
+    /// which reads and the next merge treat as one. Returns how many rows left the inbox.
+    fn merge_chunk(&self, limit: i64) -> StoreResult<u64> {
+        // One merge at a time (the background thread, an explicit flush).
+        let _one = lock(&self.merge_lock)?;
+        let upto = self.ix_write_blocking(|tx| {
+            let upto: Option<i64> = tx
+                .query_row("SELECT max(id) FROM (SELECT id FROM hub.checkin_inbox ORDER BY id LIMIT ?1)", [limit], |r| r.get(0))
+                .map_err(backend)?;
+            if let Some(upto) = upto {
+                tx.execute(
+                    "INSERT INTO main.checkins (device, seq, holder, venue, at, out)
+                     SELECT device, seq, holder, venue, at, out FROM hub.checkin_inbox WHERE id <= ?1 ORDER BY venue, at
+                     ON CONFLICT (device, seq) DO NOTHING",
+                    [upto],
+                )
+                .map_err(backend)?;
+            }
+            Ok(upto)
+        })?;
+        let Some(upto) = upto else { return Ok(0) };
+        // Only rows now in the indexed table leave the inbox: a row appended meanwhile can never
+        // be deleted unmerged, whatever its id.
+        self.delete_from_inbox(
+            "DELETE FROM checkin_inbox WHERE id <= ?1 AND EXISTS
+             (SELECT 1 FROM ix.checkins c WHERE c.device = checkin_inbox.device AND c.seq = checkin_inbox.seq)
+             RETURNING device, seq",
+            upto,
+            false,
+        )
+        .map(|(n, _)| n)
+    }
+
+    /// Deletes inbox rows with `sql` (which returns `device, seq` of each), keeping the key set in
+    /// step. Returns how many rows went, and (when asked) how many of them were not also in the
+    /// indexed table.
+    pub(crate) fn delete_from_inbox(
+        &self,
+        sql: &str,
+        arg: i64,
+        count_unindexed: bool,
+    ) -> StoreResult<(u64, u64)> {
+        let mut c = lock(&self.writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let keys: Vec<(i64, i64)> = {
+            let mut st = tx.prepare(sql).map_err(backend)?;
+            st.query_map([arg], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect)
+                .map_err(backend)?
+        };
+        let mut not_indexed = 0u64;
+        if count_unindexed {
+            let mut st = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM ix.checkins WHERE device = ?1 AND seq = ?2)")
+                .map_err(backend)?;
+            for k in &keys {
+                if !st
+                    .query_row([k.0, k.1], |r| r.get::<_, bool>(0))
+                    .map_err(backend)?
+                {
+                    not_indexed += 1;
+                }
+            }
+        }
+        tx.commit().map_err(backend)?;
+        let mut set = lock(&self.inbox_keys)?;
+        for k in &keys {
+            set.remove(k);
+        }
+        Ok((keys.len() as u64, not_indexed))
+    }
+
+    /// Appends scans to the inbox, skipping those whose `(device, seq)` is already in the inbox,
+    /// earlier in the batch, or in the indexed table. Keys enter the set only after the commit.
+    fn ingest(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        let mut c = lock(&self.writer)?;
+        let tx = c.transaction().map_err(backend)?;
+        let mut fresh: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
+        {
+            let set = lock(&self.inbox_keys)?;
+            let mut seen_now = HashSet::with_capacity(batch.len());
+            let mut exists = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM ix.checkins WHERE device = ?1 AND seq = ?2)")
+                .map_err(backend)?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO checkin_inbox (device, seq, holder, venue, at, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(backend)?;
+            for c in batch {
+                let key = (c.device.0, c.seq);
+                if set.contains(&key) || !seen_now.insert(key) {
+                    continue;
+                }
+                if exists
+                    .query_row([key.0, key.1], |r| r.get::<_, bool>(0))
+                    .map_err(backend)?
+                {
+                    continue;
+                }
+                insert
+                    .execute(params![
+                        c.device.0,
+                        c.seq,
+                        c.holder.as_bytes(),
+                        c.venue.0,
+                        ts(c.at),
+                        c.out.map(ts)
+                    ])
+                    .map_err(backend)?;
+                fresh.push(key);
+            }
+        }
+        tx.commit().map_err(backend)?;
+        let n = fresh.len() as u64;
+        lock(&self.inbox_keys)?.extend(fresh);
+        Ok(n)
+    }
+}
+
+/// Moves check-ins from the inbox while the store lives.
+pub(crate) fn merger(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let moved = match inner.merge_chunk(MERGE_CHUNK) {
+            Ok(n) => n,
+            Err(e) => {
+                // Retried on the next round; scans stay safe in the inbox meanwhile.
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "moving check-ins from the inbox failed"
+                );
+                0
+            }
+        };
+        drop(inner);
+        if moved < MERGE_CHUNK as u64 / 4 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The check-ins whose `column` (a fixed column name) is `value`, with `from <= at < to`, by
+    /// time: from the indexed table and the inbox, each `(device, seq)` once.
+    fn checkins_where(
+        &self,
+        column: &'static str,
+        value: &dyn ToSql,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        let sql = format!(
+            "SELECT {CHECKIN_COLS} FROM ix.checkins WHERE {column} = ?1 AND at >= ?2 AND at < ?3
+             UNION SELECT {CHECKIN_COLS} FROM checkin_inbox WHERE {column} = ?1 AND at >= ?2 AND at < ?3
+             ORDER BY 5, 1, 2"
+        );
+        self.read(|c| query_all(c, &sql, params![value, ts(from), ts(to)], checkin_row))
+    }
+
+    /// Moves every check-in waiting in the inbox into the indexed table now.
+    pub fn flush_checkins(&self) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.inner.merge_chunk(MERGE_CHUNK)?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+impl CheckinStore for SqliteStore {
+    async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        tokio::task::block_in_place(|| self.inner.ingest(batch))
+    }
+
+    async fn flush_checkins(&self) -> StoreResult<u64> {
+        tokio::task::block_in_place(|| SqliteStore::flush_checkins(self))
+    }
+
+    async fn checkins_at_venue(
+        &self,
+        venue: VenueId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.checkins_where("venue", &venue.0, from, to)
+    }
+
+    async fn checkins_of_holder(
+        &self,
+        holder: &HolderId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<CheckIn>> {
+        self.checkins_where("holder", &holder.as_bytes(), from, to)
+    }
+
+    async fn scan_checkins(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        each: &mut (dyn FnMut(Vec<CheckIn>) + Send),
+    ) -> StoreResult<u64> {
+        self.read(|c| {
+            // The inbox first, then the indexed table without the keys already seen: the merge
+            // copies a row into the indexed table before it leaves the inbox, so a row it moves
+            // meanwhile is read in one place or the other, and once.
+            let mut inbox_keys: HashSet<(i64, i64)> = HashSet::new();
+            let mut batch = Vec::with_capacity(SCAN_BATCH);
+            let mut n = 0u64;
+            for (table, inbox) in [("checkin_inbox", true), ("ix.checkins", false)] {
+                let mut st = c
+                    .prepare(&format!(
+                        "SELECT {CHECKIN_COLS} FROM {table} WHERE at >= ?1 AND at < ?2"
+                    ))
+                    .map_err(backend)?;
+                let mut rows = st.query(params![ts(from), ts(to)]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let r = checkin_row(&Cols(r))?;
+                    let key = (r.device.0, r.seq);
+                    let fresh = if inbox {
+                        inbox_keys.insert(key)
+                    } else {
+                        !inbox_keys.contains(&key)
+                    };
+                    if fresh {
+                        batch.push(r);
+                        if batch.len() == SCAN_BATCH {
+                            n += batch.len() as u64;
+                            each(std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH)));
+                        }
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                n += batch.len() as u64;
+                each(batch);
+            }
+            Ok(n)
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! Staff and their equipment: venues, scanner devices and officer accounts.
+
+use std::future::Future;
+
+use healthcode_domain::{AdmissionPolicy, DeviceId, Issuer, OfficerId, Venue, VenueCategory, VenueId};
+use time::OffsetDateTime;
+
+#[cfg(doc)]
+use crate::StoreError;
+use crate::StoreResult;
+
+/// A venue to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVenue {
+    /// Name.
+    pub name: String,
+    /// Category.
+    pub category: VenueCategory,
+    /// Region.
+    pub region: Issuer,
+    /// Who may enter.
+    pub admission: AdmissionPolicy,
+}
+
+impl NewVenue {
+    /// The venue as stored under `id`.
+    pub fn stored(&self, id: VenueId) -> Venue {
+        Venue {
+            id,
+            name: self.name.clone(),
+            category: self.category,
+            region: self.region.clone(),
+            admission: self.admission,
+        }
+    }
+}
+
+/// A scanner device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// The venue it belongs to.
+    pub venue: VenueId,
+    /// A label ("north gate").
+    pub label: String,
+    /// SHA-256 of its key (the key itself is shown once and never stored).
+    pub key_hash: [u8; 32],
+}
+
+/// What an officer account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Records cases and tests, proposes and approves overrides, reviews appeals.
+    Officer,
+    /// Manages venues, devices, risk areas and accounts; everything an officer does.
+    Admin,
+    /// Reads and verifies the audit log; nothing else.
+    Auditor,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "officer" => Some(Role::Officer),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// An officer account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Officer {
+    /// Id.
+    pub id: OfficerId,
+    /// Login name, unique.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// argon2id hash in PHC string form.
+    pub password_hash: String,
+    /// The password was issued by someone else and must be changed at the next login.
+    pub must_change_password: bool,
+    /// When created.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Officer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Officer")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Venues, their scanner devices, and officer accounts.
+pub trait StaffStore: Send + Sync + 'static {
+    /// Creates a venue.
+    fn insert_venue(&self, v: &NewVenue) -> impl Future<Output = StoreResult<Venue>> + Send;
+    /// Creates many venues in one transaction; returns them with their ids, in input order.
+    fn insert_venues(&self, batch: &[NewVenue]) -> impl Future<Output = StoreResult<Vec<Venue>>> + Send;
+    /// A venue by id.
+    fn venue(&self, id: VenueId) -> impl Future<Output = StoreResult<Option<Venue>>> + Send;
+    /// All venues.
+    fn venues(&self) -> impl Future<Output = StoreResult<Vec<Venue>>> + Send;
+    /// Registers a device for a venue.
+    fn insert_device(
+        &self,
+        venue: VenueId,
+        label: &str,
+        key_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Device>> + Send;
+    /// A device by the hash of its key.
+    fn device_by_key_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Option<Device>>> + Send;
+    /// Lists the devices of a venue, or all devices.
+    fn devices(&self, venue: Option<VenueId>) -> impl Future<Output = StoreResult<Vec<Device>>> + Send;
+    /// Creates an officer account; [`StoreError::Conflict`] if the username is taken.
+    fn insert_officer(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        must_change_password: bool,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Officer>> + Send;
+    /// An officer by id.
+    fn officer(&self, id: OfficerId) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
+    /// An officer by username.
+    fn officer_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
+    /// All officers, by id.
+    fn officers(&self) -> impl Future<Output = StoreResult<Vec<Officer>>> + Send;
+    /// Replaces an officer's password hash.
+    fn set_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
