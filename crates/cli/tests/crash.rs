@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use healthcode_domain::{DeviceId, VenueId};
-use healthcode_store::Store;
+use healthcode_store::CheckinStore;
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 use serde_json::{Value, json};
 

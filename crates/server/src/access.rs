@@ -139,6 +139,12 @@ impl Vault {
         self.crypto.keyed_hash(domain, value)
     }
 
+    /// The lookup hash of an identity document: the same key registration sealed the holder
+    /// under (`healthcode_store::identity_key`), so a search finds whom registration stored.
+    pub fn identity_hash(&self, doc: &healthcode_domain::IdentityDocument) -> [u8; 32] {
+        self.crypto.identity_hash(doc)
+    }
+
     /// Opens a holder's personal data for `reader`, for `purpose`, after recording the read.
     pub async fn read<S: Store>(
         &self,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use healthcode_domain::IdentityDocument;
 use healthcode_domain::{HolderId, TestResult};
 use healthcode_store::{Fact, Store};
 use serde::{Deserialize, Serialize};
@@ -81,24 +82,16 @@ async fn holder_by_document<S: Store>(
     passport: &Option<String>,
     nationality: &Option<String>,
 ) -> Result<healthcode_store::SealedHolder, ApiError> {
-    let hash = match (resident_id, passport, nationality) {
-        (Some(id), None, None) => app
-            .vault
-            .lookup_hash("resident-id", &id.trim().to_ascii_uppercase()),
-        (None, Some(p), Some(n)) => app.vault.lookup_hash(
-            "passport",
-            &format!(
-                "{}:{}",
-                n.trim().to_ascii_uppercase(),
-                p.trim().to_ascii_uppercase()
-            ),
-        ),
-        _ => {
-            return Err(ApiError::InvalidField(
-                "give resident_id, or passport with nationality".into(),
-            ));
-        }
-    };
+    // Parsed by the domain's identity types and hashed by the one key registration uses: a
+    // number typed in lower case or with spaces finds its holder, a mistyped one says why.
+    let doc = IdentityDocument::parse(
+        resident_id.as_deref(),
+        passport.as_deref(),
+        nationality.as_deref(),
+        now().date(),
+    )
+    .map_err(|e| ApiError::InvalidField(e.to_string()))?;
+    let hash = app.vault.identity_hash(&doc);
     app.store
         .holder_by_identity(&hash)
         .await?
