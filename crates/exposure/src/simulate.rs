@@ -3,7 +3,7 @@
 //! rhythms and dwell times, and seeded cases. The same seed gives the same city.
 
 use healthcode_domain::{
-    AdmissionPolicy, CaseId, CheckIn, DeviceId, HolderId, Issuer, VenueCategory, VenueId,
+    AdmissionPolicy, CaseId, CheckIn, DeviceId, HolderId, Issuer, Venue, VenueCategory, VenueId,
     resident_id_check_char,
 };
 use healthcode_store::{Crypto, HolderKind, NewVenue, PersonalData, SealedHolder, Store, StoreError};
@@ -267,7 +267,29 @@ pub async fn simulate<S: Store>(
 ) -> Result<CityReport, StoreError> {
     let mut rng = Rng::new(p.seed);
     let mut report = CityReport::default();
-    // Venues.
+    let (venues, cats) = make_venues(store, p, &mut rng, progress).await?;
+    report.venues = venues.len() as u64;
+    let total_daily = (p.holders * u64::from(p.per_day)) as f64;
+    let pop = popularity(&mut rng, &cats, total_daily);
+    if let Some((i, v)) = pop.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) {
+        report.busiest = (*v, Some(cats[i].0));
+    }
+    report.holders = make_holders(store, crypto, p, progress).await?;
+    let places: Vec<(VenueId, VenueCategory)> = venues.iter().map(|v| (v.id, v.category)).collect();
+    let (checkins, rng) = make_checkins(store, p, rng, places, &pop, progress).await?;
+    report.checkins = checkins;
+    report.cases = make_cases(store, p, rng).await?;
+    Ok(report)
+}
+
+/// The venues, by the categories' shares; hospitals and clinics admit everyone, the rest green
+/// only. Returns them with each one's category and weight.
+async fn make_venues<S: Store>(
+    store: &S,
+    p: &CityParams,
+    rng: &mut Rng,
+    progress: Progress<'_>,
+) -> Result<(Vec<Venue>, Vec<(VenueCategory, f64)>), StoreError> {
     let cats: Vec<(VenueCategory, f64)> = (0..p.venues).map(|_| category_at(rng.unit())).collect();
     let new: Vec<NewVenue> = cats
         .iter()
@@ -288,27 +310,24 @@ pub async fn simulate<S: Store>(
         venues.extend(store.insert_venues(chunk).await?);
         progress("venues", venues.len() as u64, p.venues);
     }
-    report.venues = venues.len() as u64;
     let mut venues_csv = Csv::create(&p.csv_dir, "venues.csv", "venue,category\n")?;
     for v in &venues {
         venues_csv.line(format_args!("{},{}\n", v.id.0, v.category.as_str()))?;
     }
     venues_csv.finish()?;
-    let mut checkins_csv = Csv::create(&p.csv_dir, "checkins.csv", "holder,venue,at,out\n")?;
-    let total_daily = (p.holders * u64::from(p.per_day)) as f64;
-    let pop = popularity(&mut rng, &cats, total_daily);
-    if let Some((i, v)) = pop.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) {
-        report.busiest = (*v, Some(cats[i].0));
-    }
-    // Cumulative weights for sampling a venue.
-    let mut cumulative = Vec::with_capacity(pop.len());
-    let mut acc = 0.0;
-    for w in &pop {
-        acc += w;
-        cumulative.push(acc);
-    }
-    // Holders: sealed as registration would.
+    Ok((venues, cats))
+}
+
+/// The holders, sealed as registration would seal them (every 25th a visitor); returns how many
+/// were stored.
+async fn make_holders<S: Store>(
+    store: &S,
+    crypto: &Crypto,
+    p: &CityParams,
+    progress: Progress<'_>,
+) -> Result<u64, StoreError> {
     let created = p.end - Duration::days(p.days.into()) - Duration::days(30);
+    let mut stored = 0;
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..p.holders {
         let visitor = i % 25 == 24;
@@ -332,59 +351,88 @@ pub async fn simulate<S: Store>(
             .map_err(StoreError::backend)?;
         batch.push(sealed);
         if batch.len() == 10_000 || i + 1 == p.holders {
-            report.holders += store.insert_holders(&batch).await?;
+            stored += store.insert_holders(&batch).await?;
             batch.clear();
             progress("holders", i + 1, p.holders);
         }
     }
-    // Check-ins, day by day, holder by holder; one scanner device a venue (device id = venue id
-    // is not assumed: the device numbers are the venue's). Made on a thread of their own while
-    // the store takes the previous ones; each day sorted by time, so that a bulk load fills
-    // each hour's storage in few large pieces.
+    Ok(stored)
+}
+
+/// Check-ins, day by day, holder by holder, at venues drawn by popularity (`pop`); one scanner
+/// device a venue (its number is the venue's). Made on a thread of their own while the store takes
+/// the previous ones; each day sorted by time, so that a bulk load fills each hour's storage in
+/// few large pieces. Returns how many the store took, and the generator for what follows.
+async fn make_checkins<S: Store>(
+    store: &S,
+    p: &CityParams,
+    rng: Rng,
+    places: Vec<(VenueId, VenueCategory)>,
+    pop: &[f64],
+    progress: Progress<'_>,
+) -> Result<(u64, Rng), StoreError> {
+    // Cumulative weights for sampling a venue.
+    let mut cumulative = Vec::with_capacity(pop.len());
+    let mut acc = 0.0;
+    for w in pop {
+        acc += w;
+        cumulative.push(acc);
+    }
+    let checkins_csv = Csv::create(&p.csv_dir, "checkins.csv", "holder,venue,at,out\n")?;
     let total = p.holders * u64::from(p.per_day) * u64::from(p.days);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CheckIn>>(4);
-    let places: Vec<(VenueId, VenueCategory)> = venues.iter().map(|v| (v.id, v.category)).collect();
-    let (days, holders, per_day, seed) = (p.days, p.holders, p.per_day, p.seed);
-    let start_day = p.end - Duration::days(p.days.into());
-    let maker = std::thread::spawn(move || -> (Rng, Result<(), StoreError>) {
+    let day = DayMaker {
+        holders: p.holders,
+        per_day: p.per_day,
+        seed: p.seed,
+        places,
+        cumulative,
+        acc,
+    };
+    let (days, start_day) = (p.days, p.end - Duration::days(p.days.into()));
+    let maker = std::thread::spawn(move || day.run(rng, checkins_csv, days, start_day, &tx));
+    let mut taken = 0;
+    let mut done = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        taken += store.load_checkins(&chunk).await?;
+        done += chunk.len() as u64;
+        progress("check-ins", done, total);
+    }
+    let (rng, made) = maker
+        .join()
+        .map_err(|_| StoreError::backend("the check-in generator failed"))?;
+    made?;
+    Ok((taken, rng))
+}
+
+/// What the check-in thread needs to make each day.
+struct DayMaker {
+    holders: u64,
+    per_day: u32,
+    seed: u64,
+    places: Vec<(VenueId, VenueCategory)>,
+    cumulative: Vec<f64>,
+    acc: f64,
+}
+
+impl DayMaker {
+    /// Makes every day's check-ins and sends them in chunks; returns the generator and whether
+    /// the CSV could be written.
+    fn run(
+        &self,
+        mut rng: Rng,
+        mut csv: Csv,
+        days: u32,
+        start_day: OffsetDateTime,
+        tx: &tokio::sync::mpsc::Sender<Vec<CheckIn>>,
+    ) -> (Rng, Result<(), StoreError>) {
         let mut seq: i64 = 0;
         for day in 0..days {
             let midnight = start_day + Duration::days(day.into());
-            let mut rows = Vec::with_capacity((holders * u64::from(per_day)) as usize);
-            for i in 0..holders {
-                let holder = holder_id(seed, i);
-                for _ in 0..per_day {
-                    let x = rng.unit() * acc;
-                    let v = cumulative
-                        .partition_point(|c| *c < x)
-                        .min(places.len().saturating_sub(1));
-                    let (venue, category) = places[v];
-                    let at = midnight + Duration::minutes(arrival_minute(&mut rng, category));
-                    let out = (rng.below(5) == 0).then(|| {
-                        let dwell = 15 + rng.below(120) as i64;
-                        at + Duration::minutes(dwell)
-                    });
-                    seq += 1;
-                    if let Err(e) = checkins_csv.line(format_args!(
-                        "{},{},{},{}\n",
-                        holder.to_hex(),
-                        venue.0,
-                        at.unix_timestamp(),
-                        out.map(|o| o.unix_timestamp().to_string()).unwrap_or_default()
-                    )) {
-                        return (rng, Err(e));
-                    }
-                    rows.push(CheckIn {
-                        holder: holder.clone(),
-                        venue,
-                        device: DeviceId(venue.0),
-                        seq,
-                        at,
-                        out,
-                    });
-                }
-            }
-            rows.sort_by_key(|c| c.at);
+            let rows = match self.day(&mut rng, &mut csv, midnight, &mut seq) {
+                Ok(rows) => rows,
+                Err(e) => return (rng, Err(e)),
+            };
             let mut rows = rows.into_iter();
             loop {
                 let chunk: Vec<CheckIn> = rows.by_ref().take(LOAD_CHUNK).collect();
@@ -394,23 +442,61 @@ pub async fn simulate<S: Store>(
                 }
             }
         }
-        let done = checkins_csv.finish();
+        let done = csv.finish();
         (rng, done)
-    });
-    let mut done = 0u64;
-    while let Some(chunk) = rx.recv().await {
-        report.checkins += store.load_checkins(&chunk).await?;
-        done += chunk.len() as u64;
-        progress("check-ins", done, total);
     }
-    let (rng_after, made) = maker
-        .join()
-        .map_err(|_| StoreError::backend("the check-in generator failed"))?;
-    made?;
-    let mut rng = rng_after;
+
+    /// One day's check-ins, sorted by time.
+    fn day(
+        &self,
+        rng: &mut Rng,
+        csv: &mut Csv,
+        midnight: OffsetDateTime,
+        seq: &mut i64,
+    ) -> Result<Vec<CheckIn>, StoreError> {
+        let mut rows = Vec::with_capacity((self.holders * u64::from(self.per_day)) as usize);
+        for i in 0..self.holders {
+            let holder = holder_id(self.seed, i);
+            for _ in 0..self.per_day {
+                let x = rng.unit() * self.acc;
+                let v = self
+                    .cumulative
+                    .partition_point(|c| *c < x)
+                    .min(self.places.len().saturating_sub(1));
+                let (venue, category) = self.places[v];
+                let at = midnight + Duration::minutes(arrival_minute(rng, category));
+                let out = (rng.below(5) == 0).then(|| {
+                    let dwell = 15 + rng.below(120) as i64;
+                    at + Duration::minutes(dwell)
+                });
+                *seq += 1;
+                csv.line(format_args!(
+                    "{},{},{},{}\n",
+                    holder.to_hex(),
+                    venue.0,
+                    at.unix_timestamp(),
+                    out.map(|o| o.unix_timestamp().to_string()).unwrap_or_default()
+                ))?;
+                rows.push(CheckIn {
+                    holder: holder.clone(),
+                    venue,
+                    device: DeviceId(venue.0),
+                    seq: *seq,
+                    at,
+                    out,
+                });
+            }
+        }
+        rows.sort_by_key(|c| c.at);
+        Ok(rows)
+    }
+}
+
+/// Cases: random holders, onsets in the last five days, confirmed a day or two later (but never
+/// after the end).
+async fn make_cases<S: Store>(store: &S, p: &CityParams, mut rng: Rng) -> Result<Vec<CaseId>, StoreError> {
     let mut cases_csv = Csv::create(&p.csv_dir, "cases.csv", "case_id,holder,onset,confirmed\n")?;
-    // Cases: random holders, onsets in the last five days, confirmed a day or two later (but
-    // never after the end).
+    let mut cases = Vec::with_capacity(p.cases as usize);
     for _ in 0..p.cases {
         let i = rng.below(p.holders);
         let onset = p.end - Duration::hours(24 + rng.below(96) as i64);
@@ -424,8 +510,8 @@ pub async fn simulate<S: Store>(
             onset.unix_timestamp(),
             confirmed.unix_timestamp()
         ))?;
-        report.cases.push(c.id);
+        cases.push(c.id);
     }
     cases_csv.finish()?;
-    Ok(report)
+    Ok(cases)
 }

@@ -52,7 +52,10 @@ async fn ready_after(config: Config, break_it: impl AsyncFnOnce()) -> (u16, Stri
         let _ = stopped.await;
     }));
     let c = reqwest::Client::new();
-    assert_eq!(c.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(format!("{base}/readyz")).send().await.unwrap().status(),
+        200
+    );
     break_it().await;
     let resp = c.get(format!("{base}/readyz")).send().await.unwrap();
     let status = resp.status().as_u16();
@@ -86,8 +89,9 @@ async fn a_failing_sqlite_database_is_an_opaque_500_and_its_message_is_logged() 
     let db = tmp.path().join("data").join("healthcode.db");
     let (status, ct, body) = ready_after(config, async || {
         // A second connection to the same file drops the table the server reads.
-        let other = healthcode_store_sqlite::SqliteStore::open(&db, healthcode_store_sqlite::OpenMode::MustExist)
-            .unwrap();
+        let other =
+            healthcode_store_sqlite::SqliteStore::open(&db, healthcode_store_sqlite::OpenMode::MustExist)
+                .unwrap();
         other.raw_execute("DROP TABLE risk_areas").unwrap();
     })
     .await;
