@@ -220,11 +220,14 @@ pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut last = self.0.to_string();
+        // The first line of each: PostgreSQL puts DETAIL and HINT on lines after its message,
+        // and DETAIL quotes the row's values, personal data among them.
+        let first = |e: &dyn std::error::Error| e.to_string().lines().next().unwrap_or_default().to_owned();
+        let mut last = first(self.0);
+        f.write_str(&last)?;
         let mut cur = self.0.source();
         while let Some(s) = cur {
-            let text = s.to_string();
+            let text = first(s);
             // Some errors repeat their source's text in their own; say each thing once.
             if !last.contains(&text) {
                 write!(f, ": {text}")?;

@@ -8,13 +8,23 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 /// A failed statement: a unique clash is [`StoreError::Conflict`] and a missing reference
-/// [`StoreError::NotFound`], each with PostgreSQL's message (the driver's own text is only "db
-/// error"); anything else is [`StoreError::Backend`] with the driver's error as its source.
+/// [`StoreError::NotFound`], each naming the constraint (never PostgreSQL's DETAIL, which quotes
+/// the row's values: a name, an appeal's text); anything else is [`StoreError::Backend`] with the
+/// driver's error as its source.
 pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
-    let said = || e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string);
+    let constraint = || {
+        e.as_db_error()
+            .and_then(|d| d.constraint().or(Some(d.table()?)))
+            .unwrap_or("unnamed")
+            .to_owned()
+    };
     match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(said()),
-        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound(said()),
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict(format!("a unique value exists already ({})", constraint()))
+        }
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
+            StoreError::NotFound(format!("a referenced record does not exist ({})", constraint()))
+        }
         _ => StoreError::backend(e),
     }
 }
