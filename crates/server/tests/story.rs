@@ -80,16 +80,9 @@ async fn a_green_code_is_admitted_and_a_retried_scan_is_stored_once(app: &TestAp
     app.scan(&mall, &resident_token, 0).await;
     // An offline queue from the clinic, uploaded later with its original times (here: moments
     // ago; the code must have been valid then).
-    let at = rfc3339(now() - time::Duration::seconds(2));
+    let earlier = now() - time::Duration::seconds(2);
     let b = app
-        .post(
-            "/api/v1/scans/batch",
-            Some(&clinic.key),
-            json!({"venue": clinic.id, "scans": [
-                {"token": resident_token, "seq": 1, "at": at},
-                {"token": "HC1:NOTACODE", "seq": 2, "at": at},
-            ]}),
-        )
+        .upload(&clinic, &[(&resident_token, 1), ("HC1:NOTACODE", 2)], earlier)
         .await;
     assert_eq!(
         (b["recorded"].as_u64(), b["rejected"].as_u64()),
@@ -163,13 +156,7 @@ async fn a_holder_sees_who_read_their_data(app: &TestApp) {
     let officer = app.officer().await;
     let case_id = app.confirm_case(officer, &resident).await;
     // The officer reads the resident's record for the case: the holder sees it in the access log.
-    let rec = app
-        .post(
-            &format!("/api/v1/admin/holders/{}/read", resident.hex),
-            Some(&officer.token),
-            json!({"purpose": {"purpose": "case-investigation", "case": case_id}}),
-        )
-        .await;
+    let rec = app.read_for_case(officer, &resident, case_id).await;
     assert_eq!(rec["personal_data"]["name"], "张三丰");
     let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
     let reads: Vec<&Value> = log
@@ -261,12 +248,7 @@ async fn a_holder_exports_everything_kept_about_them(app: &TestApp) {
     app.scan(&clinic, &token, 1).await;
     let officer = app.officer().await;
     let case_id = app.confirm_case(officer, &resident).await;
-    app.post(
-        &format!("/api/v1/admin/holders/{}/read", resident.hex),
-        Some(&officer.token),
-        json!({"purpose": {"purpose": "case-investigation", "case": case_id}}),
-    )
-    .await;
+    app.read_for_case(officer, &resident, case_id).await;
     let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
     // Personal data, check-ins, facts, the access log.
     let ex = app.export(&resident).await;
@@ -415,27 +397,14 @@ async fn bad_input_is_refused_and_changes_nothing(app: &TestApp) {
     let before = app.audit_log().await.len();
 
     // A forged token (one character changed) and an expired one.
-    let (st, p) = app
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&mall.key),
-            Some(json!({"venue": mall.id, "token": forged(&token), "seq": 20})),
-        )
-        .await;
+    let (st, p) = app.try_scan(&mall.key, mall.id, &forged(&token), 20).await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
         (422, "urn:healthcode:problem:invalid-token"),
         "{p}"
     );
-    let (st, p) = app
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&mall.key),
-            Some(json!({"venue": mall.id, "token": app.expired_token(&visitor), "seq": 21})),
-        )
-        .await;
+    let expired = app.expired_token(&visitor);
+    let (st, p) = app.try_scan(&mall.key, mall.id, &expired, 21).await;
     // (The test's key is seconds old, so the verifier names the key's start before the expiry.)
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
@@ -443,14 +412,7 @@ async fn bad_input_is_refused_and_changes_nothing(app: &TestApp) {
         "{p}"
     );
     // A device key from another venue.
-    let (st, p) = app
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&clinic.key),
-            Some(json!({"venue": mall.id, "token": token, "seq": 22})),
-        )
-        .await;
+    let (st, p) = app.try_scan(&clinic.key, mall.id, &token, 22).await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
         (403, "urn:healthcode:problem:forbidden"),
@@ -538,12 +500,7 @@ async fn the_audit_chain_verifies(app: &TestApp) {
     let resident = app.register_resident().await;
     let officer = app.officer().await;
     let case_id = app.confirm_case(officer, &resident).await;
-    app.post(
-        &format!("/api/v1/admin/holders/{}/read", resident.hex),
-        Some(&officer.token),
-        json!({"purpose": {"purpose": "case-investigation", "case": case_id}}),
-    )
-    .await;
+    app.read_for_case(officer, &resident, case_id).await;
     let auditor = &app.auditor().await.token;
     let v = app.get("/api/v1/admin/audit/verify", Some(auditor)).await;
     assert_eq!(v["intact"], true, "{v}");
@@ -560,26 +517,12 @@ async fn scans_are_counted_in_the_metrics(app: &TestApp) {
     app.scan(&mall, &resident_token, 0).await;
     app.scan(&office, &visitor_token, 1).await;
     app.scan(&mall, &resident_token, 0).await;
-    let at = rfc3339(now() - time::Duration::seconds(2));
-    app.post(
-        "/api/v1/scans/batch",
-        Some(&clinic.key),
-        json!({"venue": clinic.id, "scans": [
-            {"token": resident_token, "seq": 1, "at": at},
-            {"token": "HC1:NOTACODE", "seq": 2, "at": at},
-        ]}),
-    )
-    .await;
+    let earlier = now() - time::Duration::seconds(2);
+    app.upload(&clinic, &[(&resident_token, 1), ("HC1:NOTACODE", 2)], earlier)
+        .await;
     // ... and three invalid ones: the batch's other, a forged code and an expired one.
     for (token, seq) in [(forged(&visitor_token), 20), (app.expired_token(&visitor), 21)] {
-        let (st, p) = app
-            .call(
-                "POST",
-                "/api/v1/scans",
-                Some(&mall.key),
-                Some(json!({"venue": mall.id, "token": token, "seq": seq})),
-            )
-            .await;
+        let (st, p) = app.try_scan(&mall.key, mall.id, &token, seq).await;
         assert_eq!(st, 422, "{p}");
     }
     let m = app.metrics().await;

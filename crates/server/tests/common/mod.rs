@@ -476,12 +476,36 @@ impl TestApp {
             .await
     }
 
+    /// A scan sent with a device key for a venue (not necessarily the device's own): the status
+    /// and the body.
+    pub async fn try_scan(&self, key: &str, venue: i64, token: &str, seq: i64) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/scans",
+            Some(key),
+            Some(json!({"venue": venue, "token": token, "seq": seq})),
+        )
+        .await
+    }
+
     /// A scan at the venue by its device, which must be answered (admitted or not).
     pub async fn scan(&self, venue: &Venue, token: &str, seq: i64) -> Value {
+        let (s, v) = self.try_scan(&venue.key, venue.id, token, seq).await;
+        assert!(s.is_success(), "scan: {s} {v}");
+        v
+    }
+
+    /// An offline queue uploaded by the venue's device: each `(token, seq)` scanned at `at`.
+    pub async fn upload(&self, venue: &Venue, scans: &[(&str, i64)], at: OffsetDateTime) -> Value {
+        let at = rfc3339(at);
+        let scans: Vec<Value> = scans
+            .iter()
+            .map(|(token, seq)| json!({"token": token, "seq": seq, "at": at}))
+            .collect();
         self.post(
-            "/api/v1/scans",
+            "/api/v1/scans/batch",
             Some(&venue.key),
-            json!({"venue": venue.id, "token": token, "seq": seq}),
+            json!({"venue": venue.id, "scans": scans}),
         )
         .await
     }
@@ -507,6 +531,16 @@ impl TestApp {
             )
             .await;
         case["id"].as_i64().unwrap()
+    }
+
+    /// An officer reads the holder's record for a case they investigate.
+    pub async fn read_for_case(&self, officer: &Staff, holder: &Holder, case_id: i64) -> Value {
+        self.post(
+            &format!("/api/v1/admin/holders/{}/read", holder.hex),
+            Some(&officer.token),
+            json!({"purpose": {"purpose": "case-investigation", "case": case_id}}),
+        )
+        .await
     }
 
     // ---- What the holder and the auditor see ----
