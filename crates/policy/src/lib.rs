@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use healthcode_domain::{
-    Colour, ExposureGrade, HolderFacts, Issuer, OverrideId, RiskArea, RiskLevel, VenueCategory,
+    Colour, ExposureGrade, HolderFacts, Issuer, Override, OverrideId, RiskArea, RiskLevel, VenueCategory,
 };
 use serde::Deserialize;
 use time::{Date, Duration, OffsetDateTime, Time, UtcOffset};
@@ -351,192 +351,253 @@ struct Hold<'a> {
     counts_from: OffsetDateTime,
 }
 
+/// The rules the holder's facts have started by `now`.
+struct Holds<'a> {
+    now: OffsetDateTime,
+    started: Vec<Hold<'a>>,
+}
+
+impl<'a> Holds<'a> {
+    /// A rule started by a fact at `since`, counted from then.
+    fn start(&mut self, rule: &'a Rule, since: OffsetDateTime, fact: String) {
+        self.span(rule, since, since, fact);
+    }
+
+    /// A rule in force from `since`, counted from `counts_from`; nothing if `since` is after now.
+    fn span(&mut self, rule: &'a Rule, since: OffsetDateTime, counts_from: OffsetDateTime, fact: String) {
+        if since <= self.now {
+            self.started.push(Hold {
+                rule,
+                fact,
+                since,
+                counts_from,
+            });
+        }
+    }
+}
+
 /// The holder's colour at `now` under `policy`. Only facts at or before `now` count. Pure and
 /// deterministic: the same facts, areas, policy and time always give the same status.
-pub fn evaluate<'a>(
-    policy: &'a Policy,
+pub fn evaluate(policy: &Policy, facts: &HolderFacts, areas: &[RiskArea], now: OffsetDateTime) -> Status {
+    let mut holds = Holds {
+        now,
+        started: Vec::new(),
+    };
+    for rule in &policy.rules {
+        let h = &mut holds;
+        match rule.trigger {
+            Trigger::ConfirmedCase => confirmed_cases(rule, facts, h),
+            Trigger::PositiveTest => positive_tests(rule, facts, h),
+            Trigger::CloseExposure => exposures(rule, ExposureGrade::Close, facts, h),
+            Trigger::SamePlaceExposure => exposures(rule, ExposureGrade::SamePlace, facts, h),
+            Trigger::TravelHighRisk => stays(rule, RiskLevel::High, facts, areas, policy.offset, h),
+            Trigger::TravelMediumRisk => stays(rule, RiskLevel::Medium, facts, areas, policy.offset, h),
+            Trigger::SymptomsDeclared => declarations(rule, policy.fever_celsius, facts, h),
+        }
+    }
+    let clearing = Clearing::of(facts, policy.offset, now);
+    let mut reasons: Vec<Reason> = Vec::new();
+    for h in holds.started {
+        if let Some(r) = clearing.in_force(h, now) {
+            reasons.push(r);
+        }
+    }
+    reasons.sort_by(most_severe_first);
+    let mut status = Status {
+        colour: reasons.iter().map(|r| r.colour).max().unwrap_or(Colour::Green),
+        green_at: reasons.iter().map(|r| r.until).max(),
+        reasons,
+        policy_version: policy.version.clone(),
+    };
+    if let Some(o) = latest_override(facts, now) {
+        apply_override(&mut status, o);
+    }
+    if status.colour == Colour::Green {
+        status.green_at = None;
+    }
+    status
+}
+
+/// Red before yellow, then the longest-lasting, the latest, and by cause: a total order, so the
+/// same facts in any order give the same list.
+#[inline]
+fn most_severe_first(a: &Reason, b: &Reason) -> std::cmp::Ordering {
+    b.colour
+        .cmp(&a.colour)
+        .then(b.until.cmp(&a.until))
+        .then(b.since.cmp(&a.since))
+        .then(a.cause.cmp(&b.cause))
+}
+
+/// Each confirmed case of the holder, from its confirmation.
+fn confirmed_cases<'a>(rule: &'a Rule, facts: &HolderFacts, holds: &mut Holds<'a>) {
+    for c in &facts.cases {
+        holds.start(rule, c.confirmed_at, format!("confirmed case {}", c.id));
+    }
+}
+
+/// Each positive test, from its sampling.
+fn positive_tests<'a>(rule: &'a Rule, facts: &HolderFacts, holds: &mut Holds<'a>) {
+    for t in facts.tests.iter().filter(|t| t.positive) {
+        holds.start(rule, t.sampled_at, format!("positive test by {}", t.lab));
+    }
+}
+
+/// Each exposure of the rule's grade, from the end of the contact.
+fn exposures<'a>(rule: &'a Rule, grade: ExposureGrade, facts: &HolderFacts, holds: &mut Holds<'a>) {
+    for e in facts.exposures.iter().filter(|e| e.grade == grade) {
+        holds.start(
+            rule,
+            e.ended_at(),
+            format!(
+                "{} min at venue {} with case {}",
+                e.overlap_minutes, e.venue, e.case
+            ),
+        );
+    }
+}
+
+/// Each declared stay that overlaps a risk area of the rule's level covering its region: in force
+/// from the first moment in the area, for the rule's hours after the last. A stay counts once it
+/// is declared.
+fn stays<'a>(
+    rule: &'a Rule,
+    level: RiskLevel,
     facts: &HolderFacts,
     areas: &[RiskArea],
-    now: OffsetDateTime,
-) -> Status {
-    let offset = policy.offset;
-    let mut holds: Vec<Hold<'_>> = Vec::new();
-    for rule in &policy.rules {
-        let span =
-            |holds: &mut Vec<Hold<'a>>, since: OffsetDateTime, counts_from: OffsetDateTime, fact: String| {
-                if since <= now {
-                    holds.push(Hold {
-                        rule,
-                        fact,
-                        since,
-                        counts_from,
-                    });
-                }
-            };
-        let start =
-            |holds: &mut Vec<Hold<'a>>, since: OffsetDateTime, fact: String| span(holds, since, since, fact);
-        match rule.trigger {
-            Trigger::ConfirmedCase => {
-                for c in &facts.cases {
-                    start(&mut holds, c.confirmed_at, format!("confirmed case {}", c.id));
-                }
-            }
-            Trigger::PositiveTest => {
-                for t in facts.tests.iter().filter(|t| t.positive) {
-                    start(&mut holds, t.sampled_at, format!("positive test by {}", t.lab));
-                }
-            }
-            Trigger::CloseExposure | Trigger::SamePlaceExposure => {
-                let grade = if rule.trigger == Trigger::CloseExposure {
-                    ExposureGrade::Close
-                } else {
-                    ExposureGrade::SamePlace
-                };
-                for e in facts.exposures.iter().filter(|e| e.grade == grade) {
-                    start(
-                        &mut holds,
-                        e.ended_at(),
-                        format!(
-                            "{} min at venue {} with case {}",
-                            e.overlap_minutes, e.venue, e.case
-                        ),
-                    );
-                }
-            }
-            Trigger::TravelHighRisk | Trigger::TravelMediumRisk => {
-                let level = if rule.trigger == Trigger::TravelHighRisk {
-                    RiskLevel::High
-                } else {
-                    RiskLevel::Medium
-                };
-                for t in &facts.travels {
-                    let stay_from = t
-                        .from
-                        .with_time(Time::MIDNIGHT)
-                        .assume_offset(offset)
-                        .to_offset(UtcOffset::UTC);
-                    let stay_until = end_of_local_day(t.until, offset);
-                    for a in areas
-                        .iter()
-                        .filter(|a| a.level == level && covers(&a.region, &t.region))
-                    {
-                        let area_until = a.until.unwrap_or(stay_until);
-                        if a.from < stay_until && stay_from < area_until && t.at <= now {
-                            // In force from the first moment in the area, for the rule's hours
-                            // after the last.
-                            span(
-                                &mut holds,
-                                stay_from.max(a.from),
-                                stay_until.min(area_until),
-                                format!("stay in {} ({} to {})", t.region, t.from, t.until),
-                            );
-                        }
-                    }
-                }
-            }
-            Trigger::SymptomsDeclared => {
-                for d in &facts.declarations {
-                    let fever = d.temperature_c.is_some_and(|t| t >= policy.fever_celsius);
-                    if fever || !d.symptoms.is_empty() {
-                        let what = if fever {
-                            "fever declared"
-                        } else {
-                            "symptoms declared"
-                        };
-                        start(&mut holds, d.at, what.to_owned());
-                    }
-                }
+    offset: UtcOffset,
+    holds: &mut Holds<'a>,
+) {
+    for t in &facts.travels {
+        let stay_from = t
+            .from
+            .with_time(Time::MIDNIGHT)
+            .assume_offset(offset)
+            .to_offset(UtcOffset::UTC);
+        let stay_until = end_of_local_day(t.until, offset);
+        for a in areas
+            .iter()
+            .filter(|a| a.level == level && covers(&a.region, &t.region))
+        {
+            let area_until = a.until.unwrap_or(stay_until);
+            if a.from < stay_until && stay_from < area_until && t.at <= holds.now {
+                holds.span(
+                    rule,
+                    stay_from.max(a.from),
+                    stay_until.min(area_until),
+                    format!("stay in {} ({} to {})", t.region, t.from, t.until),
+                );
             }
         }
     }
+}
 
-    let mut negatives: Vec<OffsetDateTime> = facts
-        .tests
-        .iter()
-        .filter(|t| !t.positive && t.sampled_at <= now)
-        .map(|t| t.sampled_at)
-        .collect();
-    negatives.sort_unstable();
-    let mut well_days: Vec<(Date, OffsetDateTime)> = facts
-        .reports
-        .iter()
-        .filter(|r| r.well && r.at <= now)
-        .map(|r| (local_date(r.at, offset), r.at))
-        .collect();
-    well_days.sort_unstable();
+/// Each health declaration with a fever (at or above `fever_celsius`) or a symptom.
+fn declarations<'a>(rule: &'a Rule, fever_celsius: f32, facts: &HolderFacts, holds: &mut Holds<'a>) {
+    for d in &facts.declarations {
+        let fever = d.temperature_c.is_some_and(|t| t >= fever_celsius);
+        if fever || !d.symptoms.is_empty() {
+            let what = if fever {
+                "fever declared"
+            } else {
+                "symptoms declared"
+            };
+            holds.start(rule, d.at, what.to_owned());
+        }
+    }
+}
 
-    let mut reasons: Vec<Reason> = Vec::new();
-    for h in holds {
+/// The facts that can end a rule early, up to `now`, in time order.
+struct Clearing {
+    /// Sample times of negative tests.
+    negatives: Vec<OffsetDateTime>,
+    /// Local days and times of "well" daily reports.
+    well_days: Vec<(Date, OffsetDateTime)>,
+}
+
+impl Clearing {
+    fn of(facts: &HolderFacts, offset: UtcOffset, now: OffsetDateTime) -> Clearing {
+        let mut negatives: Vec<OffsetDateTime> = facts
+            .tests
+            .iter()
+            .filter(|t| !t.positive && t.sampled_at <= now)
+            .map(|t| t.sampled_at)
+            .collect();
+        negatives.sort_unstable();
+        let mut well_days: Vec<(Date, OffsetDateTime)> = facts
+            .reports
+            .iter()
+            .filter(|r| r.well && r.at <= now)
+            .map(|r| (local_date(r.at, offset), r.at))
+            .collect();
+        well_days.sort_unstable();
+        Clearing { negatives, well_days }
+    }
+
+    /// When a started rule ends: its hours after `counts_from` (the `until` shown, and what
+    /// `green_at` is made of), or earlier once enough negative tests or well days follow its start.
+    /// Returns both.
+    fn hold_end(&self, h: &Hold<'_>) -> (OffsetDateTime, OffsetDateTime) {
         let until = h.counts_from + Duration::hours(h.rule.hold_hours.into());
         let mut end = until;
         let e = &h.rule.ends_early;
         if e.negative_tests > 0 {
-            if let Some(t) = nth_negative(&negatives, h.since, e.negative_tests) {
+            if let Some(t) = nth_negative(&self.negatives, h.since, e.negative_tests) {
                 end = end.min(t);
             }
         }
         if e.daily_reports > 0 {
-            if let Some(t) = nth_consecutive_day(&well_days, h.since, e.daily_reports) {
+            if let Some(t) = nth_consecutive_day(&self.well_days, h.since, e.daily_reports) {
                 end = end.min(t);
             }
         }
-        if now < end {
-            reasons.push(Reason {
-                colour: h.rule.colour,
-                cause: Cause::Rule {
-                    rule: h.rule.id.clone(),
-                    fact: h.fact,
-                },
-                since: h.since,
-                until,
-            });
-        }
+        (until, end)
     }
 
-    // A total order, so the same facts in any order give the same list.
-    reasons.sort_by(|a, b| {
-        b.colour
-            .cmp(&a.colour)
-            .then(b.until.cmp(&a.until))
-            .then(b.since.cmp(&a.since))
-            .then(a.cause.cmp(&b.cause))
-    });
-    let mut colour = reasons.iter().map(|r| r.colour).max().unwrap_or(Colour::Green);
-    let mut green_at = reasons.iter().map(|r| r.until).max();
-    // The latest approved override in force sets the colour outright.
-    if let Some(o) = facts
+    /// The reason a started rule gives at `now`, if it has not ended.
+    fn in_force(&self, h: Hold<'_>, now: OffsetDateTime) -> Option<Reason> {
+        let (until, end) = self.hold_end(&h);
+        (now < end).then(|| Reason {
+            colour: h.rule.colour,
+            cause: Cause::Rule {
+                rule: h.rule.id.clone(),
+                fact: h.fact,
+            },
+            since: h.since,
+            until,
+        })
+    }
+}
+
+/// The latest approved override in force at `now`.
+fn latest_override(facts: &HolderFacts, now: OffsetDateTime) -> Option<&Override> {
+    facts
         .overrides
         .iter()
         .filter(|o| o.in_force(now))
         .max_by_key(|o| (o.approval.map(|(_, at)| at), o.id))
-    {
-        colour = o.colour;
-        green_at = match o.colour {
-            Colour::Green => None,
-            _ => Some(green_at.map_or(o.expires_at, |g| g.max(o.expires_at))),
-        };
-        reasons.insert(
-            0,
-            Reason {
-                colour: o.colour,
-                cause: Cause::Override {
-                    id: o.id,
-                    reason: o.reason.clone(),
-                },
-                since: o.approval.map_or(o.proposed_at, |(_, at)| at),
-                until: o.expires_at,
+}
+
+/// An override sets the colour outright and comes first among the reasons; a colour other than
+/// green holds at least until the override expires.
+fn apply_override(status: &mut Status, o: &Override) {
+    status.colour = o.colour;
+    status.green_at = match o.colour {
+        Colour::Green => None,
+        _ => Some(status.green_at.map_or(o.expires_at, |g| g.max(o.expires_at))),
+    };
+    status.reasons.insert(
+        0,
+        Reason {
+            colour: o.colour,
+            cause: Cause::Override {
+                id: o.id,
+                reason: o.reason.clone(),
             },
-        );
-    }
-    if colour == Colour::Green {
-        green_at = None;
-    }
-    Status {
-        colour,
-        reasons,
-        green_at,
-        policy_version: policy.version.clone(),
-    }
+            since: o.approval.map_or(o.proposed_at, |(_, at)| at),
+            until: o.expires_at,
+        },
+    );
 }
 
 /// The sample time of the n-th negative test after `since`, each at least 24 hours after the one

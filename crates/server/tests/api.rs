@@ -2,90 +2,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 
+use common::TestApp;
 use healthcode_server::{ApiDoc, Config};
 use utoipa::OpenApi;
 
-struct Running {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(data_dir: &Path) -> Running {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.to_owned(),
-        ..Config::default()
-    };
-    let bound = healthcode_server::bind(&config).await.unwrap();
-    let base = format!("http://{}", bound.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run(async move {
-        let _ = rx.await;
-    }));
-    Running {
-        base,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_trust_list_and_policy_are_served() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let s = start(&dir).await;
-    let c = reqwest::Client::new();
-    assert_eq!(
-        c.get(format!("{}/healthz", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok"
-    );
-    assert_eq!(
-        c.get(format!("{}/readyz", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ready"
-    );
+    let mut app = TestApp::sqlite().await;
+    assert_eq!(app.get("/healthz", None).await, "ok");
+    assert_eq!(app.get("/readyz", None).await, "ready");
     // The trust list verifies with the root key the data directory holds.
-    let list = c
-        .get(format!("{}/api/v1/trust-list", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let root = std::fs::read_to_string(dir.join("keys/root.pub")).unwrap();
+    let list = app.get("/api/v1/trust-list", None).await;
+    let root = std::fs::read_to_string(app.config.data_dir.join("keys/root.pub")).unwrap();
     let root = healthcode_token::keys::public_key_from_text(&root).unwrap();
-    let list = healthcode_token::TrustList::from_text(&list, &root).unwrap();
+    let list = healthcode_token::TrustList::from_text(list.as_str().unwrap(), &root).unwrap();
     assert_eq!(list.keys().count(), 1);
-    let policy: serde_json::Value = c
-        .get(format!("{}/api/v1/policy", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let policy = app.get("/api/v1/policy", None).await;
     assert_eq!(policy["version"], "default-2026.1");
     assert!(
         policy["source"]
@@ -93,34 +29,29 @@ async fn health_trust_list_and_policy_are_served() {
             .unwrap()
             .contains("id = \"close-contact\"")
     );
-    s.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_problem_json() {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data")).await;
-    let r = reqwest::get(format!("{}/api/v1/nothing-here", s.base))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let p: serde_json::Value = r.json().await.unwrap();
+    let mut app = TestApp::sqlite().await;
+    // `call` checks that an error answer is problem+json.
+    let (status, p) = app.call("GET", "/api/v1/nothing-here", None, None).await;
+    assert_eq!(status, 404);
     assert_eq!(p["type"], "urn:healthcode:problem:not-found");
     assert_eq!(p["status"], 404);
     assert!(p["detail"].as_str().unwrap().contains("/api/v1/nothing-here"));
-    s.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_carry_their_protections_and_redirect_only_here() {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data")).await;
+    let mut app = TestApp::sqlite().await;
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = c.get(format!("{}/", s.base)).send().await.unwrap();
+    let r = c.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"]
         .to_str()
@@ -138,7 +69,7 @@ async fn pages_carry_their_protections_and_redirect_only_here() {
         ("%2F%2Fevil.example", "/"),
     ] {
         let r = c
-            .get(format!("{}/lang?to=zh&back={back}", s.base))
+            .get(app.url(&format!("/lang?to=zh&back={back}")))
             .send()
             .await
             .unwrap();
@@ -151,11 +82,11 @@ async fn pages_carry_their_protections_and_redirect_only_here() {
         );
     }
     // A holder page without a session leads to sign-in.
-    let r = c.get(format!("{}/me", s.base)).send().await.unwrap();
+    let r = c.get(app.url("/me")).send().await.unwrap();
     assert_eq!(r.headers()["location"], "/signin?next=%2Fme");
     // The service worker is named after the static files it keeps.
     let sw = c
-        .get(format!("{}/sw.js", s.base))
+        .get(app.url("/sw.js"))
         .send()
         .await
         .unwrap()
@@ -173,19 +104,15 @@ async fn pages_carry_their_protections_and_redirect_only_here() {
     }
     assert!(sw.contains("const CACHE = 'healthcode-"), "{sw}");
     // Static files are compiled in; nothing else is reachable through them.
-    let r = c
-        .get(format!("{}/static/js/hc1.js", s.base))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(app.url("/static/js/hc1.js")).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
     let r = c
-        .get(format!("{}/static/..%2F..%2FCargo.toml", s.base))
+        .get(app.url("/static/..%2F..%2FCargo.toml"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    s.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,48 +135,35 @@ async fn a_public_url_must_be_a_web_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_gateway_no_code_is_made_and_the_phone_is_not_held_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data")).await;
-    let c = reqwest::Client::new();
+    let mut app = TestApp::without_gateway().await;
     for _ in 0..3 {
         // Each try is told the same thing at once: no gateway (not "retry in 60 s").
-        let r = c
-            .post(format!("{}/api/v1/otp", s.base))
-            .json(&serde_json::json!({"phone": "+8613800138000"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 503);
-        let p: serde_json::Value = r.json().await.unwrap();
+        let (status, p) = app
+            .call(
+                "POST",
+                "/api/v1/otp",
+                None,
+                Some(serde_json::json!({"phone": "+8613800138000"})),
+            )
+            .await;
+        assert_eq!(status, 503);
         assert!(p["detail"].as_str().unwrap().contains("no SMS gateway"), "{p}");
     }
-    s.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_keys_and_a_broken_data_directory_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let s = start(&dir).await;
-    let first = reqwest::get(format!("{}/api/v1/trust-list", s.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    s.stop().await;
-    let s = start(&dir).await;
-    let second = reqwest::get(format!("{}/api/v1/trust-list", s.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    s.stop().await;
+    let mut app = TestApp::sqlite().await;
+    let first = app.get("/api/v1/trust-list", None).await;
+    app.restart().await;
+    let second = app.get("/api/v1/trust-list", None).await;
+    app.stop().await;
+    let dir = app.config.data_dir.clone();
     let root = std::fs::read_to_string(dir.join("keys/root.pub")).unwrap();
     let root = healthcode_token::keys::public_key_from_text(&root).unwrap();
-    let kids = |t: &str| {
-        healthcode_token::TrustList::from_text(t, &root)
+    let kids = |t: &serde_json::Value| {
+        healthcode_token::TrustList::from_text(t.as_str().unwrap(), &root)
             .unwrap()
             .keys()
             .map(|k| k.kid)
@@ -258,21 +172,15 @@ async fn a_restart_keeps_the_keys_and_a_broken_data_directory_is_refused() {
     assert_eq!(kids(&first), kids(&second));
     // The database gone from an existing data directory: refused, not silently recreated.
     std::fs::remove_file(dir.join("healthcode.db")).unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
     // What the command line prints: the error and its causes.
-    let err = healthcode_server::bind(&config).await.unwrap_err();
+    let err = healthcode_server::bind(&app.config).await.unwrap_err();
     let err = healthcode_server::problem::ErrorChain(&err).to_string();
     assert!(err.contains("does not exist"), "{err}");
     // A directory that exists but holds no keys: refused.
-    let empty = tmp.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
+    let empty = tempfile::tempdir().unwrap();
     let config = Config {
-        data_dir: empty,
-        ..config
+        data_dir: empty.path().to_owned(),
+        ..app.config.clone()
     };
     let err = healthcode_server::bind(&config).await.unwrap_err();
     let err = healthcode_server::problem::ErrorChain(&err).to_string();
@@ -296,12 +204,10 @@ fn the_committed_openapi_document_is_current() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_are_recorded_in_a_chain_that_verifies() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let s = start(&dir).await;
-    s.stop().await;
+    let mut app = TestApp::sqlite().await;
+    app.stop().await;
     let config = Config {
-        data_dir: dir.clone(),
+        data_dir: app.config.data_dir.clone(),
         ..Config::default()
     };
     let report = healthcode_server::ops::purge_now(&config).await.unwrap();
@@ -313,7 +219,7 @@ async fn purges_are_recorded_in_a_chain_that_verifies() {
         .unwrap();
     assert!(n >= 1, "{n}");
     let missing = Config {
-        data_dir: tmp.path().join("not-there"),
+        data_dir: app.config.data_dir.with_file_name("not-there"),
         ..Config::default()
     };
     assert!(healthcode_server::ops::purge_now(&missing).await.is_err());

@@ -1,352 +1,74 @@
-//! The whole story over HTTP, on SQLite and on PostgreSQL: registration with one-time codes sent
-//! through the HTTP SMS adapter (to a gateway this test runs), codes, scans, an officer's case
-//! and test, a two-officer override, the holder's access log and export, the audit chain, and bad
-//! input answered with problem+json and no change.
+//! What holders, venues, officers and auditors notice, over HTTP, each test on a server of its own
+//! on SQLite and on PostgreSQL: registration with one-time codes sent through the HTTP SMS adapter,
+//! codes, scans, cases and tests, a two-officer override, the holder's access log and export, the
+//! audit chain, and bad input answered with problem+json and no change.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use healthcode_server::Config;
-use healthcode_server::sms::{SmsConfig, SmsKind};
-use healthcode_store::Role;
-use healthcode_store_postgres::testing::TestSchema;
-use reqwest::StatusCode;
+use common::{TestApp, forged, problem_type, resident_id, resident_id_of_the_resident, rfc3339};
+use healthcode_server::now;
 use serde_json::{Value, json};
 
-/// A fake SMS gateway: keeps every message posted to it.
-#[derive(Clone, Default)]
-struct Gateway(Arc<Mutex<Vec<(String, String)>>>);
+common::on_both_backends!(
+    a_holder_registers_with_a_one_time_code_and_sees_a_green_code,
+    a_green_code_is_admitted_and_a_retried_scan_is_stored_once,
+    a_confirmed_case_turns_the_code_red_and_a_green_only_venue_turns_it_away,
+    a_holder_sees_who_read_their_data,
+    a_read_for_a_purpose_that_does_not_hold_is_refused_and_leaves_no_record,
+    an_override_needs_a_second_officer,
+    a_holder_exports_everything_kept_about_them,
+    a_declared_symptom_shows_in_the_code_at_once,
+    an_appeal_is_decided_by_another_officer_and_the_holder_sees_the_answer,
+    a_refused_registration_creates_no_holder_and_keeps_the_code,
+    five_wrong_one_time_codes_use_up_the_code_and_a_new_one_must_wait,
+    bad_input_is_refused_and_changes_nothing,
+    each_role_reaches_only_its_own_endpoints,
+    the_audit_chain_verifies,
+    scans_are_counted_in_the_metrics,
+    signing_out_ends_the_session,
+);
 
-impl Gateway {
-    async fn start(&self) -> String {
-        let inbox = self.0.clone();
-        let app = axum::Router::new().route(
-            "/send",
-            axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
-                let inbox = inbox.clone();
-                async move {
-                    inbox.lock().unwrap().push((
-                        v["to"].as_str().unwrap().to_owned(),
-                        v["text"].as_str().unwrap().to_owned(),
-                    ));
-                    "queued"
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        format!("http://{addr}/send")
-    }
-
-    /// The last code sent to a phone.
-    fn code_for(&self, phone: &str) -> String {
-        let msgs = self.0.lock().unwrap();
-        let (_, text) = msgs
-            .iter()
-            .rev()
-            .find(|(to, _)| to == phone)
-            .expect("no SMS to this phone");
-        text.rsplit(' ').next().unwrap().to_owned()
-    }
-}
-
-struct Server {
-    base: String,
-    c: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _tmp: tempfile::TempDir,
-    data_dir: std::path::PathBuf,
-    admin_password: String,
-    pg: Option<TestSchema>,
-    gateway: Gateway,
-}
-
-async fn start(pg: bool) -> Option<Server> {
-    let tmp = tempfile::tempdir().unwrap();
-    let gateway = Gateway::default();
-    let sms_url = gateway.start().await;
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: tmp.path().join("data"),
-        sms: SmsConfig {
-            kind: SmsKind::Http,
-            url: Some(sms_url),
-        },
-        ..Config::default()
-    };
-    let mut pg_info = None;
-    if pg {
-        let schema = TestSchema::from_env("hc_story")?;
-        config.database_url = Some(schema.url().expose().to_owned());
-        config.database_schema = Some(schema.name().to_owned());
-        pg_info = Some(schema);
-    }
-    let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
-        .await
-        .unwrap();
-    let bound = healthcode_server::bind(&config).await.unwrap();
-    let base = format!("http://{}", bound.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run(async move {
-        let _ = rx.await;
-    }));
-    Some(Server {
-        base,
-        c: reqwest::Client::new(),
-        stop: Some(tx),
-        task,
-        data_dir: config.data_dir.clone(),
-        _tmp: tmp,
-        admin_password,
-        pg: pg_info,
-        gateway,
-    })
-}
-
-impl Server {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .c
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let text = resp.text().await.unwrap();
-        if status.is_client_error() || status.is_server_error() {
-            assert_eq!(ct, "application/problem+json", "{method} {path}: {status} {text}");
-        }
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
-    }
-
-    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-        let (s, v) = self.call(method, path, token, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-
-    async fn staff_sign_in(&self, username: &str, one_time: &str) -> String {
-        // A one-time password alone is refused: it must be replaced.
-        let (s, p) = self
-            .call(
-                "POST",
-                "/api/v1/admin/sessions",
-                None,
-                Some(json!({"username": username, "password": one_time})),
-            )
-            .await;
-        assert_eq!(s, 403, "{p}");
-        let v = self
-            .ok(
-                "POST",
-                "/api/v1/admin/sessions",
-                None,
-                Some(json!({"username": username, "password": one_time, "new_password": "correct horse battery"})),
-            )
-            .await;
-        v["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn otp(&self, phone: &str) -> String {
-        self.ok("POST", "/api/v1/otp", None, Some(json!({"phone": phone})))
-            .await;
-        self.gateway.code_for(phone)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-        // The schema goes after the server has stopped.
-        drop(self.pg.take());
-    }
-}
-
-fn problem_type(v: &Value) -> &str {
-    v["type"].as_str().unwrap_or("")
-}
-
-/// A resident ID number with a valid check character.
-fn resident_id(seventeen: &str) -> String {
-    let d: [u8; 17] = seventeen.as_bytes().try_into().unwrap();
-    format!("{seventeen}{}", healthcode_domain::resident_id_check_char(&d))
-}
-
-async fn story(pg: bool) {
-    let Some(s) = start(pg).await else { return };
-    // Staff.
-    let admin = s.staff_sign_in("root", &s.admin_password.clone()).await;
-    let mut officers = Vec::new();
-    for (name, role) in [
-        ("officer-a", "officer"),
-        ("officer-b", "officer"),
-        ("auditor-a", "auditor"),
-    ] {
-        let v = s
-            .ok(
-                "POST",
-                "/api/v1/admin/officers",
-                Some(&admin),
-                Some(json!({"username": name, "role": role})),
-            )
-            .await;
-        officers.push(
-            s.staff_sign_in(name, v["one_time_password"].as_str().unwrap())
-                .await,
-        );
-    }
-    let (officer_a, officer_b, auditor) = (&officers[0], &officers[1], &officers[2]);
-    // Venues and devices: a key is shown once.
-    let mall = s
-        .ok(
-            "POST",
-            "/api/v1/admin/venues",
-            Some(&admin),
-            Some(json!({"name": "West Lake Mall", "category": "mall", "admission": "green-only"})),
-        )
-        .await;
-    let mall_id = mall["id"].as_i64().unwrap();
-    let dev = s
-        .ok(
-            "POST",
-            &format!("/api/v1/admin/venues/{mall_id}/devices"),
-            Some(&admin),
-            Some(json!({"label": "north gate"})),
-        )
-        .await;
-    let mall_key = dev["key"].as_str().unwrap().to_owned();
-    let clinic = s
-        .ok(
-            "POST",
-            "/api/v1/admin/venues",
-            Some(&admin),
-            Some(json!({"name": "Gongshu Clinic", "category": "clinic", "admission": "all"})),
-        )
-        .await;
-    let clinic_id = clinic["id"].as_i64().unwrap();
-    let office = s
-        .ok(
-            "POST",
-            "/api/v1/admin/venues",
-            Some(&admin),
-            Some(json!({"name": "Binjiang Office Park", "category": "office", "admission": "green-only"})),
-        )
-        .await;
-    let office_id = office["id"].as_i64().unwrap();
-    let office_key = s
-        .ok(
-            "POST",
-            &format!("/api/v1/admin/venues/{office_id}/devices"),
-            Some(&admin),
-            Some(json!({"label": "lobby"})),
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let clinic_key = s
-        .ok(
-            "POST",
-            &format!("/api/v1/admin/venues/{clinic_id}/devices"),
-            Some(&admin),
-            Some(json!({"label": "door"})),
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    // A resident registers.
-    let rid = resident_id("33010619900307123");
-    let phone_r = "+8613800138001";
-    let code = s.otp(phone_r).await;
-    let (st, reg) = s
-        .call(
-            "POST",
-            "/api/v1/holders",
-            None,
-            Some(json!({"kind": "resident", "name": "张三丰", "resident_id": rid, "phone": phone_r, "otp": code})),
-        )
-        .await;
-    assert_eq!(st, 201, "{reg}");
-    let resident = reg["token"].as_str().unwrap().to_owned();
-    let resident_hex = reg["holder"].as_str().unwrap().to_owned();
-    // A visitor registers (international version).
-    let phone_v = "+46701234567";
-    let code = s.otp(phone_v).await;
-    let reg = s
-        .ok(
-            "POST",
-            "/api/v1/holders",
-            None,
-            Some(json!({"kind": "visitor", "name": "Anna Eriksson", "passport": "L898902C3", "nationality": "SWE",
-                "birth_date": "1974-08-12", "flight": "SK997", "arrival": "2026-11-18", "phone": phone_v, "otp": code})),
-        )
-        .await;
-    let visitor = reg["token"].as_str().unwrap().to_owned();
-    let visitor_hex = reg["holder"].as_str().unwrap().to_owned();
-
+async fn a_holder_registers_with_a_one_time_code_and_sees_a_green_code(app: &TestApp) {
+    // A resident and a visitor (international version) each register with the code sent to
+    // their phone.
+    let resident = app.register_resident().await;
+    let visitor = app.register_visitor().await;
     // Both fetch green codes; the token verifies offline against the published trust list.
-    let root = std::fs::read_to_string(s.data_dir.join("keys/root.pub")).unwrap();
+    let root = std::fs::read_to_string(app.config.data_dir.join("keys/root.pub")).unwrap();
     let root = healthcode_token::keys::public_key_from_text(&root).unwrap();
-    let list = s.ok("GET", "/api/v1/trust-list", None, None).await;
+    let list = app.get("/api/v1/trust-list", None).await;
     let verifier = healthcode_token::Verifier::new(
         healthcode_token::TrustList::from_text(list.as_str().unwrap(), &root).unwrap(),
     );
-    let mut tokens = Vec::new();
     for (who, hint) in [(&resident, "张**"), (&visitor, "A*** E.")] {
-        let c = s.ok("GET", "/api/v1/me/code", Some(who), None).await;
+        let c = app.code(who).await;
         assert_eq!(c["colour"], "green");
         assert_eq!(c["name_hint"], hint);
-        let token = c["token"].as_str().unwrap().to_owned();
-        let v = verifier.verify_text(&token, healthcode_server::now()).unwrap();
+        let v = verifier.verify_text(c["token"].as_str().unwrap(), now()).unwrap();
         assert_eq!(v.colour(), healthcode_token::Colour::Green);
-        tokens.push(token);
     }
-    let svg =
-        s.c.get(format!("{}/api/v1/me/code.svg", s.base))
-            .bearer_auth(&resident)
-            .send()
-            .await
-            .unwrap();
+    let svg = app
+        .client
+        .get(app.url("/api/v1/me/code.svg"))
+        .bearer_auth(&resident.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
     assert!(svg.text().await.unwrap().starts_with("<?xml"));
+}
 
-    // The mall's device scans both: admitted and recorded; a retry of the same seq is stored once.
-    // (The resident at the mall, the visitor at an office: they never meet, so the resident's
-    // case below makes no contact of the visitor, whatever the clock.)
-    for (i, t) in tokens.iter().enumerate() {
-        let (key, venue) = if i == 0 {
-            (&mall_key, mall_id)
-        } else {
-            (&office_key, office_id)
-        };
-        let r = s
-            .ok(
-                "POST",
-                "/api/v1/scans",
-                Some(key),
-                Some(json!({"venue": venue, "token": t, "seq": i})),
-            )
-            .await;
+async fn a_green_code_is_admitted_and_a_retried_scan_is_stored_once(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let visitor = app.register_visitor().await;
+    let (mall, office, clinic) = (app.mall().await, app.office().await, app.clinic().await);
+    let resident_token = app.token(&resident).await;
+    let visitor_token = app.token(&visitor).await;
+    // The mall's device scans the resident, the office's the visitor: admitted and recorded.
+    for (seq, venue, token) in [(0, &mall, &resident_token), (1, &office, &visitor_token)] {
+        let r = app.scan(venue, token, seq).await;
         assert_eq!(r["decision"], "admit", "{r}");
         assert_eq!(r["recorded"], true);
         assert!(
@@ -354,65 +76,44 @@ async fn story(pg: bool) {
             "a device learns no more: {r}"
         );
     }
-    s.ok(
-        "POST",
-        "/api/v1/scans",
-        Some(&mall_key),
-        Some(json!({"venue": mall_id, "token": tokens[0], "seq": 0})),
-    )
-    .await;
-    // An offline queue from the clinic, uploaded later with its original times (here: moments ago;
-    // the code must have been valid then).
-    let earlier = healthcode_server::now() - time::Duration::seconds(2);
-    let at = earlier
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let b = s
-        .ok(
-            "POST",
-            "/api/v1/scans/batch",
-            Some(&clinic_key),
-            Some(json!({"venue": clinic_id, "scans": [
-                {"token": tokens[0], "seq": 1, "at": at},
-                {"token": "HC1:NOTACODE", "seq": 2, "at": at},
-            ]})),
-        )
+    // A retry of the same seq.
+    app.scan(&mall, &resident_token, 0).await;
+    // An offline queue from the clinic, uploaded later with its original times (here: moments
+    // ago; the code must have been valid then).
+    let earlier = now() - time::Duration::seconds(2);
+    let b = app
+        .upload(&clinic, &[(&resident_token, 1), ("HC1:NOTACODE", 2)], earlier)
         .await;
     assert_eq!(
         (b["recorded"].as_u64(), b["rejected"].as_u64()),
         (Some(1), Some(1)),
         "{b}"
     );
+    // The retry was stored once: the resident has the mall and the clinic, the visitor the office.
+    let ex = app.export(&resident).await;
+    assert_eq!(ex["checkins"].as_array().unwrap().len(), 2, "{ex}");
+    let ex = app.export(&visitor).await;
+    assert_eq!(ex["checkins"].as_array().unwrap().len(), 1, "{ex}");
+}
 
+async fn a_confirmed_case_turns_the_code_red_and_a_green_only_venue_turns_it_away(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let visitor = app.register_visitor().await;
+    let (mall, office) = (app.mall().await, app.office().await);
+    // The resident at the mall, the visitor at an office: they never meet, so the resident's case
+    // makes no contact of the visitor, whatever the clock.
+    app.scan(&mall, &app.token(&resident).await, 0).await;
+    app.scan(&office, &app.token(&visitor).await, 1).await;
     // An officer records a positive test and a confirmed case for the resident.
-    let sampled = (healthcode_server::now() - time::Duration::days(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let (st, _) = s
-        .call(
-            "POST",
-            "/api/v1/admin/tests",
-            Some(officer_a),
-            Some(json!({"holder": resident_hex, "positive": true, "sampled_at": sampled, "lab": "Zhejiang CDC"})),
-        )
-        .await;
-    assert_eq!(st, 201);
-    let case = s
-        .ok(
-            "POST",
-            "/api/v1/admin/cases",
-            Some(officer_a),
-            Some(json!({"holder": resident_hex, "onset": sampled})),
-        )
-        .await;
-    let case_id = case["id"].as_i64().unwrap();
+    let officer = app.officer().await;
+    let case_id = app.confirm_case(officer, &resident).await;
     // Tracing ran in the background; running it again adds nothing, and finds no contact (the
     // resident met no one).
-    let tr = s
+    let tr = app
         .ok(
             "POST",
             &format!("/api/v1/admin/cases/{case_id}/trace"),
-            Some(officer_a),
+            Some(&officer.token),
             None,
         )
         .await;
@@ -421,16 +122,14 @@ async fn story(pg: bool) {
         (Some(1), Some(0)),
         "{tr}"
     );
-    let ex = s
-        .ok(
-            "GET",
+    let ex = app
+        .get(
             &format!("/api/v1/admin/cases/{case_id}/exposures"),
-            Some(officer_a),
-            None,
+            Some(&officer.token),
         )
         .await;
     assert_eq!(ex.as_array().unwrap().len(), 0, "{ex}");
-    let c = s.ok("GET", "/api/v1/me/code", Some(&resident), None).await;
+    let c = app.code(&resident).await;
     assert_eq!(c["colour"], "red", "{c}");
     let rules: Vec<&str> = c["reasons"]
         .as_array()
@@ -443,46 +142,23 @@ async fn story(pg: bool) {
         "{rules:?}"
     );
     assert!(c["green_at"].is_string());
-    // A red code is turned away at the mall, but the clinic admits and records it.
-    let red_token = c["token"].as_str().unwrap().to_owned();
-    let r = s
-        .ok(
-            "POST",
-            "/api/v1/scans",
-            Some(&mall_key),
-            Some(json!({"venue": mall_id, "token": red_token, "seq": 10})),
-        )
-        .await;
+    // A red code is turned away at the mall, and not recorded.
+    let r = app.scan(&mall, c["token"].as_str().unwrap(), 10).await;
     assert_eq!(
         (r["decision"].as_str(), r["recorded"].as_bool()),
         (Some("deny"), Some(false)),
         "{r}"
     );
+}
 
+async fn a_holder_sees_who_read_their_data(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let officer = app.officer().await;
+    let case_id = app.confirm_case(officer, &resident).await;
     // The officer reads the resident's record for the case: the holder sees it in the access log.
-    let rec = s
-        .ok(
-            "POST",
-            &format!("/api/v1/admin/holders/{resident_hex}/read"),
-            Some(officer_a),
-            Some(json!({"purpose": {"purpose": "case-investigation", "case": case_id}})),
-        )
-        .await;
+    let rec = app.read_for_case(officer, &resident, case_id).await;
     assert_eq!(rec["personal_data"]["name"], "张三丰");
-    // A purpose that does not hold is refused and leaves no record.
-    let (st, p) = s
-        .call(
-            "POST",
-            &format!("/api/v1/admin/holders/{visitor_hex}/read"),
-            Some(officer_a),
-            Some(json!({"purpose": {"purpose": "case-investigation", "case": 999_999}})),
-        )
-        .await;
-    assert_eq!(
-        (st.as_u16(), problem_type(&p)),
-        (422, "urn:healthcode:problem:invalid-field")
-    );
-    let log = s.ok("GET", "/api/v1/me/access-log", Some(&resident), None).await;
+    let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
     let reads: Vec<&Value> = log
         .as_array()
         .unwrap()
@@ -495,7 +171,24 @@ async fn story(pg: bool) {
         reads[0]["purpose"],
         format!("case investigation (case {case_id})")
     );
-    let vlog = s.ok("GET", "/api/v1/me/access-log", Some(&visitor), None).await;
+}
+
+async fn a_read_for_a_purpose_that_does_not_hold_is_refused_and_leaves_no_record(app: &TestApp) {
+    let visitor = app.register_visitor().await;
+    let officer = app.officer().await;
+    let (st, p) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/holders/{}/read", visitor.hex),
+            Some(&officer.token),
+            Some(json!({"purpose": {"purpose": "case-investigation", "case": 999_999}})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (422, "urn:healthcode:problem:invalid-field")
+    );
+    let vlog = app.get("/api/v1/me/access-log", Some(&visitor.token)).await;
     assert!(
         vlog.as_array()
             .unwrap()
@@ -503,25 +196,24 @@ async fn story(pg: bool) {
             .all(|e| e["action"] != "read-personal-data"),
         "{vlog}"
     );
+}
 
-    // An override needs a second officer.
-    let until = (healthcode_server::now() + time::Duration::days(3))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let o = s
-        .ok(
-            "POST",
+async fn an_override_needs_a_second_officer(app: &TestApp) {
+    let visitor = app.register_visitor().await;
+    let officer_a = &app.officer().await.token;
+    let officer_b = &app.second_officer().await.token;
+    let until = rfc3339(now() + time::Duration::days(3));
+    let o = app
+        .post(
             "/api/v1/admin/overrides",
             Some(officer_a),
-            Some(json!({"holder": visitor_hex, "colour": "yellow", "reason": "shared a taxi with a case", "expires_at": until})),
+            json!({"holder": visitor.hex, "colour": "yellow", "reason": "shared a taxi with a case", "expires_at": until}),
         )
         .await;
     let oid = o["id"].as_i64().unwrap();
-    assert_eq!(
-        s.ok("GET", "/api/v1/me/code", Some(&visitor), None).await["colour"],
-        "green"
-    );
-    let (st, p) = s
+    assert_eq!(app.code(&visitor).await["colour"], "green");
+    // The proposer cannot approve it.
+    let (st, p) = app
         .call(
             "POST",
             &format!("/api/v1/admin/overrides/{oid}/approve"),
@@ -534,39 +226,48 @@ async fn story(pg: bool) {
         (409, "urn:healthcode:problem:refused"),
         "{p}"
     );
-    assert_eq!(
-        s.ok("GET", "/api/v1/me/code", Some(&visitor), None).await["colour"],
-        "green"
-    );
-    s.ok(
+    assert_eq!(app.code(&visitor).await["colour"], "green");
+    app.ok(
         "POST",
         &format!("/api/v1/admin/overrides/{oid}/approve"),
         Some(officer_b),
         None,
     )
     .await;
-    let c = s.ok("GET", "/api/v1/me/code", Some(&visitor), None).await;
+    let c = app.code(&visitor).await;
     assert_eq!(c["colour"], "yellow");
     assert_eq!(c["reasons"][0]["rule"], "override");
     assert_eq!(c["reasons"][0]["description"], "shared a taxi with a case");
+}
 
-    // The holder exports everything: personal data, check-ins, facts, the access log.
-    let ex = s.ok("GET", "/api/v1/me/export", Some(&resident), None).await;
-    assert_eq!(ex["personal_data"]["resident_id"], rid);
+async fn a_holder_exports_everything_kept_about_them(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let (mall, clinic) = (app.mall().await, app.clinic().await);
+    let token = app.token(&resident).await;
+    app.scan(&mall, &token, 0).await;
+    app.scan(&clinic, &token, 1).await;
+    let officer = app.officer().await;
+    let case_id = app.confirm_case(officer, &resident).await;
+    app.read_for_case(officer, &resident, case_id).await;
+    let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
+    // Personal data, check-ins, facts, the access log.
+    let ex = app.export(&resident).await;
+    assert_eq!(ex["personal_data"]["resident_id"], resident_id_of_the_resident());
     assert_eq!(ex["checkins"].as_array().unwrap().len(), 2, "{ex}");
     assert_eq!(ex["facts"]["cases"].as_array().unwrap().len(), 1);
     assert_eq!(
         ex["access_log"].as_array().unwrap().len(),
         log.as_array().unwrap().len()
     );
+}
 
-    // Declarations, reports and appeals.
-    let d = s
-        .ok(
-            "POST",
+async fn a_declared_symptom_shows_in_the_code_at_once(app: &TestApp) {
+    let visitor = app.register_visitor().await;
+    let d = app
+        .post(
             "/api/v1/me/declarations",
-            Some(&visitor),
-            Some(json!({"kind": "health", "symptoms": ["cough"], "temperature_c": 37.9})),
+            Some(&visitor.token),
+            json!({"kind": "health", "symptoms": ["cough"], "temperature_c": 37.9}),
         )
         .await;
     assert!(
@@ -577,51 +278,47 @@ async fn story(pg: bool) {
             .any(|r| r["rule"] == "symptoms"),
         "{d}"
     );
-    s.ok(
-        "POST",
-        "/api/v1/me/reports",
-        Some(&visitor),
-        Some(json!({"well": true})),
-    )
-    .await;
-    let a = s
-        .ok(
-            "POST",
+    app.post("/api/v1/me/reports", Some(&visitor.token), json!({"well": true}))
+        .await;
+}
+
+async fn an_appeal_is_decided_by_another_officer_and_the_holder_sees_the_answer(app: &TestApp) {
+    let visitor = app.register_visitor().await;
+    let officer_b = &app.second_officer().await.token;
+    let a = app
+        .post(
             "/api/v1/me/appeals",
-            Some(&visitor),
-            Some(json!({"text": "I was not in that taxi."})),
+            Some(&visitor.token),
+            json!({"text": "I was not in that taxi."}),
         )
         .await;
-    let open = s
-        .ok("GET", "/api/v1/admin/appeals?open=true", Some(officer_b), None)
-        .await;
+    let open = app.get("/api/v1/admin/appeals?open=true", Some(officer_b)).await;
     assert_eq!(open.as_array().unwrap().len(), 1);
-    s.ok(
-        "POST",
+    app.post(
         &format!("/api/v1/admin/appeals/{}/decision", a["id"]),
         Some(officer_b),
-        Some(json!({"upheld": false, "note": "The taxi company's records place you there."})),
+        json!({"upheld": false, "note": "The taxi company's records place you there."}),
     )
     .await;
-    let mine = s.ok("GET", "/api/v1/me/appeals", Some(&visitor), None).await;
+    let mine = app.get("/api/v1/me/appeals", Some(&visitor.token)).await;
     assert_eq!(mine[0]["state"], "rejected");
+}
 
-    // ---- Bad input: a clear problem, and nothing changes. ----
-    let audit_before = s
-        .ok("GET", "/api/v1/admin/audit?limit=1000", Some(auditor), None)
-        .await;
-    let n_audit = audit_before.as_array().unwrap().len();
+async fn a_refused_registration_creates_no_holder_and_keeps_the_code(app: &TestApp) {
+    let before = app.audit_log().await.len();
     // An invalid ID number (wrong check character).
-    let phone_x = "+8613800138099";
-    let code = s.otp(phone_x).await;
+    let phone = "+8613800138099";
+    let code = app.otp(phone).await;
     let mut bad = resident_id("11010519491231002");
     bad.replace_range(17..18, if bad.ends_with('0') { "1" } else { "0" });
-    let (st, p) = s
+    let (st, p) = app
         .call(
             "POST",
             "/api/v1/holders",
             None,
-            Some(json!({"kind": "resident", "name": "李四", "resident_id": bad, "phone": phone_x, "otp": code})),
+            Some(
+                json!({"kind": "resident", "name": "李四", "resident_id": bad, "phone": phone, "otp": code}),
+            ),
         )
         .await;
     assert_eq!(
@@ -630,12 +327,12 @@ async fn story(pg: bool) {
         "{p}"
     );
     // The code was not used up by the refused registration, and no holder exists for the phone.
-    let (st, p) = s
+    let (st, p) = app
         .call(
             "POST",
             "/api/v1/sessions",
             None,
-            Some(json!({"phone": phone_x, "otp": code})),
+            Some(json!({"phone": phone, "otp": code})),
         )
         .await;
     assert_eq!(
@@ -643,13 +340,19 @@ async fn story(pg: bool) {
         (404, "urn:healthcode:problem:not-found"),
         "{p}"
     );
+    let new = app.audit_entries_after(before).await;
+    assert!(new.is_empty(), "{new:?}");
+}
+
+async fn five_wrong_one_time_codes_use_up_the_code_and_a_new_one_must_wait(app: &TestApp) {
+    let before = app.audit_log().await.len();
     // A wrong one-time code six times: five guesses, then none; the right code no longer works.
-    let phone_w = "+8613800138077";
-    let right = s.otp(phone_w).await;
+    let phone = "+8613800138077";
+    let right = app.otp(phone).await;
     let wrong = if right == "000000" { "111111" } else { "000000" };
-    let reg = |otp: &str| json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"), "phone": phone_w, "otp": otp});
+    let reg = |otp: &str| json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"), "phone": phone, "otp": otp});
     for left in (0..5).rev() {
-        let (st, p) = s.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
+        let (st, p) = app.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
         assert_eq!(
             (st.as_u16(), problem_type(&p)),
             (401, "urn:healthcode:problem:one-time-code")
@@ -662,59 +365,46 @@ async fn story(pg: bool) {
             "{p}"
         );
     }
-    let (st, p) = s.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
+    let (st, p) = app.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
     assert_eq!(st, 401);
     assert!(p["detail"].as_str().unwrap().contains("too many"), "{p}");
-    let (st, _) = s.call("POST", "/api/v1/holders", None, Some(reg(&right))).await;
+    let (st, _) = app.call("POST", "/api/v1/holders", None, Some(reg(&right))).await;
     assert_eq!(st, 401, "the right code after five wrong guesses must fail");
     // A second code to the same phone at once is rate-limited.
-    let (st, p) = s
-        .call("POST", "/api/v1/otp", None, Some(json!({"phone": phone_w})))
+    let (st, p) = app
+        .call("POST", "/api/v1/otp", None, Some(json!({"phone": phone})))
         .await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
         (429, "urn:healthcode:problem:rate-limited")
     );
+    let new = app.audit_entries_after(before).await;
+    assert!(new.is_empty(), "{new:?}");
+}
+
+async fn bad_input_is_refused_and_changes_nothing(app: &TestApp) {
+    // The visitor has one check-in (at the office) and one appeal.
+    let visitor = app.register_visitor().await;
+    let (mall, office, clinic) = (app.mall().await, app.office().await, app.clinic().await);
+    let token = app.token(&visitor).await;
+    app.scan(&office, &token, 1).await;
+    app.post(
+        "/api/v1/me/appeals",
+        Some(&visitor.token),
+        json!({"text": "I was not in that taxi."}),
+    )
+    .await;
+    let before = app.audit_log().await.len();
+
     // A forged token (one character changed) and an expired one.
-    let mut forged = tokens[1].clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
-    let (st, p) = s
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&mall_key),
-            Some(json!({"venue": mall_id, "token": forged, "seq": 20})),
-        )
-        .await;
+    let (st, p) = app.try_scan(&mall.key, mall.id, &forged(&token), 20).await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
         (422, "urn:healthcode:problem:invalid-token"),
         "{p}"
     );
-    let keystore = healthcode_token::keystore::Keystore::open(&s.data_dir.join("keys")).unwrap();
-    let t0 = healthcode_server::now();
-    let signer = keystore.active_signer(t0, None).unwrap();
-    let expired = signer
-        .issue(&healthcode_token::CodeClaims {
-            issuer: signer.issuer().clone(),
-            subject: healthcode_token::HolderId::from_hex(&visitor_hex).unwrap(),
-            issued_at: t0 - time::Duration::hours(1),
-            expires_at: t0 - time::Duration::minutes(30),
-            colour: healthcode_token::Colour::Green,
-            name_hint: None,
-            green_from: None,
-        })
-        .unwrap()
-        .to_text();
-    let (st, p) = s
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&mall_key),
-            Some(json!({"venue": mall_id, "token": expired, "seq": 21})),
-        )
-        .await;
+    let expired = app.expired_token(&visitor);
+    let (st, p) = app.try_scan(&mall.key, mall.id, &expired, 21).await;
     // (The test's key is seconds old, so the verifier names the key's start before the expiry.)
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
@@ -722,36 +412,19 @@ async fn story(pg: bool) {
         "{p}"
     );
     // A device key from another venue.
-    let (st, p) = s
-        .call(
-            "POST",
-            "/api/v1/scans",
-            Some(&clinic_key),
-            Some(json!({"venue": mall_id, "token": tokens[1], "seq": 22})),
-        )
-        .await;
+    let (st, p) = app.try_scan(&clinic.key, mall.id, &token, 22).await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
         (403, "urn:healthcode:problem:forbidden"),
         "{p}"
     );
-    // A holder session on an officer endpoint, an officer on the auditors' log, no session at all.
-    let (st, p) = s.call("GET", "/api/v1/admin/venues", Some(&resident), None).await;
-    assert_eq!(
-        (st.as_u16(), problem_type(&p)),
-        (403, "urn:healthcode:problem:forbidden")
-    );
-    let (st, _) = s.call("GET", "/api/v1/admin/audit", Some(officer_a), None).await;
-    assert_eq!(st, 403);
-    let (st, _) = s.call("GET", "/api/v1/me/code", None, None).await;
-    assert_eq!(st, 401);
     // An oversized body, a wrong content type, malformed JSON.
     let big = "x".repeat(2 << 20);
     // A client of its own for each refused body: the server answers without reading the body
     // and may close that connection, which must not be handed to the requests after it.
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/me/appeals", s.base))
-        .bearer_auth(&visitor)
+        .post(app.url("/api/v1/me/appeals"))
+        .bearer_auth(&visitor.token)
         .header("content-type", "application/json")
         .body(format!("{{\"text\": \"{big}\"}}"))
         .send()
@@ -760,8 +433,8 @@ async fn story(pg: bool) {
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/me/appeals", s.base))
-        .bearer_auth(&visitor)
+        .post(app.url("/api/v1/me/appeals"))
+        .bearer_auth(&visitor.token)
         .header("content-type", "text/plain")
         .body("{\"text\": \"hello there\"}")
         .send()
@@ -769,59 +442,90 @@ async fn story(pg: bool) {
         .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let r =
-        s.c.post(format!("{}/api/v1/me/appeals", s.base))
-            .bearer_auth(&visitor)
-            .header("content-type", "application/json")
-            .body("{\"text\": ")
-            .send()
-            .await
-            .unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/me/appeals"))
+        .bearer_auth(&visitor.token)
+        .header("content-type", "application/json")
+        .body("{\"text\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let p: Value = r.json().await.unwrap();
     assert_eq!(problem_type(&p), "urn:healthcode:problem:bad-request");
+
     // Nothing of that changed the store: no new appeal, no new check-in, no new audit record but
-    // the auditor's own reads.
+    // the holder's own export and the auditor's reads.
     assert_eq!(
-        s.ok("GET", "/api/v1/me/appeals", Some(&visitor), None)
+        app.get("/api/v1/me/appeals", Some(&visitor.token))
             .await
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    let ex = s.ok("GET", "/api/v1/me/export", Some(&visitor), None).await;
+    let ex = app.export(&visitor).await;
     assert_eq!(ex["checkins"].as_array().unwrap().len(), 1, "{ex}");
-    let audit_after = s
-        .ok("GET", "/api/v1/admin/audit?limit=1000", Some(auditor), None)
-        .await;
-    let new: Vec<&Value> = audit_after.as_array().unwrap()[n_audit..]
-        .iter()
-        .filter(|e| {
-            e["actor"] != "officer:4:auditor-a" && !e["action"].as_str().unwrap().starts_with("audit-")
-        })
-        .collect();
+    let new = app.audit_entries_after(before).await;
     assert!(
         new.iter()
             .all(|e| e["action"] == "read-personal-data" || e["action"] == "register"),
         "{new:?}"
     );
-    assert!(new.iter().all(|e| e["subject"] == visitor_hex), "{new:?}");
+    assert!(new.iter().all(|e| e["subject"] == visitor.hex), "{new:?}");
+}
 
-    // The audit chain verifies; metrics count what happened.
-    let v = s
-        .ok("GET", "/api/v1/admin/audit/verify", Some(auditor), None)
+async fn each_role_reaches_only_its_own_endpoints(app: &TestApp) {
+    // A holder session on an officer endpoint, an officer on the auditors' log, no session at all.
+    let resident = app.register_resident().await;
+    let officer = app.officer().await;
+    let (st, p) = app
+        .call("GET", "/api/v1/admin/venues", Some(&resident.token), None)
         .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden")
+    );
+    let (st, _) = app
+        .call("GET", "/api/v1/admin/audit", Some(&officer.token), None)
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = app.call("GET", "/api/v1/me/code", None, None).await;
+    assert_eq!(st, 401);
+}
+
+async fn the_audit_chain_verifies(app: &TestApp) {
+    // A morning's work: staff accounts, a holder, a case, a read of the record.
+    let resident = app.register_resident().await;
+    let officer = app.officer().await;
+    let case_id = app.confirm_case(officer, &resident).await;
+    app.read_for_case(officer, &resident, case_id).await;
+    let auditor = &app.auditor().await.token;
+    let v = app.get("/api/v1/admin/audit/verify", Some(auditor)).await;
     assert_eq!(v["intact"], true, "{v}");
-    assert!(v["records"].as_u64().unwrap() > 10);
-    let m =
-        s.c.get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    assert!(v["records"].as_u64().unwrap() > 10, "{v}");
+}
+
+async fn scans_are_counted_in_the_metrics(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let visitor = app.register_visitor().await;
+    let (mall, office, clinic) = (app.mall().await, app.office().await, app.clinic().await);
+    let resident_token = app.token(&resident).await;
+    let visitor_token = app.token(&visitor).await;
+    // Four admitted green codes: two scans, a retry, and one good scan of an offline batch ...
+    app.scan(&mall, &resident_token, 0).await;
+    app.scan(&office, &visitor_token, 1).await;
+    app.scan(&mall, &resident_token, 0).await;
+    let earlier = now() - time::Duration::seconds(2);
+    app.upload(&clinic, &[(&resident_token, 1), ("HC1:NOTACODE", 2)], earlier)
+        .await;
+    // ... and three invalid ones: the batch's other, a forged code and an expired one.
+    for (token, seq) in [(forged(&visitor_token), 20), (app.expired_token(&visitor), 21)] {
+        let (st, p) = app.try_scan(&mall.key, mall.id, &token, seq).await;
+        assert_eq!(st, 422, "{p}");
+    }
+    let m = app.metrics().await;
     assert!(
         m.contains("healthcode_scans_total{decision=\"admit\",colour=\"green\"} 4"),
         "{m}"
@@ -834,20 +538,15 @@ async fn story(pg: bool) {
         m.contains("healthcode_http_request_duration_seconds_bucket"),
         "{m}"
     );
-    // Signing out ends the session.
-    s.ok("DELETE", "/api/v1/sessions/current", Some(&resident), None)
+}
+
+async fn signing_out_ends_the_session(app: &TestApp) {
+    let resident = app.register_resident().await;
+    app.code(&resident).await;
+    app.ok("DELETE", "/api/v1/sessions/current", Some(&resident.token), None)
         .await;
-    let (st, _) = s.call("GET", "/api/v1/me/code", Some(&resident), None).await;
+    let (st, _) = app
+        .call("GET", "/api/v1/me/code", Some(&resident.token), None)
+        .await;
     assert_eq!(st, 401);
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_story() {
-    story(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_story() {
-    story(true).await;
 }

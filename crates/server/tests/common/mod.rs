@@ -1,0 +1,610 @@
+//! One harness for the server's HTTP tests: [`TestApp`] starts the real server from the library on
+//! 127.0.0.1:0 (on SQLite in a temporary directory, or on PostgreSQL in a schema of its own), with
+//! a fake SMS gateway; its request helpers hold every error answer to problem+json, and it signs
+//! in as each staff role and registers holders the way a phone would.
+
+// Each test file uses a different part of it.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use healthcode_server::Config;
+use healthcode_server::sms::{SmsConfig, SmsKind};
+use healthcode_store::Role;
+use healthcode_store_postgres::testing::TestSchema;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+/// Runs each named `async fn(&TestApp)` of the calling file on a fresh server on each backend, as
+/// the tests `sqlite::name` and `postgres::name`, and stops the server after it.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $crate::common::on_both_backends!(@on Sqlite; $($name),*);
+        }
+        mod postgres {
+            $crate::common::on_both_backends!(@on Postgres; $($name),*);
+        }
+    };
+    (@on $backend:ident; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $crate::common::Backend::$backend;
+                let Some(mut app) = $crate::common::TestApp::spawn(backend).await else {
+                    return;
+                };
+                super::$name(&app).await;
+                app.stop().await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
+/// Where the server keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded database, in a temporary directory.
+    Sqlite,
+    /// A fresh schema in the database named by `HEALTHCODE_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// A fake SMS gateway: keeps every message posted to it.
+#[derive(Debug, Clone, Default)]
+pub struct Gateway(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Gateway {
+    /// Starts it; returns the URL to post to.
+    async fn start(&self) -> String {
+        let inbox = self.0.clone();
+        let app = axum::Router::new().route(
+            "/send",
+            axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+                let inbox = inbox.clone();
+                async move {
+                    inbox.lock().unwrap().push((
+                        v["to"].as_str().unwrap().to_owned(),
+                        v["text"].as_str().unwrap().to_owned(),
+                    ));
+                    "queued"
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}/send")
+    }
+
+    /// The last code sent to a phone.
+    pub fn code_for(&self, phone: &str) -> String {
+        let msgs = self.0.lock().unwrap();
+        let (_, text) = msgs
+            .iter()
+            .rev()
+            .find(|(to, _)| to == phone)
+            .expect("no SMS to this phone");
+        text.rsplit(' ').next().unwrap().to_owned()
+    }
+}
+
+/// A signed-in staff account.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// The session token.
+    pub token: String,
+    /// How the audit log names it: `officer:<id>:<username>`.
+    pub actor: String,
+}
+
+/// A registered holder, signed in.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// The session token.
+    pub token: String,
+    /// The holder id in hex.
+    pub hex: String,
+}
+
+/// A venue with one scanning device.
+#[derive(Debug, Clone)]
+pub struct Venue {
+    /// Its id.
+    pub id: i64,
+    /// The device's key.
+    pub key: String,
+}
+
+#[derive(Debug)]
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The server, running, and what it needs. Dropped in field order: the server stops (its
+/// shutdown channel closes) before the schema and the data directory go.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client for the requests that need more than the helpers give.
+    pub client: reqwest::Client,
+    /// The configuration it runs with (its data directory stays until the app is dropped).
+    pub config: Config,
+    /// The SMS gateway one-time codes go to.
+    pub gateway: Gateway,
+    server: Option<Running>,
+    admin_password: String,
+    admin: OnceCell<Staff>,
+    officer: OnceCell<Staff>,
+    second_officer: OnceCell<Staff>,
+    auditor: OnceCell<Staff>,
+    _schema: Option<TestSchema>,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A server on a fresh data directory (and, for PostgreSQL, a fresh schema) with one admin
+    /// account, sending one-time codes through the fake gateway. `None` (with a note) when
+    /// PostgreSQL is asked for and no test database is configured.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::start(backend, true).await
+    }
+
+    /// [`TestApp::spawn`] on SQLite, which needs nothing from the environment.
+    pub async fn sqlite() -> TestApp {
+        TestApp::start(Backend::Sqlite, true)
+            .await
+            .expect("SQLite needs nothing from the environment")
+    }
+
+    /// A server on SQLite with no SMS gateway configured.
+    pub async fn without_gateway() -> TestApp {
+        TestApp::start(Backend::Sqlite, false)
+            .await
+            .expect("SQLite needs nothing from the environment")
+    }
+
+    async fn start(backend: Backend, with_gateway: bool) -> Option<TestApp> {
+        let schema = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestSchema::from_env("hc_server")?),
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let gateway = Gateway::default();
+        let sms = if with_gateway {
+            SmsConfig {
+                kind: SmsKind::Http,
+                url: Some(gateway.start().await),
+            }
+        } else {
+            SmsConfig::default()
+        };
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: tmp.path().join("data"),
+            sms,
+            database_url: schema.as_ref().map(|s| s.url().expose().to_owned()),
+            database_schema: schema.as_ref().map(|s| s.name().to_owned()),
+            ..Config::default()
+        };
+        let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
+            .await
+            .unwrap();
+        let mut app = TestApp {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            config,
+            gateway,
+            server: None,
+            admin_password,
+            admin: OnceCell::new(),
+            officer: OnceCell::new(),
+            second_officer: OnceCell::new(),
+            auditor: OnceCell::new(),
+            _schema: schema,
+            _tmp: tmp,
+        };
+        app.run().await;
+        Some(app)
+    }
+
+    /// Binds (the listener is ready once this returns: no waiting) and serves until stopped.
+    async fn run(&mut self) {
+        let bound = healthcode_server::bind(&self.config).await.unwrap();
+        self.base = format!("http://{}", bound.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.run(async move {
+            let _ = rx.await;
+        }));
+        self.server = Some(Running { stop, task });
+    }
+
+    /// Stops the server and checks that it stopped cleanly; the data stays until the app is dropped.
+    pub async fn stop(&mut self) {
+        let Running { stop, task } = self.server.take().expect("the server is not running");
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
+
+    /// Stops the server and starts it again on the same data, at a new address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.run().await;
+    }
+
+    /// The URL of a path on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with an optional bearer token and JSON body. Any error answer must be
+    /// problem+json. Returns the status and the body (JSON, else the text as a string).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        if status.is_client_error() || status.is_server_error() {
+            assert_eq!(ct, "application/problem+json", "{method} {path}: {status} {text}");
+        }
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// [`TestApp::call`] that must succeed; returns the body.
+    pub async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method, path, token, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// A GET that must succeed.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Value {
+        self.ok("GET", path, token, None).await
+    }
+
+    /// A POST that must succeed.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        self.ok("POST", path, token, Some(body)).await
+    }
+
+    // ---- Staff ----
+
+    /// Signs in with a one-time password, which alone is refused: the first sign-in must replace it.
+    async fn staff_sign_in(&self, username: &str, one_time: &str) -> Staff {
+        let (s, p) = self
+            .call(
+                "POST",
+                "/api/v1/admin/sessions",
+                None,
+                Some(json!({"username": username, "password": one_time})),
+            )
+            .await;
+        assert_eq!(s, 403, "{p}");
+        let v = self
+            .post(
+                "/api/v1/admin/sessions",
+                None,
+                json!({"username": username, "password": one_time, "new_password": "correct horse battery"}),
+            )
+            .await;
+        let token = v["token"].as_str().unwrap().to_owned();
+        let me = self.get("/api/v1/admin/me", Some(&token)).await;
+        Staff {
+            token,
+            actor: format!("officer:{}:{username}", me["id"]),
+        }
+    }
+
+    /// A new staff account made by the admin, signed in.
+    async fn new_staff(&self, username: &str, role: &str) -> Staff {
+        let admin = self.admin().await;
+        let v = self
+            .post(
+                "/api/v1/admin/officers",
+                Some(&admin.token),
+                json!({"username": username, "role": role}),
+            )
+            .await;
+        self.staff_sign_in(username, v["one_time_password"].as_str().unwrap())
+            .await
+    }
+
+    /// The admin `root`, signed in (once per app).
+    pub async fn admin(&self) -> &Staff {
+        self.admin
+            .get_or_init(|| self.staff_sign_in("root", &self.admin_password))
+            .await
+    }
+
+    /// The officer `officer-a`, signed in (made once per app).
+    pub async fn officer(&self) -> &Staff {
+        self.officer
+            .get_or_init(|| self.new_staff("officer-a", "officer"))
+            .await
+    }
+
+    /// Another officer, `officer-b`, for what needs two.
+    pub async fn second_officer(&self) -> &Staff {
+        self.second_officer
+            .get_or_init(|| self.new_staff("officer-b", "officer"))
+            .await
+    }
+
+    /// The auditor `auditor-a`.
+    pub async fn auditor(&self) -> &Staff {
+        self.auditor
+            .get_or_init(|| self.new_staff("auditor-a", "auditor"))
+            .await
+    }
+
+    // ---- Holders ----
+
+    /// Asks for a one-time code for a phone; returns the code the gateway received.
+    pub async fn otp(&self, phone: &str) -> String {
+        self.post("/api/v1/otp", None, json!({"phone": phone})).await;
+        self.gateway.code_for(phone)
+    }
+
+    /// Registers a holder: a one-time code to the registration's phone, then the registration
+    /// with it (which must answer 201).
+    pub async fn register(&self, mut registration: Value) -> Holder {
+        let code = self.otp(registration["phone"].as_str().unwrap()).await;
+        registration["otp"] = code.into();
+        let (st, reg) = self
+            .call("POST", "/api/v1/holders", None, Some(registration))
+            .await;
+        assert_eq!(st, 201, "{reg}");
+        Holder {
+            token: reg["token"].as_str().unwrap().to_owned(),
+            hex: reg["holder"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Registers the resident 张三丰 (ID [`resident_id_of_the_resident`], phone +8613800138001).
+    pub async fn register_resident(&self) -> Holder {
+        self.register(
+            json!({"kind": "resident", "name": "张三丰", "resident_id": resident_id_of_the_resident(),
+            "phone": "+8613800138001"}),
+        )
+        .await
+    }
+
+    /// Registers the visitor Anna Eriksson (passport L898902C3, phone +46701234567).
+    pub async fn register_visitor(&self) -> Holder {
+        self.register(
+            json!({"kind": "visitor", "name": "Anna Eriksson", "passport": "L898902C3", "nationality": "SWE",
+            "birth_date": "1974-08-12", "flight": "SK997", "arrival": "2026-11-18", "phone": "+46701234567"}),
+        )
+        .await
+    }
+
+    /// The holder's code (`/me/code`).
+    pub async fn code(&self, holder: &Holder) -> Value {
+        self.get("/api/v1/me/code", Some(&holder.token)).await
+    }
+
+    /// The signed code's text from the holder's code.
+    pub async fn token(&self, holder: &Holder) -> String {
+        self.code(holder).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An expired code for the holder, signed with the server's own key.
+    pub fn expired_token(&self, holder: &Holder) -> String {
+        let keystore =
+            healthcode_token::keystore::Keystore::open(&self.config.data_dir.join("keys")).unwrap();
+        let t0 = healthcode_server::now();
+        let signer = keystore.active_signer(t0, None).unwrap();
+        signer
+            .issue(&healthcode_token::CodeClaims {
+                issuer: signer.issuer().clone(),
+                subject: healthcode_token::HolderId::from_hex(&holder.hex).unwrap(),
+                issued_at: t0 - time::Duration::hours(1),
+                expires_at: t0 - time::Duration::minutes(30),
+                colour: healthcode_token::Colour::Green,
+                name_hint: None,
+                green_from: None,
+            })
+            .unwrap()
+            .to_text()
+    }
+
+    // ---- Venues, scans, cases ----
+
+    /// A venue made by the admin, with one device.
+    pub async fn venue(&self, name: &str, category: &str, admission: &str, device: &str) -> Venue {
+        let admin = &self.admin().await.token;
+        let v = self
+            .post(
+                "/api/v1/admin/venues",
+                Some(admin),
+                json!({"name": name, "category": category, "admission": admission}),
+            )
+            .await;
+        let id = v["id"].as_i64().unwrap();
+        let d = self
+            .post(
+                &format!("/api/v1/admin/venues/{id}/devices"),
+                Some(admin),
+                json!({"label": device}),
+            )
+            .await;
+        Venue {
+            id,
+            key: d["key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// West Lake Mall: green codes only.
+    pub async fn mall(&self) -> Venue {
+        self.venue("West Lake Mall", "mall", "green-only", "north gate")
+            .await
+    }
+
+    /// Gongshu Clinic: admits every colour.
+    pub async fn clinic(&self) -> Venue {
+        self.venue("Gongshu Clinic", "clinic", "all", "door").await
+    }
+
+    /// Binjiang Office Park: green codes only.
+    pub async fn office(&self) -> Venue {
+        self.venue("Binjiang Office Park", "office", "green-only", "lobby")
+            .await
+    }
+
+    /// A scan sent with a device key for a venue (not necessarily the device's own): the status
+    /// and the body.
+    pub async fn try_scan(&self, key: &str, venue: i64, token: &str, seq: i64) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/scans",
+            Some(key),
+            Some(json!({"venue": venue, "token": token, "seq": seq})),
+        )
+        .await
+    }
+
+    /// A scan at the venue by its device, which must be answered (admitted or not).
+    pub async fn scan(&self, venue: &Venue, token: &str, seq: i64) -> Value {
+        let (s, v) = self.try_scan(&venue.key, venue.id, token, seq).await;
+        assert!(s.is_success(), "scan: {s} {v}");
+        v
+    }
+
+    /// An offline queue uploaded by the venue's device: each `(token, seq)` scanned at `at`.
+    pub async fn upload(&self, venue: &Venue, scans: &[(&str, i64)], at: OffsetDateTime) -> Value {
+        let at = rfc3339(at);
+        let scans: Vec<Value> = scans
+            .iter()
+            .map(|(token, seq)| json!({"token": token, "seq": seq, "at": at}))
+            .collect();
+        self.post(
+            "/api/v1/scans/batch",
+            Some(&venue.key),
+            json!({"venue": venue.id, "scans": scans}),
+        )
+        .await
+    }
+
+    /// An officer records a positive test sampled a day ago and a confirmed case with its onset
+    /// then; returns the case's id.
+    pub async fn confirm_case(&self, officer: &Staff, holder: &Holder) -> i64 {
+        let sampled = rfc3339(healthcode_server::now() - time::Duration::days(1));
+        let (st, _) = self
+            .call(
+                "POST",
+                "/api/v1/admin/tests",
+                Some(&officer.token),
+                Some(json!({"holder": holder.hex, "positive": true, "sampled_at": sampled, "lab": "Zhejiang CDC"})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let case = self
+            .post(
+                "/api/v1/admin/cases",
+                Some(&officer.token),
+                json!({"holder": holder.hex, "onset": sampled}),
+            )
+            .await;
+        case["id"].as_i64().unwrap()
+    }
+
+    /// An officer reads the holder's record for a case they investigate.
+    pub async fn read_for_case(&self, officer: &Staff, holder: &Holder, case_id: i64) -> Value {
+        self.post(
+            &format!("/api/v1/admin/holders/{}/read", holder.hex),
+            Some(&officer.token),
+            json!({"purpose": {"purpose": "case-investigation", "case": case_id}}),
+        )
+        .await
+    }
+
+    // ---- What the holder and the auditor see ----
+
+    /// The holder's export (`/me/export`).
+    pub async fn export(&self, holder: &Holder) -> Value {
+        self.get("/api/v1/me/export", Some(&holder.token)).await
+    }
+
+    /// The whole audit log, as the auditor reads it.
+    pub async fn audit_log(&self) -> Vec<Value> {
+        let auditor = &self.auditor().await.token;
+        let log = self.get("/api/v1/admin/audit?limit=1000", Some(auditor)).await;
+        log.as_array().unwrap().clone()
+    }
+
+    /// The audit entries after the first `before`, leaving out the auditor's own reads of the log.
+    pub async fn audit_entries_after(&self, before: usize) -> Vec<Value> {
+        let auditor = self.auditor().await.actor.clone();
+        self.audit_log().await[before..]
+            .iter()
+            .filter(|e| e["actor"] != auditor && !e["action"].as_str().unwrap().starts_with("audit-"))
+            .cloned()
+            .collect()
+    }
+
+    /// The server's metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// A problem's `type`.
+pub fn problem_type(v: &Value) -> &str {
+    v["type"].as_str().unwrap_or("")
+}
+
+/// A resident ID number with a valid check character.
+pub fn resident_id(seventeen: &str) -> String {
+    let d: [u8; 17] = seventeen.as_bytes().try_into().unwrap();
+    format!("{seventeen}{}", healthcode_domain::resident_id_check_char(&d))
+}
+
+/// The ID number [`TestApp::register_resident`] registers.
+pub fn resident_id_of_the_resident() -> String {
+    resident_id("33010619900307123")
+}
+
+/// A signed code with its last character changed.
+pub fn forged(token: &str) -> String {
+    let mut forged = token.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    forged
+}
+
+/// A time as the API takes it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
