@@ -39,10 +39,10 @@ fn spawn(args: &[&str]) -> Child {
 
 async fn wait_ready(c: &reqwest::Client, base: &str) {
     for _ in 0..600 {
-        if let Ok(r) = c.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = c.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use time::{Date, Month};
+use time::{Date, Month, OffsetDateTime};
 
 /// Why an identity value was refused. The message names the problem, never the full value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -308,6 +308,13 @@ pub enum IdentityDocument {
         /// Passport number.
         number: PassportNumber,
     },
+}
+
+/// The latest calendar date anywhere on Earth at `at` (UTC+14): the bound for a birth date that
+/// must not lie in the future wherever the person is. A resident born today in Beijing, before
+/// 08:00, was born "tomorrow" by the UTC date.
+pub fn latest_date_anywhere(at: OffsetDateTime) -> Date {
+    (at.to_offset(time::UtcOffset::UTC) + time::Duration::hours(14)).date()
 }
 
 impl IdentityDocument {

@@ -7,7 +7,7 @@ pub mod registration;
 
 pub use identity::{
     IdentityDocument, IdentityError, Nationality, PassportNumber, Phone, ResidentIdNumber, Td3,
-    resident_id_check_char,
+    latest_date_anywhere, resident_id_check_char,
 };
 pub use model::*;
 pub use registration::{FlightNumber, FullName, ResidentRegistration, VisitorInput, VisitorRegistration};

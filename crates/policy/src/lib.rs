@@ -541,15 +541,15 @@ impl Clearing {
         let until = h.counts_from + Duration::hours(h.rule.hold_hours.into());
         let mut end = until;
         let e = &h.rule.ends_early;
-        if e.negative_tests > 0 {
-            if let Some(t) = nth_negative(&self.negatives, h.since, e.negative_tests) {
-                end = end.min(t);
-            }
+        if e.negative_tests > 0
+            && let Some(t) = nth_negative(&self.negatives, h.since, e.negative_tests)
+        {
+            end = end.min(t);
         }
-        if e.daily_reports > 0 {
-            if let Some(t) = nth_consecutive_day(&self.well_days, h.since, e.daily_reports) {
-                end = end.min(t);
-            }
+        if e.daily_reports > 0
+            && let Some(t) = nth_consecutive_day(&self.well_days, h.since, e.daily_reports)
+        {
+            end = end.min(t);
         }
         (until, end)
     }

@@ -51,7 +51,7 @@ officer_session_hours = 12
 # One-time codes asked for by one client address in an hour, at most.
 otp_per_address_per_hour = 30
 # Staff passwords checked or hashed at once (argon2id, about 19 MiB and tens of milliseconds
-# each); 0 means one per core. A sign-in that cannot start its check within
+# each); 0 means half the cores. A sign-in that cannot start its check within
 # password_queue_ms is refused with 503 and Retry-After before any hashing is done.
 password_checks_at_once = 0
 password_queue_ms = 1000
@@ -59,6 +59,10 @@ password_queue_ms = 1000
 # client; from any other peer those headers are ignored, so a client cannot choose its address.
 # trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
 trusted_proxies = []
+# The one header those proxies write the client into: "x-forwarded-for" (nginx's
+# proxy_add_x_forwarded_for, most load balancers) or "forwarded" (RFC 7239). The other is
+# ignored, since a proxy passes it through as the client wrote it.
+forwarded_header = "x-forwarded-for"
 
 # How one-time codes reach phones.
 [sms]
@@ -118,6 +122,8 @@ pub struct Config {
     pub password_queue_ms: u64,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header they write.
+    pub forwarded_header: crate::client::ForwardedHeader,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
 }
@@ -145,6 +151,7 @@ impl Default for Config {
             password_checks_at_once: 0,
             password_queue_ms: 1000,
             trusted_proxies: Vec::new(),
+            forwarded_header: crate::client::ForwardedHeader::XForwardedFor,
             sms: crate::sms::SmsConfig::default(),
         }
     }
@@ -280,6 +287,7 @@ mod tests {
         assert_eq!(from_sample.password_checks_at_once, d.password_checks_at_once);
         assert_eq!(from_sample.password_queue_ms, d.password_queue_ms);
         assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
+        assert_eq!(from_sample.forwarded_header, d.forwarded_header);
         assert_eq!(from_sample.shutdown_grace_seconds, d.shutdown_grace_seconds);
     }
 

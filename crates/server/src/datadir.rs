@@ -1,7 +1,7 @@
 //! The data directory: signing keys, the data-encryption key material and the SQLite database.
 //! Created on first start; afterwards every part must be there.
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use healthcode_store::{Crypto, KeyMaterial};
@@ -15,6 +15,8 @@ pub const DATA_KEYS_ENV: &str = "HEALTHCODE_DATA_KEYS";
 pub const DATA_KEYS_FILE_ENV: &str = "HEALTHCODE_DATA_KEYS_FILE";
 
 const DATA_KEYS: &str = "data-keys.txt";
+/// The file whose lock says a process has the directory open; it holds that process's id.
+pub const LOCK_FILE: &str = "healthcode.lock";
 
 /// An opened data directory.
 #[derive(Debug)]
@@ -27,6 +29,61 @@ pub struct DataDir {
     pub crypto: Crypto,
     /// Whether this start created it.
     pub created: bool,
+    /// This process's hold on the directory.
+    pub lock: DirLock,
+}
+
+/// This process's hold on a data directory: an exclusive lock on [`LOCK_FILE`], which names the
+/// process. While it lives, another `serve` (or a command that writes, such as `purge` or `admin
+/// create`) on the same directory is refused with one line naming the holder, instead of both
+/// running and failing on each other's locks. The operating system lets go when the process ends,
+/// however it ends.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Takes the directory at `dir` (which must exist), or says which process has it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, DataDirError> {
+        let fail = |reason: String| DataDirError {
+            path: dir.to_owned(),
+            reason,
+        };
+        let path = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() {
+                    "another process"
+                } else {
+                    holder
+                };
+                return Err(fail(format!(
+                    "in use by {holder} (a healthcode server or command); stop it first or use another directory"
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(fail(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+        let me = format!("process {}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(me.as_bytes()))
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+        Ok(DirLock { _file: file })
+    }
 }
 
 /// Why the data directory cannot be used.
@@ -67,6 +124,7 @@ impl DataDir {
                 write_secret(&path.join(DATA_KEYS), &material.to_text()).map_err(fail)?;
             }
         }
+        let lock = DirLock::acquire(path)?;
         let keystore = Keystore::open(&keys_dir).map_err(|e| fail(e.to_string()))?;
         let text = match (std::env::var(DATA_KEYS_ENV), std::env::var(DATA_KEYS_FILE_ENV)) {
             (Ok(t), _) => t,
@@ -83,6 +141,7 @@ impl DataDir {
             keystore,
             crypto,
             created,
+            lock,
         })
     }
 }

@@ -48,6 +48,15 @@ use status::CodeView;
 /// The environment variable (or `…_FILE`) with the bearer token `/metrics` then requires.
 pub const METRICS_TOKEN_ENV: &str = "HEALTHCODE_METRICS_TOKEN";
 
+/// The hash of the token `/metrics` asks for, if one is set; an empty one is refused.
+fn metrics_token() -> Result<Option<[u8; 32]>, StartError> {
+    match config::secret(METRICS_TOKEN_ENV).map_err(StartError::msg)? {
+        Some(t) if t.trim().is_empty() => Err(StartError::msg(format!("{METRICS_TOKEN_ENV} is empty"))),
+        Some(t) => Ok(Some(auth::secret_hash(t.trim()))),
+        None => Ok(None),
+    }
+}
+
 /// The signed trust list, when it was signed, and a verifier built from it.
 #[derive(Debug)]
 struct TrustState {
@@ -83,6 +92,7 @@ struct Settings {
     retention: Duration,
     public_url: Option<String>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    forwarded_header: client::ForwardedHeader,
     /// SHA-256 of the token `/metrics` asks for, when one is set.
     metrics_token: Option<[u8; 32]>,
 }
@@ -182,9 +192,8 @@ impl<S: Store> App<S> {
                 retention: Duration::days(config.retention_days.into()),
                 public_url,
                 trusted_proxies: config.trusted_proxies.clone(),
-                metrics_token: config::secret(METRICS_TOKEN_ENV)
-                    .map_err(StartError::msg)?
-                    .map(|t| auth::secret_hash(&t)),
+                forwarded_header: config.forwarded_header,
+                metrics_token: metrics_token()?,
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),
@@ -222,10 +231,10 @@ impl<S: Store> App<S> {
 
     fn refresh_trust(&self) -> Result<(), ApiError> {
         let t = now();
-        if let Ok(guard) = self.trust.read() {
-            if t - guard.signed_at < Duration::hours(1) {
-                return Ok(());
-            }
+        if let Ok(guard) = self.trust.read()
+            && t - guard.signed_at < Duration::hours(1)
+        {
+            return Ok(());
         }
         let fresh = sign_trust_list(&self.keystore, t)
             .map_err(|e| ApiError::Internal("cannot sign the trust list".into(), Some(e)))?;
@@ -297,6 +306,8 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
     grace: std::time::Duration,
+    /// The data directory, held until the server stops.
+    lock: datadir::DirLock,
     /// Whether this start created the data directory.
     pub created: bool,
     /// The data directory.
@@ -324,16 +335,22 @@ impl Bound {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Bound {
+            listener,
+            router,
+            grace,
+            lock,
+            ..
+        } = self;
         let (began, draining) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
-            self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = began.send(());
         });
-        let grace = self.grace;
         let deadline = async move {
             if draining.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -341,13 +358,15 @@ impl Bound {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let served = tokio::select! {
             served = server => served,
             () = deadline => {
                 tracing::warn!(seconds = grace.as_secs(), "the grace period is over; closing with requests still in flight");
                 Ok(())
             }
-        }
+        };
+        drop(lock);
+        served
     }
 }
 
@@ -355,7 +374,7 @@ impl Bound {
 pub async fn bind(config: &Config) -> Result<Bound, StartError> {
     let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
     let policy = ops::configured_policy(config)?;
-    let (path, created) = (dir.path.clone(), dir.created);
+    let (path, created, lock) = (dir.path.clone(), dir.created, dir.lock);
     let serve = Serve {
         keystore: dir.keystore,
         crypto: dir.crypto,
@@ -370,6 +389,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         listener,
         router,
         grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+        lock,
         created,
         data_dir: path,
     })

@@ -61,12 +61,11 @@ impl StatusCache {
 
 impl StatusCache {
     async fn risk_areas_cached<S: Store>(&self, store: &S) -> Result<Arc<Vec<RiskArea>>, ApiError> {
-        if let Ok(guard) = self.areas.read() {
-            if let Some((areas, at)) = guard.as_ref() {
-                if at.elapsed() < RISK_AREA_TTL {
-                    return Ok(areas.clone());
-                }
-            }
+        if let Ok(guard) = self.areas.read()
+            && let Some((areas, at)) = guard.as_ref()
+            && at.elapsed() < RISK_AREA_TTL
+        {
+            return Ok(areas.clone());
         }
         let areas = Arc::new(store.risk_areas().await?);
         if let Ok(mut guard) = self.areas.write() {
@@ -83,12 +82,11 @@ impl StatusCache {
         holder: &HolderId,
     ) -> Result<Arc<CodeView>, ApiError> {
         let t = now();
-        if let Ok(m) = self.views.lock() {
-            if let Some((v, until)) = m.get(holder) {
-                if t < *until {
-                    return Ok(v.clone());
-                }
-            }
+        if let Ok(m) = self.views.lock()
+            && let Some((v, until)) = m.get(holder)
+            && t < *until
+        {
+            return Ok(v.clone());
         }
         let row = store
             .holder(holder)
@@ -103,10 +101,10 @@ impl StatusCache {
                 until = until.min(r.until);
             }
         }
-        if let Some(g) = status.green_at {
-            if g > t {
-                until = until.min(g);
-            }
+        if let Some(g) = status.green_at
+            && g > t
+        {
+            until = until.min(g);
         }
         let view = Arc::new(CodeView {
             status,
@@ -131,12 +129,12 @@ impl StatusCache {
         keystore: &Keystore,
         t: OffsetDateTime,
     ) -> Result<(Arc<Signer>, OffsetDateTime), ApiError> {
-        if let Ok(guard) = self.signer.read() {
-            if let Some((s, not_after, at)) = guard.as_ref() {
-                if at.elapsed() < StdDuration::from_secs(60) && t < *not_after {
-                    return Ok((s.clone(), *not_after));
-                }
-            }
+        if let Ok(guard) = self.signer.read()
+            && let Some((s, not_after, at)) = guard.as_ref()
+            && at.elapsed() < StdDuration::from_secs(60)
+            && t < *not_after
+        {
+            return Ok((s.clone(), *not_after));
         }
         let not_after = keystore
             .signing_key(t)

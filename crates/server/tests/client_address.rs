@@ -46,9 +46,17 @@ async fn start(trusted_proxies: &[&str]) -> Running {
 /// Asks for a code for phone number `n` (each a different phone, so only the address limit can
 /// refuse), with an X-Forwarded-For header; returns the status.
 async fn ask(r: &Running, n: u32, forwarded_for: &str) -> u16 {
-    reqwest::Client::new()
-        .post(&r.url)
-        .header("x-forwarded-for", forwarded_for)
+    ask_with(r, n, forwarded_for, None).await
+}
+
+/// The same, with a `Forwarded` header the client wrote itself (a proxy that appends
+/// X-Forwarded-For passes it through).
+async fn ask_with(r: &Running, n: u32, forwarded_for: &str, forwarded: Option<&str>) -> u16 {
+    let mut req = reqwest::Client::new().post(&r.url);
+    if let Some(f) = forwarded {
+        req = req.header("forwarded", f);
+    }
+    req.header("x-forwarded-for", forwarded_for)
         .json(&json!({"phone": format!("+861380013{n:04}")}))
         .send()
         .await
@@ -76,6 +84,11 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     assert_eq!(ask(&r, 3, "203.0.113.1").await, 429);
     // What the client itself wrote stands left of what the proxy appended: no escape that way.
     assert_eq!(ask(&r, 4, "198.51.100.9, 203.0.113.1").await, 429);
+    // Nor by a Forwarded header of its own: the proxy writes X-Forwarded-For, so only that counts.
+    assert_eq!(
+        ask_with(&r, 6, "203.0.113.1", Some("for=198.51.100.50")).await,
+        429
+    );
     // Everyone else behind the proxy is not shut out.
     assert_eq!(ask(&r, 5, "203.0.113.2").await, 202);
     let _ = r.stop.send(());

@@ -13,7 +13,7 @@ struct Running {
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    config: Config,
+    one_time: String,
     _tmp: tempfile::TempDir,
 }
 
@@ -25,7 +25,8 @@ async fn start(request_timeout_seconds: u64) -> Running {
         request_timeout_seconds,
         ..Config::default()
     };
-    healthcode_server::ops::create_account_now(&config, "bootstrap", Role::Admin)
+    // Accounts are made before the server starts: it holds the data directory while it runs.
+    let one_time = healthcode_server::ops::create_account_now(&config, "officer-zhao", Role::Officer)
         .await
         .unwrap();
     let bound = healthcode_server::bind(&config).await.unwrap();
@@ -39,15 +40,17 @@ async fn start(request_timeout_seconds: u64) -> Running {
         addr,
         stop,
         task,
-        config,
+        one_time,
         _tmp: tmp,
     }
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the server; the data directory stays until the returned handle is dropped.
+    async fn stop(self) -> tempfile::TempDir {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
+        self._tmp
     }
 }
 
@@ -86,9 +89,7 @@ async fn a_body_declared_and_never_sent_times_out_as_problem_json_with_retry_aft
 async fn a_browser_sign_out_needs_the_pages_header_and_then_revokes_the_session() {
     let r = start(10).await;
     let c = reqwest::Client::new();
-    let one_time = healthcode_server::ops::create_account_now(&r.config, "officer-zhao", Role::Officer)
-        .await
-        .unwrap();
+    let one_time = r.one_time.clone();
     // Signed in from the pages: the session comes as a cookie (and in the answer).
     let resp = c
         .post(format!("{}/api/v1/admin/sessions", r.base))
@@ -145,4 +146,36 @@ async fn a_browser_sign_out_needs_the_pages_header_and_then_revokes_the_session(
     );
     assert_eq!(whoami().await, 401);
     r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_or_command_on_the_same_directory_is_refused_naming_the_first() {
+    let r = start(10).await;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: r._tmp.path().join("data"),
+        ..Config::default()
+    };
+    let chain = |e: &healthcode_server::StartError| healthcode_server::problem::ErrorChain(e).to_string();
+    let e = healthcode_server::bind(&config).await.unwrap_err();
+    let pid = format!("process {}", std::process::id());
+    assert!(chain(&e).contains(&pid), "{}", chain(&e));
+    let e = healthcode_server::ops::create_account_now(&config, "officer-qian", Role::Officer)
+        .await
+        .unwrap_err();
+    assert!(chain(&e).contains("in use by"), "{}", chain(&e));
+    let e = healthcode_server::ops::purge_now(&config).await.unwrap_err();
+    assert!(chain(&e).contains("in use by"), "{}", chain(&e));
+    // Reading the audit chain is allowed beside the server (an auditor's check).
+    assert!(
+        healthcode_server::ops::verify_audit_now(&config)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let _dir = r.stop().await;
+    // Once it has stopped, the directory is free again.
+    healthcode_server::ops::create_account_now(&config, "officer-qian", Role::Officer)
+        .await
+        .unwrap();
 }

@@ -366,6 +366,42 @@ mod tests {
     }
 
     #[test]
+    fn a_resident_born_today_in_beijing_before_eight_is_sealed() {
+        // 04:00 on 1 December in Beijing is still 30 November by UTC.
+        let at = time::macros::datetime!(2026-11-30 20:00 UTC);
+        let digits: [u8; 17] = *b"11010120261201001";
+        let number = format!(
+            "{}{}",
+            std::str::from_utf8(&digits).unwrap(),
+            healthcode_domain::resident_id_check_char(&digits)
+        );
+        let c = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();
+        let id = healthcode_domain::HolderId::from_bytes(&[2; 8]).unwrap();
+        let mut newborn = person(Some(&number), None);
+        newborn.birth_date = time::macros::date!(2026 - 12 - 01);
+        c.seal_holder(id, crate::HolderKind::Resident, &newborn, "A*** E.", at)
+            .unwrap();
+        // But not a day later than anywhere has reached.
+        let digits: [u8; 17] = *b"11010120261202001";
+        let number = format!(
+            "{}{}",
+            std::str::from_utf8(&digits).unwrap(),
+            healthcode_domain::resident_id_check_char(&digits)
+        );
+        let id = healthcode_domain::HolderId::from_bytes(&[3; 8]).unwrap();
+        assert!(
+            c.seal_holder(
+                id,
+                crate::HolderKind::Resident,
+                &person(Some(&number), None),
+                "A*** E.",
+                at
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn a_holder_without_a_valid_document_of_their_kind_is_not_sealed() {
         use crate::HolderKind::{Resident, Visitor};
         let c = Crypto::new(&[(1, [1; 32])], 1, [9; 32]).unwrap();

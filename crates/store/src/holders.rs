@@ -99,7 +99,9 @@ impl Crypto {
             data.resident_id.as_deref(),
             data.passport.as_deref(),
             data.nationality.as_deref(),
-            created_at.date(),
+            // Registration checked the birth date against its own local day; any day up to the
+            // latest anywhere is one that some registration could have accepted.
+            healthcode_domain::latest_date_anywhere(created_at),
         );
         let identity_hash = match (kind, doc) {
             (HolderKind::Resident, Ok(doc @ IdentityDocument::ResidentId(_)))

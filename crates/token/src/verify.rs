@@ -138,12 +138,12 @@ impl Verifier {
                 kid,
             });
         }
-        if let Some(accepted) = &self.accepted_issuers {
-            if !accepted.contains(&claims.issuer) {
-                return Err(VerifyError::UntrustedIssuer {
-                    issuer: claims.issuer,
-                });
-            }
+        if let Some(accepted) = &self.accepted_issuers
+            && !accepted.contains(&claims.issuer)
+        {
+            return Err(VerifyError::UntrustedIssuer {
+                issuer: claims.issuer,
+            });
         }
         if plus(claims.issued_at, self.leeway) < key.not_before || claims.issued_at >= key.not_after {
             return Err(VerifyError::IssuedOutsideKeyValidity { kid });

@@ -12,7 +12,7 @@ use healthcode_exposure::{TraceReport, Tracer};
 use healthcode_policy::Policy;
 use healthcode_server::StartError;
 use healthcode_server::ops::trace::{CaseSelection, case_ids, index_for, record};
-use healthcode_server::ops::{StoreWork, configured_policy, with_store};
+use healthcode_server::ops::{StoreWork, configured_policy, hold_sqlite_dir, with_store};
 use healthcode_store::Store;
 
 use super::{ConfigArgs, runtime};
@@ -215,6 +215,7 @@ impl TraceArgs {
             export: self.export,
             index: self.index,
         };
+        let _held = hold_sqlite_dir(&config).map_err(anyhow::Error::new)?;
         let outcome = runtime()?
             .block_on(with_store(&config, &config.data_dir, false, 4, run))
             .map_err(anyhow::Error::new)?;

@@ -88,7 +88,7 @@ async fn holder_by_document<S: Store>(
         resident_id.as_deref(),
         passport.as_deref(),
         nationality.as_deref(),
-        now().date(),
+        healthcode_domain::latest_date_anywhere(now()),
     )
     .map_err(|e| ApiError::InvalidField(e.to_string()))?;
     let hash = app.vault.identity_hash(&doc);

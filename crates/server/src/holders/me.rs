@@ -214,12 +214,12 @@ pub(crate) async fn declare<S: Store>(
             symptoms,
             temperature_c,
         } => {
-            if let Some(c) = temperature_c {
-                if !(30.0..=45.0).contains(&c) {
-                    return Err(ApiError::InvalidField(
-                        "temperature_c must lie between 30 and 45".into(),
-                    ));
-                }
+            if let Some(c) = temperature_c
+                && !(30.0..=45.0).contains(&c)
+            {
+                return Err(ApiError::InvalidField(
+                    "temperature_c must lie between 30 and 45".into(),
+                ));
             }
             Fact::Health(HealthDeclaration {
                 at: t,

@@ -45,11 +45,16 @@ pub struct OtpSent {
 ))]
 pub(crate) async fn send_otp<S: Store>(
     State(app): State<Arc<App<S>>>,
-    ClientAddr(client): ClientAddr,
+    client: ClientAddr,
     Json(req): Json<OtpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
-    if app.otp_by_address.check_key(&client).is_err() {
+    // Addresses that have not asked for a while are forgotten, so a client naming many cannot
+    // grow the table without end.
+    if app.otp_by_address.len() > 100_000 {
+        app.otp_by_address.retain_recent();
+    }
+    if app.otp_by_address.check_key(&client.limit_key()).is_err() {
         return Err(ApiError::RateLimited(
             "too many one-time codes from this address; retry later".into(),
             600,

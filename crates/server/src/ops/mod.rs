@@ -65,6 +65,16 @@ pub async fn with_store<W: StoreWork>(
     }
 }
 
+/// For a command that writes the SQLite store: this process's hold on the data directory (when
+/// it exists: a missing one is reported by opening the store), so that it does not run beside a
+/// server on the same files.
+pub fn hold_sqlite_dir(config: &Config) -> Result<Option<crate::datadir::DirLock>, StartError> {
+    if config.database_url.is_some() || !config.data_dir.exists() {
+        return Ok(None);
+    }
+    Ok(Some(crate::datadir::DirLock::acquire(&config.data_dir)?))
+}
+
 /// The policy file the configuration names, or the default policy.
 pub fn configured_policy(config: &Config) -> Result<Policy, StartError> {
     match &config.policy_file {
@@ -124,6 +134,7 @@ impl StoreWork for Purge {
 /// the `healthcode purge` command.
 pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
     let retention = Duration::days(config.retention_days.into());
+    let _held = hold_sqlite_dir(config)?;
     with_store(config, &config.data_dir, false, 2, Purge(retention)).await
 }
 
@@ -161,10 +172,12 @@ impl StoreWork for CreateAccount<'_> {
 /// directory when it does not exist yet): the `healthcode admin create` command. Returns the
 /// password, shown once.
 pub async fn create_account_now(config: &Config, username: &str, role: Role) -> Result<String, StartError> {
-    // The first account may come before the first `serve`: make the directory as it would.
-    if config.database_url.is_none() {
-        DataDir::open_or_create(&config.data_dir, &config.region, now())?;
-    }
+    // The first account may come before the first `serve`: make the directory as it would, and
+    // hold it while the account is written.
+    let _held = match config.database_url {
+        None => Some(DataDir::open_or_create(&config.data_dir, &config.region, now())?),
+        Some(_) => None,
+    };
     with_store(
         config,
         &config.data_dir,

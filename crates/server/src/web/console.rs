@@ -103,12 +103,8 @@ async fn signin(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
     render(&SignIn { ctx, next })
 }
 
-async fn signout<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    headers: axum::http::HeaderMap,
-    me: Result<Staff<AnyStaff>, ApiError>,
-) -> Response {
-    super::end_session(&app, &headers, me.map(|m| m.token_hash), STAFF_COOKIE).await
+async fn signout<S: Store>(State(app): State<Arc<App<S>>>, headers: axum::http::HeaderMap) -> Response {
+    super::end_session(&app, &headers, STAFF_COOKIE).await
 }
 
 #[derive(Template)]

@@ -334,13 +334,14 @@ pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
     page
 }
 
-/// Ends the browser's session: revokes it in the store (and this node's cache) and clears the
-/// cookie. Only the pages may ask (the web header): another site cannot sign a person out, and a
-/// sign-out that only cleared the cookie would leave a copied token working.
+/// Ends the browser's session: revokes the token the browser presents (its cookie, or a bearer
+/// token) in the store and in this node's cache, whatever state the session is in, and clears
+/// the cookie. Only the pages may ask (the web header): another site cannot sign a person out,
+/// and a sign-out that only cleared the cookie would leave a copied token working. A store that
+/// fails is a 500, not a sign-out that seemed to work.
 pub(crate) async fn end_session<S: Store>(
     app: &App<S>,
     headers: &axum::http::HeaderMap,
-    hash: Result<[u8; 32], ApiError>,
     cookie: &str,
 ) -> Response {
     if !crate::auth::from_web(headers) {
@@ -350,7 +351,16 @@ pub(crate) async fn end_session<S: Store>(
         ))
         .into_response();
     }
-    if let Ok(hash) = hash {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = bearer
+        .or_else(|| crate::auth::cookie_in(headers, cookie))
+        .filter(|t| !t.is_empty());
+    if let Some(token) = token {
+        let hash = crate::auth::secret_hash(token);
         app.auth.forget_session(&hash);
         if let Err(e) = app.store.revoke_session(&hash).await {
             return ApiError::from(e).into_response();
