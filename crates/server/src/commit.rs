@@ -70,6 +70,10 @@ impl Committer {
         self.depth.fetch_add(n, Ordering::Relaxed);
         match wait.await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if matches!(*e, StoreError::Unavailable(_)) => Err(ApiError::Unavailable(
+                "the database is unavailable; the scans were not stored: retry shortly".into(),
+                5,
+            )),
             Ok(Err(e)) => Err(ApiError::internal("storing check-ins failed", e)),
             Err(_) => Err(ApiError::Unavailable("the server is shutting down".into(), 1)),
         }

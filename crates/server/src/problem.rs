@@ -121,6 +121,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if matches!(e, StoreError::Unavailable(_)) {
+            tracing::warn!(error = %ErrorChain(&e), "the database is unavailable");
+            return ApiError::Unavailable("the database is unavailable; retry shortly".into(), 5);
+        }
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
@@ -182,10 +186,91 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON, sent as Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::TooLarge("the body is larger than the server accepts".into())
+                }
+                _ => ApiError::BadRequest(e.body_text()),
+            })?;
+        refuse_nul(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/…+json`).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Refuses text with a NUL character (`\u0000`) before anything reads it, naming the field:
+/// PostgreSQL cannot keep it (the request used to fail there with a 500) and SQLite would, so the
+/// two stores would disagree. Only a body that holds the escape at all is parsed twice.
+fn refuse_nul(body: &[u8]) -> Result<(), ApiError> {
+    let has_escape = body
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
+    if !has_escape {
+        return Ok(());
+    }
+    // Malformed JSON is reported by the real parse, with its own message.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    match nul_path(&value, String::new()) {
+        Some(path) => Err(ApiError::InvalidField(format!(
+            "{path}: contains a NUL character (\\u0000), which cannot be stored"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where in `v` a string (or an object's key) holds a NUL character, as `field`, `list[2]` or
+/// `outer.inner`.
+fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
+    let name = |at: &str| {
+        if at.is_empty() {
+            "body".to_owned()
+        } else {
+            at.to_owned()
+        }
+    };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(name(&at)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{}[{i}]", name(&at)))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(k, item)| {
+            let here = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                return Some(name(&at));
+            }
+            nul_path(item, here)
+        }),
+        _ => None,
     }
 }
 
@@ -257,6 +342,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::InvalidField(
+                "the query contains a NUL character (%00), which cannot be stored".into(),
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))

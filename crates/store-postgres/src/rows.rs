@@ -25,13 +25,52 @@ pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
         Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
             StoreError::NotFound(format!("a referenced record does not exist ({})", constraint()))
         }
+        Some(c) if unavailable_state(c) => StoreError::unavailable(e),
+        // No SQLSTATE: the connection broke or could not be made.
+        None if e.is_closed() || source_is_io(&e) => StoreError::unavailable(e),
         _ => StoreError::backend(e),
     }
 }
 
-/// No connection could be had from the pool.
+/// States in which the server is restarting, shutting down, out of connections or of disk:
+/// retrying later may succeed.
+fn unavailable_state(c: &SqlState) -> bool {
+    [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::DISK_FULL,
+        SqlState::INSUFFICIENT_RESOURCES,
+        SqlState::OUT_OF_MEMORY,
+        SqlState::CONNECTION_EXCEPTION,
+        SqlState::CONNECTION_FAILURE,
+        SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+    ]
+    .contains(c)
+}
+
+fn source_is_io(e: &tokio_postgres::Error) -> bool {
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        cur = s.source();
+    }
+    false
+}
+
+/// No connection could be had from the pool: the database is unreachable, or every connection
+/// is busy for longer than the pool waits.
 pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::backend(e)
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => match db(e) {
+            StoreError::Backend(inner) => StoreError::Unavailable(inner),
+            other => other,
+        },
+        other => StoreError::unavailable(other),
+    }
 }
 
 /// A row of a query, read through [`Columns`].

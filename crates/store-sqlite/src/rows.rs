@@ -10,9 +10,21 @@ use time::{Date, OffsetDateTime};
 /// A failed statement: a broken constraint is [`StoreError::Conflict`], anything else
 /// [`StoreError::Backend`] with SQLite's error as its source.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{
+        CannotOpen, ConstraintViolation, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure,
+    };
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ConstraintViolation => {
             StoreError::Conflict(e.to_string())
+        }
+        // A full disk, a locked or unreadable file: the same request may succeed later.
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                DiskFull | DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen
+            ) =>
+        {
+            StoreError::unavailable(e)
         }
         _ => StoreError::backend(e),
     }

@@ -46,12 +46,21 @@ pub enum StoreError {
     /// The database failed; what it said is the error's [`source`](std::error::Error::source).
     #[error("database error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The database cannot be used for now: unreachable, restarting, out of connections, out of
+    /// disk, or busy. Retrying later may succeed (an API client gets 503 with Retry-After).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl StoreError {
     /// A database failure caused by `e`, which stays readable as the error's source.
     pub fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> StoreError {
         StoreError::Backend(e.into())
+    }
+
+    /// The database cannot be used for now, because of `e`.
+    pub fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> StoreError {
+        StoreError::Unavailable(e.into())
     }
 }
 
