@@ -231,6 +231,13 @@ impl AuthCache {
         }
     }
 
+    /// Forgets a device, as when its key is revoked.
+    pub fn forget_device(&self, hash: &[u8; 32]) {
+        if let Ok(mut map) = self.devices.lock() {
+            map.remove(hash);
+        }
+    }
+
     fn device(&self, hash: &[u8; 32]) -> Option<Arc<(Device, Venue)>> {
         let map = self.devices.lock().ok()?;
         let (d, at) = map.get(hash)?;
@@ -538,6 +545,9 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
             .device_by_key_hash(&hash)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown device key".into()))?;
+        if device.revoked_at.is_some() {
+            return Err(ApiError::Unauthorized("this device key was revoked".into()));
+        }
         let venue = app
             .store
             .venue(device.venue)

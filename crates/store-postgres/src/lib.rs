@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_exposure_review",
         include_str!("../migrations/0003_exposure_review.sql"),
     ),
+    (
+        "0004_device_revocation",
+        include_str!("../migrations/0004_device_revocation.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

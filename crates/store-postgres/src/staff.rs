@@ -103,6 +103,7 @@ impl StaffStore for PgStore {
             venue,
             label: label.to_owned(),
             key_hash: *key_hash,
+            revoked_at: None,
         })
     }
 
@@ -131,6 +132,24 @@ impl StaffStore for PgStore {
             .await
             .map_err(db)?;
         each(&rows, device_row)
+    }
+
+    async fn revoke_device(&self, id: DeviceId, at: OffsetDateTime) -> StoreResult<Device> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1 FOR UPDATE"),
+                &[&id.0],
+            )
+            .await
+            .map_err(db)?;
+        let d = rules::revoke_device(id, one(row.as_ref(), device_row)?, at)?;
+        tx.execute("UPDATE devices SET revoked_at = $1 WHERE id = $2", &[&at, &id.0])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(d)
     }
 
     async fn insert_officer(

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_exposure_review",
         include_str!("../migrations/0003_exposure_review.sql"),
     ),
+    (
+        "0004_device_revocation",
+        include_str!("../migrations/0004_device_revocation.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

@@ -69,6 +69,7 @@ impl StaffStore for SqliteStore {
                 venue,
                 label: label.to_owned(),
                 key_hash: *key_hash,
+                revoked_at: None,
             })
         })
     }
@@ -81,6 +82,19 @@ impl StaffStore for SqliteStore {
     async fn devices(&self, venue: Option<VenueId>) -> StoreResult<Vec<Device>> {
         let sql = format!("SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR venue = ?1 ORDER BY id");
         self.read(|c| query_all(c, &sql, [venue.map(|v| v.0)], device_row))
+    }
+
+    async fn revoke_device(&self, id: DeviceId, at: OffsetDateTime) -> StoreResult<Device> {
+        let sql = format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1");
+        self.write(|tx| {
+            let d = rules::revoke_device(id, query_first(tx, &sql, [id.0], device_row)?, at)?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = ?1 WHERE id = ?2",
+                params![ts(at), id.0],
+            )
+            .map_err(backend)?;
+            Ok(d)
+        })
     }
 
     async fn insert_officer(

@@ -185,7 +185,7 @@ pub fn checkin_row(r: &dyn Columns) -> StoreResult<CheckIn> {
 }
 
 /// The columns [`device_row`] reads.
-pub const DEVICE_COLS: &str = "id, venue, label, key_hash";
+pub const DEVICE_COLS: &str = "id, venue, label, key_hash, revoked_at";
 
 /// A scanner device, from [`DEVICE_COLS`].
 pub fn device_row(r: &dyn Columns) -> StoreResult<Device> {
@@ -194,6 +194,7 @@ pub fn device_row(r: &dyn Columns) -> StoreResult<Device> {
         venue: VenueId(r.int(1)?),
         label: r.text(2)?.to_owned(),
         key_hash: hash32(r.blob(3)?)?,
+        revoked_at: r.opt_time(4)?,
     })
 }
 

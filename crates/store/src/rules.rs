@@ -2,11 +2,11 @@
 //! reads the row(s), calls the rule here, and writes what the rule returned. Nothing here does
 //! I/O, so each rule is tested with plain values.
 
-use healthcode_domain::{AppealId, OfficerId, Override, OverrideId};
+use healthcode_domain::{AppealId, DeviceId, OfficerId, Override, OverrideId};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    Appeal, ExposureKey, ExposureState, OtpCheck, OtpLimits, StoreError, StoreResult, StoredExposure,
+    Appeal, Device, ExposureKey, ExposureState, OtpCheck, OtpLimits, StoreError, StoreResult, StoredExposure,
 };
 
 /// A phone's send counters, as stored beside its one-time code.
@@ -153,6 +153,21 @@ impl<'a> ExposureReview<'a> {
         e.state = self.to;
         Ok(e)
     }
+}
+
+/// The device `id` (as `found`) with its key revoked at `at`, to be written:
+/// [`StoreError::NotFound`] for no such device, [`StoreError::Refused`] when it was revoked
+/// already (the first revocation's time stands).
+pub fn revoke_device(id: DeviceId, found: Option<Device>, at: OffsetDateTime) -> StoreResult<Device> {
+    let mut d = found.ok_or_else(|| StoreError::NotFound(format!("device {}", id.0)))?;
+    if let Some(when) = d.revoked_at {
+        return Err(StoreError::Refused(format!(
+            "device {} was revoked already, at {when}",
+            id.0
+        )));
+    }
+    d.revoked_at = Some(at);
+    Ok(d)
 }
 
 /// The appeal `id` (as `found`) with its decision, to be written: [`StoreError::NotFound`] for no

@@ -46,6 +46,8 @@ pub struct Device {
     pub label: String,
     /// SHA-256 of its key (the key itself is shown once and never stored).
     pub key_hash: [u8; 32],
+    /// When an admin revoked its key; a revoked key is refused.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// What an officer account may do.
@@ -130,8 +132,15 @@ pub trait StaffStore: Send + Sync + 'static {
         &self,
         key_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<Device>>> + Send;
-    /// Lists the devices of a venue, or all devices.
+    /// Lists the devices of a venue, or all devices, revoked ones included.
     fn devices(&self, venue: Option<VenueId>) -> impl Future<Output = StoreResult<Vec<Device>>> + Send;
+    /// Revokes a device's key at `at`, in one transaction with the check: [`StoreError::NotFound`]
+    /// for no such device, [`StoreError::Refused`] when it was revoked already.
+    fn revoke_device(
+        &self,
+        id: DeviceId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Device>> + Send;
     /// Creates an officer account; [`StoreError::Conflict`] if the username is taken.
     fn insert_officer(
         &self,

@@ -44,6 +44,7 @@ pub use venues::*;
         list_venues,
         create_device,
         list_devices,
+        revoke_device,
         add_risk_area,
         list_risk_areas,
         find_holder,
@@ -117,6 +118,10 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route(
             "/api/v1/admin/venues/{id}/devices",
             post(create_device::<S>).get(list_devices::<S>),
+        )
+        .route(
+            "/api/v1/admin/venues/{id}/devices/{device}",
+            axum::routing::delete(revoke_device::<S>),
         )
         .route(
             "/api/v1/admin/risk-areas",

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use healthcode_domain::{AdmissionPolicy, Issuer, RiskArea, RiskLevel, Venue, VenueCategory, VenueId};
+use healthcode_domain::{
+    AdmissionPolicy, DeviceId, Issuer, RiskArea, RiskLevel, Venue, VenueCategory, VenueId,
+};
 use healthcode_store::{Device, NewVenue, Store};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,7 +17,7 @@ use crate::auth::{Admins, DEVICE_KEY_PREFIX, Officers, Staff, new_secret, secret
 use crate::problem::{ApiError, Json, Path, Problem};
 
 use super::rfc;
-use crate::App;
+use crate::{App, now};
 
 /// A new venue.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -128,6 +130,9 @@ pub struct DeviceView {
     pub venue: i64,
     /// Label.
     pub label: String,
+    /// When an admin revoked its key (RFC 3339); absent while the key works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 impl From<Device> for DeviceView {
@@ -136,6 +141,7 @@ impl From<Device> for DeviceView {
             id: d.id.0,
             venue: d.venue.0,
             label: d.label,
+            revoked_at: d.revoked_at.map(rfc),
         }
     }
 }
@@ -210,6 +216,40 @@ pub(crate) async fn list_devices<S: Store>(
             .map(DeviceView::from)
             .collect(),
     ))
+}
+
+/// Revokes a device's key (admins): the key is refused at once on this server, and within the
+/// session cache's 30 seconds on any other. The device stays listed, with when it was revoked;
+/// a venue that needs a scanner again gets a new device and key. Audited.
+#[utoipa::path(delete, path = "/venues/{id}/devices/{device}", tag = "venues", security(("officer" = [])),
+    params(("id" = i64, Path, description = "venue id"), ("device" = i64, Path, description = "device id")), responses(
+    (status = 200, description = "revoked", body = DeviceView),
+    (status = 404, description = "no such device at this venue", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "revoked already", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn revoke_device<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path((venue, device)): Path<(i64, i64)>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let found = app
+        .store
+        .devices(Some(VenueId(venue)))
+        .await?
+        .into_iter()
+        .find(|d| d.id == DeviceId(device))
+        .ok_or_else(|| ApiError::NotFound(format!("venue {venue} has no device {device}")))?;
+    let revoked = app.store.revoke_device(found.id, now()).await?;
+    app.auth.forget_device(&revoked.key_hash);
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "device-revoke",
+        None,
+        format!("device {device} ({}) of venue {venue}", revoked.label),
+    )
+    .await?;
+    Ok(Json(DeviceView::from(revoked)))
 }
 
 /// A risk area.

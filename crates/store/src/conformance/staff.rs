@@ -24,6 +24,24 @@ pub async fn venues_and_devices<H: Harness>(h: &H) {
         s.insert_device(hospital.id, "dup", &[5; 32]).await,
         Err(StoreError::Conflict(_))
     ));
+    // Revoked once, at one time; the key still finds the device, which says it is revoked.
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let revoked = s.revoke_device(d.id, at).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(s.device_by_key_hash(&[5; 32]).await.unwrap().unwrap(), revoked);
+    assert_eq!(s.devices(Some(mall.id)).await.unwrap(), vec![revoked.clone()]);
+    assert!(matches!(
+        s.revoke_device(d.id, at + time::Duration::hours(1)).await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(
+        s.device_by_key_hash(&[5; 32]).await.unwrap().unwrap().revoked_at,
+        Some(at)
+    );
+    assert!(matches!(
+        s.revoke_device(DeviceId(999_999), at).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn officers_are_unique_and_keep_roles<H: Harness>(h: &H) {
