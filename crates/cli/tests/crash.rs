@@ -88,26 +88,55 @@ fn stored_seqs(dir: &Path, venue: i64, device: i64) -> Vec<i64> {
     })
 }
 
+/// `healthcode demo` with ten holders on a free port, and a runtime to talk to it.
+struct Demo {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    listen: String,
+    base: String,
+    server: Child,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("demo");
+        let listen = format!("127.0.0.1:{}", free_port());
+        let server = spawn(&[
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--holders",
+            "10",
+        ]);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Demo {
+            _tmp: tmp,
+            dir,
+            base: format!("http://{listen}"),
+            listen,
+            server,
+            rt,
+        }
+    }
+}
+
 #[test]
 fn acknowledged_scans_survive_kill_9_and_retries_store_them_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
-    let mut server = spawn(&[
-        "demo",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        &listen,
-        "--holders",
-        "10",
-    ]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let Demo {
+        _tmp,
+        dir,
+        listen,
+        base,
+        mut server,
+        rt,
+    } = Demo::start();
     let (venue, device, key, tokens, acked, sent) = rt.block_on(async {
         let c = reqwest::Client::new();
         wait_ready(&c, &base).await;
@@ -214,24 +243,14 @@ fn acknowledged_scans_survive_kill_9_and_retries_store_them_once() {
 #[test]
 fn sigterm_finishes_the_requests_in_flight_and_exits_zero() {
     use std::io::{Read, Write};
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
-    let mut server = spawn(&[
-        "demo",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        &listen,
-        "--holders",
-        "10",
-    ]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let Demo {
+        _tmp,
+        dir: _,
+        listen,
+        base,
+        mut server,
+        rt,
+    } = Demo::start();
     rt.block_on(wait_ready(&reqwest::Client::new(), &base));
     // A one-time-code request whose body is only half sent.
     let mut slow = std::net::TcpStream::connect(&listen).unwrap();

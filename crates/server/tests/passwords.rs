@@ -7,18 +7,24 @@ use healthcode_server::Config;
 use healthcode_store::Role;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_through_after() {
+/// A server with one officer account, `username`, on `config` (its address and directory are
+/// filled in); the sign-in URL and the officer's one-time password.
+struct Running {
+    url: String,
+    one_time: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _tmp: tempfile::TempDir,
+}
+
+async fn start(config: Config, username: &str) -> Running {
     let tmp = tempfile::tempdir().unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: tmp.path().join("data"),
-        // One check at a time, none waiting: every sign-in that overlaps another is refused.
-        password_checks_at_once: 1,
-        password_queue_ms: 0,
-        ..Config::default()
+        ..config
     };
-    let one_time = healthcode_server::ops::create_account_now(&config, "officer-li", Role::Officer)
+    let one_time = healthcode_server::ops::create_account_now(&config, username, Role::Officer)
         .await
         .unwrap();
     let bound = healthcode_server::bind(&config).await.unwrap();
@@ -27,6 +33,32 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
     let server = tokio::spawn(bound.run(async move {
         let _ = stopped.await;
     }));
+    Running {
+        url,
+        one_time,
+        stop,
+        server,
+        _tmp: tmp,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_through_after() {
+    // One check at a time, none waiting: every sign-in that overlaps another is refused.
+    let config = Config {
+        password_checks_at_once: 1,
+        password_queue_ms: 0,
+        ..Config::default()
+    };
+    let r = start(config, "officer-li").await;
+    let (url, one_time) = (r.url.clone(), r.one_time.clone());
     let c = reqwest::Client::new();
     let mut flood = Vec::new();
     for i in 0..24 {
@@ -75,27 +107,13 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    r.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guessable_new_password_is_refused_and_changes_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: tmp.path().join("data"),
-        ..Config::default()
-    };
-    let one_time = healthcode_server::ops::create_account_now(&config, "officer-wang", Role::Officer)
-        .await
-        .unwrap();
-    let bound = healthcode_server::bind(&config).await.unwrap();
-    let url = format!("http://{}/api/v1/admin/sessions", bound.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(bound.run(async move {
-        let _ = stopped.await;
-    }));
+    let r = start(Config::default(), "officer-wang").await;
+    let (url, one_time) = (r.url.clone(), r.one_time.clone());
     let c = reqwest::Client::new();
     let sign_in = async |body: Value| {
         let resp = c.post(&url).json(&body).send().await.unwrap();
@@ -115,6 +133,5 @@ async fn a_guessable_new_password_is_refused_and_changes_nothing() {
     assert_eq!(s, 403);
     let (s, v) = sign_in(json!({"username": "officer-wang", "password": one_time, "new_password": "lantern orbit mango vessel"})).await;
     assert_eq!(s, 201, "{v}");
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    r.stop().await;
 }
