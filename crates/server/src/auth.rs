@@ -196,6 +196,9 @@ pub type DeviceEntry = Arc<(Device, Venue)>;
 pub struct AuthCache {
     sessions: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
     devices: Mutex<HashMap<[u8; 32], (DeviceEntry, Instant)>>,
+    /// Device keys revoked through this node: never cached again, even by a request that read
+    /// the device just before the revocation committed.
+    revoked: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl AuthCache {
@@ -231,11 +234,18 @@ impl AuthCache {
         }
     }
 
-    /// Forgets a device, as when its key is revoked.
+    /// Forgets a device whose key is revoked, for good.
     pub fn forget_device(&self, hash: &[u8; 32]) {
+        if let Ok(mut revoked) = self.revoked.lock() {
+            revoked.insert(*hash);
+        }
         if let Ok(mut map) = self.devices.lock() {
             map.remove(hash);
         }
+    }
+
+    fn is_revoked(&self, hash: &[u8; 32]) -> bool {
+        self.revoked.lock().map_or(true, |r| r.contains(hash))
     }
 
     fn device(&self, hash: &[u8; 32]) -> Option<Arc<(Device, Venue)>> {
@@ -245,6 +255,9 @@ impl AuthCache {
     }
 
     fn put_device(&self, hash: [u8; 32], d: Arc<(Device, Venue)>) {
+        if self.is_revoked(&hash) {
+            return;
+        }
         if let Ok(mut map) = self.devices.lock() {
             if map.len() >= CACHE_LIMIT {
                 map.clear();
@@ -545,7 +558,7 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
             .device_by_key_hash(&hash)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown device key".into()))?;
-        if device.revoked_at.is_some() {
+        if device.revoked_at.is_some() || app.auth.is_revoked(&hash) {
             return Err(ApiError::Unauthorized("this device key was revoked".into()));
         }
         let venue = app

@@ -71,7 +71,7 @@ impl Committer {
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if matches!(*e, StoreError::Unavailable(_)) => Err(ApiError::Unavailable(
-                "the database is unavailable; the scans were not stored: retry shortly".into(),
+                "the database is unavailable, so the scans may not be stored: send them again shortly (a scan sent twice is stored once)".into(),
                 5,
             )),
             Ok(Err(e)) => Err(ApiError::internal("storing check-ins failed", e)),

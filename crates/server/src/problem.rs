@@ -119,10 +119,30 @@ impl ApiError {
     }
 }
 
+/// Says that the database is unavailable at most once every ten seconds, with how many more
+/// requests met it meanwhile: an outage under load is thousands of failing calls a second.
+fn log_unavailable(e: &StoreError) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last >= 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let more = SINCE.swap(0, Ordering::Relaxed);
+        tracing::warn!(error = %ErrorChain(e), also_failed = more, "the database is unavailable");
+    } else {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         if matches!(e, StoreError::Unavailable(_)) {
-            tracing::warn!(error = %ErrorChain(&e), "the database is unavailable");
+            log_unavailable(&e);
             return ApiError::Unavailable("the database is unavailable; retry shortly".into(), 5);
         }
         match e {
@@ -231,9 +251,12 @@ fn refuse_nul(body: &[u8]) -> Result<(), ApiError> {
     if !has_escape {
         return Ok(());
     }
-    // Malformed JSON is reported by the real parse, with its own message.
+    // A body the generic parse refuses (a number out of range, say) is refused outright when it
+    // holds the escape: nothing here can show it is clean.
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Ok(());
+        return Err(ApiError::InvalidField(
+            "body: holds a NUL character (\\u0000), which cannot be stored, or is not JSON".into(),
+        ));
     };
     match nul_path(&value, String::new()) {
         Some(path) => Err(ApiError::InvalidField(format!(

@@ -150,7 +150,8 @@ async fn healthz() -> &'static str {
 /// Readiness: the store answers.
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "ready", body = String),
-    (status = 500, description = "the store does not answer", body = Problem, content_type = "application/problem+json"),
+    (status = 500, description = "the store failed", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the database is unavailable for now; see Retry-After", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Result<&'static str, ApiError> {
     app.store.risk_areas().await?;

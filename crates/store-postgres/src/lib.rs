@@ -142,6 +142,9 @@ impl PgStore {
         max_connections: usize,
     ) -> Result<PgStore, ConnectError> {
         let mut cfg = tokio_postgres::Config::from_str(url.expose()).map_err(ConnectError::Url)?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(std::time::Duration::from_secs(5));
+        }
         if let Some(s) = schema {
             if !s
                 .bytes()
@@ -169,8 +172,15 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Time-outs, so that a database that stops answering (packets dropped, no reset) is a
+        // prompt "unavailable", not a request hanging until its own time-out.
+        let limit = Some(std::time::Duration::from_secs(5));
         let pool = Pool::builder(mgr)
             .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(limit)
+            .create_timeout(limit)
+            .recycle_timeout(limit)
             .build()
             .map_err(|e| ConnectError::Database(e.into()))?;
         let store = PgStore {

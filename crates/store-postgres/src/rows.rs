@@ -61,15 +61,14 @@ fn source_is_io(e: &tokio_postgres::Error) -> bool {
     false
 }
 
-/// No connection could be had from the pool: the database is unreachable, or every connection
-/// is busy for longer than the pool waits.
+/// No connection could be had from the pool. A refused or broken connection, or a wait longer
+/// than the pool's time-outs, is [`StoreError::Unavailable`]; a refusal that will not clear by
+/// itself (a wrong password, a missing database) stays [`StoreError::Backend`], a 500 to fix.
 pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => match db(e) {
-            StoreError::Backend(inner) => StoreError::Unavailable(inner),
-            other => other,
-        },
-        other => StoreError::unavailable(other),
+        deadpool_postgres::PoolError::Backend(e) => db(e),
+        deadpool_postgres::PoolError::Timeout(_) => StoreError::unavailable(e),
+        other => StoreError::backend(other),
     }
 }
 

@@ -10,19 +10,15 @@ use time::{Date, OffsetDateTime};
 /// A failed statement: a broken constraint is [`StoreError::Conflict`], anything else
 /// [`StoreError::Backend`] with SQLite's error as its source.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::{
-        CannotOpen, ConstraintViolation, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure,
-    };
+    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked, DiskFull};
     match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == ConstraintViolation => {
             StoreError::Conflict(e.to_string())
         }
-        // A full disk, a locked or unreadable file: the same request may succeed later.
+        // A full disk or a locked file: the same request may succeed later. (An I/O failure or
+        // a file that cannot be opened is a fault to fix, a 500.)
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                DiskFull | DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen
-            ) =>
+            if matches!(f.code, DiskFull | DatabaseBusy | DatabaseLocked) =>
         {
             StoreError::unavailable(e)
         }

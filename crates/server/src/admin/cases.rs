@@ -72,9 +72,31 @@ pub(crate) async fn add_case<S: Store>(
     let (weak, case_id) = (Arc::downgrade(&app), c.id);
     tokio::spawn(async move {
         let Some(app) = weak.upgrade() else { return };
-        if let Err(e) = run_trace(&app, &[case_id], "system:tracing".into(), "system").await {
-            tracing::error!(case = case_id.0, error = %e, "tracing a new case failed");
+        // A database that is away for a while does not lose the case's contacts: tracing is
+        // idempotent, so it is tried again, for up to about ten minutes.
+        let mut wait = std::time::Duration::from_secs(5);
+        for _ in 0..8 {
+            match run_trace(&app, &[case_id], "system:tracing".into(), "system").await {
+                Err(ApiError::Unavailable(..)) => {
+                    tracing::warn!(
+                        case = case_id.0,
+                        retry_in = wait.as_secs(),
+                        "tracing a new case waits for the database"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(120));
+                }
+                Err(e) => {
+                    tracing::error!(case = case_id.0, error = %crate::problem::ErrorChain(&e), "tracing a new case failed");
+                    return;
+                }
+                Ok(_) => return,
+            }
         }
+        tracing::error!(
+            case = case_id.0,
+            "tracing a new case gave up: trace it on request once the database is back"
+        );
     });
     Ok((
         StatusCode::CREATED,
@@ -148,13 +170,16 @@ pub(crate) async fn run_trace<S: Store>(
     actor: String,
     role: &str,
 ) -> Result<TraceView, ApiError> {
+    let failed = |e: healthcode_exposure::TraceError| match e {
+        healthcode_exposure::TraceError::NoCase(id) => ApiError::NotFound(format!("no case {id}")),
+        // An unavailable database is a 503 here as everywhere.
+        healthcode_exposure::TraceError::Store(e) => ApiError::from(e),
+        other => ApiError::internal("tracing failed", other),
+    };
     let tracer = healthcode_exposure::Tracer::new(app.store(), app.policy.tracing())
         .await
-        .map_err(|e| ApiError::internal("tracing could not start", e))?;
-    let (r, contacts) = tracer.trace(app.store(), cases).await.map_err(|e| match e {
-        healthcode_exposure::TraceError::NoCase(id) => ApiError::NotFound(format!("no case {id}")),
-        other => ApiError::internal("tracing failed", other),
-    })?;
+        .map_err(failed)?;
+    let (r, contacts) = tracer.trace(app.store(), cases).await.map_err(failed)?;
     for h in &contacts {
         app.statuses.invalidate(h);
     }

@@ -239,16 +239,19 @@ pub(crate) async fn revoke_device<S: Store>(
         .into_iter()
         .find(|d| d.id == DeviceId(device))
         .ok_or_else(|| ApiError::NotFound(format!("venue {venue} has no device {device}")))?;
-    let revoked = app.store.revoke_device(found.id, now()).await?;
-    app.auth.forget_device(&revoked.key_hash);
+    // Recorded before it is done (as every read of personal data is), so that no revocation
+    // can happen unaudited; a refused second one leaves an entry that says it was asked for.
     app.audit(
         me.actor(),
         me.role.as_str(),
         "device-revoke",
         None,
-        format!("device {device} ({}) of venue {venue}", revoked.label),
+        format!("device {device} ({}) of venue {venue}", found.label),
     )
     .await?;
+    // Whatever the store answers (revoked now, or already), this node forgets the key.
+    app.auth.forget_device(&found.key_hash);
+    let revoked = app.store.revoke_device(found.id, now()).await?;
     Ok(Json(DeviceView::from(revoked)))
 }
 

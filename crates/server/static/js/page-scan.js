@@ -60,8 +60,8 @@ async function showState() {
   document.getElementById('net-state').className = navigator.onLine ? 'ok' : 'warn';
   const n = queue ? await queue.count() : 0;
   const q = document.getElementById('queue-state');
-  q.textContent = n ? t('queued', { n }) : t('queue_empty');
-  q.className = n ? 'warn' : 'ok';
+  q.textContent = keyRefused ? t('key_refused') : n ? t('queued', { n }) : t('queue_empty');
+  q.className = keyRefused || n ? 'warn' : 'ok';
   const ts = document.getElementById('trust-state');
   if (!trust) {
     ts.textContent = t('trust_missing');
@@ -130,6 +130,10 @@ function closeResult() {
 async function check(text) {
   const token = String(text || '').trim();
   if (!token) return;
+  if (keyRefused) {
+    showResult('invalid', null, 'deny', '', t('key_refused'));
+    return;
+  }
   const now = Date.now();
   const v = trust
     ? await verifyCode(token, trust, Math.floor(now / 1000))
@@ -151,6 +155,9 @@ async function check(text) {
 // ---- upload ---------------------------------------------------------------------------------
 
 let uploading = false;
+// Set when the server refuses this scanner's key (an administrator revoked it): the door stops
+// admitting, since nothing it scans can be recorded; the queue is kept on the device.
+let keyRefused = false;
 async function upload() {
   if (uploading || !device) return;
   uploading = true;
@@ -163,8 +170,13 @@ async function upload() {
       await api('POST', '/api/v1/scans/batch', { venue: device.venue, scans }, { authorization: `Bearer ${device.key}` });
       await queue.remove(pending.map((s) => s.seq));
     }
-  } catch {
-    // Offline or refused: the queue keeps everything for the next try.
+  } catch (e) {
+    // Offline or refused: the queue keeps everything for the next try. A refused key is said
+    // at once and stops the door.
+    if (e && e.status === 401) {
+      keyRefused = true;
+      showResult('invalid', null, 'deny', '', t('key_refused'));
+    }
   } finally {
     uploading = false;
     showState();
