@@ -249,3 +249,67 @@ pub(crate) async fn list_officers<S: Store>(
             .collect(),
     ))
 }
+
+/// A staff member's change of their own password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new one: 12 to 128 characters, hard to guess.
+    pub new_password: String,
+}
+
+/// Changes the signed-in staff member's own password. The current one is checked first, in turn
+/// with every other password check; the new one is judged as at a first sign-in. Every session
+/// of the account then ends, this one too, so that a session someone else holds does not
+/// outlive the change: sign in again with the new password. Audited.
+#[utoipa::path(post, path = "/me/password", tag = "officers", security(("officer" = [])), request_body = PasswordChange, responses(
+    (status = 204, description = "changed; every session of the account has ended"),
+    (status = 401, description = "the current password is wrong, or no session", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the new password is too easy to guess, or the same as the current one", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many sign-ins are being checked at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn change_password<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<AnyStaff>,
+    Json(req): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let officer = app
+        .store
+        .officer(me.id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
+    let right = app
+        .passwords
+        .verify(req.current_password.clone(), officer.password_hash.clone())
+        .await?;
+    if !right {
+        return Err(ApiError::Unauthorized("the current password is wrong".into()));
+    }
+    if req.new_password == req.current_password {
+        return Err(ApiError::InvalidField(
+            "new_password must differ from the current one".into(),
+        ));
+    }
+    let known = vec![
+        officer.username.clone(),
+        officer.role.as_str().to_owned(),
+        "healthcode".into(),
+    ];
+    app.passwords.judge(req.new_password.clone(), known).await?;
+    let hash = app.passwords.hash(req.new_password).await?;
+    app.store.set_officer_password(officer.id, &hash, false).await?;
+    let principal = Principal::Officer(officer.id);
+    let ended = app.store.revoke_sessions_of(&principal).await?;
+    app.auth.forget_sessions_of(&principal);
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "password-change",
+        None,
+        format!("own change; {ended} sessions ended"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -38,6 +38,7 @@ pub use venues::*;
     paths(
         sign_in,
         whoami,
+        change_password,
         create_officer,
         list_officers,
         create_venue,
@@ -70,6 +71,7 @@ pub use venues::*;
         StaffSignIn,
         StaffSession,
         StaffView,
+        PasswordChange,
         NewOfficer,
         OfficerCreated,
         VenueRequest,
@@ -107,6 +109,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
         .route("/api/v1/admin/sessions", post(sign_in::<S>))
         .route("/api/v1/admin/me", get(whoami::<S>))
+        .route("/api/v1/admin/me/password", post(change_password::<S>))
         .route(
             "/api/v1/admin/officers",
             post(create_officer::<S>).get(list_officers::<S>),
