@@ -268,16 +268,22 @@ impl AuthCache {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::Unauthorized(
+            "sign in first: send Authorization: Bearer <token>".into(),
+        ));
+    }
+    bearer_in(&parts.headers)
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed, if the request has one.
+pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("sign in first: send Authorization: Bearer <token>".into()))?;
-    value
-        .to_str()
-        .ok()
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))
 }
 
 /// The browser cookie that carries a holder's session. The `__Host-` prefix makes browsers refuse

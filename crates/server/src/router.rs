@@ -120,11 +120,7 @@ async fn metrics_text<S: Store>(
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(want) = &app.settings.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| crate::auth::secret_hash(t.trim()));
+        let given = crate::auth::bearer_in(&headers).map(crate::auth::secret_hash);
         if given.as_ref() != Some(want) {
             return Err(ApiError::Unauthorized(
                 "the metrics need the configured token: send Authorization: Bearer <token>".into(),

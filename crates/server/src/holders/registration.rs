@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::{StatusCode, header, request::Parts};
+use axum::http::{StatusCode, request::Parts};
 use axum::response::IntoResponse;
 use healthcode_domain::{HolderId, ResidentRegistration, VisitorInput, VisitorRegistration};
 use healthcode_store::{HolderKind, PersonalData, Principal, Store};
@@ -234,13 +234,9 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for AnySession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _app: &Arc<App<S>>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let token = crate::auth::bearer_in(&parts.headers)
             .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
-        Ok(AnySession(secret_hash(token.trim())))
+        Ok(AnySession(secret_hash(token)))
     }
 }
 

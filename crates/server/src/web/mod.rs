@@ -351,12 +351,7 @@ pub(crate) async fn end_session<S: Store>(
         ))
         .into_response();
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let token = bearer
+    let token = crate::auth::bearer_in(headers)
         .or_else(|| crate::auth::cookie_in(headers, cookie))
         .filter(|t| !t.is_empty());
     if let Some(token) = token {
