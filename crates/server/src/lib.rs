@@ -211,6 +211,7 @@ impl<S: Store> App<S> {
         });
         tokio::spawn(commit::run(store, receiver));
         tokio::spawn(ops::retention_task(Arc::downgrade(&app), app.settings.retention));
+        tokio::spawn(holders::forget_quiet_addresses(Arc::downgrade(&app)));
         Ok(app)
     }
 

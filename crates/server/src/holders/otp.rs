@@ -49,11 +49,6 @@ pub(crate) async fn send_otp<S: Store>(
     Json(req): Json<OtpRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
-    // Addresses that have not asked for a while are forgotten, so a client naming many cannot
-    // grow the table without end.
-    if app.otp_by_address.len() > 100_000 {
-        app.otp_by_address.retain_recent();
-    }
     if app.otp_by_address.check_key(&client.limit_key()).is_err() {
         return Err(ApiError::RateLimited(
             "too many one-time codes from this address; retry later".into(),
@@ -139,5 +134,16 @@ pub(crate) async fn accept_otp<S: Store>(app: &App<S>, phone: &Phone, otp: &str)
         OtpCheck::Missing => Err(ApiError::OneTimeCode(
             "no one-time code is waiting for this phone; ask for one first".into(),
         )),
+    }
+}
+
+/// Forgets, once a minute, the addresses whose limit has refilled, so that clients naming many
+/// addresses cannot grow the table without end; off the request path, which only counts.
+pub(crate) async fn forget_quiet_addresses<S: Store>(app: std::sync::Weak<App<S>>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let Some(app) = app.upgrade() else { return };
+        app.otp_by_address.retain_recent();
+        app.otp_by_address.shrink_to_fit();
     }
 }
