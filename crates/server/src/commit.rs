@@ -70,11 +70,10 @@ impl Committer {
         self.depth.fetch_add(n, Ordering::Relaxed);
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if matches!(*e, StoreError::Unavailable(_)) => Err(ApiError::Unavailable(
-                "the database is unavailable, so the scans may not be stored: send them again shortly (a scan sent twice is stored once)".into(),
-                5,
-            )),
-            Ok(Err(e)) => Err(ApiError::internal("storing check-ins failed", e)),
+            // A scan whose group met an unavailable database may or may not be stored: sent
+            // again, it is stored once.
+            Ok(Err(e)) => Err(ApiError::unavailable_store(&e)
+                .unwrap_or_else(|| ApiError::internal("storing check-ins failed", e))),
             Err(_) => Err(ApiError::Unavailable("the server is shutting down".into(), 1)),
         }
     }

@@ -80,6 +80,15 @@ impl ApiError {
         ApiError::Internal(what.into(), Some(cause.into()))
     }
 
+    /// For a store that cannot be used for now: the 503 with Retry-After every caller answers
+    /// (logged, at most every ten seconds); `None` for any other store error.
+    pub fn unavailable_store(e: &StoreError) -> Option<ApiError> {
+        matches!(e, StoreError::Unavailable(_)).then(|| {
+            log_unavailable(e);
+            ApiError::Unavailable("the database is unavailable; retry shortly".into(), 5)
+        })
+    }
+
     /// A server fault with no underlying error (a broken invariant).
     pub fn fault(what: impl Into<String>) -> ApiError {
         ApiError::Internal(what.into(), None)
@@ -141,9 +150,8 @@ fn log_unavailable(e: &StoreError) {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        if matches!(e, StoreError::Unavailable(_)) {
-            log_unavailable(&e);
-            return ApiError::Unavailable("the database is unavailable; retry shortly".into(), 5);
+        if let Some(unavailable) = ApiError::unavailable_store(&e) {
+            return unavailable;
         }
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
