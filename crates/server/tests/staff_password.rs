@@ -1,6 +1,6 @@
 //! A staff member changes their own password after the first sign-in (there was no way to): the
 //! current one must be right, the new one hard to guess; every session of the account ends, so
-//! a stolen session does not outlive the change; audited.
+//! a stolen session does not outlive the change, and a wrong guess through one ends it; audited.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,23 +25,17 @@ async fn a_staff_member_changes_their_own_password_and_every_session_ends(app: &
         .as_str()
         .unwrap()
         .to_owned();
-    let change = async |current: &str, new: &str| {
+    let change_with = async |token: &str, current: &str, new: &str| {
         app.call(
             "POST",
             "/api/v1/admin/me/password",
-            Some(&officer.token),
+            Some(token),
             Some(json!({"current_password": current, "new_password": new})),
         )
         .await
     };
-    // A wrong current password changes nothing.
-    let (st, p) = change("a wrong guess here", "lantern orbit mango vessel").await;
-    assert_eq!(
-        (st.as_u16(), problem_type(&p)),
-        (401, "urn:healthcode:problem:unauthorized"),
-        "{p}"
-    );
-    // Nor does a guessable or unchanged new one.
+    let change = async |current: &str, new: &str| change_with(&officer.token, current, new).await;
+    // A guessable or unchanged new one changes nothing.
     let (st, p) = change("correct horse battery", "111111111111").await;
     assert_eq!(
         (st.as_u16(), problem_type(&p)),
@@ -54,6 +48,37 @@ async fn a_staff_member_changes_their_own_password_and_every_session_ends(app: &
         app.call("GET", "/api/v1/admin/me", Some(&other), None).await.0,
         200
     );
+    // Nor does a wrong current password; and it ends the session that guessed, so a copied
+    // session cannot be used to find the password.
+    let (st, p) = change_with(&other, "a wrong guess here", "lantern orbit mango vessel").await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (401, "urn:healthcode:problem:unauthorized"),
+        "{p}"
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/admin/me", Some(&other), None).await.0,
+        401
+    );
+    let (st, _) = change_with(&other, "correct horse battery", "lantern orbit mango vessel").await;
+    assert_eq!(st.as_u16(), 401);
+    assert_eq!(
+        app.call("GET", "/api/v1/admin/me", Some(&officer.token), None)
+            .await
+            .0,
+        200
+    );
+    // A session the change will end, as someone who copied it would hold.
+    let other = app
+        .post(
+            "/api/v1/admin/sessions",
+            None,
+            json!({"username": username, "password": "correct horse battery"}),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let before = app.audit_log().await.len();
     // The change: both sessions end.
     let (st, p) = change("correct horse battery", "lantern orbit mango vessel").await;

@@ -261,12 +261,13 @@ pub struct PasswordChange {
 }
 
 /// Changes the signed-in staff member's own password. The current one is checked first, in turn
-/// with every other password check; the new one is judged as at a first sign-in. Every session
+/// with every other password check; a wrong one ends the session that sent it, so a copied
+/// session cannot be used to guess it. The new one is judged as at a first sign-in. Every session
 /// of the account then ends, this one too, so that a session someone else holds does not
 /// outlive the change: sign in again with the new password. Audited.
 #[utoipa::path(post, path = "/me/password", tag = "officers", security(("officer" = [])), request_body = PasswordChange, responses(
     (status = 204, description = "changed; every session of the account has ended"),
-    (status = 401, description = "the current password is wrong, or no session", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "the current password is wrong (the session has ended), or no session", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "the new password is too easy to guess, or the same as the current one", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "too many sign-ins are being checked at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -285,7 +286,13 @@ pub(crate) async fn change_password<S: Store>(
         .verify(req.current_password.clone(), officer.password_hash.clone())
         .await?;
     if !right {
-        return Err(ApiError::Unauthorized("the current password is wrong".into()));
+        // Someone holding a copied session must not guess the password through it: a wrong
+        // guess ends the session, and a new one needs the password.
+        app.auth.forget_session(&me.token_hash);
+        app.store.revoke_session(&me.token_hash).await?;
+        return Err(ApiError::Unauthorized(
+            "the current password is wrong; this session has ended: sign in again".into(),
+        ));
     }
     if req.new_password == req.current_password {
         return Err(ApiError::InvalidField(
