@@ -5,7 +5,8 @@
 //! - every operation: 500 (a fault, logged with its cause) and 503 (shed, timed out, or the store
 //!   unavailable; with Retry-After);
 //! - with a security requirement: 401 (no or unknown credential);
-//! - for staff (`officer` security, the admin API): 403 (the role does not allow it);
+//! - for staff (`officer` security, the admin API): 403 (the role does not allow it); for devices:
+//!   403 (another venue's device);
 //! - with a request body: 400 (malformed body), 413 (too large), 415 (not JSON), 422 (a field
 //!   refused, NUL in text included);
 //! - with path or query parameters: 400 (a parameter that does not parse); with path
@@ -61,6 +62,9 @@ fn add_shared(op: &mut Operation, staff_path: bool) {
     }
     if staff_path && schemes.iter().any(|s| s == "officer") {
         add("403", "the account's roles do not allow this");
+    }
+    if schemes.iter().any(|s| s == "device") {
+        add("403", "the device belongs to another venue");
     }
     if op.request_body.is_some() {
         add("400", "the body is not well-formed JSON of the expected shape");
