@@ -171,7 +171,22 @@ impl TestApp {
             .expect("SQLite needs nothing from the environment")
     }
 
+    /// A server on SQLite whose configuration `tweak` changes first (its data directory too).
+    pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_with(Backend::Sqlite, true, tweak)
+            .await
+            .expect("SQLite needs nothing from the environment")
+    }
+
     async fn start(backend: Backend, with_gateway: bool) -> Option<TestApp> {
+        TestApp::start_with(backend, with_gateway, |_| {}).await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        with_gateway: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestSchema::from_env("hc_server")?),
@@ -186,7 +201,7 @@ impl TestApp {
         } else {
             SmsConfig::default()
         };
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: tmp.path().join("data"),
             sms,
@@ -194,6 +209,7 @@ impl TestApp {
             database_schema: schema.as_ref().map(|s| s.name().to_owned()),
             ..Config::default()
         };
+        tweak(&mut config);
         let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
             .await
             .unwrap();
