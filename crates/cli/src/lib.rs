@@ -47,6 +47,11 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy the data directory (keys and SQLite database) into a new directory, also while a
+    /// server runs on it.
+    Backup(command::backup::BackupArgs),
+    /// Put a backup into a new data directory (`--data-dir`), checking it first.
+    Restore(command::backup::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +92,8 @@ impl Cli {
             Command::DefaultConfig => command::default_config::default_config(),
             Command::Purge(c) => command::purge::run(c),
             Command::Audit(AuditCommand::Verify(c)) => command::audit::verify(c),
+            Command::Backup(c) => c.run(),
+            Command::Restore(c) => c.run(),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -41,8 +41,19 @@ request_timeout_seconds = 10
 # On SIGTERM or SIGINT the server stops accepting and lets requests in flight finish, for at most
 # this long.
 shutdown_grace_seconds = 10
-# Requests handled at once; more are refused at once with 503 and Retry-After (load shedding).
-max_in_flight = 4096
+# Connections open at once; one more is answered 503 with Retry-After and closed unserved.
+max_connections = 10000
+# A connection must send a whole request head within this many seconds of opening, or of the
+# first byte of a later request (a slow header trickle is closed).
+header_read_timeout_seconds = 10
+# A kept-alive connection with no request for this long is closed.
+idle_timeout_seconds = 30
+# Requests handled at once. A request waits for its turn at most max_queue_ms, and none waits
+# while the server is already behind by more than max_queue_ms (work ready to run waiting for a
+# core); such a request is answered 503 with Retry-After at once (load shedding,
+# requests_shed_total in the metrics).
+max_in_flight = 512
+max_queue_ms = 50
 # Scans waiting for the group commit; more are refused with 503 and Retry-After.
 scan_queue = 4096
 # How long a holder stays signed in, and an officer.
@@ -66,6 +77,18 @@ trusted_proxies = []
 # proxy_add_x_forwarded_for, most load balancers) or "forwarded" (RFC 7239). The other is
 # ignored, since a proxy passes it through as the client wrote it.
 forwarded_header = "x-forwarded-for"
+
+# The embedded SQLite store (ignored with database_url).
+[storage]
+# When an acknowledged write (a scan, a registration, an audit entry) is answered: "full" once it
+# is on the disk, so it survives a power cut or an operating-system crash; "normal" once SQLite
+# has written it to its log, so it survives a crash of the server but the last writes before a
+# power cut may be lost (faster: docs/BENCHMARKS.md).
+synchronous = "full"
+# Free space (MiB) kept on the data directory's file system: below it writes are refused with
+# 503 and Retry-After before they are tried, /readyz says not ready, and the server resumes by
+# itself once space is freed. 0: no floor.
+min_free_mb = 64
 
 # How one-time codes reach phones.
 [sms]
@@ -115,8 +138,16 @@ pub struct Config {
     pub request_timeout_seconds: u64,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace_seconds: u64,
-    /// Load shedding threshold.
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time for a request head.
+    pub header_read_timeout_seconds: u64,
+    /// Time a kept-alive connection may wait for a request.
+    pub idle_timeout_seconds: u64,
+    /// Requests handled at once.
     pub max_in_flight: usize,
+    /// The longest a request waits for its turn (and the scheduling delay above which none waits).
+    pub max_queue_ms: u64,
     /// Group-commit queue bound.
     pub scan_queue: usize,
     /// Holder session lifetime.
@@ -135,8 +166,54 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The header they write.
     pub forwarded_header: crate::client::ForwardedHeader,
+    /// The embedded store.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
+}
+
+/// When SQLite's commits return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Once on the disk.
+    #[default]
+    Full,
+    /// Once in SQLite's log, synced at checkpoints.
+    Normal,
+}
+
+/// `[storage]`: the embedded SQLite store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// When acknowledged writes are answered.
+    pub synchronous: Synchronous,
+    /// Free MiB kept on the data directory's file system.
+    pub min_free_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            synchronous: Synchronous::Full,
+            min_free_mb: 64,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The options the SQLite store is opened with.
+    pub fn sqlite_options(&self) -> healthcode_store_sqlite::Options {
+        healthcode_store_sqlite::Options {
+            synchronous: match self.synchronous {
+                Synchronous::Full => healthcode_store_sqlite::Synchronous::Full,
+                Synchronous::Normal => healthcode_store_sqlite::Synchronous::Normal,
+            },
+            min_free_bytes: self.min_free_mb.saturating_mul(1 << 20),
+        }
+    }
 }
 
 impl Default for Config {
@@ -154,7 +231,11 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             request_timeout_seconds: 10,
             shutdown_grace_seconds: 10,
-            max_in_flight: 4096,
+            max_connections: 10_000,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 30,
+            max_in_flight: 512,
+            max_queue_ms: 50,
             scan_queue: 4096,
             holder_session_days: 30,
             officer_session_hours: 12,
@@ -164,6 +245,7 @@ impl Default for Config {
             password_queue_ms: 1000,
             trusted_proxies: Vec::new(),
             forwarded_header: crate::client::ForwardedHeader::XForwardedFor,
+            storage: StorageConfig::default(),
             sms: crate::sms::SmsConfig::default(),
         }
     }
@@ -261,10 +343,18 @@ impl Config {
         if self.request_timeout_seconds == 0 {
             return Err(ConfigError("request_timeout_seconds must be at least 1".into()));
         }
-        if self.max_in_flight == 0 || self.scan_queue == 0 {
+        if self.max_in_flight == 0 || self.scan_queue == 0 || self.max_connections == 0 {
             return Err(ConfigError(
-                "max_in_flight and scan_queue must be at least 1".into(),
+                "max_in_flight, max_connections and scan_queue must be at least 1".into(),
             ));
+        }
+        if self.header_read_timeout_seconds == 0 || self.idle_timeout_seconds == 0 {
+            return Err(ConfigError(
+                "header_read_timeout_seconds and idle_timeout_seconds must be at least 1".into(),
+            ));
+        }
+        if self.max_queue_ms == 0 || self.max_queue_ms > 60_000 {
+            return Err(ConfigError("max_queue_ms must be between 1 and 60000".into()));
         }
         if self.holder_session_days == 0 || self.officer_session_hours == 0 {
             return Err(ConfigError("session lifetimes must be at least 1".into()));
@@ -306,6 +396,16 @@ mod tests {
         assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
         assert_eq!(from_sample.forwarded_header, d.forwarded_header);
         assert_eq!(from_sample.shutdown_grace_seconds, d.shutdown_grace_seconds);
+        assert_eq!(from_sample.max_connections, d.max_connections);
+        assert_eq!(
+            from_sample.header_read_timeout_seconds,
+            d.header_read_timeout_seconds
+        );
+        assert_eq!(from_sample.idle_timeout_seconds, d.idle_timeout_seconds);
+        assert_eq!(from_sample.max_in_flight, d.max_in_flight);
+        assert_eq!(from_sample.max_queue_ms, d.max_queue_ms);
+        assert_eq!(from_sample.storage.synchronous, d.storage.synchronous);
+        assert_eq!(from_sample.storage.min_free_mb, d.storage.min_free_mb);
     }
 
     #[test]

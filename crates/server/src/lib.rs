@@ -28,6 +28,7 @@ pub mod client;
 pub mod commit;
 pub mod config;
 pub mod datadir;
+pub mod front;
 pub mod holders;
 pub mod metrics;
 mod openapi;
@@ -313,7 +314,8 @@ impl<S: Store> App<S> {
 pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
-    grace: std::time::Duration,
+    metrics: Arc<metrics::Metrics>,
+    limits: front::Limits,
     /// The data directory, held until the server stops.
     lock: datadir::DirLock,
     /// Whether this start created the data directory.
@@ -346,33 +348,12 @@ impl Bound {
         let Bound {
             listener,
             router,
-            grace,
+            metrics,
+            limits,
             lock,
             ..
         } = self;
-        let (began, draining) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = began.send(());
-        });
-        let deadline = async move {
-            if draining.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let served = tokio::select! {
-            served = server => served,
-            () = deadline => {
-                tracing::warn!(seconds = grace.as_secs(), "the grace period is over; closing with requests still in flight");
-                Ok(())
-            }
-        };
+        let served = front::serve(listener, router, metrics, limits, shutdown).await;
         drop(lock);
         served
     }
@@ -389,14 +370,20 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         policy,
         config,
     };
-    let router = ops::with_store(config, &path, created, 16, serve).await?;
+    let (router, metrics) = ops::with_store(config, &path, created, 16, serve).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
     Ok(Bound {
         listener,
         router,
-        grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+        metrics,
+        limits: front::Limits {
+            header_read: std::time::Duration::from_secs(config.header_read_timeout_seconds),
+            idle: std::time::Duration::from_secs(config.idle_timeout_seconds),
+            max_connections: config.max_connections,
+            grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+        },
         lock,
         created,
         data_dir: path,
@@ -412,10 +399,11 @@ struct Serve<'a> {
 }
 
 impl ops::StoreWork for Serve<'_> {
-    type Output = Router;
+    type Output = (Router, Arc<metrics::Metrics>);
 
-    async fn run<S: Store>(self, store: S) -> Result<Router, StartError> {
+    async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
         let app = App::start(store, self.keystore, self.crypto, self.policy, self.config)?;
-        Ok(router(app, self.config))
+        let metrics = app.metrics.clone();
+        Ok((router(app, self.config), metrics))
     }
 }

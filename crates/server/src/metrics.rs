@@ -64,6 +64,8 @@ pub struct Metrics {
     pub codes: Family<ColourLabels, Counter>,
     /// Requests refused because too many were in flight.
     pub shed: Counter,
+    /// Connections refused because too many were open.
+    pub connections_refused: Counter,
     /// Requests in flight.
     pub in_flight: Gauge,
     /// Check-ins waiting for the group commit.
@@ -83,6 +85,7 @@ impl Default for Metrics {
         let codes = Family::<ColourLabels, Counter>::default();
         let shed = Counter::default();
         let in_flight = Gauge::default();
+        let connections_refused = Counter::default();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "http_requests",
@@ -98,8 +101,13 @@ impl Default for Metrics {
         registry.register("codes_served", "Signed codes served by colour", codes.clone());
         registry.register(
             "requests_shed",
-            "Requests refused with 503 because too many were in flight",
+            "Requests refused with 503 before any work: no turn within max_queue_ms, or the server behind by more than that",
             shed.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 and closed because max_connections were open",
+            connections_refused.clone(),
         );
         registry.register("requests_in_flight", "Requests being handled", in_flight.clone());
         registry.register(
@@ -114,6 +122,7 @@ impl Default for Metrics {
             scans,
             codes,
             shed,
+            connections_refused,
             in_flight,
             queue_depth,
         }

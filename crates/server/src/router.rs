@@ -6,18 +6,16 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use healthcode_store::Store;
-use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 
 use crate::openapi::SharedStatuses;
 use crate::problem::{ApiError, Problem};
-use crate::{App, Config, admin, holders, metrics, problem, scans, web};
+use crate::{App, Config, admin, front, holders, metrics, problem, scans, web};
 
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -66,7 +64,11 @@ impl utoipa::Modify for SecuritySchemes {
 /// The router, with limits, time-outs, load shedding and metrics.
 pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
     let metrics = app.metrics.clone();
-    let gate = Arc::new(Semaphore::new(config.max_in_flight));
+    let shedder = front::Shedder::start(
+        config.max_in_flight,
+        StdDuration::from_millis(config.max_queue_ms),
+        metrics.clone(),
+    );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
@@ -92,23 +94,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
             metrics.clone(),
             metrics::track,
         ))
-        .layer(axum::middleware::from_fn_with_state((gate, metrics), shed))
-}
-
-/// Refuses a request at once (503, Retry-After) when too many are in flight, instead of queueing
-/// without bound.
-async fn shed(
-    State((gate, metrics)): State<(Arc<Semaphore>, Arc<metrics::Metrics>)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match gate.try_acquire() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            metrics.shed.inc();
-            ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response()
-        }
-    }
+        .layer(axum::middleware::from_fn_with_state(shedder, front::shed))
 }
 
 /// Prometheus metrics. When `HEALTHCODE_METRICS_TOKEN` is set, only with that bearer token.
@@ -144,7 +130,9 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers and takes writes (a small write each time: not while the
+/// database is unreachable or full, SQLite's free space is below its floor, or its check-in merger
+/// cannot write).
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "ready", body = String),
     (status = 500, description = "the store failed", body = Problem, content_type = "application/problem+json"),
@@ -152,6 +140,7 @@ async fn healthz() -> &'static str {
 ))]
 async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Result<&'static str, ApiError> {
     app.store.risk_areas().await?;
+    app.store.check_writable().await?;
     Ok("ready")
 }
 

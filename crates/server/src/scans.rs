@@ -158,7 +158,8 @@ fn check_seq(seq: i64) -> Result<(), ApiError> {
 }
 
 /// Verifies a scanned code and answers admit or deny under the venue's policy; an admitted entry
-/// is recorded (durably, before the answer).
+/// is recorded before the answer: committed, and on disk with SQLite's default `synchronous =
+/// "full"` (or PostgreSQL's defaults), so it survives a power cut (docs/operations.md).
 #[utoipa::path(post, path = "/scans", tag = "devices", security(("device" = [])), request_body = ScanRequest, responses(
     (status = 200, description = "the decision", body = ScanResult),
     (status = 401, description = "no or unknown device key", body = Problem, content_type = "application/problem+json"),

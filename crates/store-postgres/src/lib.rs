@@ -13,17 +13,19 @@ use std::sync::{Arc, Mutex};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use healthcode_store::StoreResult;
 use time::OffsetDateTime;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::rows::{db, pool_err};
 
 mod audit;
 mod cases;
 mod checkins;
+mod health;
 mod holders;
 mod rows;
 mod staff;
 pub mod testing;
+mod tls;
 
 /// The migrations, in order. Released ones are never edited.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -36,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
+    ),
+    (
+        "0007_write_probe",
+        include_str!("../migrations/0007_write_probe.sql"),
     ),
     (
         "0008_otp_challenge",
@@ -52,6 +58,9 @@ pub enum ConnectError {
     /// The schema asked for is not a plain name.
     #[error("schema name {0:?} must be lower-case letters, digits and _")]
     Schema(String),
+    /// `sslmode` or `sslrootcert` cannot be used.
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     /// The server refused, is unreachable, or a migration failed.
     #[error("cannot use PostgreSQL")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -145,7 +154,10 @@ impl PgStore {
         schema: Option<&str>,
         max_connections: usize,
     ) -> Result<PgStore, ConnectError> {
-        let mut cfg = tokio_postgres::Config::from_str(url.expose()).map_err(ConnectError::Url)?;
+        let (tls, rest) = tls::split(url.expose())?;
+        let mut cfg = tokio_postgres::Config::from_str(&rest).map_err(ConnectError::Url)?;
+        cfg.ssl_mode(tls.driver_mode());
+        let connector = tls.connector()?;
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(std::time::Duration::from_secs(5));
         }
@@ -157,7 +169,7 @@ impl PgStore {
                 return Err(ConnectError::Schema(s.to_owned()));
             }
             let (client, conn) = cfg
-                .connect(NoTls)
+                .connect(connector.clone())
                 .await
                 .map_err(|e| ConnectError::Database(e.into()))?;
             let task = tokio::spawn(conn);
@@ -171,7 +183,7 @@ impl PgStore {
         }
         let mgr = Manager::from_config(
             cfg,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

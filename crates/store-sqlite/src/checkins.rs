@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use healthcode_domain::{CheckIn, HolderId, VenueId};
 use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
@@ -101,6 +103,7 @@ impl Inner {
     /// Appends scans to the inbox, skipping those whose `(device, seq)` is already in the inbox,
     /// earlier in the batch, or in the indexed table. Keys enter the set only after the commit.
     fn ingest(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+        self.space.check()?;
         let mut c = lock(&self.writer)?;
         let tx = c.transaction().map_err(backend)?;
         let mut fresh: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
@@ -144,24 +147,60 @@ impl Inner {
     }
 }
 
-/// Moves check-ins from the inbox while the store lives.
+/// The merger's pause after a round that moved little, and the longest pause after failures.
+const IDLE: Duration = Duration::from_millis(200);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Moves check-ins from the inbox while the store lives. A round that fails (a full disk, free
+/// space below the floor, a locked file) is tried again after a pause that doubles up to 5 s, so a
+/// full disk is not written to every few hundred milliseconds; the space a failed copy took in the
+/// check-ins file's log is given back. The failure is logged once, as is the recovery, and readiness
+/// reports the merger stalled meanwhile. Scans stay safe in the inbox throughout.
 pub(crate) fn merger(inner: Weak<Inner>) {
+    let mut backoff = Duration::ZERO;
     loop {
         let Some(inner) = inner.upgrade() else { return };
-        let moved = match inner.merge_chunk(MERGE_CHUNK) {
-            Ok(n) => n,
+        let pause = match inner.merge_chunk(MERGE_CHUNK) {
+            Ok(moved) => {
+                if inner.merger_stalled.swap(false, Ordering::Relaxed) {
+                    tracing::info!("check-ins are moved from the inbox again");
+                }
+                backoff = Duration::ZERO;
+                if moved < MERGE_CHUNK as u64 / 4 {
+                    IDLE
+                } else {
+                    Duration::ZERO
+                }
+            }
             Err(e) => {
-                // Retried on the next round; scans stay safe in the inbox meanwhile.
-                tracing::error!(
-                    error = &e as &dyn std::error::Error,
-                    "moving check-ins from the inbox failed"
-                );
-                0
+                if !inner.merger_stalled.swap(true, Ordering::Relaxed) {
+                    let chain: Vec<String> =
+                        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                            .map(ToString::to_string)
+                            .collect();
+                    tracing::warn!(
+                        error = chain.join(": "),
+                        "moving check-ins from the inbox failed; retrying with back-off (scans are kept in the inbox)"
+                    );
+                }
+                inner.give_back_log_space();
+                backoff = (backoff * 2).clamp(Duration::from_secs(1), LONGEST_BACKOFF);
+                backoff
             }
         };
         drop(inner);
-        if moved < MERGE_CHUNK as u64 / 4 {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+impl Inner {
+    /// After a failed merge: cuts the check-ins file's write-ahead log back to nothing when no
+    /// reader needs it, returning the space the rolled-back copy took.
+    fn give_back_log_space(&self) {
+        if let Ok(c) = self.ix_writer.lock() {
+            let _ = c.query_row("PRAGMA main.wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
     }
 }

@@ -1,5 +1,9 @@
-//! The embedded SQLite backend: one file, WAL, `synchronous=NORMAL` (a committed transaction
-//! survives a crash of the process), one writer connection and a few readers.
+//! The embedded SQLite backend: one file, WAL, one writer connection and a few readers.
+//!
+//! Durability ([`Synchronous`]): with `FULL` (the default) a committed transaction is on the disk
+//! before the commit returns, so it survives a crash of the process, of the operating system and a
+//! power cut; with `NORMAL` it survives a crash of the process, but the last commits before a
+//! power cut or an operating-system crash may be lost.
 //!
 //! Calls run on the caller's Tokio worker thread through `block_in_place`, so the store needs the
 //! multi-threaded runtime (as `serve` and the tests use).
@@ -20,11 +24,17 @@ use time::OffsetDateTime;
 use crate::rows::backend;
 
 mod audit;
+mod backup;
 mod cases;
 mod checkins;
+mod health;
 mod holders;
 mod rows;
+mod space;
 mod staff;
+
+pub use backup::{BackupError, backup_database, check_database};
+pub use space::BelowFloor;
 
 /// The migrations of the main file, in order. Released ones are never edited.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -37,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
+    ),
+    (
+        "0007_write_probe",
+        include_str!("../migrations/0007_write_probe.sql"),
     ),
     (
         "0008_otp_challenge",
@@ -82,6 +96,37 @@ pub enum OpenError {
     Merger(#[source] std::io::Error),
 }
 
+/// When a commit of the main file returns (SQLite's `synchronous` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// After the write-ahead log is synced to the disk: a committed transaction survives a power
+    /// cut.
+    #[default]
+    Full,
+    /// Before the log is synced (it is synced at checkpoints): a committed transaction survives a
+    /// crash of the process, not necessarily of the operating system or the power.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// When commits of the main file (everything acknowledged) return.
+    pub synchronous: Synchronous,
+    /// Free bytes kept on the database's file system: below them writes are refused before they
+    /// are tried (`StoreError::Unavailable`) and the check-in merger waits. 0: no floor.
+    pub min_free_bytes: u64,
+}
+
 /// The SQLite store: a main file, and beside it `<name>.checkins` holding the indexed check-ins.
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -99,6 +144,10 @@ struct Inner {
     inbox_keys: Mutex<HashSet<(i64, i64)>>,
     /// Held for the whole of a merge.
     merge_lock: Mutex<()>,
+    /// The floor of free space.
+    space: space::SpaceGuard,
+    /// Set while the merger cannot write (a full disk, below the floor): readiness reports it.
+    merger_stalled: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -116,6 +165,7 @@ fn lock<T>(m: &Mutex<T>) -> StoreResult<std::sync::MutexGuard<'_, T>> {
 
 impl Inner {
     fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.space.check()?;
         let mut c = lock(&self.writer)?;
         let tx = c.transaction().map_err(backend)?;
         let out = f(&tx)?;
@@ -124,6 +174,7 @@ impl Inner {
     }
 
     fn ix_write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.space.check()?;
         let mut c = lock(&self.ix_writer)?;
         let tx = c.transaction().map_err(backend)?;
         let out = f(&tx)?;
@@ -132,9 +183,12 @@ impl Inner {
     }
 }
 
-fn configure(c: &Connection) -> rusqlite::Result<()> {
+fn configure(c: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
     c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "synchronous", sync.pragma())?;
+    // After a checkpoint the log is cut back to 64 MiB, so space a burst (or a transaction a full
+    // disk rolled back) took is given back.
+    c.pragma_update(None, "journal_size_limit", 64_i64 << 20)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     // Up to 256 MiB of pages a connection, taken only as used.
     c.pragma_update(None, "cache_size", -262_144)?;
@@ -174,8 +228,14 @@ fn attach(c: &Connection, path: &Path, name: &str) -> rusqlite::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (or, with [`OpenMode::Create`], creates) the database and runs pending migrations.
+    /// Opens (or, with [`OpenMode::Create`], creates) the database and runs pending migrations,
+    /// with the default [`Options`] (`synchronous=FULL`, no floor of free space).
     pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteStore, OpenError> {
+        SqliteStore::open_with(path, mode, Options::default())
+    }
+
+    /// [`SqliteStore::open`] with the given options.
+    pub fn open_with(path: &Path, mode: OpenMode, options: Options) -> Result<SqliteStore, OpenError> {
         let ix_path = Self::checkins_path(path);
         if mode == OpenMode::MustExist {
             for p in [path, ix_path.as_path()] {
@@ -191,15 +251,12 @@ impl SqliteStore {
             }
         }
         let mut ix_writer = Connection::open(&ix_path).map_err(err(&ix_path))?;
-        configure(&ix_writer).map_err(err(&ix_path))?;
         // A merge's copy must be on disk before the inbox rows it copied are deleted: the
         // check-ins file syncs at every commit (merges are few and large).
-        ix_writer
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(err(&ix_path))?;
+        configure(&ix_writer, Synchronous::Full).map_err(err(&ix_path))?;
         migrate(&mut ix_writer, CHECKIN_MIGRATIONS).map_err(err(&ix_path))?;
         let mut writer = Connection::open(path).map_err(err(path))?;
-        configure(&writer).map_err(err(path))?;
+        configure(&writer, options.synchronous).map_err(err(path))?;
         migrate(&mut writer, MIGRATIONS).map_err(err(path))?;
         attach(&writer, &ix_path, "ix").map_err(err(&ix_path))?;
         attach(&ix_writer, path, "hub").map_err(err(path))?;
@@ -225,6 +282,14 @@ impl SqliteStore {
         let inner = Arc::new(Inner {
             inbox_keys: Mutex::new(keys),
             merge_lock: Mutex::new(()),
+            space: space::SpaceGuard::new(
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_owned(),
+                options.min_free_bytes,
+            ),
+            merger_stalled: std::sync::atomic::AtomicBool::new(false),
             path: path.to_owned(),
             writer: Mutex::new(writer),
             ix_writer: Mutex::new(ix_writer),

@@ -75,7 +75,10 @@ struct Tally {
     ok: u64,
     shed: u64,
     failed: u64,
+    /// Latency of the requests answered 2xx.
     hist: Option<Histogram<u64>>,
+    /// Latency of the requests shed (503).
+    shed_hist: Option<Histogram<u64>>,
 }
 
 impl LoadgenArgs {
@@ -130,6 +133,9 @@ impl LoadgenArgs {
             total.shed += t.shed;
             total.failed += t.failed;
             if let (Some(a), Some(b)) = (total.hist.as_mut(), t.hist.as_ref()) {
+                let _ = a.add(b);
+            }
+            if let (Some(a), Some(b)) = (total.shed_hist.as_mut(), t.shed_hist.as_ref()) {
                 let _ = a.add(b);
             }
         }
@@ -210,10 +216,13 @@ impl LoadgenArgs {
                 self.batch
             );
         }
-        if let Some(h) = &total.hist {
+        for (what, h) in [("latency ms", &total.hist), ("shed (503) ms", &total.shed_hist)] {
+            let Some(h) = h.as_ref().filter(|h| !h.is_empty()) else {
+                continue;
+            };
             let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             println!(
-                "  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                "  {what}: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
                 ms(0.5),
                 ms(0.9),
                 ms(0.99),
@@ -238,6 +247,7 @@ impl Tally {
     fn new() -> Tally {
         Tally {
             hist: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
+            shed_hist: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
             ..Tally::default()
         }
     }
@@ -274,13 +284,21 @@ async fn worker(
         if scheduled < clock.measure_from {
             continue;
         }
+        let took = (done - scheduled).as_micros().max(1) as u64;
         match status {
-            Some(s) if (200..300).contains(&s) => t.ok += 1,
-            Some(503) => t.shed += 1,
+            Some(s) if (200..300).contains(&s) => {
+                t.ok += 1;
+                if let Some(h) = t.hist.as_mut() {
+                    let _ = h.record(took);
+                }
+            }
+            Some(503) => {
+                t.shed += 1;
+                if let Some(h) = t.shed_hist.as_mut() {
+                    let _ = h.record(took);
+                }
+            }
             _ => t.failed += 1,
-        }
-        if let Some(h) = t.hist.as_mut() {
-            let _ = h.record((done - scheduled).as_micros().max(1) as u64);
         }
     }
     t

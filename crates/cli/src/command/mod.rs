@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod code;
 pub mod default_config;
 pub mod demo;

@@ -18,6 +18,7 @@ use crate::datadir::DataDir;
 use crate::problem::ApiError;
 use crate::{App, Config, StartError, now};
 
+pub mod backup;
 pub mod demo;
 pub mod trace;
 
@@ -58,7 +59,7 @@ pub async fn with_store<W: StoreWork>(
             } else {
                 OpenMode::MustExist
             };
-            let store = SqliteStore::open(&db, mode)
+            let store = SqliteStore::open_with(&db, mode, config.storage.sqlite_options())
                 .map_err(|e| StartError::caused("cannot open the SQLite store", e))?;
             work.run(store).await
         }

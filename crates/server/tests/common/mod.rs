@@ -197,7 +197,22 @@ impl TestApp {
             .expect("SQLite needs nothing from the environment")
     }
 
+    /// A server on SQLite whose configuration `tweak` changes first (its data directory too).
+    pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_with(Backend::Sqlite, true, tweak)
+            .await
+            .expect("SQLite needs nothing from the environment")
+    }
+
     async fn start(backend: Backend, with_gateway: bool) -> Option<TestApp> {
+        TestApp::start_with(backend, with_gateway, |_| {}).await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        with_gateway: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestSchema::from_env("hc_server")?),
@@ -215,7 +230,7 @@ impl TestApp {
         } else {
             SmsConfig::default()
         };
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: tmp.path().join("data"),
             sms,
@@ -226,6 +241,7 @@ impl TestApp {
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
             ..Config::default()
         };
+        tweak(&mut config);
         let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
             .await
             .unwrap();

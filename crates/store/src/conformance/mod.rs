@@ -16,6 +16,7 @@ mod audit;
 mod cases;
 mod checkins;
 mod exposures;
+mod health;
 mod holders;
 mod staff;
 
@@ -23,6 +24,7 @@ pub use audit::*;
 pub use cases::*;
 pub use checkins::*;
 pub use exposures::*;
+pub use health::*;
 pub use holders::*;
 pub use staff::*;
 
@@ -73,6 +75,7 @@ macro_rules! conformance_tests {
             exposures_wait_for_review,
             bulk_inserts,
             activity_counts_for_the_dashboard,
+            a_store_in_order_takes_the_readiness_write,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

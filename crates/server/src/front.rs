@@ -1,0 +1,428 @@
+//! The front door: the accept loop and what it guards against before a request reaches the
+//! router. HTTP/1.1 on hyper, with
+//!
+//! - a cap on connections open at once (`max_connections`): one more is answered 503 with
+//!   Retry-After and closed, without being served;
+//! - a header-read time-out (`header_read_timeout_seconds`): a new connection, or one that has begun
+//!   sending a request, must have sent the whole request head within it (a slow header trickle is
+//!   closed);
+//! - an idle time-out (`idle_timeout_seconds`): a kept-alive connection with no request for that
+//!   long is closed;
+//! - load shedding ([`Shedder`]): requests are handled `max_in_flight` at a time; a request that
+//!   cannot start within `max_queue_ms`, or arrives while the server's own scheduling delay is above
+//!   that, is answered 503 with Retry-After at once (`requests_shed_total`);
+//! - draining: on shutdown the listener closes, idle connections close, and requests in flight
+//!   finish, for at most the grace period.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::metrics::Metrics;
+use crate::problem::ApiError;
+
+/// The limits of the front door.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A request head must arrive whole within this.
+    pub header_read: Duration,
+    /// A kept-alive connection with no request is closed after this.
+    pub idle: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long requests in flight may take to finish once shutdown begins.
+    pub grace: Duration,
+}
+
+/// Connections over the cap being answered at once, at most; beyond them a connection is closed
+/// unanswered.
+const REFUSING_AT_ONCE: usize = 256;
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
+    let (drain, draining) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, a connection reset before it was accepted: the
+                    // listener itself is fine.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        match open.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let conn = Connection {
+                    router: router.clone(),
+                    peer,
+                    limits,
+                    draining: draining.clone(),
+                };
+                tokio::spawn(async move {
+                    conn.run(stream).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                metrics.connections_refused.inc();
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = drain.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.grace, open.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = limits.grace.as_secs(),
+            "the grace period is over; closing with requests still in flight"
+        );
+    }
+    Ok(())
+}
+
+/// The answer to a connection over the cap, written without reading the request.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/problem+json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 153\r\n\r\n\
+{\"type\":\"urn:healthcode:problem:unavailable\",\"title\":\"Service unavailable\",\"status\":503,\"detail\":\"too many connections are open; retry shortly\"}";
+
+/// Answers a connection over the cap with 503 and closes it: what it sent first is read (briefly)
+/// so that closing does not reset the connection before the client reads the answer.
+async fn refuse(mut stream: TcpStream) {
+    let mut buf = [0u8; 2048];
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// One accepted connection.
+struct Connection {
+    router: Router,
+    peer: SocketAddr,
+    limits: Limits,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream) {
+        let watch = Arc::new(Watch::new());
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            watch: watch.clone(),
+        });
+        let (router, peer, busy) = (self.router, self.peer, watch.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            let turn = Busy::begin(&busy);
+            async move {
+                let resp = router.oneshot(req).await;
+                drop(turn);
+                resp
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .header_read_timeout(None)
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut asked_to_close = *self.draining.borrow();
+        if asked_to_close {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            let deadline = watch.deadline(&self.limits);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = sleep_until(deadline) => {
+                    if watch.deadline(&self.limits).is_some_and(|d| d <= Instant::now()) {
+                        // Too slow a head, or idle too long: closed (dropping the connection).
+                        return;
+                    }
+                }
+                changed = self.draining.changed(), if !asked_to_close => {
+                    if changed.is_err() || *self.draining.borrow() {
+                        asked_to_close = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where a connection is between requests.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request head; `head` once its first bytes (or the connection) arrived,
+    /// `since` when that was, or when the last response was written.
+    Waiting { since: Instant, head: bool },
+    /// Requests being handled.
+    Busy(usize),
+}
+
+/// A connection's phase, seen by its reads, writes and requests.
+#[derive(Debug)]
+struct Watch(Mutex<Phase>);
+
+impl Watch {
+    fn new() -> Watch {
+        Watch(Mutex::new(Phase::Waiting {
+            since: Instant::now(),
+            head: true,
+        }))
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Phase)) {
+        if let Ok(mut p) = self.0.lock() {
+            f(&mut p);
+        }
+    }
+
+    fn read(&self) {
+        self.with(|p| {
+            if let Phase::Waiting { since, head } = p
+                && !*head
+            {
+                *since = Instant::now();
+                *head = true;
+            }
+        });
+    }
+
+    fn wrote(&self) {
+        self.with(|p| {
+            if let Phase::Waiting { since, head: false } = p {
+                *since = Instant::now();
+            }
+        });
+    }
+
+    /// When the connection is to be closed unless something happens first.
+    fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        let p = *self.0.lock().ok()?;
+        match p {
+            Phase::Waiting { since, head: true } => Some(since + limits.header_read),
+            Phase::Waiting { since, head: false } => Some(since + limits.idle),
+            Phase::Busy(_) => None,
+        }
+    }
+}
+
+/// A request being handled on a connection; the connection waits again when the last ends.
+struct Busy(Arc<Watch>);
+
+impl Busy {
+    fn begin(watch: &Arc<Watch>) -> Busy {
+        watch.with(|p| {
+            *p = match *p {
+                Phase::Busy(n) => Phase::Busy(n + 1),
+                Phase::Waiting { .. } => Phase::Busy(1),
+            }
+        });
+        Busy(watch.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.with(|p| {
+            *p = match *p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                _ => Phase::Waiting {
+                    since: Instant::now(),
+                    head: false,
+                },
+            }
+        });
+    }
+}
+
+/// A socket whose reads and writes move its [`Watch`].
+struct Watched {
+    inner: TcpStream,
+    watch: Arc<Watch>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.watch.read();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.watch.wrote();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.watch.wrote();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Load shedding: at most `max_in_flight` requests handled at once; a request waits for its turn
+/// at most `max_queue`, and none is let in while the server's scheduling delay (how late a short
+/// timer fires: the time work that is ready waits for a core) is above `max_queue` and at least
+/// [`BUSY`] requests are in flight (a delay with few requests in flight is not this server's
+/// queue: another process has the cores, and refusing would not help). Such a request is answered
+/// 503 with Retry-After before any work is done for it.
+#[derive(Debug, Clone)]
+pub struct Shedder {
+    gate: Arc<Semaphore>,
+    max_in_flight: usize,
+    max_queue: Duration,
+    /// The recent scheduling delay, in microseconds.
+    lag_us: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+/// How often the scheduling delay is sampled.
+const LAG_PROBE: Duration = Duration::from_millis(10);
+
+/// Requests in flight from which a scheduling delay sheds.
+pub const BUSY: usize = 16;
+
+impl Shedder {
+    /// A shedder with its lag probe running (it stops when the last clone is dropped).
+    pub fn start(max_in_flight: usize, max_queue: Duration, metrics: Arc<Metrics>) -> Shedder {
+        let lag_us = Arc::new(AtomicU64::new(0));
+        let weak = Arc::downgrade(&lag_us);
+        tokio::spawn(async move {
+            loop {
+                let start = Instant::now();
+                tokio::time::sleep(LAG_PROBE).await;
+                let late = start.elapsed().saturating_sub(LAG_PROBE);
+                let Some(lag) = weak.upgrade() else { return };
+                let sample = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+                // The larger of the new sample and the last value decayed by a quarter: a spike is
+                // seen at once and forgotten within tens of milliseconds once it is over.
+                let old = lag.load(Ordering::Relaxed);
+                lag.store(sample.max(old - old / 4), Ordering::Relaxed);
+            }
+        });
+        Shedder {
+            gate: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            max_queue,
+            lag_us,
+            metrics,
+        }
+    }
+
+    /// Whether the server is behind: late by more than `max_queue` with [`BUSY`] requests in
+    /// flight.
+    fn behind(&self) -> bool {
+        let in_flight = self.max_in_flight.saturating_sub(self.gate.available_permits());
+        in_flight >= BUSY.min(self.max_in_flight)
+            && Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > self.max_queue
+    }
+
+    fn refuse(&self) -> Response {
+        self.metrics.shed.inc();
+        ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response()
+    }
+}
+
+/// The shedding middleware. Liveness and metrics are never shed: they are how an operator sees the
+/// overload.
+pub async fn shed(State(s): State<Shedder>, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/healthz" | "/metrics") {
+        return next.run(req).await;
+    }
+    if s.behind() {
+        return s.refuse();
+    }
+    let _permit = match s.gate.try_acquire() {
+        Ok(p) => p,
+        Err(_) => match tokio::time::timeout(s.max_queue, s.gate.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => return s.refuse(),
+        },
+    };
+    next.run(req).await
+}
