@@ -72,6 +72,21 @@ forwarded_header = "x-forwarded-for"
 #         Authorization: Bearer <token> when HEALTHCODE_SMS_TOKEN (or HEALTHCODE_SMS_TOKEN_FILE) is set.
 kind = "none"
 # url = "https://sms.example/send?to={phone}"
+
+# Real-name proofing: whether a name, an identity document and a phone belong to one person
+# (docs/identity.md).
+[identity]
+# "none": no registry, so holders cannot register themselves (the API and the pages say so); an
+#         officer registers them at a service counter with the document in hand.
+# "demo": demonstrations only; a file of synthetic records (`healthcode demo` writes one).
+# "http": the authority's registry; POST to `url` with {"name", "document", "phone"}, and with
+#         Authorization: Bearer <token> when HEALTHCODE_IDENTITY_TOKEN (or ..._FILE) is set.
+kind = "none"
+# url = "https://registry.example/v1/verify"
+# file = "identity-registry.json"
+# Time-outs of a request to the registry; past them the answer is "unknown" (503, retry later).
+connect_timeout_ms = 2000
+timeout_ms = 5000
 "#;
 
 /// The server's configuration.
@@ -126,6 +141,9 @@ pub struct Config {
     pub forwarded_header: crate::client::ForwardedHeader,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
+    /// Real-name registry.
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
 }
 
 impl Default for Config {
@@ -153,6 +171,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             forwarded_header: crate::client::ForwardedHeader::XForwardedFor,
             sms: crate::sms::SmsConfig::default(),
+            identity: crate::identity::IdentityConfig::default(),
         }
     }
 }
@@ -174,6 +193,7 @@ impl std::fmt::Debug for Config {
             .field("policy_file", &self.policy_file)
             .field("retention_days", &self.retention_days)
             .field("sms", &self.sms)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -267,6 +287,7 @@ impl Config {
             return Err(ConfigError("password_queue_ms must be at most 60000".into()));
         }
         crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
+        crate::identity::check(&self.identity).map_err(|e| ConfigError(format!("identity: {e}")))?;
         Ok(())
     }
 }
@@ -289,6 +310,7 @@ mod tests {
         assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
         assert_eq!(from_sample.forwarded_header, d.forwarded_header);
         assert_eq!(from_sample.shutdown_grace_seconds, d.shutdown_grace_seconds);
+        assert_eq!(from_sample.identity, d.identity);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod commit;
 pub mod config;
 pub mod datadir;
 pub mod holders;
+pub mod identity;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
@@ -76,6 +77,10 @@ pub struct App<S> {
     auth: auth::AuthCache,
     statuses: status::StatusCache,
     sms: Box<dyn sms::SmsSender>,
+    identity: Box<dyn identity::IdentityVerifier>,
+    /// Texts telling a holder that their document was presented again, per holder (at most a few
+    /// an hour, so that attempts cannot flood their phone).
+    document_alerts: governor::DefaultKeyedRateLimiter<HolderId>,
     otp_limits: OtpLimits,
     otp_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     passwords: auth::PasswordHasher,
@@ -177,6 +182,8 @@ impl<S: Store> App<S> {
             None => None,
         };
         let sms = sms::from_config(&config.sms).map_err(|e| StartError::caused("sms", e))?;
+        let identity =
+            identity::from_config(&config.identity).map_err(|e| StartError::caused("identity", e))?;
         let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
             .ok_or_else(|| StartError::msg("otp_per_address_per_hour must be at least 1"))?;
         let (committer, receiver) = commit::Committer::new(config.scan_queue);
@@ -200,6 +207,10 @@ impl<S: Store> App<S> {
             auth: auth::AuthCache::default(),
             statuses: status::StatusCache::default(),
             sms,
+            identity,
+            document_alerts: governor::RateLimiter::keyed(governor::Quota::per_hour(
+                std::num::NonZeroU32::MIN.saturating_add(2),
+            )),
             otp_limits: OtpLimits::default(),
             otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
             passwords: auth::PasswordHasher::new(

@@ -1,4 +1,4 @@
-//! Records of a holder: finding one by identity document, reading personal data with a purpose, printed codes, test results.
+//! Records of a holder: finding one by name and identity document, reading personal data with a purpose, printed codes, test results.
 
 use std::sync::Arc;
 
@@ -19,10 +19,13 @@ use crate::problem::{ApiError, Json, Path, Problem};
 use super::holder_id;
 use crate::{App, now};
 
-/// Finds a holder by identity document, for a stated purpose.
+/// Finds a holder by name and identity document together, for a stated purpose.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolderSearch {
+    /// Full name as on the document (or the lab's report): it must be the registered name, so a
+    /// record made with someone's number under another name is not found.
+    pub name: String,
     /// A resident ID number…
     #[serde(default)]
     pub resident_id: Option<String>,
@@ -47,18 +50,29 @@ pub struct HolderFound {
     pub name_hint: String,
 }
 
-/// Finds a holder by identity document (officers). The search is recorded in the holder's
-/// access log with its purpose.
+/// Finds a holder by name and identity document together (officers): a record whose document
+/// matches and whose name does not is not found. The search is recorded in the holder's access
+/// log with its purpose.
 #[utoipa::path(post, path = "/holders/search", tag = "cases", security(("officer" = [])), request_body = HolderSearch, responses(
     (status = 200, description = "found", body = HolderFound),
-    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid, or the purpose does not hold", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn find_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<HolderSearch>,
 ) -> Result<Json<HolderFound>, ApiError> {
-    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    let name = healthcode_domain::FullName::parse(&req.name)
+        .map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
+    let nobody = || ApiError::NotFound("no holder is registered with this name and document".into());
+    let row = match holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await {
+        Err(ApiError::NotFound(_)) => return Err(nobody()),
+        other => other?,
+    };
+    if !app.vault.same_name(&row, &name)? {
+        return Err(nobody());
+    }
     req.purpose.check(app.store(), &row.id).await?;
     app.audit(
         me.actor(),

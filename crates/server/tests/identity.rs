@@ -1,0 +1,691 @@
+//! Real-name proofing, tried as an attacker would: a spare SIM with an invented ID number, a
+//! squatted ID number, a registry that is down, garbled or slow, a holder calling the counter, a
+//! phone change without the old phone; and the legitimate paths: registration through the
+//! registry, at the counter, and phone changes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{
+    Backend, Holder, Identity, RegistryMode, TestApp, problem_type, resident_id, resident_id_of_the_resident,
+};
+use healthcode_server::identity::DocumentJson;
+use serde_json::{Value, json};
+
+/// A resident's registration, as a phone posts it (without the code).
+fn resident(name: &str, id: &str, phone: &str) -> Value {
+    json!({"kind": "resident", "name": name, "resident_id": id, "phone": phone})
+}
+
+/// Posts a registration with a fresh one-time code for its phone: the status and the body.
+async fn try_register(app: &TestApp, mut registration: Value) -> (u16, Value) {
+    let code = app.otp(registration["phone"].as_str().unwrap()).await;
+    registration["otp"] = code.into();
+    let (st, v) = app
+        .call("POST", "/api/v1/holders", None, Some(registration))
+        .await;
+    (st.as_u16(), v)
+}
+
+/// The officer's search for a lab result by name and resident ID number.
+async fn lab_search(app: &TestApp, name: &str, id: &str) -> (u16, Value) {
+    let officer = app.officer().await.token.clone();
+    let (st, v) = app
+        .call(
+            "POST",
+            "/api/v1/admin/holders/search",
+            Some(&officer),
+            Some(json!({"name": name, "resident_id": id,
+                "purpose": {"purpose": "lab-result", "reference": "LAB-2026-1130-01"}})),
+        )
+        .await;
+    (st.as_u16(), v)
+}
+
+/// The actions in the holder's access log.
+async fn access_actions(app: &TestApp, holder: &Holder) -> Vec<Value> {
+    app.get("/api/v1/me/access-log", Some(&holder.token))
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The refusal that tells nothing: what a registry's no-match answers.
+async fn no_match_detail(app: &TestApp) -> String {
+    let invented = resident_id("44030119851212345");
+    let (st, p) = try_register(app, resident("赵六", &invented, "+8613700137000")).await;
+    assert_eq!(
+        (st, problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    p["detail"].as_str().unwrap().to_owned()
+}
+
+async fn a_red_holder_with_a_spare_sim_and_an_invented_id_is_refused(app: &TestApp) {
+    let owner = app.register_resident().await;
+    let officer = app.officer().await.clone();
+    app.confirm_case(&officer, &owner).await;
+    assert_eq!(app.code(&owner).await["colour"], "red");
+    // Same name, an invented number with a valid check character, a spare SIM.
+    let spare = "+8613900139099";
+    let invented = resident_id("33010619900307999");
+    let (st, p) = try_register(app, resident("张三丰", &invented, spare)).await;
+    assert_eq!(
+        (st, problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    // The registry was asked about the spare SIM, and said no.
+    let asked = app.registry.asked();
+    assert_eq!(asked.last().unwrap().phone, spare);
+    // No holder was made with the invented number.
+    let (st, _) = lab_search(app, "张三丰", &invented).await;
+    assert_eq!(st, 404);
+    // The real number with the spare SIM (a SIM in someone else's name): refused the same way.
+    let (st, p2) = try_register(
+        app,
+        resident("张三丰", &resident_id_of_the_resident(), "+8613900139097"),
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert_eq!(p2["detail"], p["detail"]);
+    assert_eq!(app.code(&owner).await["colour"], "red");
+}
+
+async fn a_squatted_id_is_refused_without_saying_why_and_its_owner_is_told(app: &TestApp) {
+    let owner = app.register_resident().await;
+    let detail = no_match_detail(app).await;
+    // The squatter's phone and name, the owner's number: even if the registry knew the squatter
+    // with this number, the document binds its holder.
+    let squatter_phone = "+8613600136000";
+    app.registry.know(
+        "李鬼",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        squatter_phone,
+    );
+    let (st, p) = try_register(
+        app,
+        resident("李鬼", &resident_id_of_the_resident(), squatter_phone),
+    )
+    .await;
+    assert_eq!(st, 403, "{p}");
+    assert_eq!(
+        p["detail"].as_str().unwrap(),
+        detail,
+        "the refusal must not tell that the document is taken"
+    );
+    // The owner's phone is told, and their access log shows it.
+    assert!(
+        app.gateway
+            .wait_for_text(
+                "+8613800138001",
+                "someone tried to register your identity document"
+            )
+            .await,
+        "{:?}",
+        app.gateway.texts_to("+8613800138001")
+    );
+    let log = access_actions(app, &owner).await;
+    assert!(log.iter().any(|e| e["action"] == "document-presented"), "{log:?}");
+    // The squatter's phone got nothing but its one-time code.
+    assert!(
+        app.gateway
+            .texts_to(squatter_phone)
+            .iter()
+            .all(|t| t.starts_with("one-time code")),
+        "{:?}",
+        app.gateway.texts_to(squatter_phone)
+    );
+    // A lab-result search with the number and another name finds nothing; with the owner's name,
+    // the owner.
+    let (st, p) = lab_search(app, "李鬼", &resident_id_of_the_resident()).await;
+    assert_eq!(
+        (st, problem_type(&p)),
+        (404, "urn:healthcode:problem:not-found"),
+        "{p}"
+    );
+    let (st, unknown) = lab_search(app, "李鬼", &resident_id("44030119851212345")).await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        unknown["detail"], p["detail"],
+        "a wrong name reads as no holder at all"
+    );
+    let (st, found) = lab_search(app, " 张三丰 ", &resident_id_of_the_resident()).await;
+    assert_eq!(st, 200, "{found}");
+    assert_eq!(found["holder"], owner.hex.as_str());
+}
+
+async fn the_owner_registering_again_gets_the_same_refusal(app: &TestApp) {
+    let owner = app.register_resident().await;
+    let detail = no_match_detail(app).await;
+    // The owner, with a new phone the registry knows as theirs: the document binds the first
+    // registration (a new phone is a phone change), so the answer is the same refusal.
+    let new_phone = "+8613800138002";
+    app.registry.know(
+        "张三丰",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        new_phone,
+    );
+    let (st, p) = try_register(app, resident("张三丰", &resident_id_of_the_resident(), new_phone)).await;
+    assert_eq!(st, 403);
+    assert_eq!(p["detail"].as_str().unwrap(), detail);
+    // A replay of the owner's own registration, with the code it used, is refused, too.
+    let mut replay = resident("张三丰", &resident_id_of_the_resident(), "+8613800138001");
+    replay["otp"] = app.gateway.code_for("+8613800138001").into();
+    let (st, p) = app.call("POST", "/api/v1/holders", None, Some(replay)).await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (401, "urn:healthcode:problem:one-time-code")
+    );
+    assert_eq!(app.code(&owner).await["colour"], "green");
+}
+
+async fn a_registry_that_is_down_garbled_or_slow_is_a_503_not_a_pass(app: &TestApp) {
+    for (mode, phone, n) in [
+        (RegistryMode::Down, "+8613500135001", "11010519491231011"),
+        (RegistryMode::Garbage, "+8613500135002", "11010519491231012"),
+        (RegistryMode::Slow, "+8613500135003", "11010519491231013"),
+    ] {
+        let id = resident_id(n);
+        let registration = resident("钱七", &id, phone);
+        app.registry.know_registration(&registration);
+        app.registry.set_mode(mode);
+        let started = std::time::Instant::now();
+        let code = app.otp(phone).await;
+        let mut body = registration.clone();
+        body["otp"] = code.into();
+        let resp = app
+            .client
+            .post(app.url("/api/v1/holders"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503, "{mode:?}");
+        assert!(resp.headers().get("retry-after").is_some(), "{mode:?}");
+        let p: Value = resp.json().await.unwrap();
+        assert!(p["detail"].as_str().unwrap().contains("registry"), "{p}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{mode:?} took too long"
+        );
+        // Nobody was registered.
+        app.registry.set_mode(RegistryMode::Up);
+        let (st, _) = lab_search(app, "钱七", &id).await;
+        assert_eq!(st, 404, "{mode:?}");
+    }
+}
+
+async fn a_holder_cannot_use_the_counter(app: &TestApp) {
+    let holder = app.register_resident().await;
+    let auditor = app.auditor().await.token.clone();
+    let body = json!({"person": {"kind": "resident", "name": "孙八", "resident_id": resident_id("11010519491231021"),
+        "phone": "+8613400134001"}, "checked": {"document_seen": true, "number_checked": true}});
+    let change = json!({"name": "张三丰", "resident_id": resident_id_of_the_resident(), "new_phone": "+8613400134002",
+        "checked": {"document_seen": true, "number_checked": true}});
+    for (path, body) in [
+        ("/api/v1/admin/counter/holders", &body),
+        ("/api/v1/admin/counter/phone-changes", &change),
+    ] {
+        let (st, _) = app.call("POST", path, None, Some(body.clone())).await;
+        assert_eq!(st, 401, "{path}");
+        let (st, _) = app
+            .call("POST", path, Some(&holder.token), Some(body.clone()))
+            .await;
+        assert!(st == 401 || st == 403, "{path}: {st}");
+        let (st, _) = app.call("POST", path, Some(&auditor), Some(body.clone())).await;
+        assert_eq!(st, 403, "{path}");
+    }
+    // Nothing changed: the holder keeps the phone and the session, and no one else exists.
+    assert_eq!(app.code(&holder).await["colour"], "green");
+    let (st, _) = lab_search(app, "孙八", &resident_id("11010519491231021")).await;
+    assert_eq!(st, 404);
+    // An officer who does not state that the document was seen and checked registers no one.
+    let officer = app.officer().await.token.clone();
+    let mut unchecked = body.clone();
+    unchecked["checked"] = json!({"document_seen": true});
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/admin/counter/holders",
+            Some(&officer),
+            Some(unchecked),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (422, "urn:healthcode:problem:invalid-field")
+    );
+    let (st, _) = lab_search(app, "孙八", &resident_id("11010519491231021")).await;
+    assert_eq!(st, 404);
+}
+
+async fn a_holder_registered_at_the_counter_signs_in_with_the_phone(app: &TestApp) {
+    let officer = app.officer().await.clone();
+    let id = resident_id("11010519491231031");
+    let phone = "+8613300133001";
+    let made = app
+        .post(
+            "/api/v1/admin/counter/holders",
+            Some(&officer.token),
+            json!({"person": {"kind": "resident", "name": "周九", "resident_id": id, "phone": phone},
+                "checked": {"document_seen": true, "number_checked": true}}),
+        )
+        .await;
+    let hex = made["holder"].as_str().unwrap().to_owned();
+    assert!(
+        app.gateway
+            .texts_to(phone)
+            .iter()
+            .any(|t| t.contains("you are registered"))
+    );
+    // The holder signs in with the phone's one-time code and has a code.
+    let code = app.otp(phone).await;
+    let session = app
+        .post("/api/v1/sessions", None, json!({"phone": phone, "otp": code}))
+        .await;
+    assert_eq!(session["holder"], hex.as_str());
+    let holder = Holder {
+        token: session["token"].as_str().unwrap().to_owned(),
+        hex: hex.clone(),
+    };
+    assert_eq!(app.code(&holder).await["colour"], "green");
+    // The audit log names the officer, the document seen and checked.
+    let log = app.audit_log().await;
+    let entry = log
+        .iter()
+        .find(|e| e["action"] == "counter-register")
+        .expect("no counter registration in the audit log");
+    assert_eq!(entry["actor"], officer.actor.as_str());
+    assert_eq!(entry["subject"], hex.as_str());
+    assert!(
+        entry["purpose"]
+            .as_str()
+            .unwrap()
+            .contains("resident ID card seen, number checked"),
+        "{entry}"
+    );
+    // The same document again, at the counter or by the registry: refused.
+    let (st, _) = app
+        .call(
+            "POST",
+            "/api/v1/admin/counter/holders",
+            Some(&officer.token),
+            Some(json!({"person": {"kind": "resident", "name": "周九", "resident_id": id, "phone": "+8613300133002"},
+                "checked": {"document_seen": true, "number_checked": true}})),
+        )
+        .await;
+    assert_eq!(st, 409);
+    // A visitor, with a passport.
+    let visitor = app
+        .post(
+            "/api/v1/admin/counter/holders",
+            Some(&officer.token),
+            json!({"person": {"kind": "visitor", "name": "Lukas Weber", "passport": "C01X00T47", "nationality": "DEU",
+                "birth_date": "1980-02-01", "flight": "LH720", "arrival": "2026-11-28", "phone": "+4915112345678"},
+                "checked": {"document_seen": true, "number_checked": true}}),
+        )
+        .await;
+    assert!(visitor["holder"].as_str().is_some());
+}
+
+async fn a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones(app: &TestApp) {
+    let holder = app.register_resident().await;
+    let officer = app.officer().await.clone();
+    let new_phone = "+8613800138055";
+    let change = |name: &str| {
+        json!({"name": name, "resident_id": resident_id_of_the_resident(), "new_phone": new_phone,
+            "checked": {"document_seen": true, "number_checked": true}})
+    };
+    // Another name with the number: not this holder.
+    let (st, _) = app
+        .call(
+            "POST",
+            "/api/v1/admin/counter/phone-changes",
+            Some(&officer.token),
+            Some(change("李鬼")),
+        )
+        .await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        app.code(&holder).await["colour"],
+        "green",
+        "a refused change ended the session"
+    );
+    let done = app
+        .post(
+            "/api/v1/admin/counter/phone-changes",
+            Some(&officer.token),
+            change("张三丰"),
+        )
+        .await;
+    assert_eq!(done["holder"], holder.hex.as_str());
+    assert_eq!(done["sessions_ended"], 1);
+    // The old session is over, at once.
+    let (st, _) = app
+        .call("GET", "/api/v1/me/code", Some(&holder.token), None)
+        .await;
+    assert_eq!(st, 401);
+    assert!(
+        app.gateway
+            .texts_to("+8613800138001")
+            .iter()
+            .any(|t| t.contains("has moved"))
+    );
+    assert!(
+        app.gateway
+            .texts_to(new_phone)
+            .iter()
+            .any(|t| t.contains("now holds your health code"))
+    );
+    // The new phone signs in; the old one no longer finds the holder.
+    let code = app.otp(new_phone).await;
+    let session = app
+        .post("/api/v1/sessions", None, json!({"phone": new_phone, "otp": code}))
+        .await;
+    assert_eq!(session["holder"], holder.hex.as_str());
+    let moved = Holder {
+        token: session["token"].as_str().unwrap().to_owned(),
+        hex: holder.hex.clone(),
+    };
+    // The old phone no longer finds the holder (its last code was the registration's, so a new
+    // one must wait a minute: the record says it).
+    assert_eq!(phone_on_record(app, &moved.hex).await, new_phone);
+    // The holder's access log shows the change and who made it.
+    let log = access_actions(app, &moved).await;
+    let entry = log
+        .iter()
+        .find(|e| e["action"] == "phone-change")
+        .expect("no phone change in the access log");
+    assert_eq!(entry["actor"], officer.actor.as_str());
+    // The export has the new phone.
+    assert_eq!(app.export(&moved).await["personal_data"]["phone"], new_phone);
+}
+
+/// A resident registered at the counter with a phone (no one-time code used yet).
+async fn counter_resident(app: &TestApp, phone: &str) -> String {
+    let officer = app.officer().await.token.clone();
+    let made = app
+        .post(
+            "/api/v1/admin/counter/holders",
+            Some(&officer),
+            json!({"person": {"kind": "resident", "name": "张三丰", "resident_id": resident_id_of_the_resident(),
+                "phone": phone}, "checked": {"document_seen": true, "number_checked": true}}),
+        )
+        .await;
+    made["holder"].as_str().unwrap().to_owned()
+}
+
+/// The phone in a holder's record, as an officer reads it (with a recorded consent).
+async fn phone_on_record(app: &TestApp, hex: &str) -> String {
+    let officer = app.officer().await.token.clone();
+    let record = app
+        .post(
+            &format!("/api/v1/admin/holders/{hex}/read"),
+            Some(&officer),
+            json!({"purpose": {"purpose": "proxy-with-consent", "consent": "counter form 7"}}),
+        )
+        .await;
+    record["personal_data"]["phone"].as_str().unwrap().to_owned()
+}
+
+fn self_change(old_otp: &str, new_phone: &str, new_otp: &str) -> Value {
+    json!({"old_phone": "+8613800138001", "old_otp": old_otp, "new_phone": new_phone, "new_otp": new_otp,
+        "name": "张三丰", "resident_id": resident_id_of_the_resident()})
+}
+
+async fn a_phone_change_without_the_old_phone_is_refused(app: &TestApp) {
+    let hex = counter_resident(app, "+8613800138001").await;
+    let new_phone = "+8613800138066";
+    app.registry.know(
+        "张三丰",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        new_phone,
+    );
+    // Someone with the new phone and the document, but not the old phone, guesses its code.
+    let new_code = app.otp(new_phone).await;
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/phone-changes",
+            None,
+            Some(self_change("123456", new_phone, &new_code)),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (401, "urn:healthcode:problem:one-time-code"),
+        "{p}"
+    );
+    assert_eq!(phone_on_record(app, &hex).await, "+8613800138001");
+    // With the old phone's code, but a new SIM the registry does not know as the holder's.
+    let spare = "+8613800138067";
+    let old_code = app.otp("+8613800138001").await;
+    let spare_code = app.otp(spare).await;
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/phone-changes",
+            None,
+            Some(self_change(&old_code, spare, &spare_code)),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    assert_eq!(phone_on_record(app, &hex).await, "+8613800138001");
+    assert!(
+        app.gateway
+            .texts_to(spare)
+            .iter()
+            .all(|t| t.starts_with("one-time code"))
+    );
+    let log = app.audit_log().await;
+    assert!(log.iter().all(|e| e["action"] != "phone-change"), "{log:?}");
+}
+
+async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &TestApp) {
+    let hex = counter_resident(app, "+8613800138001").await;
+    let new_phone = "+8613800138077";
+    app.registry.know(
+        "张三丰",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        new_phone,
+    );
+    let old_code = app.otp("+8613800138001").await;
+    let new_code = app.otp(new_phone).await;
+    // The right codes with another name: refused, nothing changed.
+    let mut wrong_name = self_change(&old_code, new_phone, &new_code);
+    wrong_name["name"] = "李鬼".into();
+    app.registry.know(
+        "李鬼",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        new_phone,
+    );
+    let (st, _) = app
+        .call("POST", "/api/v1/phone-changes", None, Some(wrong_name))
+        .await;
+    assert_eq!(st, 403);
+    assert_eq!(phone_on_record(app, &hex).await, "+8613800138001");
+    // That attempt used up both codes, and a phone gets one code a minute: the change that
+    // succeeds is a second holder's.
+    let other_old = "+8613800138078";
+    let other_new = "+8613800138079";
+    let officer = app.officer().await.token.clone();
+    let other = app
+        .post(
+            "/api/v1/admin/counter/holders",
+            Some(&officer),
+            json!({"person": {"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"),
+                "phone": other_old}, "checked": {"document_seen": true, "number_checked": true}}),
+        )
+        .await["holder"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.registry.know(
+        "王五",
+        DocumentJson::ResidentId {
+            number: resident_id("11010119800101001"),
+        },
+        other_new,
+    );
+    let old_code = app.otp(other_old).await;
+    let new_code = app.otp(other_new).await;
+    let done = app
+        .post(
+            "/api/v1/phone-changes",
+            None,
+            json!({"old_phone": other_old, "old_otp": old_code, "new_phone": other_new, "new_otp": new_code,
+                "name": "王五", "resident_id": resident_id("11010119800101001")}),
+        )
+        .await;
+    assert_eq!(done["phone"], "+86*******8079");
+    assert_eq!(phone_on_record(app, &other).await, other_new);
+    assert!(
+        app.gateway
+            .texts_to(other_old)
+            .iter()
+            .any(|t| t.contains("has moved"))
+    );
+    assert!(
+        app.gateway
+            .texts_to(other_new)
+            .iter()
+            .any(|t| t.contains("now holds your health code"))
+    );
+    // The audit log shows the change, by the holder, and the holder's access log includes it.
+    let log = app.audit_log().await;
+    let entry = log
+        .iter()
+        .find(|e| e["action"] == "phone-change")
+        .expect("no phone change in the audit log");
+    assert_eq!(entry["actor"], format!("holder:{other}"));
+    assert_eq!(entry["subject"], other.as_str());
+}
+
+common::on_both_backends!(
+    a_red_holder_with_a_spare_sim_and_an_invented_id_is_refused,
+    a_squatted_id_is_refused_without_saying_why_and_its_owner_is_told,
+    the_owner_registering_again_gets_the_same_refusal,
+    a_registry_that_is_down_garbled_or_slow_is_a_503_not_a_pass,
+    a_holder_cannot_use_the_counter,
+    a_holder_registered_at_the_counter_signs_in_with_the_phone,
+    a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones,
+    a_phone_change_without_the_old_phone_is_refused,
+    a_phone_change_by_the_holder_with_both_phones_and_the_registry,
+);
+
+/// Without a registry, self-registration is closed and says where to go; the counter works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_registry_holders_register_at_the_counter() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(mut app) = TestApp::spawn_with(backend, Identity::None).await else {
+            continue;
+        };
+        let phone = "+8613200132001";
+        let id = resident_id("11010519491231041");
+        let code = app.otp(phone).await;
+        let mut body = resident("吴十", &id, phone);
+        body["otp"] = code.clone().into();
+        let (st, p) = app.call("POST", "/api/v1/holders", None, Some(body)).await;
+        assert_eq!(
+            (st.as_u16(), problem_type(&p)),
+            (403, "urn:healthcode:problem:forbidden")
+        );
+        assert!(p["detail"].as_str().unwrap().contains("service counter"), "{p}");
+        let page = app
+            .client
+            .get(app.url("/register"))
+            .header("accept-language", "en")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Register at a service counter"), "{page}");
+        assert!(
+            !page.contains("id=\"register\""),
+            "the form is shown while registration is closed"
+        );
+        // The phone change without an officer is closed too.
+        let (st, _) = app
+            .call(
+                "POST",
+                "/api/v1/phone-changes",
+                None,
+                Some(json!({"old_phone": phone, "old_otp": code, "new_phone": "+8613200132002", "new_otp": "000000",
+                    "name": "吴十", "resident_id": id})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        // An officer registers the person at the counter; the code sent before still signs in.
+        let officer = app.officer().await.token.clone();
+        app.post(
+            "/api/v1/admin/counter/holders",
+            Some(&officer),
+            json!({"person": {"kind": "resident", "name": "吴十", "resident_id": id, "phone": phone},
+                "checked": {"document_seen": true, "number_checked": true}}),
+        )
+        .await;
+        let (st, v) = app
+            .call(
+                "POST",
+                "/api/v1/sessions",
+                None,
+                Some(json!({"phone": phone, "otp": code})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        app.stop().await;
+    }
+}
+
+/// The demo adapter confirms exactly the people its file lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_registry_confirms_what_its_file_lists() {
+    let mut app = TestApp::spawn_with(Backend::Sqlite, Identity::Demo)
+        .await
+        .unwrap();
+    let file = app.config.identity.file.clone().unwrap();
+    let id = resident_id("11010519491231051");
+    let records = healthcode_server::identity::DemoRecords {
+        people: vec![healthcode_server::identity::DemoPerson {
+            name: "郑十一".into(),
+            document: DocumentJson::ResidentId { number: id.clone() },
+            phone: "+8613100131001".into(),
+        }],
+    };
+    records.write(&file).unwrap();
+    let (st, p) = try_register(&app, resident("郑十一", &id, "+8613100131002")).await;
+    assert_eq!(st, 403, "{p}");
+    let (st, p) = try_register(&app, resident("郑十", &id, "+8613100131003")).await;
+    assert_eq!(st, 403, "{p}");
+    let (st, v) = try_register(&app, resident("郑十一", &id, "+8613100131001")).await;
+    assert_eq!(st, 201, "{v}");
+    // A file that cannot be read is no answer: 503.
+    std::fs::write(&file, "not json").unwrap();
+    let (st, _) = try_register(
+        &app,
+        resident("郑十二", &resident_id("11010519491231061"), "+8613100131004"),
+    )
+    .await;
+    assert_eq!(st, 503);
+    app.stop().await;
+}
