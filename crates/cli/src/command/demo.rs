@@ -97,7 +97,7 @@ fn print_demo(dir: &std::path::Path, d: &DemoData) {
             DocumentJson::ResidentId { number } => format!("resident ID {number}"),
             DocumentJson::Passport { number, nationality } => format!("passport {number} ({nationality})"),
         };
-        println!("  {:<16} {:<32} {}", p.name, doc, p.phone);
+        println!("  {:<32} {:<15} {}", doc, p.phone, p.name);
     }
     println!();
     println!(
