@@ -140,7 +140,11 @@ pub fn from_config(c: &IdentityConfig) -> Result<Box<dyn IdentityVerifier>, Stri
     check(c)?;
     match c.kind {
         IdentityKind::None => Ok(Box::new(NoRegistry)),
-        IdentityKind::Demo => Ok(Box::new(DemoRegistry::new(c.file.clone().unwrap_or_default()))),
+        IdentityKind::Demo => {
+            tracing::warn!(target: "healthcode::identity",
+                "the demo identity registry confirms whoever its file lists: development and demonstrations only");
+            Ok(Box::new(DemoRegistry::new(c.file.clone().unwrap_or_default())))
+        }
         IdentityKind::Http => Ok(Box::new(HttpRegistry::new(
             registry_url(c)?,
             crate::config::secret(IDENTITY_TOKEN_ENV)?,

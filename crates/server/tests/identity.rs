@@ -491,6 +491,34 @@ async fn a_phone_change_without_the_old_phone_is_refused(app: &TestApp) {
             .iter()
             .all(|t| t.starts_with("one-time code"))
     );
+    // Another holder, with both of their own phones, naming this holder's document (even with a
+    // registry that wrongly confirms it): the old phone is not this holder's, so nothing moves.
+    let (theirs, theirs_new) = ("+8613800138068", "+8613800138069");
+    let officer = app.officer().await.token.clone();
+    app.post(
+        "/api/v1/admin/counter/holders",
+        Some(&officer),
+        json!({"person": {"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"),
+            "phone": theirs}, "checked": {"document_seen": true, "number_checked": true}}),
+    )
+    .await;
+    app.registry.know(
+        "张三丰",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        theirs_new,
+    );
+    let (old_code, new_code) = (app.otp(theirs).await, app.otp(theirs_new).await);
+    let mut other = self_change(&old_code, theirs_new, &new_code);
+    other["old_phone"] = theirs.into();
+    let (st, p) = app.call("POST", "/api/v1/phone-changes", None, Some(other)).await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    assert_eq!(phone_on_record(app, &hex).await, "+8613800138001");
     let log = app.audit_log().await;
     assert!(log.iter().all(|e| e["action"] != "phone-change"), "{log:?}");
 }
@@ -556,6 +584,21 @@ async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &Te
         )
         .await;
     assert_eq!(done["phone"], "+86*******8079");
+    // The same request again (its codes used): refused.
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/phone-changes",
+            None,
+            Some(json!({"old_phone": other_old, "old_otp": old_code, "new_phone": other_new, "new_otp": new_code,
+                "name": "王五", "resident_id": resident_id("11010119800101001")})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (401, "urn:healthcode:problem:one-time-code"),
+        "{p}"
+    );
     assert_eq!(phone_on_record(app, &other).await, other_new);
     assert!(
         app.gateway
