@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    Backend, Holder, Identity, RegistryMode, TestApp, problem_type, resident_id, resident_id_of_the_resident,
+    Backend, Holder, Identity, Otp, RegistryMode, TestApp, problem_type, resident_id,
+    resident_id_of_the_resident,
 };
 use healthcode_server::identity::DocumentJson;
 use serde_json::{Value, json};
@@ -20,8 +21,8 @@ fn resident(name: &str, id: &str, phone: &str) -> Value {
 
 /// Posts a registration with a fresh one-time code for its phone: the status and the body.
 async fn try_register(app: &TestApp, mut registration: Value) -> (u16, Value) {
-    let code = app.otp(registration["phone"].as_str().unwrap()).await;
-    registration["otp"] = code.into();
+    let otp = app.otp(registration["phone"].as_str().unwrap()).await;
+    otp.fill(&mut registration);
     let (st, v) = app
         .call("POST", "/api/v1/holders", None, Some(registration))
         .await;
@@ -178,6 +179,8 @@ async fn the_owner_registering_again_gets_the_same_refusal(app: &TestApp) {
     assert_eq!(p["detail"].as_str().unwrap(), detail);
     // A replay of the owner's own registration, with the code it used, is refused, too.
     let mut replay = resident("张三丰", &resident_id_of_the_resident(), "+8613800138001");
+    // (Its challenge went to the owner's phone's page; a replay has at best the code.)
+    replay["challenge"] = "otc_replayed".into();
     replay["otp"] = app.gateway.code_for("+8613800138001").into();
     let (st, p) = app.call("POST", "/api/v1/holders", None, Some(replay)).await;
     assert_eq!(
@@ -198,9 +201,9 @@ async fn a_registry_that_is_down_garbled_or_slow_is_a_503_not_a_pass(app: &TestA
         app.registry.know_registration(&registration);
         app.registry.set_mode(mode);
         let started = std::time::Instant::now();
-        let code = app.otp(phone).await;
+        let otp = app.otp(phone).await;
         let mut body = registration.clone();
-        body["otp"] = code.into();
+        otp.fill(&mut body);
         let resp = app
             .client
             .post(app.url("/api/v1/holders"))
@@ -289,7 +292,11 @@ async fn a_holder_registered_at_the_counter_signs_in_with_the_phone(app: &TestAp
     // The holder signs in with the phone's one-time code and has a code.
     let code = app.otp(phone).await;
     let session = app
-        .post("/api/v1/sessions", None, json!({"phone": phone, "otp": code}))
+        .post(
+            "/api/v1/sessions",
+            None,
+            json!({"phone": phone, "challenge": code.challenge, "otp": code.code}),
+        )
         .await;
     assert_eq!(session["holder"], hex.as_str());
     let holder = Holder {
@@ -388,7 +395,11 @@ async fn a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones(a
     // The new phone signs in; the old one no longer finds the holder.
     let code = app.otp(new_phone).await;
     let session = app
-        .post("/api/v1/sessions", None, json!({"phone": new_phone, "otp": code}))
+        .post(
+            "/api/v1/sessions",
+            None,
+            json!({"phone": new_phone, "challenge": code.challenge, "otp": code.code}),
+        )
         .await;
     assert_eq!(session["holder"], holder.hex.as_str());
     let moved = Holder {
@@ -436,8 +447,9 @@ async fn phone_on_record(app: &TestApp, hex: &str) -> String {
     record["personal_data"]["phone"].as_str().unwrap().to_owned()
 }
 
-fn self_change(old_otp: &str, new_phone: &str, new_otp: &str) -> Value {
-    json!({"old_phone": "+8613800138001", "old_otp": old_otp, "new_phone": new_phone, "new_otp": new_otp,
+fn self_change(old: &Otp, new_phone: &str, new: &Otp) -> Value {
+    json!({"old_phone": "+8613800138001", "old_challenge": old.challenge, "old_otp": old.code,
+        "new_phone": new_phone, "new_challenge": new.challenge, "new_otp": new.code,
         "name": "张三丰", "resident_id": resident_id_of_the_resident()})
 }
 
@@ -453,12 +465,16 @@ async fn a_phone_change_without_the_old_phone_is_refused(app: &TestApp) {
     );
     // Someone with the new phone and the document, but not the old phone, guesses its code.
     let new_code = app.otp(new_phone).await;
+    let guessed = Otp {
+        challenge: "otc_guessed".into(),
+        code: "123456".into(),
+    };
     let (st, p) = app
         .call(
             "POST",
             "/api/v1/phone-changes",
             None,
-            Some(self_change("123456", new_phone, &new_code)),
+            Some(self_change(&guessed, new_phone, &new_code)),
         )
         .await;
     assert_eq!(
@@ -579,7 +595,8 @@ async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &Te
         .post(
             "/api/v1/phone-changes",
             None,
-            json!({"old_phone": other_old, "old_otp": old_code, "new_phone": other_new, "new_otp": new_code,
+            json!({"old_phone": other_old, "old_challenge": old_code.challenge, "old_otp": old_code.code,
+                "new_phone": other_new, "new_challenge": new_code.challenge, "new_otp": new_code.code,
                 "name": "王五", "resident_id": resident_id("11010119800101001")}),
         )
         .await;
@@ -590,8 +607,11 @@ async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &Te
             "POST",
             "/api/v1/phone-changes",
             None,
-            Some(json!({"old_phone": other_old, "old_otp": old_code, "new_phone": other_new, "new_otp": new_code,
-                "name": "王五", "resident_id": resident_id("11010119800101001")})),
+            Some(
+                json!({"old_phone": other_old, "old_challenge": old_code.challenge, "old_otp": old_code.code,
+                "new_phone": other_new, "new_challenge": new_code.challenge, "new_otp": new_code.code,
+                "name": "王五", "resident_id": resident_id("11010119800101001")}),
+            ),
         )
         .await;
     assert_eq!(
@@ -622,6 +642,103 @@ async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &Te
     assert_eq!(entry["subject"], other.as_str());
 }
 
+async fn a_strangers_guesses_at_a_phone_change_leave_the_owners_code(app: &TestApp) {
+    let hex = counter_resident(app, "+8613800138001").await;
+    let new_phone = "+8613800138088";
+    app.registry.know(
+        "张三丰",
+        DocumentJson::ResidentId {
+            number: resident_id_of_the_resident(),
+        },
+        new_phone,
+    );
+    // The owner asks for codes for both phones from their own address.
+    let old_code = {
+        let (st, sent) = app
+            .call_from(
+                "10.1.0.1",
+                "POST",
+                "/api/v1/otp",
+                json!({"phone": "+8613800138001"}),
+            )
+            .await;
+        assert_eq!(st, 202, "{sent}");
+        Otp {
+            challenge: sent["challenge"].as_str().unwrap().to_owned(),
+            code: app.gateway.code_for("+8613800138001"),
+        }
+    };
+    let new_code = {
+        let (st, sent) = app
+            .call_from("10.1.0.1", "POST", "/api/v1/otp", json!({"phone": new_phone}))
+            .await;
+        assert_eq!(st, 202, "{sent}");
+        Otp {
+            challenge: sent["challenge"].as_str().unwrap().to_owned(),
+            code: app.gateway.code_for(new_phone),
+        }
+    };
+    // A stranger, from another address and under a challenge of its own, guesses the old phone's
+    // code at /phone-changes (once even the right code): the same refusal every time, then 429.
+    let mut answers = Vec::new();
+    for i in 0..70u32 {
+        let code = if i == 7 {
+            old_code.code.clone()
+        } else {
+            format!("{:06}", i * 3331 % 1_000_000)
+        };
+        let stranger = Otp {
+            challenge: "otc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            code,
+        };
+        let body = self_change(&stranger, new_phone, &new_code);
+        answers.push(
+            app.call_from("10.2.0.9", "POST", "/api/v1/phone-changes", body)
+                .await,
+        );
+    }
+    let refused = answers.iter().take_while(|(st, _)| *st == 401).count();
+    assert_eq!(refused, 60, "{:?}", &answers[..3]);
+    let details: std::collections::BTreeSet<&str> = answers[..refused]
+        .iter()
+        .map(|(_, p)| p["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert!(answers[refused..].iter().all(|(st, _)| *st == 429));
+    assert_eq!(phone_on_record(app, &hex).await, "+8613800138001");
+    // The owner's old-phone code kept every guess: a wrong one says four are left (and leaves the
+    // new phone's code untouched), then both right codes move the holder.
+    let wrong = Otp {
+        challenge: old_code.challenge.clone(),
+        code: if old_code.code == "000000" {
+            "111111"
+        } else {
+            "000000"
+        }
+        .into(),
+    };
+    let (st, p) = app
+        .call_from(
+            "10.1.0.1",
+            "POST",
+            "/api/v1/phone-changes",
+            self_change(&wrong, new_phone, &new_code),
+        )
+        .await;
+    assert_eq!(st, 401, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("4 attempts left"), "{p}");
+    let (st, p) = app
+        .call_from(
+            "10.1.0.1",
+            "POST",
+            "/api/v1/phone-changes",
+            self_change(&old_code, new_phone, &new_code),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(phone_on_record(app, &hex).await, new_phone);
+}
+
 common::on_both_backends!(
     a_red_holder_with_a_spare_sim_and_an_invented_id_is_refused,
     a_squatted_id_is_refused_without_saying_why_and_its_owner_is_told,
@@ -632,6 +749,7 @@ common::on_both_backends!(
     a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones,
     a_phone_change_without_the_old_phone_is_refused,
     a_phone_change_by_the_holder_with_both_phones_and_the_registry,
+    a_strangers_guesses_at_a_phone_change_leave_the_owners_code,
 );
 
 /// Without a registry, self-registration is closed and says where to go; the counter works.
@@ -645,7 +763,7 @@ async fn without_a_registry_holders_register_at_the_counter() {
         let id = resident_id("11010519491231041");
         let code = app.otp(phone).await;
         let mut body = resident("吴十", &id, phone);
-        body["otp"] = code.clone().into();
+        code.fill(&mut body);
         let (st, p) = app.call("POST", "/api/v1/holders", None, Some(body)).await;
         assert_eq!(
             (st.as_u16(), problem_type(&p)),
@@ -673,8 +791,11 @@ async fn without_a_registry_holders_register_at_the_counter() {
                 "POST",
                 "/api/v1/phone-changes",
                 None,
-                Some(json!({"old_phone": phone, "old_otp": code, "new_phone": "+8613200132002", "new_otp": "000000",
-                    "name": "吴十", "resident_id": id})),
+                Some(
+                    json!({"old_phone": phone, "old_challenge": code.challenge, "old_otp": code.code,
+                    "new_phone": "+8613200132002", "new_challenge": "otc_none", "new_otp": "000000",
+                    "name": "吴十", "resident_id": id}),
+                ),
             )
             .await;
         assert_eq!(st, 403);
@@ -692,7 +813,7 @@ async fn without_a_registry_holders_register_at_the_counter() {
                 "POST",
                 "/api/v1/sessions",
                 None,
-                Some(json!({"phone": phone, "otp": code})),
+                Some(json!({"phone": phone, "challenge": code.challenge, "otp": code.code})),
             )
             .await;
         assert_eq!(st, 201, "{v}");

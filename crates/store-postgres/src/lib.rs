@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
     ),
+    (
+        "0008_otp_challenge",
+        include_str!("../migrations/0008_otp_challenge.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

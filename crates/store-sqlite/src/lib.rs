@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
     ),
+    (
+        "0008_otp_challenge",
+        include_str!("../migrations/0008_otp_challenge.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

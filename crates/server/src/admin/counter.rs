@@ -70,6 +70,7 @@ impl From<CounterPerson> for Registration {
                 name,
                 resident_id,
                 phone,
+                challenge: String::new(),
                 otp: String::new(),
             },
             CounterPerson::Visitor {
@@ -90,6 +91,7 @@ impl From<CounterPerson> for Registration {
                 flight,
                 arrival,
                 phone,
+                challenge: String::new(),
                 otp: String::new(),
             },
         }

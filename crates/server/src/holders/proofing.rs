@@ -15,8 +15,9 @@ use crate::identity::{IdentityClaim, Verdict};
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
-use super::otp::accept_otp;
+use super::otp::{OtpGuess, accept_otp};
 use super::{invalid, parse_phone};
+use crate::client::ClientAddr;
 
 /// The audit log's action for a holder moved to a new phone (the holder's access log shows it,
 /// whoever did it).
@@ -120,10 +121,14 @@ pub(crate) fn tell_document_owner<S: Store>(app: Arc<App<S>>, owner: SealedHolde
 pub struct PhoneChange {
     /// The phone registered now, international form.
     pub old_phone: String,
+    /// The challenge `POST /otp` answered with for the old phone.
+    pub old_challenge: String,
     /// The one-time code sent to it.
     pub old_otp: String,
     /// The new phone.
     pub new_phone: String,
+    /// The challenge `POST /otp` answered with for the new phone.
+    pub new_challenge: String,
     /// The one-time code sent to the new phone.
     pub new_otp: String,
     /// Full name as on the document.
@@ -161,6 +166,7 @@ pub struct PhoneChanged {
 ))]
 pub(crate) async fn change_phone<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     Json(req): Json<PhoneChange>,
 ) -> Result<Json<PhoneChanged>, ApiError> {
     let t = now();
@@ -184,8 +190,18 @@ pub(crate) async fn change_phone<S: Store>(
             "no real-name registry is connected: a phone is changed at a service counter".into(),
         ));
     }
-    accept_otp(&app, &old, &req.old_otp).await?;
-    accept_otp(&app, &new, &req.new_otp).await?;
+    // Each code counts only under its own challenge, so a stranger's guesses here under a
+    // challenge of their own cannot use up the owner's codes.
+    let old_guess = OtpGuess {
+        challenge: &req.old_challenge,
+        code: &req.old_otp,
+    };
+    accept_otp(&app, client, &old, old_guess).await?;
+    let new_guess = OtpGuess {
+        challenge: &req.new_challenge,
+        code: &req.new_otp,
+    };
+    accept_otp(&app, client, &new, new_guess).await?;
     let holder = app
         .store
         .holder_by_phone(&app.vault.lookup_hash("phone", old.as_str()))

@@ -19,8 +19,9 @@ use crate::identity::IdentityClaim;
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
-use super::otp::accept_otp;
+use super::otp::{OtpGuess, accept_otp};
 use super::{invalid, iso_date, parse_phone};
+use crate::client::ClientAddr;
 
 /// A registration: a resident (ID card) or a visitor (passport; the international version).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -34,6 +35,8 @@ pub enum Registration {
         resident_id: String,
         /// Phone, international form.
         phone: String,
+        /// The challenge `POST /otp` answered with.
+        challenge: String,
         /// The one-time code sent to the phone.
         otp: String,
     },
@@ -51,6 +54,7 @@ pub enum Registration {
         birth_date: Date,
         /// The passport's machine-readable zone (two lines of 44), checked when given.
         #[serde(default)]
+        #[schema(min_items = 2, max_items = 2)]
         mrz: Option<[String; 2]>,
         /// Arrival flight (`SK997`).
         flight: String,
@@ -60,6 +64,8 @@ pub enum Registration {
         arrival: Date,
         /// Phone, international form.
         phone: String,
+        /// The challenge `POST /otp` answered with.
+        challenge: String,
         /// The one-time code sent to the phone.
         otp: String,
     },
@@ -91,13 +97,16 @@ pub struct SessionCreated {
 ))]
 pub(crate) async fn register<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     headers: axum::http::HeaderMap,
     Json(req): Json<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = now();
     let today = t.to_offset(app.policy.utc_offset()).date();
-    let otp = match &req {
-        Registration::Resident { otp, .. } | Registration::Visitor { otp, .. } => otp.clone(),
+    let (challenge, otp) = match &req {
+        Registration::Resident { challenge, otp, .. } | Registration::Visitor { challenge, otp, .. } => {
+            (challenge.clone(), otp.clone())
+        }
     };
     let person = NewHolder::parse(req, today)?;
     if !app.identity.configured() {
@@ -105,7 +114,11 @@ pub(crate) async fn register<S: Store>(
     }
     // The code first: only the phone's owner learns anything from what follows, and the
     // registry is asked only about a phone its asker holds.
-    accept_otp(&app, &person.phone, &otp).await?;
+    let guess = OtpGuess {
+        challenge: &challenge,
+        code: &otp,
+    };
+    accept_otp(&app, client, &person.phone, guess).await?;
     let phone_hash = app.vault.lookup_hash("phone", person.phone.as_str());
     if app.store.holder_by_phone(&phone_hash).await?.is_some() {
         return Err(ApiError::Conflict(
@@ -289,6 +302,8 @@ pub(crate) async fn store_holder<S: Store>(
 pub struct SignIn {
     /// Phone, international form.
     pub phone: String,
+    /// The challenge `POST /otp` answered with.
+    pub challenge: String,
     /// The one-time code.
     pub otp: String,
 }
@@ -301,11 +316,16 @@ pub struct SignIn {
 ))]
 pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     headers: axum::http::HeaderMap,
     Json(req): Json<SignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
-    accept_otp(&app, &phone, &req.otp).await?;
+    let guess = OtpGuess {
+        challenge: &req.challenge,
+        code: &req.otp,
+    };
+    accept_otp(&app, client, &phone, guess).await?;
     let holder = app
         .store
         .holder_by_phone(&app.vault.lookup_hash("phone", phone.as_str()))

@@ -135,6 +135,7 @@ pub async fn prepare(
         sms: SmsConfig {
             kind: SmsKind::Console,
             url: None,
+            ..SmsConfig::default()
         },
         identity: IdentityConfig {
             kind: IdentityKind::Demo,
