@@ -53,6 +53,9 @@ otp_per_address_per_hour = 30
 # Guesses at one-time codes from one client address in an hour, at most (each code allows 5, and
 # only to the client that asked for it).
 otp_guesses_per_address_per_hour = 60
+# Seconds before another code may go to the same phone (also after a service counter used one:
+# the holder's first sign-in waits this long).
+otp_resend_seconds = 60
 # Staff passwords checked or hashed at once (argon2id, about 19 MiB and tens of milliseconds
 # each); 0 means half the cores. A sign-in that cannot start its check within
 # password_queue_ms is refused with 503 and Retry-After before any hashing is done.
@@ -142,6 +145,9 @@ pub struct Config {
     pub otp_per_address_per_hour: u32,
     /// Guesses at one-time codes per client address per hour.
     pub otp_guesses_per_address_per_hour: u32,
+    /// Seconds before another one-time code may go to the same phone.
+    #[serde(default = "default_otp_resend_seconds")]
+    pub otp_resend_seconds: u32,
     /// Password hashes computed at once (0: one per core).
     pub password_checks_at_once: usize,
     /// How long a password check may wait for its turn.
@@ -178,6 +184,7 @@ impl Default for Config {
             officer_session_hours: 12,
             otp_per_address_per_hour: 30,
             otp_guesses_per_address_per_hour: 60,
+            otp_resend_seconds: default_otp_resend_seconds(),
             password_checks_at_once: 0,
             password_queue_ms: 1000,
             trusted_proxies: Vec::new(),
@@ -297,6 +304,11 @@ impl Config {
                 "otp_guesses_per_address_per_hour must be at least 1".into(),
             ));
         }
+        if !(1..=3600).contains(&self.otp_resend_seconds) {
+            return Err(ConfigError(
+                "otp_resend_seconds must lie between 1 and 3600".into(),
+            ));
+        }
         if self.shutdown_grace_seconds > 3600 {
             return Err(ConfigError("shutdown_grace_seconds must be at most 3600".into()));
         }
@@ -307,6 +319,10 @@ impl Config {
         crate::identity::check(&self.identity).map_err(|e| ConfigError(format!("identity: {e}")))?;
         Ok(())
     }
+}
+
+fn default_otp_resend_seconds() -> u32 {
+    60
 }
 
 #[cfg(test)]

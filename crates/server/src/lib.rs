@@ -216,7 +216,10 @@ impl<S: Store> App<S> {
             document_alerts: governor::RateLimiter::keyed(governor::Quota::per_hour(
                 std::num::NonZeroU32::MIN.saturating_add(2),
             )),
-            otp_limits: OtpLimits::default(),
+            otp_limits: OtpLimits {
+                min_interval: time::Duration::seconds(i64::from(config.otp_resend_seconds)),
+                ..OtpLimits::default()
+            },
             otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
             otp_guesses_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(guesses_per_hour)),
             sms_budget: sms::SmsBudget::new(&config.sms),

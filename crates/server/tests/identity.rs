@@ -53,6 +53,48 @@ async fn access_actions(app: &TestApp, holder: &Holder) -> Vec<Value> {
         .clone()
 }
 
+const CHECKED: &str = r#"{"document_seen": true, "number_checked": true}"#;
+
+/// A registration at the counter as the officer posts it: the person's phone is sent a code first,
+/// which they read out, and the registry knows the person. The status and the body.
+async fn counter_register(app: &TestApp, officer: &str, person: Value) -> (u16, Value) {
+    app.registry.know_registration(&person);
+    let otp = app.otp(person["phone"].as_str().unwrap()).await;
+    let body = json!({"person": person, "checked": serde_json::from_str::<Value>(CHECKED).unwrap(),
+        "challenge": otp.challenge, "otp": otp.code});
+    let (st, v) = app
+        .call("POST", "/api/v1/admin/counter/holders", Some(officer), Some(body))
+        .await;
+    (st.as_u16(), v)
+}
+
+/// A phone change at the counter (`name`, `resident_id`, `new_phone`) as the officer posts it:
+/// the new phone is sent a code first, which the person reads out, and the registry knows the
+/// name and document with the new phone. The status and the body.
+async fn counter_change(app: &TestApp, officer: &str, mut change: Value) -> (u16, Value) {
+    let new_phone = change["new_phone"].as_str().unwrap().to_owned();
+    app.registry.know(
+        change["name"].as_str().unwrap(),
+        DocumentJson::ResidentId {
+            number: change["resident_id"].as_str().unwrap().to_owned(),
+        },
+        &new_phone,
+    );
+    let otp = app.otp(&new_phone).await;
+    change["checked"] = serde_json::from_str::<Value>(CHECKED).unwrap();
+    change["new_challenge"] = otp.challenge.into();
+    change["new_otp"] = otp.code.into();
+    let (st, v) = app
+        .call(
+            "POST",
+            "/api/v1/admin/counter/phone-changes",
+            Some(officer),
+            Some(change),
+        )
+        .await;
+    (st.as_u16(), v)
+}
+
 /// The refusal that tells nothing: what a registry's no-match answers.
 async fn no_match_detail(app: &TestApp) -> String {
     let invented = resident_id("44030119851212345");
@@ -229,10 +271,12 @@ async fn a_registry_that_is_down_garbled_or_slow_is_a_503_not_a_pass(app: &TestA
 async fn a_holder_cannot_use_the_counter(app: &TestApp) {
     let holder = app.register_resident().await;
     let auditor = app.auditor().await.token.clone();
+    let sent = app.otp("+8613400134001").await;
     let body = json!({"person": {"kind": "resident", "name": "孙八", "resident_id": resident_id("11010519491231021"),
-        "phone": "+8613400134001"}, "checked": {"document_seen": true, "number_checked": true}});
+        "phone": "+8613400134001"}, "checked": {"document_seen": true, "number_checked": true},
+        "challenge": sent.challenge, "otp": sent.code});
     let change = json!({"name": "张三丰", "resident_id": resident_id_of_the_resident(), "new_phone": "+8613400134002",
-        "checked": {"document_seen": true, "number_checked": true}});
+        "new_challenge": "otc_none", "new_otp": "000000", "checked": {"document_seen": true, "number_checked": true}});
     for (path, body) in [
         ("/api/v1/admin/counter/holders", &body),
         ("/api/v1/admin/counter/phone-changes", &change),
@@ -274,14 +318,13 @@ async fn a_holder_registered_at_the_counter_signs_in_with_the_phone(app: &TestAp
     let officer = app.officer().await.clone();
     let id = resident_id("11010519491231031");
     let phone = "+8613300133001";
-    let made = app
-        .post(
-            "/api/v1/admin/counter/holders",
-            Some(&officer.token),
-            json!({"person": {"kind": "resident", "name": "周九", "resident_id": id, "phone": phone},
-                "checked": {"document_seen": true, "number_checked": true}}),
-        )
-        .await;
+    let (st, made) = counter_register(
+        app,
+        &officer.token,
+        json!({"kind": "resident", "name": "周九", "resident_id": id, "phone": phone}),
+    )
+    .await;
+    assert_eq!(st, 201, "{made}");
     let hex = made["holder"].as_str().unwrap().to_owned();
     assert!(
         app.gateway
@@ -289,7 +332,9 @@ async fn a_holder_registered_at_the_counter_signs_in_with_the_phone(app: &TestAp
             .iter()
             .any(|t| t.contains("you are registered"))
     );
-    // The holder signs in with the phone's one-time code and has a code.
+    // The holder signs in with the phone's one-time code (a new one, once a phone may be sent
+    // another) and has a code.
+    app.after_resend_interval().await;
     let code = app.otp(phone).await;
     let session = app
         .post(
@@ -316,30 +361,26 @@ async fn a_holder_registered_at_the_counter_signs_in_with_the_phone(app: &TestAp
         entry["purpose"]
             .as_str()
             .unwrap()
-            .contains("resident ID card seen, number checked"),
+            .contains("resident ID card seen, number checked, phone's one-time code read out"),
         "{entry}"
     );
-    // The same document again, at the counter or by the registry: refused.
-    let (st, _) = app
-        .call(
-            "POST",
-            "/api/v1/admin/counter/holders",
-            Some(&officer.token),
-            Some(json!({"person": {"kind": "resident", "name": "周九", "resident_id": id, "phone": "+8613300133002"},
-                "checked": {"document_seen": true, "number_checked": true}})),
-        )
-        .await;
+    // The same document again at the counter: refused, and recorded against its holder.
+    let (st, _) = counter_register(
+        app,
+        &officer.token,
+        json!({"kind": "resident", "name": "周九", "resident_id": id, "phone": "+8613300133002"}),
+    )
+    .await;
     assert_eq!(st, 409);
     // A visitor, with a passport.
-    let visitor = app
-        .post(
-            "/api/v1/admin/counter/holders",
-            Some(&officer.token),
-            json!({"person": {"kind": "visitor", "name": "Lukas Weber", "passport": "C01X00T47", "nationality": "DEU",
-                "birth_date": "1980-02-01", "flight": "LH720", "arrival": "2026-11-28", "phone": "+4915112345678"},
-                "checked": {"document_seen": true, "number_checked": true}}),
-        )
-        .await;
+    let (st, visitor) = counter_register(
+        app,
+        &officer.token,
+        json!({"kind": "visitor", "name": "Lukas Weber", "passport": "C01X00T47", "nationality": "SWE",
+            "birth_date": "1980-02-01", "flight": "LH720", "arrival": "2026-11-28", "phone": "+46701234599"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{visitor}");
     assert!(visitor["holder"].as_str().is_some());
 }
 
@@ -347,32 +388,18 @@ async fn a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones(a
     let holder = app.register_resident().await;
     let officer = app.officer().await.clone();
     let new_phone = "+8613800138055";
-    let change = |name: &str| {
-        json!({"name": name, "resident_id": resident_id_of_the_resident(), "new_phone": new_phone,
-            "checked": {"document_seen": true, "number_checked": true}})
-    };
+    let change = |name: &str| json!({"name": name, "resident_id": resident_id_of_the_resident(), "new_phone": new_phone});
     // Another name with the number: not this holder.
-    let (st, _) = app
-        .call(
-            "POST",
-            "/api/v1/admin/counter/phone-changes",
-            Some(&officer.token),
-            Some(change("李鬼")),
-        )
-        .await;
+    let (st, _) = counter_change(app, &officer.token, change("李鬼")).await;
     assert_eq!(st, 404);
     assert_eq!(
         app.code(&holder).await["colour"],
         "green",
         "a refused change ended the session"
     );
-    let done = app
-        .post(
-            "/api/v1/admin/counter/phone-changes",
-            Some(&officer.token),
-            change("张三丰"),
-        )
-        .await;
+    app.after_resend_interval().await;
+    let (st, done) = counter_change(app, &officer.token, change("张三丰")).await;
+    assert_eq!(st, 200, "{done}");
     assert_eq!(done["holder"], holder.hex.as_str());
     assert_eq!(done["sessions_ended"], 1);
     // The old session is over, at once.
@@ -393,6 +420,7 @@ async fn a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones(a
             .any(|t| t.contains("now holds your health code"))
     );
     // The new phone signs in; the old one no longer finds the holder.
+    app.after_resend_interval().await;
     let code = app.otp(new_phone).await;
     let session = app
         .post(
@@ -420,17 +448,18 @@ async fn a_phone_change_at_the_counter_ends_old_sessions_and_tells_both_phones(a
     assert_eq!(app.export(&moved).await["personal_data"]["phone"], new_phone);
 }
 
-/// A resident registered at the counter with a phone (no one-time code used yet).
+/// A resident registered at the counter with a phone (whose code the counter used: a new one may
+/// be sent once the resend interval is over, which this waits for).
 async fn counter_resident(app: &TestApp, phone: &str) -> String {
     let officer = app.officer().await.token.clone();
-    let made = app
-        .post(
-            "/api/v1/admin/counter/holders",
-            Some(&officer),
-            json!({"person": {"kind": "resident", "name": "张三丰", "resident_id": resident_id_of_the_resident(),
-                "phone": phone}, "checked": {"document_seen": true, "number_checked": true}}),
-        )
-        .await;
+    let (st, made) = counter_register(
+        app,
+        &officer,
+        json!({"kind": "resident", "name": "张三丰", "resident_id": resident_id_of_the_resident(), "phone": phone}),
+    )
+    .await;
+    assert_eq!(st, 201, "{made}");
+    app.after_resend_interval().await;
     made["holder"].as_str().unwrap().to_owned()
 }
 
@@ -511,13 +540,14 @@ async fn a_phone_change_without_the_old_phone_is_refused(app: &TestApp) {
     // registry that wrongly confirms it): the old phone is not this holder's, so nothing moves.
     let (theirs, theirs_new) = ("+8613800138068", "+8613800138069");
     let officer = app.officer().await.token.clone();
-    app.post(
-        "/api/v1/admin/counter/holders",
-        Some(&officer),
-        json!({"person": {"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"),
-            "phone": theirs}, "checked": {"document_seen": true, "number_checked": true}}),
+    let (st, made) = counter_register(
+        app,
+        &officer,
+        json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"), "phone": theirs}),
     )
     .await;
+    assert_eq!(st, 201, "{made}");
+    app.after_resend_interval().await;
     app.registry.know(
         "张三丰",
         DocumentJson::ResidentId {
@@ -571,17 +601,15 @@ async fn a_phone_change_by_the_holder_with_both_phones_and_the_registry(app: &Te
     let other_old = "+8613800138078";
     let other_new = "+8613800138079";
     let officer = app.officer().await.token.clone();
-    let other = app
-        .post(
-            "/api/v1/admin/counter/holders",
-            Some(&officer),
-            json!({"person": {"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"),
-                "phone": other_old}, "checked": {"document_seen": true, "number_checked": true}}),
-        )
-        .await["holder"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (st, made) = counter_register(
+        app,
+        &officer,
+        json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"), "phone": other_old}),
+    )
+    .await;
+    assert_eq!(st, 201, "{made}");
+    let other = made["holder"].as_str().unwrap().to_owned();
+    app.after_resend_interval().await;
     app.registry.know(
         "王五",
         DocumentJson::ResidentId {
@@ -739,6 +767,118 @@ async fn a_strangers_guesses_at_a_phone_change_leave_the_owners_code(app: &TestA
     assert_eq!(phone_on_record(app, &hex).await, new_phone);
 }
 
+async fn the_counter_binds_only_a_phone_the_person_holds_and_records_refusals(app: &TestApp) {
+    let officer = app.officer().await.clone();
+    let id = resident_id("11010519491231061");
+    let person = json!({"kind": "resident", "name": "冯十二", "resident_id": id, "phone": "+8613300133061"});
+    app.registry.know_registration(&person);
+    // The officer mistypes the phone: the code goes to a stranger's phone, so the person in front
+    // of them has none to read out, and a guess (or the right code under another challenge) binds
+    // nothing.
+    let mut typo = person.clone();
+    typo["phone"] = "+8613300133016".into();
+    let sent = app.otp("+8613300133016").await;
+    for (challenge, code) in [
+        (sent.challenge.clone(), "123456".to_owned()),
+        (
+            "otc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            sent.code.clone(),
+        ),
+    ] {
+        let (st, p) = app
+            .call(
+                "POST",
+                "/api/v1/admin/counter/holders",
+                Some(&officer.token),
+                Some(
+                    json!({"person": typo, "checked": {"document_seen": true, "number_checked": true},
+                    "challenge": challenge, "otp": code}),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (st.as_u16(), problem_type(&p)),
+            (401, "urn:healthcode:problem:one-time-code"),
+            "{p}"
+        );
+    }
+    let (st, _) = lab_search(app, "冯十二", &id).await;
+    assert_eq!(st, 404);
+    assert!(
+        app.gateway
+            .texts_to("+8613300133016")
+            .iter()
+            .all(|t| t.starts_with("one-time code"))
+    );
+    // A person the registry does not confirm (a SIM registered to someone else): refused, said
+    // plainly, and recorded.
+    let stranger =
+        json!({"kind": "resident", "name": "冯十二", "resident_id": id, "phone": "+8613300133062"});
+    let otp = app.otp("+8613300133062").await;
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/admin/counter/holders",
+            Some(&officer.token),
+            Some(
+                json!({"person": stranger, "checked": {"document_seen": true, "number_checked": true},
+                "challenge": otp.challenge, "otp": otp.code}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("does not confirm"), "{p}");
+    let (st, _) = lab_search(app, "冯十二", &id).await;
+    assert_eq!(st, 404);
+    let refused = |log: &[Value]| {
+        log.iter()
+            .filter(|e| e["action"] == "counter-refused" && e["actor"] == officer.actor.as_str())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let log = app.audit_log().await;
+    assert_eq!(refused(&log).len(), 1, "{log:?}");
+    assert!(refused(&log)[0]["purpose"].as_str().unwrap().contains("registry"));
+    // A document that is registered already, and a phone that is: refused, and each recorded
+    // against the holder it named, who sees it in their access log.
+    let owner = app.register_resident().await;
+    let (st, _) = counter_register(
+        app,
+        &officer.token,
+        json!({"kind": "resident", "name": "张三丰", "resident_id": resident_id_of_the_resident(), "phone": "+8613300133063"}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    app.after_resend_interval().await;
+    let (st, _) = counter_register(
+        app,
+        &officer.token,
+        json!({"kind": "resident", "name": "冯十二", "resident_id": id, "phone": "+8613800138001"}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    let log = app.audit_log().await;
+    let about_owner: Vec<Value> = refused(&log)
+        .into_iter()
+        .filter(|e| e["subject"] == owner.hex.as_str())
+        .collect();
+    assert_eq!(about_owner.len(), 2, "{log:?}");
+    assert!(log.iter().all(|e| e["action"] != "counter-register"), "{log:?}");
+    let access = access_actions(app, &owner).await;
+    assert_eq!(
+        access.iter().filter(|e| e["action"] == "counter-refused").count(),
+        2,
+        "{access:?}"
+    );
+    // The person, with their own phone and its code: registered.
+    let (st, made) = counter_register(app, &officer.token, person).await;
+    assert_eq!(st, 201, "{made}");
+}
+
 common::on_both_backends!(
     a_red_holder_with_a_spare_sim_and_an_invented_id_is_refused,
     a_squatted_id_is_refused_without_saying_why_and_its_owner_is_told,
@@ -750,6 +890,7 @@ common::on_both_backends!(
     a_phone_change_without_the_old_phone_is_refused,
     a_phone_change_by_the_holder_with_both_phones_and_the_registry,
     a_strangers_guesses_at_a_phone_change_leave_the_owners_code,
+    the_counter_binds_only_a_phone_the_person_holds_and_records_refusals,
 );
 
 /// Without a registry, self-registration is closed and says where to go; the counter works.
@@ -799,15 +940,24 @@ async fn without_a_registry_holders_register_at_the_counter() {
             )
             .await;
         assert_eq!(st, 403);
-        // An officer registers the person at the counter; the code sent before still signs in.
+        // An officer registers the person at the counter with the code the phone received (the
+        // registry is not asked: there is none); the holder then signs in with a new code.
         let officer = app.officer().await.token.clone();
-        app.post(
-            "/api/v1/admin/counter/holders",
-            Some(&officer),
-            json!({"person": {"kind": "resident", "name": "吴十", "resident_id": id, "phone": phone},
-                "checked": {"document_seen": true, "number_checked": true}}),
-        )
-        .await;
+        let (st, made) = app
+            .call(
+                "POST",
+                "/api/v1/admin/counter/holders",
+                Some(&officer),
+                Some(
+                    json!({"person": {"kind": "resident", "name": "吴十", "resident_id": id, "phone": phone},
+                    "checked": {"document_seen": true, "number_checked": true},
+                    "challenge": code.challenge, "otp": code.code}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 201, "{made}");
+        app.after_resend_interval().await;
+        let code = app.otp(phone).await;
         let (st, v) = app
             .call(
                 "POST",

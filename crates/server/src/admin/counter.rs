@@ -1,7 +1,10 @@
 //! The service counter: an officer, with the person and their document in front of them,
-//! registers a holder (who then signs in with their phone's one-time code) or moves a holder to
-//! a new phone. The officer states that they saw the document and checked its number; that, the
-//! document's kind and the officer are recorded in the audit log before anything changes.
+//! registers a holder or moves a holder to a new phone. The phone is proved as everywhere else:
+//! the person reads out the one-time code `POST /otp` sent to it, so that an officer's typo, or a
+//! dishonest officer, cannot bind a stranger's phone. When a real-name registry is connected it is
+//! asked too, and a no-match is refused. The officer states that they saw the document and checked
+//! its number; that, the document's kind and the officer are recorded in the audit log before
+//! anything changes, and so is every refused attempt.
 
 use std::sync::Arc;
 
@@ -15,12 +18,15 @@ use utoipa::ToSchema;
 
 use crate::access::Reader;
 use crate::auth::{Officers, Staff};
-use crate::holders::{NewHolder, Registration, iso_date, move_to_phone, store_holder, text};
+use crate::client::ClientAddr;
+use crate::holders::{
+    NewHolder, OtpGuess, Registration, accept_otp, iso_date, move_to_phone, store_holder, text,
+};
+use crate::identity::{IdentityClaim, Verdict};
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
-/// The person at the counter, as their document says (no one-time code: they sign in later with
-/// their phone's).
+/// The person at the counter, as their document says.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CounterPerson {
@@ -140,6 +146,69 @@ pub struct CounterRegistration {
     pub person: CounterPerson,
     /// What the officer checked.
     pub checked: DocumentCheck,
+    /// The challenge `POST /otp` answered with when the code was sent to the person's phone.
+    pub challenge: String,
+    /// The one-time code the person reads out from their phone.
+    pub otp: String,
+}
+
+/// The audit log's action for a registration or phone change at the counter that was refused
+/// (document or phone registered already, no holder, the registry's no-match): an officer cannot
+/// probe documents or phones without trace.
+pub const COUNTER_REFUSED: &str = "counter-refused";
+
+/// Records a refused counter attempt (about `subject` when the refusal names a holder), then
+/// answers `err`.
+async fn refuse<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    subject: Option<healthcode_domain::HolderId>,
+    what: String,
+    err: ApiError,
+) -> ApiError {
+    match app
+        .audit(me.actor(), me.role.as_str(), COUNTER_REFUSED, subject, what)
+        .await
+    {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
+/// The registry's word on a person at the counter, when one is connected: a no-match is refused
+/// (audited), no answer is a 503.
+async fn registry_confirms<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    claim: IdentityClaim<'_>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if !app.identity.configured() {
+        return Ok(());
+    }
+    match app.identity.verify(claim).await {
+        Verdict::Match => Ok(()),
+        Verdict::NoMatch => Err(refuse(
+            app,
+            me,
+            None,
+            format!("{what} refused: the real-name registry did not confirm the name, document and phone"),
+            ApiError::Forbidden(
+                "the real-name registry does not confirm that this name, document and phone belong \
+                 to one person, so nothing was done. Check what was typed against the document; \
+                 a registration the registry does not confirm cannot be made here"
+                    .into(),
+            ),
+        )
+        .await),
+        Verdict::Unknown(why) => {
+            tracing::warn!(target: "healthcode::identity", %why, "the real-name registry did not answer");
+            Err(ApiError::Unavailable(
+                "the real-name registry cannot answer now; send a new one-time code and retry later".into(),
+                30,
+            ))
+        }
+    }
 }
 
 /// A holder registered at the counter.
@@ -154,53 +223,84 @@ pub struct CounterRegistered {
 }
 
 /// Registers a holder at a service counter (officers), with the original document seen and its
-/// number checked; recorded in the audit log with the officer and the document's kind. The
-/// holder then signs in with a one-time code sent to the phone, and is texted to say so.
+/// number checked, and the phone proved by its one-time code (sent with `POST /otp`, read out by
+/// the person). When a real-name registry is connected it must confirm the name, document and
+/// phone. Recorded in the audit log with the officer and the document's kind before the holder
+/// is stored; refused attempts are recorded too. The holder then signs in with the phone.
 #[utoipa::path(post, path = "/counter/holders", tag = "counter", security(("officer" = [])), request_body = CounterRegistration, responses(
     (status = 201, description = "registered; the holder signs in with the phone", body = CounterRegistered),
+    (status = 401, description = "the phone's one-time code was refused", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the real-name registry does not confirm the name, document and phone", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the document or the phone holds a registration already (for a new phone, change it)", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "a field is invalid, or the document was not seen and checked", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the real-name registry cannot answer now; see Retry-After", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn counter_register<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
+    client: ClientAddr,
     Json(req): Json<CounterRegistration>,
 ) -> Result<(StatusCode, Json<CounterRegistered>), ApiError> {
     let t = now();
     let today = t.to_offset(app.policy().utc_offset()).date();
     let person = NewHolder::parse(req.person.into(), today)?;
     req.checked.require()?;
-    if app
+    // The phone first: only a phone the person holds is ever bound, whatever was typed.
+    let guess = OtpGuess {
+        challenge: &req.challenge,
+        code: &req.otp,
+    };
+    accept_otp(&app, client, &person.phone, guess).await?;
+    let word = document_word(person.kind);
+    let claim = IdentityClaim {
+        name: &person.name,
+        document: &person.document,
+        phone: &person.phone,
+    };
+    registry_confirms(
+        &app,
+        &me,
+        claim,
+        &format!("registration at a service counter with a {word}"),
+    )
+    .await?;
+    if let Some(owner) = app
         .store()
         .holder_by_identity(&app.vault().identity_hash(&person.document))
         .await?
-        .is_some()
     {
-        return Err(document_taken());
+        let what =
+            format!("registration at a service counter refused: this holder's {word} was presented again");
+        return Err(refuse(&app, &me, Some(owner.id), what, document_taken()).await);
     }
-    if app
+    if let Some(owner) = app
         .store()
         .holder_by_phone(&app.vault().lookup_hash("phone", person.phone.as_str()))
         .await?
-        .is_some()
     {
-        return Err(ApiError::Conflict(
-            "this phone holds another registration; ask for another phone".into(),
-        ));
+        let what = "registration at a service counter refused: this holder's phone was presented with another document".into();
+        let err = ApiError::Conflict("this phone holds another registration; ask for another phone".into());
+        return Err(refuse(&app, &me, Some(owner.id), what, err).await);
     }
-    let id = store_holder(&app, &person, t, document_taken).await?;
+    let id = healthcode_domain::HolderId::random().map_err(|e| ApiError::internal("no randomness", e))?;
+    // Audited before it is stored, as every change of a holder is.
     app.audit(
         me.actor(),
         me.role.as_str(),
         "counter-register",
         Some(id.clone()),
         format!(
-            "registration as a {} at a service counter: {} seen, number checked",
+            "registration as a {} at a service counter: {word} seen, number checked, phone's one-time code read out{}",
             person.kind.as_str(),
-            document_word(person.kind)
+            if app.identity.configured() {
+                ", confirmed by the real-name registry"
+            } else {
+                ""
+            }
         ),
     )
     .await?;
+    store_holder(&app, &id, &person, t, document_taken).await?;
     text(
         &app,
         &person.phone,
@@ -242,6 +342,10 @@ pub struct CounterPhoneChange {
     pub nationality: Option<String>,
     /// The new phone.
     pub new_phone: String,
+    /// The challenge `POST /otp` answered with when the code was sent to the new phone.
+    pub new_challenge: String,
+    /// The one-time code the person reads out from the new phone.
+    pub new_otp: String,
     /// What the officer checked.
     pub checked: DocumentCheck,
 }
@@ -258,17 +362,22 @@ pub struct CounterPhoneChanged {
 }
 
 /// Moves a holder to a new phone at a service counter (officers), with the original document
-/// seen and its number checked; the name must be the registered one. Audited; every session of
-/// the holder ends; both phones are texted.
+/// seen and its number checked, and the new phone proved by its one-time code; the name must be
+/// the registered one, and a connected real-name registry must confirm the new phone. Audited
+/// (refusals too); every session of the holder ends; both phones are texted.
 #[utoipa::path(post, path = "/counter/phone-changes", tag = "counter", security(("officer" = [])), request_body = CounterPhoneChange, responses(
     (status = 200, description = "moved", body = CounterPhoneChanged),
+    (status = 401, description = "the new phone's one-time code was refused", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the real-name registry does not confirm the name, document and new phone", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "the new phone holds another registration", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "a field is invalid, or the document was not seen and checked", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "the real-name registry cannot answer now; see Retry-After", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn counter_change_phone<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
+    client: ClientAddr,
     Json(req): Json<CounterPhoneChange>,
 ) -> Result<Json<CounterPhoneChanged>, ApiError> {
     let t = now();
@@ -282,21 +391,34 @@ pub(crate) async fn counter_change_phone<S: Store>(
     .map_err(|e| ApiError::InvalidField(e.to_string()))?;
     let new = crate::holders::parse_phone(&req.new_phone)?;
     req.checked.require()?;
+    let guess = OtpGuess {
+        challenge: &req.new_challenge,
+        code: &req.new_otp,
+    };
+    accept_otp(&app, client, &new, guess).await?;
+    let claim = IdentityClaim {
+        name: &name,
+        document: &document,
+        phone: &new,
+    };
+    registry_confirms(&app, &me, claim, "phone change at a service counter").await?;
     let no_holder = || ApiError::NotFound("no holder is registered with this name and document".into());
-    let holder = app
+    let Some(holder) = app
         .store()
         .holder_by_identity(&app.vault().identity_hash(&document))
         .await?
-        .ok_or_else(no_holder)?;
-    if app
+    else {
+        let what = "phone change at a service counter refused: no holder has the document".into();
+        return Err(refuse(&app, &me, None, what, no_holder()).await);
+    };
+    if let Some(owner) = app
         .store()
         .holder_by_phone(&app.vault().lookup_hash("phone", new.as_str()))
         .await?
-        .is_some()
     {
-        return Err(ApiError::Conflict(
-            "the new phone holds another registration".into(),
-        ));
+        let what = "phone change at a service counter refused: this holder's phone was presented as another's new phone".into();
+        let err = ApiError::Conflict("the new phone holds another registration".into());
+        return Err(refuse(&app, &me, Some(owner.id), what, err).await);
     }
     let reader = Reader {
         actor: me.actor(),

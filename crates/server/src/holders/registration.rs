@@ -143,7 +143,8 @@ pub(crate) async fn register<S: Store>(
     }
     super::proofing::confirmed(verdict, bound.is_some())?;
     // Registered meanwhile: the same answer as any refusal.
-    let id = store_holder(&app, &person, t, super::proofing::not_confirmed).await?;
+    let id = HolderId::random().map_err(|e| ApiError::internal("no randomness", e))?;
+    store_holder(&app, &id, &person, t, super::proofing::not_confirmed).await?;
     app.audit(
         format!("holder:{}", id.to_hex()),
         "holder",
@@ -277,20 +278,20 @@ impl NewHolder {
     }
 }
 
-/// Stores a holder whose identity is confirmed (by the registry, or by an officer who saw the
-/// document); a document or phone taken meanwhile is answered with `taken()`.
+/// Stores a holder, as `id`, whose identity is confirmed (by the registry, or by an officer who
+/// saw the document); a document or phone taken meanwhile is answered with `taken()`.
 pub(crate) async fn store_holder<S: Store>(
     app: &App<S>,
+    id: &HolderId,
     person: &NewHolder,
     t: OffsetDateTime,
     taken: impl FnOnce() -> ApiError,
-) -> Result<HolderId, ApiError> {
-    let id = HolderId::random().map_err(|e| ApiError::internal("no randomness", e))?;
+) -> Result<(), ApiError> {
     let sealed = app
         .vault
         .seal(id.clone(), person.kind, &person.data, person.hint.as_str(), t)?;
     match app.store.insert_holder(&sealed).await {
-        Ok(()) => Ok(id),
+        Ok(()) => Ok(()),
         Err(healthcode_store::StoreError::Conflict(_)) => Err(taken()),
         Err(other) => Err(other.into()),
     }

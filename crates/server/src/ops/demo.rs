@@ -143,6 +143,9 @@ pub async fn prepare(
             ..IdentityConfig::default()
         },
         policy_file: policy_file.map(Path::to_owned),
+        // A demonstration moves on quickly: a holder registered at the counter signs in seconds
+        // later, not a minute.
+        otp_resend_seconds: 5,
         ..Config::default()
     };
     let policy = super::configured_policy(&config)?;

@@ -267,6 +267,9 @@ pub enum Identity {
     Demo,
 }
 
+/// Seconds before a phone may get another code, in the tests' servers.
+pub const RESEND_SECONDS: u32 = 3;
+
 /// A one-time code sent, as its requester knows it.
 #[derive(Debug, Clone)]
 pub struct Otp {
@@ -412,6 +415,9 @@ impl TestApp {
             // As behind a reverse proxy on this machine: a test names its clients' addresses with
             // X-Forwarded-For ([`TestApp::call_from`]); without the header the client is 127.0.0.1.
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            // Short, so that a test can send a phone a second code (after the counter used one)
+            // with [`TestApp::after_resend_interval`].
+            otp_resend_seconds: RESEND_SECONDS,
             ..Config::default()
         };
         let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
@@ -599,6 +605,14 @@ impl TestApp {
     }
 
     // ---- Holders ----
+
+    /// Waits until a phone that was just sent a code may be sent another.
+    pub async fn after_resend_interval(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            u64::from(RESEND_SECONDS) * 1000 + 200,
+        ))
+        .await;
+    }
 
     /// Asks for a one-time code for a phone; returns the challenge the answer carried and the
     /// code the gateway received.
