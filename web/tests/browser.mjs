@@ -468,6 +468,7 @@ try {
   await record(a, 'my-code-override')
   await visit(o, '/console/venues', 'console-venues')
   await visit(o, '/console/print', 'console-print')
+  await o.fill('#p-name', personB.name)
   await o.fill('#p-resident', idB)
   await o.fill('#p-consent', 'FORM-0042')
   await o.click('#print-form button[type=submit]')

@@ -55,9 +55,22 @@ impl Purpose {
         }
     }
 
+    /// Checks what does not depend on the holder (the case exists, a consent or a report is
+    /// named), so that a search can refuse a purpose that cannot hold before it looks anyone up.
+    pub async fn check_before_lookup<S: Store>(&self, store: &S) -> Result<(), ApiError> {
+        match self {
+            Purpose::AppealReview { .. } => Ok(()),
+            _ => self.check_with(store, None).await,
+        }
+    }
+
     /// Checks the purpose against the record: the case exists, the appeal is the holder's, a
     /// consent reference is given.
     pub async fn check<S: Store>(&self, store: &S, holder: &HolderId) -> Result<(), ApiError> {
+        self.check_with(store, Some(holder)).await
+    }
+
+    async fn check_with<S: Store>(&self, store: &S, holder: Option<&HolderId>) -> Result<(), ApiError> {
         match self {
             Purpose::CaseInvestigation { case } => {
                 if store.case(CaseId(*case)).await?.is_none() {
@@ -67,6 +80,9 @@ impl Purpose {
                 }
             }
             Purpose::AppealReview { appeal } => {
+                let Some(holder) = holder else {
+                    return Ok(());
+                };
                 let mine = store.appeals_of(holder).await?;
                 if !mine.iter().any(|a| a.id == AppealId(*appeal)) {
                     return Err(ApiError::InvalidField(format!(

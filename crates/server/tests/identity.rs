@@ -879,6 +879,148 @@ async fn the_counter_binds_only_a_phone_the_person_holds_and_records_refusals(ap
     assert_eq!(st, 201, "{made}");
 }
 
+async fn every_holder_search_is_checked_first_and_audited_found_or_not(app: &TestApp) {
+    let owner = app.register_resident().await;
+    let officer = app.officer().await.clone();
+    let search =
+        |name: &str, id: &str, purpose: Value| json!({"name": name, "resident_id": id, "purpose": purpose});
+    let lab = json!({"purpose": "lab-result", "reference": "LAB-2026-1130-02"});
+    // A purpose that cannot hold for anyone is refused before anyone is looked up: the same 422
+    // for a registered document and an unknown one, and nothing to record.
+    let before = app.audit_log().await.len();
+    for id in [resident_id_of_the_resident(), resident_id("44030119851212345")] {
+        for purpose in [
+            json!({"purpose": "case-investigation", "case": 999_999}),
+            json!({"purpose": "lab-result", "reference": " "}),
+        ] {
+            let (st, p) = app
+                .call(
+                    "POST",
+                    "/api/v1/admin/holders/search",
+                    Some(&officer.token),
+                    Some(search("张三丰", &id, purpose)),
+                )
+                .await;
+            assert_eq!(
+                (st.as_u16(), problem_type(&p)),
+                (422, "urn:healthcode:problem:invalid-field"),
+                "{p}"
+            );
+        }
+    }
+    assert_eq!(app.audit_entries_after(before).await, Vec::<Value>::new());
+    // A miss (no holder has the number), a miss (the holder has another name) and a hit: each
+    // recorded with the officer and the purpose.
+    for (name, id) in [
+        ("张三丰", resident_id("44030119851212345")),
+        ("李鬼", resident_id_of_the_resident()),
+    ] {
+        let (st, _) = app
+            .call(
+                "POST",
+                "/api/v1/admin/holders/search",
+                Some(&officer.token),
+                Some(search(name, &id, lab.clone())),
+            )
+            .await;
+        assert_eq!(st, 404);
+    }
+    let (st, found) = app
+        .call(
+            "POST",
+            "/api/v1/admin/holders/search",
+            Some(&officer.token),
+            Some(search("张三丰", &resident_id_of_the_resident(), lab.clone())),
+        )
+        .await;
+    assert_eq!(st, 200, "{found}");
+    let new = app.audit_entries_after(before).await;
+    let searches: Vec<&Value> = new.iter().filter(|e| e["action"] == "holder-search").collect();
+    assert_eq!(searches.len(), 3, "{new:?}");
+    assert!(searches.iter().all(|e| e["actor"] == officer.actor.as_str()));
+    assert!(
+        searches
+            .iter()
+            .all(|e| e["purpose"].as_str().unwrap().contains("LAB-2026-1130-02"))
+    );
+    assert_eq!(searches[0]["subject"], Value::Null);
+    assert_eq!(searches[1]["subject"], owner.hex.as_str());
+    assert!(searches[1]["purpose"].as_str().unwrap().contains("another name"));
+    assert_eq!(searches[2]["subject"], owner.hex.as_str());
+    // The holder sees both: the hit and the search of their number under another name.
+    let access = access_actions(app, &owner).await;
+    assert_eq!(
+        access.iter().filter(|e| e["action"] == "holder-search").count(),
+        2,
+        "{access:?}"
+    );
+}
+
+async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
+    let _owner = app.register_resident().await;
+    let officer = app.officer().await.token.clone();
+    let print = |name: &str, id: &str| json!({"name": name, "resident_id": id, "consent": "FORM-0043"});
+    // The number alone is not enough: a name is required, and another name is the same 404 as an
+    // unknown number.
+    let (st, p) = app
+        .call(
+            "POST",
+            "/api/v1/admin/printed-codes",
+            Some(&officer),
+            Some(json!({"resident_id": resident_id_of_the_resident(), "consent": "FORM-0043"})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&p)),
+        (400, "urn:healthcode:problem:bad-request"),
+        "{p}"
+    );
+    let (st, other) = app
+        .call(
+            "POST",
+            "/api/v1/admin/printed-codes",
+            Some(&officer),
+            Some(print("李鬼", &resident_id_of_the_resident())),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), problem_type(&other)),
+        (404, "urn:healthcode:problem:not-found"),
+        "{other}"
+    );
+    let (st, unknown) = app
+        .call(
+            "POST",
+            "/api/v1/admin/printed-codes",
+            Some(&officer),
+            Some(print("张三丰", &resident_id("44030119851212345"))),
+        )
+        .await;
+    assert_eq!(st, 404);
+    assert_eq!(unknown["detail"], other["detail"]);
+    // A consent that names nothing is refused before the lookup, for any number.
+    let (st, _) = app
+        .call(
+            "POST",
+            "/api/v1/admin/printed-codes",
+            Some(&officer),
+            Some(json!({"name": "李鬼", "resident_id": resident_id("44030119851212345"), "consent": " "})),
+        )
+        .await;
+    assert_eq!(st, 422);
+    // With the registered name (compared as the search compares it): the code.
+    let (st, code) = app
+        .call(
+            "POST",
+            "/api/v1/admin/printed-codes",
+            Some(&officer),
+            Some(print(" 张三丰 ", &resident_id_of_the_resident())),
+        )
+        .await;
+    assert_eq!(st, 201, "{code}");
+    assert!(code["token"].as_str().unwrap().starts_with("HC1:"), "{code}");
+}
+
 common::on_both_backends!(
     a_red_holder_with_a_spare_sim_and_an_invented_id_is_refused,
     a_squatted_id_is_refused_without_saying_why_and_its_owner_is_told,
@@ -891,6 +1033,8 @@ common::on_both_backends!(
     a_phone_change_by_the_holder_with_both_phones_and_the_registry,
     a_strangers_guesses_at_a_phone_change_leave_the_owners_code,
     the_counter_binds_only_a_phone_the_person_holds_and_records_refusals,
+    every_holder_search_is_checked_first_and_audited_found_or_not,
+    a_printed_code_needs_the_name_with_the_document,
 );
 
 /// Without a registry, self-registration is closed and says where to go; the counter works.
