@@ -128,11 +128,42 @@ pub fn check(c: &IdentityConfig) -> Result<(), String> {
     }
 }
 
+/// The registry's URL: `https://`, or `http://` only to this machine (a local TLS proxy, a test),
+/// since the requests carry names, document numbers, phones and the bearer token.
 fn registry_url(c: &IdentityConfig) -> Result<String, String> {
-    c.url
+    let raw = c
+        .url
         .clone()
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .ok_or_else(|| "identity.url must be an http:// or https:// URL when identity.kind = \"http\"".into())
+        .ok_or_else(|| "identity.url must name the registry when identity.kind = \"http\"".to_owned())?;
+    let url = reqwest::Url::parse(&raw).map_err(|e| format!("identity.url is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(raw),
+        "http" if is_loopback(&url) => Ok(raw),
+        "http" => Err(
+            "identity.url must be https:// (http:// only to a loopback address, such as a local TLS proxy): \
+             the requests carry personal data and the registry's token"
+                .into(),
+        ),
+        _ => Err("identity.url must be an https:// URL".into()),
+    }
+}
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// A URL as a log or a `Debug` shows it: its origin only, so that a key in its path or query,
+/// or credentials in it, are not printed.
+pub(crate) fn origin_only(raw: &str) -> String {
+    reqwest::Url::parse(raw).map_or_else(|_| "<not a URL>".into(), |u| u.origin().ascii_serialization())
 }
 
 /// Builds the configured verifier (reading the registry's token secret for `http`).
@@ -237,11 +268,19 @@ const MAX_ANSWER: usize = 16 * 1024;
 /// The authority's registry: `POST url` with a [`RegistryRequest`] as JSON and, when a token is
 /// configured, `Authorization: Bearer <token>`; a 200 with a [`RegistryAnswer`] is the answer.
 /// Anything else (another status, another body, a time-out) is [`Verdict::Unknown`].
-#[derive(Debug)]
 pub struct HttpRegistry {
     url: String,
     token: Option<String>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRegistry")
+            .field("url", &origin_only(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpRegistry {
@@ -544,6 +583,25 @@ mod tests {
         assert!(check(&c).is_err(), "http without a URL");
         c.url = Some("ftp://registry".into());
         assert!(check(&c).is_err());
+        // Plain HTTP only to this machine.
+        for remote in [
+            "http://registry.example/verify",
+            "http://10.0.0.5/verify",
+            "http://[2001:db8::1]/verify",
+            "http://127.0.0.1.example/verify",
+        ] {
+            c.url = Some(remote.into());
+            let e = check(&c).unwrap_err();
+            assert!(e.contains("loopback"), "{remote}: {e}");
+        }
+        for local in [
+            "http://127.0.0.1:8443/verify",
+            "http://localhost/verify",
+            "http://[::1]:9000/verify",
+        ] {
+            c.url = Some(local.into());
+            assert!(check(&c).is_ok(), "{local}");
+        }
         c.url = Some("https://registry.example/verify".into());
         c.timeout_ms = 0;
         assert!(check(&c).is_err(), "no time-out");
@@ -551,5 +609,23 @@ mod tests {
         c.timeout_ms = 5000;
         assert!(check(&c).is_err(), "demo without a file");
         assert!(!from_config(&IdentityConfig::default()).unwrap().configured());
+    }
+
+    #[test]
+    fn debug_does_not_show_the_token() {
+        let r = HttpRegistry::new(
+            "https://registry.example/v1/verify?key=abc123".into(),
+            Some("s3cret-registry-token".into()),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("abc123"), "{shown}");
+        assert!(
+            shown.contains("registry.example") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 }
