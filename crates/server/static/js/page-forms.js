@@ -142,7 +142,7 @@ for (const b of document.querySelectorAll('button[data-otp-for]')) {
       const phone = document.getElementById(b.dataset.otpFor).value.trim();
       const data = await api('POST', '/api/v1/otp', { phone });
       form.querySelector(`[name="${b.dataset.challenge}"]`).value = data.challenge;
-      say(status, t('sent'));
+      say(status, t('code_sent', { to: data.to, minutes: Math.round(data.expires_in_seconds / 60) }));
     } catch (e) {
       say(status, failure(e), true);
     }
