@@ -957,8 +957,9 @@ async fn every_holder_search_is_checked_first_and_audited_found_or_not(app: &Tes
 }
 
 async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
-    let _owner = app.register_resident().await;
+    let owner = app.register_resident().await;
     let officer = app.officer().await.token.clone();
+    let before = app.audit_log().await.len();
     let print = |name: &str, id: &str| json!({"name": name, "resident_id": id, "consent": "FORM-0043"});
     // The number alone is not enough: a name is required, and another name is the same 404 as an
     // unknown number.
@@ -998,6 +999,22 @@ async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
         .await;
     assert_eq!(st, 404);
     assert_eq!(unknown["detail"], other["detail"]);
+    // Both misses are recorded: the other name against the number's holder, the unknown number
+    // without a subject.
+    let misses: Vec<Value> = app
+        .audit_entries_after(before)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "holder-search")
+        .collect();
+    assert_eq!(misses.len(), 2, "{misses:?}");
+    assert_eq!(misses[0]["subject"], owner.hex.as_str());
+    assert_eq!(misses[1]["subject"], Value::Null);
+    assert!(
+        misses
+            .iter()
+            .all(|e| e["purpose"].as_str().unwrap().contains("FORM-0043"))
+    );
     // A consent that names nothing is refused before the lookup, for any number.
     let (st, _) = app
         .call(

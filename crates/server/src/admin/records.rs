@@ -69,40 +69,14 @@ pub(crate) async fn find_holder<S: Store>(
         .map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
     let doc = parse_document(&req.resident_id, &req.passport, &req.nationality)?;
     req.purpose.check_before_lookup(app.store()).await?;
-    let (row, other_name) = match named_holder(&app, &doc, &name).await? {
-        Named::Found(row) => (row, None),
-        Named::OtherName(row) => (row.clone(), Some(row)),
-        Named::Nobody => {
-            app.audit(
-                me.actor(),
-                me.role.as_str(),
-                HOLDER_SEARCH,
-                None,
-                format!(
-                    "{}: no holder with the name and {}",
-                    req.purpose.describe(),
-                    doc_word(&doc)
-                ),
-            )
-            .await?;
-            return Err(nobody());
-        }
-    };
-    if other_name.is_some() {
-        app.audit(
-            me.actor(),
-            me.role.as_str(),
-            HOLDER_SEARCH,
-            Some(row.id.clone()),
-            format!(
-                "{}: not found, this holder's {} was searched with another name",
-                req.purpose.describe(),
-                doc_word(&doc)
-            ),
-        )
-        .await?;
-        return Err(nobody());
-    }
+    let row = found_or_audited(
+        &app,
+        &me,
+        named_holder(&app, &doc, &name).await?,
+        &req.purpose,
+        &doc,
+    )
+    .await?;
     if let Err(e) = req.purpose.check(app.store(), &row.id).await {
         app.audit(
             me.actor(),
@@ -132,8 +106,43 @@ pub(crate) async fn find_holder<S: Store>(
     }))
 }
 
-/// The audit log's action for a search by name and document, found or not.
+/// The audit log's action for a search by name and document, found or not (printed codes'
+/// misses included).
 pub const HOLDER_SEARCH: &str = "holder-search";
+
+/// The holder a name and document found; a miss is audited (against the document's holder when
+/// the name was another, without a subject when no one has the document) and answered with the
+/// one 404.
+async fn found_or_audited<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    named: Named,
+    purpose: &Purpose,
+    doc: &IdentityDocument,
+) -> Result<healthcode_store::SealedHolder, ApiError> {
+    let (subject, what) = match named {
+        Named::Found(row) => return Ok(row),
+        Named::OtherName(row) => (
+            Some(row.id),
+            format!(
+                "{}: not found, this holder's {} was searched with another name",
+                purpose.describe(),
+                doc_word(doc)
+            ),
+        ),
+        Named::Nobody => (
+            None,
+            format!(
+                "{}: no holder with the name and {}",
+                purpose.describe(),
+                doc_word(doc)
+            ),
+        ),
+    };
+    app.audit(me.actor(), me.role.as_str(), HOLDER_SEARCH, subject, what)
+        .await?;
+    Err(nobody())
+}
 
 /// The one answer to a name and document that find no one, whether no holder has the document
 /// or its holder has another name.
@@ -232,7 +241,8 @@ pub struct PrintedCode {
 }
 
 /// Issues a printed code, valid a day, for a holder without a smartphone (officers), found by
-/// name and document together as the search finds them. The consent is checked and recorded in the audit log (and so in the holder's access log) before the code
+/// name and document together as the search finds them (a miss audited as the search's are).
+/// The consent is checked and recorded in the audit log (and so in the holder's access log) before the code
 /// is signed.
 #[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
     (status = 201, description = "the code", body = PrintedCode),
@@ -249,9 +259,7 @@ pub(crate) async fn printed_code<S: Store>(
     let doc = parse_document(&req.resident_id, &req.passport, &req.nationality)?;
     let purpose = Purpose::PrintedCode { consent: req.consent };
     purpose.check_before_lookup(app.store()).await?;
-    let Named::Found(row) = named_holder(&app, &doc, &name).await? else {
-        return Err(nobody());
-    };
+    let row = found_or_audited(&app, &me, named_holder(&app, &doc, &name).await?, &purpose, &doc).await?;
     purpose.check(app.store(), &row.id).await?;
     let reader = Reader {
         actor: me.actor(),
