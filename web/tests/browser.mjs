@@ -6,10 +6,11 @@
 //   HC_SHOTS      the folder for screenshots (every page at 360×640 and 1280×800)
 //   HC_CHROMIUM   the browser (default /usr/bin/chromium)
 //
-// The story: a resident registers and sees a green code; the scanner page reads that QR from a
+// The story: a resident the demo's registry knows registers and sees a green code; the scanner page reads that QR from a
 // picture and shows green; it keeps verifying with the network cut (also after a reload) and
 // uploads its queue when the network returns; a second resident is scanned at the same venue and
-// confirmed as a case by an officer, who runs tracing and, as the policy here asks for review,
+// confirmed as a case by an officer, who first registers a third resident at the service counter
+// (who then signs in with the phone), and runs tracing and, as the policy here asks for review,
 // applies one exposure and dismisses the other; the first resident's page turns yellow with the
 // reason; the language switch works; then risk areas, appeals, a two-officer override, venues
 // and devices, printed codes, posters, the audit log, and a scan from a (fake) camera. Every page is checked with axe-core (no serious or critical violation)
@@ -183,14 +184,16 @@ try {
   const ctxA = await browser.newContext(ctxOpts)
   const a = await watched(ctxA, 'resident A')
   await visit(a, '/register', 'register')
-  const idA = residentId('33010619880412123')
-  await a.fill('#name', 'Zhou Ming')
+  // The demo's registry knows these people and no one registered them yet.
+  const [personA, personB] = demo.unregistered.filter((p) => p.document.type === 'resident-id')
+  const idA = personA.document.number
+  await a.fill('#name', personA.name)
   await a.fill('#resident_id', idA)
-  await a.fill('#phone', '+8613900004411')
+  await a.fill('#phone', personA.phone)
   let mark = logLength()
   await a.click('#send-otp')
   await a.waitForSelector('#register .status:has-text("sent")')
-  await a.fill('#otp', await otpFor('4411', mark))
+  await a.fill('#otp', await otpFor(personA.phone.slice(-4), mark))
   await Promise.all([a.waitForURL(BASE + '/me'), a.click('#register button[type=submit]')])
   assert.equal(await a.getAttribute('#code', 'data-colour'), 'green')
   assert.equal(await a.textContent('[data-test=colour]'), 'Green')
@@ -270,14 +273,14 @@ try {
   const ctxB = await browser.newContext(ctxOpts)
   const b = await watched(ctxB, 'resident B')
   await b.goto(BASE + '/register')
-  const idB = residentId('33010619900101456')
-  await b.fill('#name', 'Qian Li')
+  const idB = personB.document.number
+  await b.fill('#name', personB.name)
   await b.fill('#resident_id', idB)
-  await b.fill('#phone', '+8613900005522')
+  await b.fill('#phone', personB.phone)
   mark = logLength()
   await b.click('#send-otp')
   await b.waitForSelector('#register .status:has-text("sent")')
-  await b.fill('#otp', await otpFor('5522', mark))
+  await b.fill('#otp', await otpFor(personB.phone.slice(-4), mark))
   await Promise.all([b.waitForURL(BASE + '/me'), b.click('#register button[type=submit]')])
   await b.waitForSelector('#qr svg')
   const qrB = join(SHOTS, 'qr-resident-b.png')
@@ -296,7 +299,44 @@ try {
   await o.goto(BASE + '/console')
   await o.waitForURL(/\/console\/signin/)
   await firstSignIn(o, officer, 'a long new password 1', '/console')
+
+  // At the service counter the officer registers a resident the registry knows, with the ID card
+  // in hand and the code the resident reads out from the phone; the resident then signs in with
+  // the phone's one-time code.
+  step('an officer registers a resident at the counter, who then signs in')
+  await visit(o, '/console/counter', 'console-counter')
+  const personC = demo.unregistered.filter((p) => p.document.type === 'resident-id')[2]
+  const phoneC = personC.phone
+  await o.fill('#r-name', personC.name)
+  await o.fill('#r-id', personC.document.number)
+  await o.fill('#r-phone', phoneC)
+  mark = logLength()
+  await o.click('#r-send')
+  await o.waitForSelector('#counter-resident .status:has-text("sent")')
+  await o.fill('#r-otp', await otpFor(phoneC.slice(-4), mark))
+  await o.click('#counter-resident button[type=submit]')
+  await o.waitForSelector('#counter-resident .status.error')
+  await o.check('#r-seen')
+  await o.check('#r-checked')
+  await o.click('#counter-resident button[type=submit]')
+  await o.waitForSelector('[data-test=counter-registered] dd')
+  assert.match(await o.locator('[data-test=counter-registered] dt:has-text("holder") + dd').textContent(), /^[0-9a-f]{16,32}$/)
+  // The demo lets a phone have a new code five seconds after the last.
+  await new Promise((resolve) => setTimeout(resolve, 5200))
+  const ctxC = await browser.newContext(ctxOpts)
+  const c = await watched(ctxC, 'resident C')
+  await c.goto(BASE + '/signin')
+  await c.fill('#phone', phoneC)
+  mark = logLength()
+  await c.click('#send-otp')
+  await c.waitForSelector('#signin .status:has-text("sent")')
+  await c.fill('#otp', await otpFor(phoneC.slice(-4), mark))
+  await Promise.all([c.waitForURL(BASE + '/me'), c.click('#signin button[type=submit]')])
+  assert.equal(await c.getAttribute('#code', 'data-colour'), 'green')
+  await ctxC.close()
+
   await visit(o, '/console/cases')
+  await o.fill('#s-name', personB.name)
   await o.fill('#s-resident', idB)
   await o.fill('#s-ref', 'LAB-2026-1129-07')
   await o.click('form[data-api$="holders/search"] button[type=submit]')
@@ -395,6 +435,7 @@ try {
   // An override needs a second officer: the proposer cannot approve it, another officer can.
   step('an override, proposed by one officer and approved by another')
   await visit(o, '/console/cases')
+  await o.fill('#s-name', personA.name)
   await o.fill('#s-resident', idA)
   await o.fill('#s-ref', 'LAB-2026-1129-09')
   await o.click('form[data-api$="holders/search"] button[type=submit]')
@@ -427,6 +468,7 @@ try {
   await record(a, 'my-code-override')
   await visit(o, '/console/venues', 'console-venues')
   await visit(o, '/console/print', 'console-print')
+  await o.fill('#p-name', personB.name)
   await o.fill('#p-resident', idB)
   await o.fill('#p-consent', 'FORM-0042')
   await o.click('#print-form button[type=submit]')

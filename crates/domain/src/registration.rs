@@ -31,6 +31,15 @@ impl FullName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `other` is the same name as written on a document: compared with white space
+    /// collapsed and letters in one case (`ANNA  eriksson` is `Anna Eriksson`), nothing looser.
+    pub fn same_as(&self, other: &str) -> bool {
+        fn folded(s: &str) -> String {
+            s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+        }
+        folded(&self.0) == folded(other)
+    }
 }
 
 impl std::fmt::Debug for FullName {
@@ -169,6 +178,17 @@ impl VisitorRegistration {
 mod tests {
     use super::*;
     use time::macros::date;
+
+    #[test]
+    fn names_compare_as_written_not_loosely() {
+        let n = FullName::parse("Anna Maria Eriksson").unwrap();
+        assert!(n.same_as("  ANNA maria   eriksson "));
+        assert!(!n.same_as("Anna Eriksson"));
+        assert!(!n.same_as("Anna Maria Eriksson Jr"));
+        let z = FullName::parse("张三丰").unwrap();
+        assert!(z.same_as("张三丰"));
+        assert!(!z.same_as("张三"));
+    }
 
     #[test]
     fn flight_numbers() {

@@ -1,7 +1,8 @@
 //! Personal data, behind a purpose. The data-encryption keys live only inside [`Vault`]; the one
 //! way to open a holder's personal data is [`Vault::read`], which takes who is reading and a
 //! [`Purpose`], and appends that to the audit log before it opens anything. A handler cannot read
-//! personal data without leaving that record: there is no other path to the keys.
+//! personal data without leaving that record: there is no other path to the keys. (The one
+//! exception, [`Vault::same_name`], answers only whether a name is the registered one.)
 
 use healthcode_domain::{AppealId, CaseId, HolderId};
 use healthcode_store::{AuditEntry, Crypto, HolderKind, PersonalData, SealedHolder, Store};
@@ -54,9 +55,22 @@ impl Purpose {
         }
     }
 
+    /// Checks what does not depend on the holder (the case exists, a consent or a report is
+    /// named), so that a search can refuse a purpose that cannot hold before it looks anyone up.
+    pub async fn check_before_lookup<S: Store>(&self, store: &S) -> Result<(), ApiError> {
+        match self {
+            Purpose::AppealReview { .. } => Ok(()),
+            _ => self.check_with(store, None).await,
+        }
+    }
+
     /// Checks the purpose against the record: the case exists, the appeal is the holder's, a
     /// consent reference is given.
     pub async fn check<S: Store>(&self, store: &S, holder: &HolderId) -> Result<(), ApiError> {
+        self.check_with(store, Some(holder)).await
+    }
+
+    async fn check_with<S: Store>(&self, store: &S, holder: Option<&HolderId>) -> Result<(), ApiError> {
         match self {
             Purpose::CaseInvestigation { case } => {
                 if store.case(CaseId(*case)).await?.is_none() {
@@ -66,6 +80,9 @@ impl Purpose {
                 }
             }
             Purpose::AppealReview { appeal } => {
+                let Some(holder) = holder else {
+                    return Ok(());
+                };
                 let mine = store.appeals_of(holder).await?;
                 if !mine.iter().any(|a| a.id == AppealId(*appeal)) {
                     return Err(ApiError::InvalidField(format!(
@@ -143,6 +160,23 @@ impl Vault {
     /// under (`healthcode_store::identity_key`), so a search finds whom registration stored.
     pub fn identity_hash(&self, doc: &healthcode_domain::IdentityDocument) -> [u8; 32] {
         self.crypto.identity_hash(doc)
+    }
+
+    /// Whether the holder's registered name is `name` (as [`FullName::same_as`] compares). The
+    /// data is opened only to compare and nothing of it leaves: the answer is one bit, for a
+    /// search by name and document that its caller records.
+    ///
+    /// [`FullName::same_as`]: healthcode_domain::FullName::same_as
+    pub fn same_name(
+        &self,
+        holder: &SealedHolder,
+        name: &healthcode_domain::FullName,
+    ) -> Result<bool, ApiError> {
+        let data = self
+            .crypto
+            .open_holder(holder)
+            .map_err(|e| ApiError::internal("cannot open holder data", e))?;
+        Ok(name.same_as(&data.name))
     }
 
     /// Opens a holder's personal data for `reader`, for `purpose`, after recording the read.

@@ -64,6 +64,9 @@ otp_per_address_per_hour = 30
 # Guesses at one-time codes from one client address in an hour, at most (each code allows 5, and
 # only to the client that asked for it).
 otp_guesses_per_address_per_hour = 60
+# Seconds before another code may go to the same phone (also after a service counter used one:
+# the holder's first sign-in waits this long).
+otp_resend_seconds = 60
 # Staff passwords checked or hashed at once (argon2id, about 19 MiB and tens of milliseconds
 # each); 0 means half the cores. A sign-in that cannot start its check within
 # password_queue_ms is refused with 503 and Retry-After before any hashing is done.
@@ -104,6 +107,21 @@ countries = [86]
 # Codes sent in a day to the numbers of one prefix (country code and three more digits, as
 # +86138), at most; then that prefix waits for the next day. Counted by each server in memory.
 daily_per_prefix = 50000
+
+# Real-name proofing: whether a name, an identity document and a phone belong to one person
+# (docs/identity.md).
+[identity]
+# "none": no registry, so holders cannot register themselves (the API and the pages say so); an
+#         officer registers them at a service counter with the document in hand.
+# "demo": demonstrations only; a file of synthetic records (`healthcode demo` writes one).
+# "http": the authority's registry; POST to `url` with {"name", "document", "phone"}, and with
+#         Authorization: Bearer <token> when HEALTHCODE_IDENTITY_TOKEN (or ..._FILE) is set.
+kind = "none"
+# url = "https://registry.example/v1/verify"
+# file = "identity-registry.json"
+# Time-outs of a request to the registry; past them the answer is "unknown" (503, retry later).
+connect_timeout_ms = 2000
+timeout_ms = 5000
 "#;
 
 /// The server's configuration.
@@ -158,6 +176,9 @@ pub struct Config {
     pub otp_per_address_per_hour: u32,
     /// Guesses at one-time codes per client address per hour.
     pub otp_guesses_per_address_per_hour: u32,
+    /// Seconds before another one-time code may go to the same phone.
+    #[serde(default = "default_otp_resend_seconds")]
+    pub otp_resend_seconds: u32,
     /// Password hashes computed at once (0: one per core).
     pub password_checks_at_once: usize,
     /// How long a password check may wait for its turn.
@@ -171,6 +192,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
+    /// Real-name registry.
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
 }
 
 /// When SQLite's commits return.
@@ -241,12 +265,14 @@ impl Default for Config {
             officer_session_hours: 12,
             otp_per_address_per_hour: 30,
             otp_guesses_per_address_per_hour: 60,
+            otp_resend_seconds: default_otp_resend_seconds(),
             password_checks_at_once: 0,
             password_queue_ms: 1000,
             trusted_proxies: Vec::new(),
             forwarded_header: crate::client::ForwardedHeader::XForwardedFor,
             storage: StorageConfig::default(),
             sms: crate::sms::SmsConfig::default(),
+            identity: crate::identity::IdentityConfig::default(),
         }
     }
 }
@@ -268,6 +294,7 @@ impl std::fmt::Debug for Config {
             .field("policy_file", &self.policy_file)
             .field("retention_days", &self.retention_days)
             .field("sms", &self.sms)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -367,6 +394,11 @@ impl Config {
                 "otp_guesses_per_address_per_hour must be at least 1".into(),
             ));
         }
+        if !(1..=3600).contains(&self.otp_resend_seconds) {
+            return Err(ConfigError(
+                "otp_resend_seconds must lie between 1 and 3600".into(),
+            ));
+        }
         if self.shutdown_grace_seconds > 3600 {
             return Err(ConfigError("shutdown_grace_seconds must be at most 3600".into()));
         }
@@ -374,8 +406,13 @@ impl Config {
             return Err(ConfigError("password_queue_ms must be at most 60000".into()));
         }
         crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
+        crate::identity::check(&self.identity).map_err(|e| ConfigError(format!("identity: {e}")))?;
         Ok(())
     }
+}
+
+fn default_otp_resend_seconds() -> u32 {
+    60
 }
 
 #[cfg(test)]
@@ -406,6 +443,7 @@ mod tests {
         assert_eq!(from_sample.max_queue_ms, d.max_queue_ms);
         assert_eq!(from_sample.storage.synchronous, d.storage.synchronous);
         assert_eq!(from_sample.storage.min_free_mb, d.storage.min_free_mb);
+        assert_eq!(from_sample.identity, d.identity);
     }
 
     #[test]

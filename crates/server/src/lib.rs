@@ -30,6 +30,7 @@ pub mod config;
 pub mod datadir;
 pub mod front;
 pub mod holders;
+pub mod identity;
 pub mod metrics;
 mod openapi;
 pub mod ops;
@@ -78,6 +79,10 @@ pub struct App<S> {
     auth: auth::AuthCache,
     statuses: status::StatusCache,
     sms: Box<dyn sms::SmsSender>,
+    identity: Box<dyn identity::IdentityVerifier>,
+    /// Texts telling a holder that their document was presented again, per holder (at most a few
+    /// an hour, so that attempts cannot flood their phone).
+    document_alerts: governor::DefaultKeyedRateLimiter<HolderId>,
     otp_limits: OtpLimits,
     otp_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     otp_guesses_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
@@ -181,6 +186,8 @@ impl<S: Store> App<S> {
             None => None,
         };
         let sms = sms::from_config(&config.sms).map_err(|e| StartError::caused("sms", e))?;
+        let identity =
+            identity::from_config(&config.identity).map_err(|e| StartError::caused("identity", e))?;
         let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
             .ok_or_else(|| StartError::msg("otp_per_address_per_hour must be at least 1"))?;
         let guesses_per_hour = std::num::NonZeroU32::new(config.otp_guesses_per_address_per_hour)
@@ -206,7 +213,14 @@ impl<S: Store> App<S> {
             auth: auth::AuthCache::default(),
             statuses: status::StatusCache::default(),
             sms,
-            otp_limits: OtpLimits::default(),
+            identity,
+            document_alerts: governor::RateLimiter::keyed(governor::Quota::per_hour(
+                std::num::NonZeroU32::MIN.saturating_add(2),
+            )),
+            otp_limits: OtpLimits {
+                min_interval: time::Duration::seconds(i64::from(config.otp_resend_seconds)),
+                ..OtpLimits::default()
+            },
             otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
             otp_guesses_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(guesses_per_hour)),
             sms_budget: sms::SmsBudget::new(&config.sms),

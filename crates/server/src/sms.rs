@@ -241,11 +241,19 @@ impl SmsSender for ConsoleSms {
 
 /// A gateway reached by `POST url` with the JSON body `{"to": "+86…", "text": "…"}` and, when a
 /// token is configured, `Authorization: Bearer <token>`. A non-2xx answer is a failure.
-#[derive(Debug)]
 pub struct HttpSms {
     url: String,
     token: Option<String>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpSms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSms")
+            .field("url", &crate::identity::origin_only(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpSms {
@@ -285,5 +293,27 @@ impl SmsSender for HttpSms {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_show_the_token() {
+        let g = HttpSms::new(
+            "https://sms.example/send?key=abc123&to={phone}".into(),
+            Some("s3cret-sms-token".into()),
+        )
+        .unwrap();
+        let shown = format!("{g:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("abc123"), "{shown}");
+        assert!(
+            shown.contains("sms.example") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 }

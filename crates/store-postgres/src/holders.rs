@@ -100,6 +100,35 @@ impl HolderStore for PgStore {
         self.holder_where("identity_hash", identity_hash).await
     }
 
+    async fn change_holder_phone(
+        &self,
+        id: &HolderId,
+        phone_hash: &[u8; 32],
+        sealed: &[u8],
+    ) -> StoreResult<u64> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE holders SET phone_hash = $1, sealed = $2 WHERE id = $3",
+                &[&&phone_hash[..], &sealed, &id.as_bytes()],
+            )
+            .await
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(healthcode_store::StoreError::NotFound(format!(
+                "holder {}",
+                id.to_hex()
+            )));
+        }
+        let ended = tx
+            .execute("DELETE FROM sessions WHERE holder = $1", &[&id.as_bytes()])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(ended)
+    }
+
     async fn issue_otp(
         &self,
         phone_hash: &[u8; 32],

@@ -72,6 +72,32 @@ impl HolderStore for SqliteStore {
         self.holder_where("identity_hash", identity_hash)
     }
 
+    async fn change_holder_phone(
+        &self,
+        id: &HolderId,
+        phone_hash: &[u8; 32],
+        sealed: &[u8],
+    ) -> StoreResult<u64> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE holders SET phone_hash = ?1, sealed = ?2 WHERE id = ?3",
+                    params![&phone_hash[..], sealed, id.as_bytes()],
+                )
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(healthcode_store::StoreError::NotFound(format!(
+                    "holder {}",
+                    id.to_hex()
+                )));
+            }
+            let ended = tx
+                .execute("DELETE FROM sessions WHERE holder = ?1", [id.as_bytes()])
+                .map_err(backend)?;
+            Ok(ended as u64)
+        })
+    }
+
     async fn issue_otp(
         &self,
         phone_hash: &[u8; 32],

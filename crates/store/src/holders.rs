@@ -220,6 +220,16 @@ pub trait HolderStore: Send + Sync + 'static {
         &self,
         identity_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
+    /// Moves a holder to a new phone in one transaction: the phone hash and the sealed personal
+    /// data (sealed anew with the new phone) change together, and every session of the holder
+    /// ends. Returns how many sessions ended. [`StoreError::NotFound`] if there is no such
+    /// holder, [`StoreError::Conflict`] (and nothing changed) if another holder has the phone.
+    fn change_holder_phone(
+        &self,
+        id: &HolderId,
+        phone_hash: &[u8; 32],
+        sealed: &[u8],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Stores a new one-time code for a phone with the hash of the challenge its requester was
     /// given, replacing any earlier one (its guesses count anew), unless `limits` refuse: then
     /// `Ok(Err(wait))` says how long until one may be sent, and nothing changes.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use healthcode_server::identity::DocumentJson;
 use healthcode_server::ops::demo::{DemoData, demo_file, prepare};
 
 use super::runtime;
@@ -85,6 +86,20 @@ fn print_demo(dir: &std::path::Path, d: &DemoData) {
         if let Some(h) = d.holders.iter().find(|h| h.colour == colour) {
             println!("  {:<6} {} {}", colour, h.phone, h.name_hint);
         }
+    }
+    println!();
+    println!(
+        "Registration (demo registry: synthetic records in {}; never in production).",
+        healthcode_server::ops::demo::REGISTRY_FILE
+    );
+    println!("These people are known to it and not registered yet; register at {url}/register with");
+    println!("exactly this name, document and phone (anything else is refused, as a real registry would):");
+    for p in &d.unregistered {
+        let doc = match &p.document {
+            DocumentJson::ResidentId { number } => format!("resident ID {number}"),
+            DocumentJson::Passport { number, nationality } => format!("passport {number} ({nationality})"),
+        };
+        println!("  {:<32} {:<15} {}", doc, p.phone, p.name);
     }
     println!();
     println!(

@@ -1,5 +1,6 @@
 //! The officers' side under `/api/v1/admin`, one file an area: `accounts` (sign-in, staff
-//! accounts), `venues` (venues, devices, risk areas), `records` (finding a holder, personal data
+//! accounts), `counter` (registration and phone changes at a service counter, the document
+//! seen), `venues` (venues, devices, risk areas), `records` (finding a holder, personal data
 //! with a purpose, printed codes, test results), `cases` (cases, tracing, exposure review),
 //! `overrides` (two-officer changes, appeals), `audit` (the log, its verification, purge). This
 //! file names the routes and the OpenAPI part. Every change and every read of personal data is
@@ -8,6 +9,7 @@
 mod accounts;
 mod audit;
 mod cases;
+mod counter;
 mod overrides;
 mod records;
 mod venues;
@@ -28,6 +30,7 @@ use crate::problem::ApiError;
 pub use accounts::*;
 pub use audit::*;
 pub use cases::*;
+pub use counter::*;
 pub use overrides::*;
 pub use records::*;
 pub use venues::*;
@@ -48,6 +51,8 @@ pub use venues::*;
         revoke_device,
         add_risk_area,
         list_risk_areas,
+        counter_register,
+        counter_change_phone,
         find_holder,
         read_holder,
         printed_code,
@@ -81,6 +86,12 @@ pub use venues::*;
         DeviceView,
         RiskAreaRequest,
         RiskAreaView,
+        CounterPerson,
+        DocumentCheck,
+        CounterRegistration,
+        CounterRegistered,
+        CounterPhoneChange,
+        CounterPhoneChanged,
         HolderSearch,
         HolderRead,
         HolderFound,
@@ -129,6 +140,11 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route(
             "/api/v1/admin/risk-areas",
             post(add_risk_area::<S>).get(list_risk_areas::<S>),
+        )
+        .route("/api/v1/admin/counter/holders", post(counter_register::<S>))
+        .route(
+            "/api/v1/admin/counter/phone-changes",
+            post(counter_change_phone::<S>),
         )
         .route("/api/v1/admin/holders/search", post(find_holder::<S>))
         .route("/api/v1/admin/holders/{id}/read", post(read_holder::<S>))

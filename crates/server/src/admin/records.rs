@@ -1,4 +1,4 @@
-//! Records of a holder: finding one by identity document, reading personal data with a purpose, printed codes, test results.
+//! Records of a holder: finding one by name and identity document, reading personal data with a purpose, printed codes, test results.
 
 use std::sync::Arc;
 
@@ -19,10 +19,13 @@ use crate::problem::{ApiError, Json, Path, Problem};
 use super::holder_id;
 use crate::{App, now};
 
-/// Finds a holder by identity document, for a stated purpose.
+/// Finds a holder by name and identity document together, for a stated purpose.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolderSearch {
+    /// Full name as on the document (or the lab's report): it must be the registered name, so a
+    /// record made with someone's number under another name is not found.
+    pub name: String,
     /// A resident ID number…
     #[serde(default)]
     pub resident_id: Option<String>,
@@ -47,23 +50,51 @@ pub struct HolderFound {
     pub name_hint: String,
 }
 
-/// Finds a holder by identity document (officers). The search is recorded in the holder's
-/// access log with its purpose.
+/// Finds a holder by name and identity document together (officers): a record whose document
+/// matches and whose name does not is not found. The purpose is checked before anyone is looked
+/// up, as far as it can be without the holder. Every search is recorded in the audit log with its
+/// purpose, found or not: a hit in the holder's access log, a miss without a subject (or, when the
+/// document's holder has another name, in that holder's access log).
 #[utoipa::path(post, path = "/holders/search", tag = "cases", security(("officer" = [])), request_body = HolderSearch, responses(
     (status = 200, description = "found", body = HolderFound),
-    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid, or the purpose does not hold", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn find_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<HolderSearch>,
 ) -> Result<Json<HolderFound>, ApiError> {
-    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
-    req.purpose.check(app.store(), &row.id).await?;
+    let name = healthcode_domain::FullName::parse(&req.name)
+        .map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
+    let doc = parse_document(&req.resident_id, &req.passport, &req.nationality)?;
+    req.purpose.check_before_lookup(app.store()).await?;
+    let row = found_or_audited(
+        &app,
+        &me,
+        named_holder(&app, &doc, &name).await?,
+        &req.purpose,
+        &doc,
+    )
+    .await?;
+    if let Err(e) = req.purpose.check(app.store(), &row.id).await {
+        app.audit(
+            me.actor(),
+            me.role.as_str(),
+            HOLDER_SEARCH,
+            Some(row.id.clone()),
+            format!(
+                "{}: refused, the purpose does not hold for this holder",
+                req.purpose.describe()
+            ),
+        )
+        .await?;
+        return Err(e);
+    }
     app.audit(
         me.actor(),
         me.role.as_str(),
-        "holder-search",
+        HOLDER_SEARCH,
         Some(row.id.clone()),
         req.purpose.describe(),
     )
@@ -75,37 +106,110 @@ pub(crate) async fn find_holder<S: Store>(
     }))
 }
 
-/// The holder registered with a resident ID number, or a passport and its nationality.
-async fn holder_by_document<S: Store>(
+/// The audit log's action for a search by name and document, found or not (printed codes'
+/// misses included).
+pub const HOLDER_SEARCH: &str = "holder-search";
+
+/// The holder a name and document found; a miss is audited (against the document's holder when
+/// the name was another, without a subject when no one has the document) and answered with the
+/// one 404.
+async fn found_or_audited<S: Store>(
     app: &App<S>,
+    me: &Staff<Officers>,
+    named: Named,
+    purpose: &Purpose,
+    doc: &IdentityDocument,
+) -> Result<healthcode_store::SealedHolder, ApiError> {
+    let (subject, what) = match named {
+        Named::Found(row) => return Ok(row),
+        Named::OtherName(row) => (
+            Some(row.id),
+            format!(
+                "{}: not found, this holder's {} was searched with another name",
+                purpose.describe(),
+                doc_word(doc)
+            ),
+        ),
+        Named::Nobody => (
+            None,
+            format!(
+                "{}: no holder with the name and {}",
+                purpose.describe(),
+                doc_word(doc)
+            ),
+        ),
+    };
+    app.audit(me.actor(), me.role.as_str(), HOLDER_SEARCH, subject, what)
+        .await?;
+    Err(nobody())
+}
+
+/// The one answer to a name and document that find no one, whether no holder has the document
+/// or its holder has another name.
+fn nobody() -> ApiError {
+    ApiError::NotFound("no holder is registered with this name and document".into())
+}
+
+fn doc_word(doc: &IdentityDocument) -> &'static str {
+    match doc {
+        IdentityDocument::ResidentId(_) => "resident ID number",
+        IdentityDocument::Passport { .. } => "passport",
+    }
+}
+
+/// A resident ID number, or a passport and its nationality, parsed by the domain's identity
+/// types: a number typed in lower case or with spaces finds its holder, a mistyped one says why.
+fn parse_document(
     resident_id: &Option<String>,
     passport: &Option<String>,
     nationality: &Option<String>,
-) -> Result<healthcode_store::SealedHolder, ApiError> {
-    // Parsed by the domain's identity types and hashed by the one key registration uses: a
-    // number typed in lower case or with spaces finds its holder, a mistyped one says why.
-    let doc = IdentityDocument::parse(
+) -> Result<IdentityDocument, ApiError> {
+    IdentityDocument::parse(
         resident_id.as_deref(),
         passport.as_deref(),
         nationality.as_deref(),
         healthcode_domain::latest_date_anywhere(now()),
     )
-    .map_err(|e| ApiError::InvalidField(e.to_string()))?;
-    let hash = app.vault.identity_hash(&doc);
-    app.store
-        .holder_by_identity(&hash)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no holder is registered with this document".into()))
+    .map_err(|e| ApiError::InvalidField(e.to_string()))
+}
+
+/// What a name and a document find.
+enum Named {
+    /// The holder with the document, under that name.
+    Found(healthcode_store::SealedHolder),
+    /// The holder with the document has another name.
+    OtherName(healthcode_store::SealedHolder),
+    /// No holder has the document.
+    Nobody,
+}
+
+/// The holder registered with `doc` (hashed by the one key registration uses), compared by name
+/// as [`healthcode_domain::FullName::same_as`] does.
+async fn named_holder<S: Store>(
+    app: &App<S>,
+    doc: &IdentityDocument,
+    name: &healthcode_domain::FullName,
+) -> Result<Named, ApiError> {
+    let hash = app.vault.identity_hash(doc);
+    Ok(match app.store.holder_by_identity(&hash).await? {
+        None => Named::Nobody,
+        Some(row) if app.vault.same_name(&row, name)? => Named::Found(row),
+        Some(row) => Named::OtherName(row),
+    })
 }
 
 /// How long a printed code is valid: a day, so that a colour that changes reaches paper by the
 /// next issue (the format allows up to seven days).
 pub const PRINTED_CODE_TTL: time::Duration = time::Duration::hours(24);
 
-/// A printed code asked for: the holder's identity document and where the consent is recorded.
+/// A printed code asked for: the holder's name and identity document and where the consent is
+/// recorded.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrintedCodeRequest {
+    /// Full name as on the document: it must be the registered name, so a record made with
+    /// someone's number under another name gets no code.
+    pub name: String,
     /// A resident ID number…
     #[serde(default)]
     pub resident_id: Option<String>,
@@ -136,21 +240,26 @@ pub struct PrintedCode {
     pub expires_at: OffsetDateTime,
 }
 
-/// Issues a printed code, valid a day, for a holder without a smartphone (officers). The consent
-/// is checked and recorded in the audit log (and so in the holder's access log) before the code
+/// Issues a printed code, valid a day, for a holder without a smartphone (officers), found by
+/// name and document together as the search finds them (a miss audited as the search's are).
+/// The consent is checked and recorded in the audit log (and so in the holder's access log) before the code
 /// is signed.
 #[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
     (status = 201, description = "the code", body = PrintedCode),
-    (status = 404, description = "no holder with this document", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "no consent reference", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid, or no consent reference", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn printed_code<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Json(req): Json<PrintedCodeRequest>,
 ) -> Result<(StatusCode, Json<PrintedCode>), ApiError> {
-    let row = holder_by_document(&app, &req.resident_id, &req.passport, &req.nationality).await?;
+    let name = healthcode_domain::FullName::parse(&req.name)
+        .map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
+    let doc = parse_document(&req.resident_id, &req.passport, &req.nationality)?;
     let purpose = Purpose::PrintedCode { consent: req.consent };
+    purpose.check_before_lookup(app.store()).await?;
+    let row = found_or_audited(&app, &me, named_holder(&app, &doc, &name).await?, &purpose, &doc).await?;
     purpose.check(app.store(), &row.id).await?;
     let reader = Reader {
         actor: me.actor(),

@@ -1,9 +1,11 @@
 //! The holder's side, one file an area: `otp` (one-time codes), `registration` (residents and
-//! visitors, sign-in and sign-out) and `me` (the holder's own resources under `/api/v1/me`). This
+//! visitors, sign-in and sign-out), `proofing` (the registry's answers, alerts to a document's
+//! holder, phone changes by the holder) and `me` (the holder's own resources under `/api/v1/me`). This
 //! file names the routes and the OpenAPI part.
 
 mod me;
 mod otp;
+mod proofing;
 mod registration;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::problem::ApiError;
 
 pub use me::*;
 pub use otp::*;
+pub use proofing::*;
 pub use registration::*;
 
 /// The holder endpoints' part of the OpenAPI document.
@@ -27,6 +30,7 @@ pub use registration::*;
     paths(
         send_otp,
         register,
+        change_phone,
         sign_in,
         sign_out,
         my_code,
@@ -42,6 +46,8 @@ pub use registration::*;
         OtpRequest,
         OtpSent,
         Registration,
+        PhoneChange,
+        PhoneChanged,
         SessionCreated,
         SignIn,
         CodeResponse,
@@ -63,6 +69,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
         .route("/api/v1/otp", post(send_otp::<S>))
         .route("/api/v1/holders", post(register::<S>))
+        .route("/api/v1/phone-changes", post(change_phone::<S>))
         .route("/api/v1/sessions", post(sign_in::<S>))
         .route("/api/v1/sessions/current", delete(sign_out::<S>))
         .route("/api/v1/me/code", get(my_code::<S>))
@@ -74,7 +81,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/me/appeals", post(appeal::<S>).get(my_appeals::<S>))
 }
 
-time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+time::serde::format_description!(pub(crate) iso_date, Date, "[year]-[month]-[day]");
 
 pub(crate) fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::InvalidField(e.to_string())

@@ -198,8 +198,10 @@ pub(crate) async fn accept_otp<S: Store>(
     }
 }
 
-/// Forgets, once a minute, the addresses whose limit has refilled, so that clients naming many
-/// addresses cannot grow the table without end; off the request path, which only counts.
+/// Forgets, once a minute, the keys whose limit has refilled: the addresses that asked for or
+/// guessed codes, and the holders whose document was presented (whose alert texts are limited),
+/// so that clients naming many addresses or documents cannot grow the tables without end; off
+/// the request path, which only counts.
 pub(crate) async fn forget_quiet_addresses<S: Store>(app: std::sync::Weak<App<S>>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
@@ -208,5 +210,7 @@ pub(crate) async fn forget_quiet_addresses<S: Store>(app: std::sync::Weak<App<S>
         app.otp_by_address.shrink_to_fit();
         app.otp_guesses_by_address.retain_recent();
         app.otp_guesses_by_address.shrink_to_fit();
+        app.document_alerts.retain_recent();
+        app.document_alerts.shrink_to_fit();
     }
 }

@@ -3,7 +3,9 @@
 //! colours with reasons and a few days of check-ins), served with the console SMS adapter.
 //!
 //! Besides what it prints, it writes `demo.json` in the directory (mode 0600): the device keys and
-//! a session token for every holder, which `healthcode loadgen` reads.
+//! a session token for every holder, which `healthcode loadgen` reads; and `identity-registry.json`,
+//! the synthetic records of the demo's real-name registry (`identity.kind = "demo"`): every holder
+//! it made, and a few people not registered yet, who can register themselves.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,7 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::{DEVICE_KEY_PREFIX, SESSION_PREFIX, new_secret, secret_hash};
 use crate::config::Config;
 use crate::datadir::{DataDir, write_secret};
+use crate::identity::{DemoPerson, DemoRecords, DocumentJson, IdentityConfig, IdentityKind};
 use crate::problem::BoxError;
 use crate::sms::{SmsConfig, SmsKind};
 use crate::{StartError, now};
@@ -30,6 +33,10 @@ use crate::{StartError, now};
 pub const MARKER: &str = ".healthcode-demo";
 /// What `demo` leaves for `loadgen`.
 pub const DEMO_FILE: &str = "demo.json";
+/// The demo registry's records.
+pub const REGISTRY_FILE: &str = "identity-registry.json";
+/// How many people the demo registry knows who are not registered yet.
+const UNREGISTERED: usize = 7;
 
 /// A scanner device, as `demo.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +90,10 @@ pub struct DemoData {
     pub devices: Vec<DemoDevice>,
     /// Holders.
     pub holders: Vec<DemoHolder>,
+    /// People the demo registry confirms who are not registered yet: they can register
+    /// themselves.
+    #[serde(default)]
+    pub unregistered: Vec<DemoPerson>,
 }
 
 const SURNAMES: [&str; 12] = [
@@ -126,7 +137,15 @@ pub async fn prepare(
             url: None,
             ..SmsConfig::default()
         },
+        identity: IdentityConfig {
+            kind: IdentityKind::Demo,
+            file: Some(dir.join(REGISTRY_FILE)),
+            ..IdentityConfig::default()
+        },
         policy_file: policy_file.map(Path::to_owned),
+        // A demonstration moves on quickly: a holder registered at the counter signs in seconds
+        // later, not a minute.
+        otp_resend_seconds: 5,
         ..Config::default()
     };
     let policy = super::configured_policy(&config)?;
@@ -143,10 +162,15 @@ pub async fn prepare(
         policy: &policy,
         t,
     };
+    let mut registry = DemoRecords::default();
     let data = seeder
-        .seed(&region, holders, &format!("http://{listen}"))
+        .seed(&region, holders, &format!("http://{listen}"), &mut registry)
         .await
         .map_err(|e| StartError::caused("seeding the demo failed", e))?;
+    registry.people.extend(data.unregistered.iter().cloned());
+    registry
+        .write(&dir.join(REGISTRY_FILE))
+        .map_err(|e| StartError::caused("cannot write the demo registry", e))?;
     store.flush_checkins()?;
     drop(store);
     let json = serde_json::to_string_pretty(&data)
@@ -217,7 +241,13 @@ struct Seeder<'a, S> {
 type Placed = (healthcode_domain::Venue, healthcode_store::Device);
 
 impl<S: Store> Seeder<'_, S> {
-    async fn seed(&self, region: &Issuer, holders: usize, base_url: &str) -> Result<DemoData, BoxError> {
+    async fn seed(
+        &self,
+        region: &Issuer,
+        holders: usize,
+        base_url: &str,
+        registry: &mut DemoRecords,
+    ) -> Result<DemoData, BoxError> {
         let (devices, venues) = self.venues(region).await?;
         let accounts = self.accounts().await?;
         self.store
@@ -234,13 +264,23 @@ impl<S: Store> Seeder<'_, S> {
         let mut seq = 0i64;
         let mut out = Vec::with_capacity(holders);
         for i in 0..holders {
-            out.push(self.holder(i, &mut r, &venues, &mut seq, &mut index_case).await?);
+            let (holder, person) = self.holder(i, &mut r, &venues, &mut seq, &mut index_case).await?;
+            out.push(holder);
+            registry.people.push(person);
+        }
+        let mut unregistered = Vec::with_capacity(UNREGISTERED);
+        for k in 0..UNREGISTERED {
+            // Phones ending 1111, 2222, …: easy to type, and none a seeded holder's.
+            let phone = format!("+86139{:08}", 20_000_000 + 1111 * (k + 1));
+            let (_, data) = person(holders + k, &mut r, &phone, self.t)?;
+            unregistered.push(demo_person(&data));
         }
         Ok(DemoData {
             base_url: base_url.into(),
             accounts,
             devices,
             holders: out,
+            unregistered,
         })
     }
 
@@ -299,7 +339,7 @@ impl<S: Store> Seeder<'_, S> {
         venues: &[Placed],
         seq: &mut i64,
         index_case: &mut Option<ConfirmedCase>,
-    ) -> Result<DemoHolder, BoxError> {
+    ) -> Result<(DemoHolder, DemoPerson), BoxError> {
         let (store, t) = (self.store, self.t);
         let id = HolderId::random()?;
         let phone = format!("+86138{:08}", 10_000_000 + i);
@@ -325,12 +365,13 @@ impl<S: Store> Seeder<'_, S> {
         let facts = store.holder_facts(&id).await?;
         let areas = store.risk_areas().await?;
         let colour = evaluate(self.policy, &facts, &areas, t).colour;
-        Ok(DemoHolder {
+        let holder = DemoHolder {
             phone,
             name_hint: hint.as_str().into(),
             colour: colour.as_str().into(),
             session,
-        })
+        };
+        Ok((holder, demo_person(&data)))
     }
 
     /// The colours: one in ten a confirmed case or a positive test (red), some contacts of the
@@ -398,6 +439,27 @@ impl<S: Store> Seeder<'_, S> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A person as the demo registry records them.
+fn demo_person(data: &PersonalData) -> DemoPerson {
+    let document = match (&data.resident_id, &data.passport, &data.nationality) {
+        (Some(number), _, _) => DocumentJson::ResidentId {
+            number: number.clone(),
+        },
+        (None, Some(number), Some(nationality)) => DocumentJson::Passport {
+            number: number.clone(),
+            nationality: nationality.clone(),
+        },
+        _ => DocumentJson::ResidentId {
+            number: String::new(),
+        },
+    };
+    DemoPerson {
+        name: data.name.clone(),
+        document,
+        phone: data.phone.clone(),
     }
 }
 

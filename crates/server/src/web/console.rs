@@ -40,6 +40,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/console/appeals", get(appeals::<S>))
         .route("/console/audit", get(audit::<S>))
         .route("/console/print", get(print))
+        .route("/console/counter", get(counter))
 }
 
 const SIGNIN: &str = "/console/signin";
@@ -587,6 +588,25 @@ async fn print(ctx: Ctx, me: Result<Staff<Officers>, ApiError>) -> Response {
     render(&Print {
         who: who(&me),
         section: "print",
+        ctx,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/counter.html")]
+struct Counter {
+    ctx: Ctx,
+    section: &'static str,
+    who: Who,
+}
+
+/// The service counter: registering a resident or a visitor with the document in hand, and
+/// moving a holder to a new phone.
+async fn counter(ctx: Ctx, me: Result<Staff<Officers>, ApiError>) -> Response {
+    let me = staff!(ctx, me);
+    render(&Counter {
+        who: who(&me),
+        section: "counter",
         ctx,
     })
 }

@@ -20,7 +20,7 @@ use crate::problem::ApiError;
 pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
         .route("/", get(index))
-        .route("/register", get(register))
+        .route("/register", get(register::<S>))
         .route("/signin", get(signin))
         .route("/signout", post(signout::<S>))
         .route("/policy", get(policy::<S>))
@@ -52,11 +52,19 @@ async fn index(ctx: Ctx, me: Result<HolderAuth, ApiError>) -> Response {
 struct Register {
     ctx: Ctx,
     next: String,
+    /// Whether a real-name registry is connected; without one, the page sends people to a
+    /// service counter.
+    open: bool,
 }
 
-async fn register(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+async fn register<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let next = next_path(q.next.as_deref(), "/me");
-    render(&Register { ctx, next })
+    let open = app.identity.configured();
+    render(&Register { ctx, next, open })
 }
 
 #[derive(Template)]

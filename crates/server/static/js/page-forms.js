@@ -6,6 +6,9 @@
 //   <button data-post="/api/v1/..." data-then="..."> and <button data-get=...> call without a body.
 // "reload" reloads the page on success, "message" says done (or the summary of a trace),
 // "show" shows the answer's fields in the form's <output>.
+//   <button type="button" data-otp-for="phone-field-id" data-challenge="field-name"> sends a
+//     one-time code to the phone in that field and keeps the answer's challenge in the form's
+//     field of that name (the person reads the code out; the officer types it).
 import { api, failure, say, t } from './common.js';
 
 function convert(el, value) {
@@ -124,6 +127,22 @@ for (const b of document.querySelectorAll('button[data-post], button[data-get]')
     try {
       const data = b.dataset.post ? await api('POST', b.dataset.post) : await api('GET', b.dataset.get);
       await done(b.parentElement, b.dataset.then, data, status);
+    } catch (e) {
+      say(status, failure(e), true);
+    }
+  });
+}
+
+for (const b of document.querySelectorAll('button[data-otp-for]')) {
+  b.addEventListener('click', async () => {
+    const form = b.closest('form');
+    const status = form.querySelector('.status');
+    say(status, t('sending'));
+    try {
+      const phone = document.getElementById(b.dataset.otpFor).value.trim();
+      const data = await api('POST', '/api/v1/otp', { phone });
+      form.querySelector(`[name="${b.dataset.challenge}"]`).value = data.challenge;
+      say(status, t('code_sent', { to: data.to, minutes: Math.round(data.expires_in_seconds / 60) }));
     } catch (e) {
       say(status, failure(e), true);
     }

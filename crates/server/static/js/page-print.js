@@ -12,7 +12,8 @@ if (form) {
   const when = (s) => new Date(s).toLocaleString(document.documentElement.lang, { hour12: false });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const body = { consent: form.consent.value.trim() };
+    // (form.name is the form's own name attribute, so the field is asked for by id.)
+    const body = { name: document.getElementById('p-name').value.trim(), consent: form.consent.value.trim() };
     for (const name of ['resident_id', 'passport', 'nationality']) {
       const v = form[name].value.trim().toUpperCase();
       if (v) body[name] = v;

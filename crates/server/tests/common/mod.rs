@@ -1,7 +1,8 @@
 //! One harness for the server's HTTP tests: [`TestApp`] starts the real server from the library on
 //! 127.0.0.1:0 (on SQLite in a temporary directory, or on PostgreSQL in a schema of its own), with
-//! a fake SMS gateway; its request helpers hold every error answer to problem+json, and it signs
-//! in as each staff role and registers holders the way a phone would.
+//! a fake SMS gateway and a real-name registry (both real HTTP servers on random ports); its
+//! request helpers hold every error answer to problem+json, and it signs in as each staff role and
+//! registers holders the way a phone would, after telling the registry about them.
 
 // Each test file uses a different part of it.
 #![allow(dead_code)]
@@ -9,6 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use healthcode_server::Config;
+use healthcode_server::identity::{DocumentJson, IdentityConfig, IdentityKind, RegistryRequest};
 use healthcode_server::sms::{SmsConfig, SmsKind};
 use healthcode_store::Role;
 use healthcode_store_postgres::testing::TestSchema;
@@ -97,11 +99,176 @@ impl Gateway {
         let (_, text) = msgs
             .iter()
             .rev()
-            .find(|(to, _)| to == phone)
+            .find(|(to, text)| to == phone && text.starts_with("one-time code"))
             .expect("no SMS to this phone");
         text.rsplit(' ').next().unwrap().to_owned()
     }
+
+    /// Every text sent to a phone, oldest first.
+    pub fn texts_to(&self, phone: &str) -> Vec<String> {
+        let msgs = self.0.lock().unwrap();
+        msgs.iter()
+            .filter(|(to, _)| to == phone)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
+    /// Waits (up to 5 s) for a text to a phone that contains `needle`, for texts the server
+    /// sends after it has answered; false if none came.
+    pub async fn wait_for_text(&self, phone: &str, needle: &str) -> bool {
+        for _ in 0..250 {
+            if self.texts_to(phone).iter().any(|t| t.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
 }
+
+/// How the fake registry behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryMode {
+    /// Answers from what it knows.
+    Up,
+    /// Answers 503.
+    Down,
+    /// Answers 200 with a body that is not the registry's answer.
+    Garbage,
+    /// Answers after 3 s (the server's time-out is 1 s).
+    Slow,
+}
+
+/// A fake real-name registry, over HTTP as the `http` adapter expects: knows people as (name,
+/// document, phone) and answers `match` when all three are one person's.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    people: Arc<Mutex<Vec<RegistryRequest>>>,
+    asked: Arc<Mutex<Vec<RegistryRequest>>>,
+    mode: Arc<Mutex<RegistryMode>>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            people: Arc::default(),
+            asked: Arc::default(),
+            mode: Arc::new(Mutex::new(RegistryMode::Up)),
+        }
+    }
+}
+
+impl Registry {
+    /// Starts it; returns the URL to post to.
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let app = axum::Router::new().route(
+            "/verify",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, axum::Json(q): axum::Json<RegistryRequest>| {
+                    let me = me.clone();
+                    async move {
+                        use axum::response::IntoResponse;
+                        me.asked.lock().unwrap().push(q.clone());
+                        let mode = *me.mode.lock().unwrap();
+                        // No token is configured for the tests' servers (the adapter's own tests
+                        // send one).
+                        assert!(headers.get("authorization").is_none());
+                        match mode {
+                            RegistryMode::Down => {
+                                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+                            }
+                            RegistryMode::Garbage => "<html>maintenance</html>".into_response(),
+                            RegistryMode::Slow => {
+                                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                                axum::Json(json!({"result": "match"})).into_response()
+                            }
+                            RegistryMode::Up => {
+                                let found = me.people.lock().unwrap().iter().any(|p| same_person(p, &q));
+                                let result = if found { "match" } else { "no-match" };
+                                axum::Json(json!({"result": result})).into_response()
+                            }
+                        }
+                    }
+                },
+            ),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}/verify")
+    }
+
+    /// Makes it know a person: their name, document and the phone registered to them. Values are
+    /// normalised as the server sends them (`x` upper-cased, phones in E.164).
+    pub fn know(&self, name: &str, document: DocumentJson, phone: &str) {
+        let document = match document {
+            DocumentJson::ResidentId { number } => DocumentJson::ResidentId {
+                number: number.trim().to_ascii_uppercase(),
+            },
+            DocumentJson::Passport { number, nationality } => DocumentJson::Passport {
+                number: number.trim().to_ascii_uppercase(),
+                nationality: nationality.trim().to_ascii_uppercase(),
+            },
+        };
+        self.people.lock().unwrap().push(RegistryRequest {
+            name: name.to_owned(),
+            document,
+            phone: healthcode_domain::Phone::parse(phone)
+                .unwrap()
+                .as_str()
+                .to_owned(),
+        });
+    }
+
+    /// Makes it know the person a registration (as posted to `/api/v1/holders`) names.
+    pub fn know_registration(&self, r: &Value) {
+        let document = if r["kind"] == "resident" {
+            DocumentJson::ResidentId {
+                number: r["resident_id"].as_str().unwrap().to_owned(),
+            }
+        } else {
+            DocumentJson::Passport {
+                number: r["passport"].as_str().unwrap().to_owned(),
+                nationality: r["nationality"].as_str().unwrap().to_owned(),
+            }
+        };
+        self.know(
+            r["name"].as_str().unwrap(),
+            document,
+            r["phone"].as_str().unwrap(),
+        );
+    }
+
+    /// Sets how it answers.
+    pub fn set_mode(&self, mode: RegistryMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// The questions it was asked, oldest first.
+    pub fn asked(&self) -> Vec<RegistryRequest> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+fn same_person(known: &RegistryRequest, asked: &RegistryRequest) -> bool {
+    let name = healthcode_domain::FullName::parse(&asked.name).unwrap();
+    known.document == asked.document && known.phone == asked.phone && name.same_as(&known.name)
+}
+
+/// What a test server is started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The fake registry over HTTP (the default).
+    Registry,
+    /// No registry: self-registration closed.
+    None,
+    /// The demo adapter over a file in the data directory's parent.
+    Demo,
+}
+
+/// Seconds before a phone may get another code, in the tests' servers.
+pub const RESEND_SECONDS: u32 = 3;
 
 /// A one-time code sent, as its requester knows it.
 #[derive(Debug, Clone)]
@@ -165,6 +332,8 @@ pub struct TestApp {
     pub config: Config,
     /// The SMS gateway one-time codes go to.
     pub gateway: Gateway,
+    /// The real-name registry the server asks (when it is configured with it).
+    pub registry: Registry,
     server: Option<Running>,
     admin_password: String,
     admin: OnceCell<Staff>,
@@ -180,37 +349,43 @@ impl TestApp {
     /// account, sending one-time codes through the fake gateway. `None` (with a note) when
     /// PostgreSQL is asked for and no test database is configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        TestApp::start(backend, true).await
+        TestApp::start(backend, true, Identity::Registry).await
+    }
+
+    /// [`TestApp::spawn`] with another real-name registry set-up.
+    pub async fn spawn_with(backend: Backend, identity: Identity) -> Option<TestApp> {
+        TestApp::start(backend, true, identity).await
     }
 
     /// [`TestApp::spawn`] on SQLite, which needs nothing from the environment.
     pub async fn sqlite() -> TestApp {
-        TestApp::start(Backend::Sqlite, true)
+        TestApp::start(Backend::Sqlite, true, Identity::Registry)
             .await
             .expect("SQLite needs nothing from the environment")
     }
 
     /// A server on SQLite with no SMS gateway configured.
     pub async fn without_gateway() -> TestApp {
-        TestApp::start(Backend::Sqlite, false)
+        TestApp::start(Backend::Sqlite, false, Identity::Registry)
             .await
             .expect("SQLite needs nothing from the environment")
     }
 
     /// A server on SQLite whose configuration `tweak` changes first (its data directory too).
     pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-        TestApp::start_with(Backend::Sqlite, true, tweak)
+        TestApp::start_with(Backend::Sqlite, true, Identity::Registry, tweak)
             .await
             .expect("SQLite needs nothing from the environment")
     }
 
-    async fn start(backend: Backend, with_gateway: bool) -> Option<TestApp> {
-        TestApp::start_with(backend, with_gateway, |_| {}).await
+    async fn start(backend: Backend, with_gateway: bool, identity: Identity) -> Option<TestApp> {
+        TestApp::start_with(backend, with_gateway, identity, |_| {}).await
     }
 
     async fn start_with(
         backend: Backend,
         with_gateway: bool,
+        identity: Identity,
         tweak: impl FnOnce(&mut Config),
     ) -> Option<TestApp> {
         let schema = match backend {
@@ -230,15 +405,35 @@ impl TestApp {
         } else {
             SmsConfig::default()
         };
+        let registry = Registry::default();
+        let identity = match identity {
+            Identity::Registry => IdentityConfig {
+                kind: IdentityKind::Http,
+                url: Some(registry.start().await),
+                connect_timeout_ms: 500,
+                timeout_ms: 1000,
+                ..IdentityConfig::default()
+            },
+            Identity::None => IdentityConfig::default(),
+            Identity::Demo => IdentityConfig {
+                kind: IdentityKind::Demo,
+                file: Some(tmp.path().join("registry.json")),
+                ..IdentityConfig::default()
+            },
+        };
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: tmp.path().join("data"),
             sms,
+            identity,
             database_url: schema.as_ref().map(|s| s.url().expose().to_owned()),
             database_schema: schema.as_ref().map(|s| s.name().to_owned()),
             // As behind a reverse proxy on this machine: a test names its clients' addresses with
             // X-Forwarded-For ([`TestApp::call_from`]); without the header the client is 127.0.0.1.
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            // Short, so that a test can send a phone a second code (after the counter used one)
+            // with [`TestApp::after_resend_interval`].
+            otp_resend_seconds: RESEND_SECONDS,
             ..Config::default()
         };
         tweak(&mut config);
@@ -250,6 +445,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             config,
             gateway,
+            registry,
             server: None,
             admin_password,
             admin: OnceCell::new(),
@@ -427,6 +623,14 @@ impl TestApp {
 
     // ---- Holders ----
 
+    /// Waits until a phone that was just sent a code may be sent another.
+    pub async fn after_resend_interval(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            u64::from(RESEND_SECONDS) * 1000 + 200,
+        ))
+        .await;
+    }
+
     /// Asks for a one-time code for a phone; returns the challenge the answer carried and the
     /// code the gateway received.
     pub async fn otp(&self, phone: &str) -> Otp {
@@ -440,6 +644,7 @@ impl TestApp {
     /// Registers a holder: a one-time code to the registration's phone, then the registration
     /// with it (which must answer 201).
     pub async fn register(&self, mut registration: Value) -> Holder {
+        self.registry.know_registration(&registration);
         let otp = self.otp(registration["phone"].as_str().unwrap()).await;
         otp.fill(&mut registration);
         let (st, reg) = self

@@ -374,6 +374,72 @@ pub async fn sessions_are_found_and_revoked<H: Harness>(h: &H) {
     assert_eq!(s.session(&[4; 32]).await.unwrap().as_ref(), Some(&colleague));
 }
 
+pub async fn a_phone_change_moves_the_holder_and_ends_its_sessions<H: Harness>(h: &H) {
+    let s = h.store();
+    let (r, mut rdata) = resident(21);
+    let (other, _) = resident(22);
+    s.insert_holder(&r).await.unwrap();
+    s.insert_holder(&other).await.unwrap();
+    let session = |principal: Principal| Session {
+        principal,
+        created_at: T,
+        expires_at: T + Duration::days(30),
+    };
+    s.insert_session(&[21; 32], &session(Principal::Holder(r.id.clone())))
+        .await
+        .unwrap();
+    s.insert_session(&[22; 32], &session(Principal::Holder(r.id.clone())))
+        .await
+        .unwrap();
+    s.insert_session(&[23; 32], &session(Principal::Holder(other.id.clone())))
+        .await
+        .unwrap();
+    // Another holder's phone is refused, and nothing changes.
+    let before = s.holder(&r.id).await.unwrap().unwrap();
+    assert!(matches!(
+        s.change_holder_phone(&r.id, &other.phone_hash, &r.sealed).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.holder(&r.id).await.unwrap().unwrap(), before);
+    assert!(s.session(&[21; 32]).await.unwrap().is_some());
+    // A new phone: found by it, not by the old one, its data sealed anew, its sessions ended.
+    rdata.phone = "+8613900139021".into();
+    let moved = crypto()
+        .seal_holder(
+            r.id.clone(),
+            HolderKind::Resident,
+            &rdata,
+            &r.name_hint,
+            r.created_at,
+        )
+        .unwrap();
+    assert_eq!(
+        s.change_holder_phone(&r.id, &moved.phone_hash, &moved.sealed)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(s.holder_by_phone(&r.phone_hash).await.unwrap().is_none());
+    let back = s.holder_by_phone(&moved.phone_hash).await.unwrap().unwrap();
+    assert_eq!(back.id, r.id);
+    assert_eq!(back.identity_hash, r.identity_hash);
+    assert_eq!(crypto().open_holder(&back).unwrap(), rdata);
+    assert!(s.session(&[21; 32]).await.unwrap().is_none());
+    assert!(s.session(&[22; 32]).await.unwrap().is_none());
+    assert!(
+        s.session(&[23; 32]).await.unwrap().is_some(),
+        "another holder's session ended"
+    );
+    // The old phone is free for someone else; an unknown holder is not found.
+    let mut third = resident(23).0;
+    third.phone_hash = r.phone_hash;
+    s.insert_holder(&third).await.unwrap();
+    assert!(matches!(
+        s.change_holder_phone(&hid(99), &[9; 32], &r.sealed).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 pub async fn bulk_inserts<H: Harness>(h: &H) {
     let s = h.store();
     let city = synthetic_holders(0, 1_000);

@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             one_time_codes_limit_guesses_and_sends,
             a_guess_under_another_challenge_costs_nothing,
             sessions_are_found_and_revoked,
+            a_phone_change_moves_the_holder_and_ends_its_sessions,
             officers_are_unique_and_keep_roles,
             listings_and_appeal_decisions,
             purge_keeps_officers_and_live_sessions,
