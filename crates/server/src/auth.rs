@@ -429,6 +429,18 @@ pub trait Roles: Send + Sync + 'static {
     const ALLOWED: &'static [Role];
     /// Said in a refusal.
     const NAME: &'static str;
+    /// Whether an account that must still enrol a second factor may call it (only the
+    /// enrolment itself, and who am I).
+    const BEFORE_SECOND_FACTOR: bool = false;
+}
+
+/// Any signed-in staff member, also one who must still enrol a second factor: enrolment.
+#[derive(Debug)]
+pub struct Enrolling;
+impl Roles for Enrolling {
+    const ALLOWED: &'static [Role] = &[Role::Officer, Role::Admin, Role::Auditor];
+    const NAME: &'static str = "a staff member";
+    const BEFORE_SECOND_FACTOR: bool = true;
 }
 
 /// Officers and admins: cases, tests, overrides, appeals.
@@ -523,8 +535,32 @@ impl<S: Store, R: Roles> FromRequestParts<Arc<App<S>>> for Staff<R> {
             .officer(id)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        if officer.disabled_at.is_some() {
+            end_session(app, &token_hash).await?;
+            return Err(ApiError::Unauthorized("this account is disabled".into()));
+        }
+        let t = now();
+        if !app
+            .store
+            .touch_session(&token_hash, t, t - app.staff.idle())
+            .await?
+        {
+            end_session(app, &token_hash).await?;
+            return Err(ApiError::Unauthorized(format!(
+                "the session ended after {} minutes without use; sign in again",
+                app.staff.session_idle_seconds.div_ceil(60)
+            )));
+        }
         if officer.must_change_password {
             return Err(ApiError::Forbidden("the password must be changed first".into()));
+        }
+        if !R::BEFORE_SECOND_FACTOR
+            && !officer.second_factor
+            && app.staff.second_factor == crate::signin::SecondFactorRule::Required
+        {
+            return Err(ApiError::Forbidden(
+                "enrol a second factor first: POST /api/v1/admin/me/second-factor".into(),
+            ));
         }
         if !R::ALLOWED.contains(&officer.role) {
             return Err(ApiError::Forbidden(format!(
@@ -576,6 +612,29 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
         app.auth.put_device(hash, d.clone());
         Ok(DeviceAuth(d))
     }
+}
+
+/// Ends a session, on this node at once.
+pub async fn end_session<S: Store>(app: &App<S>, token_hash: &[u8; 32]) -> Result<(), ApiError> {
+    app.auth.forget_session(token_hash);
+    app.store.revoke_session(token_hash).await?;
+    Ok(())
+}
+
+/// Starts a staff session for an officer, remembering the client it came from; returns its
+/// token (shown once) and when it ends at the latest.
+pub async fn start_staff_session<S: Store>(
+    app: &App<S>,
+    id: OfficerId,
+    client: &str,
+) -> Result<(String, OffsetDateTime), ApiError> {
+    let token = new_secret(SESSION_PREFIX)?;
+    let t = now();
+    let expires_at = t + app.settings.officer_session;
+    app.store
+        .insert_staff_session(&secret_hash(&token), id, t, expires_at, Some(client))
+        .await?;
+    Ok((token, expires_at))
 }
 
 /// Starts a session for a principal; returns its token (shown once) and expiry.

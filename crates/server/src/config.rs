@@ -72,6 +72,28 @@ forwarded_header = "x-forwarded-for"
 #         Authorization: Bearer <token> when HEALTHCODE_SMS_TOKEN (or HEALTHCODE_SMS_TOKEN_FILE) is set.
 kind = "none"
 # url = "https://sms.example/send?to={phone}"
+
+# How staff (officers, admins, auditors) sign in.
+[staff]
+# "required": every staff account enrols a TOTP authenticator app (RFC 6238) at its first
+#             sign-in and can do nothing else before it has; "optional": staff may enrol, and an
+#             account that has enrolled must use it.
+second_factor = "required"
+# Failed sign-ins are counted per username (existing or not) and per client address, in the
+# store, so a restart or another node does not forget them. After delay_after_failures in a row
+# for a username (client_delay_after_failures for an address), each attempt must wait: first
+# first_delay_ms, doubling with each failure up to max_delay_ms (answered 429 with Retry-After,
+# before any password hashing). A username is locked after lock_after_failures in a row (0:
+# never) until an admin unlocks it. A streak that is not locked is forgotten after
+# forget_failures_after_hours.
+lock_after_failures = 10
+delay_after_failures = 3
+client_delay_after_failures = 20
+first_delay_ms = 1000
+max_delay_ms = 900000
+forget_failures_after_hours = 24
+# A staff session unused this long ends (it ends officer_session_hours after it began anyway).
+session_idle_seconds = 1800
 "#;
 
 /// The server's configuration.
@@ -126,6 +148,9 @@ pub struct Config {
     pub forwarded_header: crate::client::ForwardedHeader,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
+    /// Staff sign-in: delays, locks, the second factor, idle sessions.
+    #[serde(default)]
+    pub staff: crate::signin::StaffConfig,
 }
 
 impl Default for Config {
@@ -153,6 +178,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             forwarded_header: crate::client::ForwardedHeader::XForwardedFor,
             sms: crate::sms::SmsConfig::default(),
+            staff: crate::signin::StaffConfig::default(),
         }
     }
 }
@@ -267,6 +293,9 @@ impl Config {
             return Err(ConfigError("password_queue_ms must be at most 60000".into()));
         }
         crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
+        self.staff
+            .check()
+            .map_err(|e| ConfigError(format!("staff: {e}")))?;
         Ok(())
     }
 }
@@ -289,6 +318,7 @@ mod tests {
         assert_eq!(from_sample.trusted_proxies, d.trusted_proxies);
         assert_eq!(from_sample.forwarded_header, d.forwarded_header);
         assert_eq!(from_sample.shutdown_grace_seconds, d.shutdown_grace_seconds);
+        assert_eq!(from_sample.staff, d.staff);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::rows::{db, pool_err};
 mod audit;
 mod cases;
 mod checkins;
+mod credentials;
 mod holders;
 mod rows;
 mod staff;
@@ -36,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
+    ),
+    (
+        "0005_staff_credentials",
+        include_str!("../migrations/0005_staff_credentials.sql"),
     ),
 ];
 

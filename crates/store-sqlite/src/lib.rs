@@ -22,6 +22,7 @@ use crate::rows::backend;
 mod audit;
 mod cases;
 mod checkins;
+mod credentials;
 mod holders;
 mod rows;
 mod staff;
@@ -37,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_device_revocation",
         include_str!("../migrations/0004_device_revocation.sql"),
+    ),
+    (
+        "0005_staff_credentials",
+        include_str!("../migrations/0005_staff_credentials.sql"),
     ),
 ];
 /// The migrations of the check-ins file.

@@ -43,7 +43,12 @@ impl AdminCommand {
             "created {} ({}) with one-time password: {password}",
             args.username, args.role
         );
-        println!("sign in with POST /api/v1/admin/sessions and set a new password (new_password) at once.");
+        println!(
+            "sign in at /console (or POST /api/v1/admin/sessions with new_password) and set a new password at once;"
+        );
+        println!(
+            "then enrol an authenticator app (TOTP) as the second factor, unless [staff] second_factor = \"optional\"."
+        );
         Ok(())
     }
 }

@@ -11,6 +11,7 @@
 //! [`scanner`] (a venue's door), [`console`] (officers, admins, auditors; printed codes and
 //! posters).
 
+mod accounts;
 mod console;
 mod holder;
 pub mod i18n;
@@ -46,6 +47,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .merge(holder::routes())
         .merge(scanner::routes())
         .merge(console::routes())
+        .merge(accounts::routes())
 }
 
 /// What every page knows of its request: the language and where it is.

@@ -1,0 +1,281 @@
+//! What stands between a guesser and a staff account: failed sign-ins counted in the store per
+//! username (known or not, so that no answer tells which names exist) and per client address,
+//! growing delays during which a sign-in is answered 429 before any hashing, a lock after
+//! repeated failures that only an admin lifts, one sign-in at a time per username on a node, and
+//! the `[staff]` section of the configuration that sets all of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use healthcode_store::{SignInFailures, Store};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::problem::ApiError;
+use crate::{App, now};
+
+/// Whether staff need a second factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactorRule {
+    /// Every staff account enrols TOTP at its first sign-in and cannot work before it has.
+    #[default]
+    Required,
+    /// Staff may enrol; an account that has enrolled must use it.
+    Optional,
+}
+
+/// The `[staff]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaffConfig {
+    /// Whether staff need a second factor.
+    pub second_factor: SecondFactorRule,
+    /// Failed sign-ins in a row after which a username is locked until an admin unlocks it
+    /// (0: never).
+    pub lock_after_failures: u32,
+    /// Failed sign-ins in a row for a username before the delays start.
+    pub delay_after_failures: u32,
+    /// Failed sign-ins in a row from one client address before its delays start.
+    pub client_delay_after_failures: u32,
+    /// The first delay; each further failure doubles it.
+    pub first_delay_ms: u64,
+    /// The longest delay.
+    pub max_delay_ms: u64,
+    /// A streak of failures (not locked) is forgotten this long after its last failure.
+    pub forget_failures_after_hours: u32,
+    /// A staff session unused this long ends (its absolute end is `officer_session_hours`).
+    pub session_idle_seconds: u32,
+}
+
+impl Default for StaffConfig {
+    fn default() -> StaffConfig {
+        StaffConfig {
+            second_factor: SecondFactorRule::Required,
+            lock_after_failures: 10,
+            delay_after_failures: 3,
+            client_delay_after_failures: 20,
+            first_delay_ms: 1000,
+            max_delay_ms: 15 * 60 * 1000,
+            forget_failures_after_hours: 24,
+            session_idle_seconds: 30 * 60,
+        }
+    }
+}
+
+impl StaffConfig {
+    /// Checks the values.
+    pub fn check(&self) -> Result<(), String> {
+        if self.delay_after_failures == 0 || self.client_delay_after_failures == 0 {
+            return Err("delay_after_failures and client_delay_after_failures must be at least 1".into());
+        }
+        if self.first_delay_ms == 0 || self.max_delay_ms < self.first_delay_ms {
+            return Err("first_delay_ms must be at least 1 and at most max_delay_ms".into());
+        }
+        if self.max_delay_ms > 24 * 3600 * 1000 {
+            return Err("max_delay_ms must be at most a day".into());
+        }
+        if self.forget_failures_after_hours == 0 {
+            return Err("forget_failures_after_hours must be at least 1".into());
+        }
+        if self.session_idle_seconds == 0 {
+            return Err("session_idle_seconds must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// How long after the latest of `streak` failures in a row the next attempt must wait, when
+    /// delays start after `after` of them.
+    pub fn delay(&self, streak: u32, after: u32) -> Duration {
+        if streak < after {
+            return Duration::ZERO;
+        }
+        let doublings = (streak - after).min(40);
+        let ms = self
+            .first_delay_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_delay_ms);
+        Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
+    /// How long a session may stay unused.
+    pub fn idle(&self) -> Duration {
+        Duration::seconds(self.session_idle_seconds.into())
+    }
+}
+
+/// The failure key of a username. Any name counts, one that exists or not, so that the delays
+/// and the lock look the same for both.
+pub fn user_key(username: &str) -> String {
+    let name: String = username.trim().chars().take(100).collect();
+    format!("user:{name}")
+}
+
+/// The failure key of a client address.
+pub fn client_key(client: crate::client::ClientAddr) -> String {
+    format!("client:{}", client.limit_key())
+}
+
+/// Sign-ins in progress on this node, by key.
+#[derive(Debug, Default)]
+pub struct InFlight(Arc<Mutex<HashMap<String, u32>>>);
+
+/// A place among the sign-ins in progress, given back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    map: Arc<Mutex<HashMap<String, u32>>>,
+    keys: Vec<String>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            for k in &self.keys {
+                if let Some(n) = m.get_mut(k) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl InFlight {
+    /// A place for a sign-in as `user` from `client`: one at a time per username, four at a
+    /// time per client. Otherwise 429: the outcome of the one in progress decides the delay
+    /// that the next must wait, so that a burst of guesses is not checked all at once.
+    pub fn enter(&self, user: &str, client: &str) -> Result<Place, ApiError> {
+        let busy = || {
+            ApiError::RateLimited(
+                "a sign-in for this account or from this client is in progress".into(),
+                1,
+            )
+        };
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| ApiError::fault("sign-in table poisoned"))?;
+        if m.get(user).copied().unwrap_or(0) >= 1 || m.get(client).copied().unwrap_or(0) >= 4 {
+            return Err(busy());
+        }
+        *m.entry(user.to_owned()).or_default() += 1;
+        *m.entry(client.to_owned()).or_default() += 1;
+        Ok(Place {
+            map: self.0.clone(),
+            keys: vec![user.to_owned(), client.to_owned()],
+        })
+    }
+}
+
+/// Refuses a sign-in that must wait or is locked, before any hashing: 403 for a locked
+/// username, 429 with Retry-After for one (or a client) within its delay.
+pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+    let rows = app
+        .store()
+        .sign_in_failures(&[user.to_owned(), client.to_owned()])
+        .await?;
+    let t = OffsetDateTime::now_utc();
+    let forget = Duration::hours(app.staff().forget_failures_after_hours.into());
+    for f in &rows {
+        let is_user = f.key == user;
+        if is_user && f.locked_at.is_some() {
+            return Err(ApiError::Forbidden(
+                "this account is locked after repeated failed sign-ins; an admin must unlock it".into(),
+            ));
+        }
+        if f.last_failure_at + forget < t {
+            continue;
+        }
+        let after = if is_user {
+            app.staff().delay_after_failures
+        } else {
+            app.staff().client_delay_after_failures
+        };
+        // Stored times are whole seconds, so a delay may be up to a second shorter than set.
+        let until = f.last_failure_at + app.staff().delay(f.streak, after);
+        if until > t {
+            let wait = (until - t).as_seconds_f64().ceil().max(1.0) as u64;
+            return Err(ApiError::RateLimited(
+                format!("too many failed sign-ins; wait {wait} s before the next try"),
+                wait,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records a failed sign-in against the username and the client; a username that this failure
+/// locks is written to the audit log.
+pub async fn failed<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+    let at = now();
+    let forget = at - Duration::hours(app.staff().forget_failures_after_hours.into());
+    let f: SignInFailures = app
+        .store()
+        .record_sign_in_failure(user, at, app.staff().lock_after_failures, forget)
+        .await?;
+    app.store().record_sign_in_failure(client, at, 0, forget).await?;
+    if f.locked_at == Some(at) {
+        app.audit(
+            "sign-in".into(),
+            "system",
+            "sign-in-lock",
+            None,
+            format!("{user} locked after {} failed sign-ins in a row", f.streak),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Forgets old failure streaks once an hour, off the request path (locked usernames stay).
+pub async fn forget_old_failures<S: Store>(app: std::sync::Weak<App<S>>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        let before = now() - Duration::hours(app.staff().forget_failures_after_hours.into());
+        if let Err(e) = app.store().forget_sign_in_failures(before).await {
+            tracing::warn!(error = %crate::problem::ErrorChain(&e), "cannot forget old sign-in failures");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_start_late_double_and_stop_growing() {
+        let c = StaffConfig::default();
+        assert_eq!(c.delay(2, 3), Duration::ZERO);
+        assert_eq!(c.delay(3, 3), Duration::seconds(1));
+        assert_eq!(c.delay(4, 3), Duration::seconds(2));
+        assert_eq!(c.delay(9, 3), Duration::seconds(64));
+        assert_eq!(c.delay(60, 3), Duration::minutes(15));
+        assert_eq!(c.delay(u32::MAX, 3), Duration::minutes(15));
+        assert!(StaffConfig::default().check().is_ok());
+        let bad = StaffConfig {
+            first_delay_ms: 0,
+            ..StaffConfig::default()
+        };
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn one_sign_in_per_name_at_a_time() {
+        let f = InFlight::default();
+        let p = f.enter("user:li", "client:a").unwrap();
+        assert!(f.enter("user:li", "client:b").is_err());
+        let others: Vec<_> = ["x", "y", "z"]
+            .iter()
+            .map(|u| f.enter(&format!("user:{u}"), "client:a").unwrap())
+            .collect();
+        assert!(f.enter("user:w", "client:a").is_err());
+        drop(p);
+        drop(others);
+        assert!(f.enter("user:li", "client:a").is_ok());
+    }
+}
