@@ -23,7 +23,7 @@ const SIGNIN: &str = "/console/signin";
 
 pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
     Router::new()
-        .route("/console/enrol", get(enrol::<S>))
+        .route("/console/enrol", get(enrol))
         .route("/console/account", get(account::<S>))
         .route("/console/accounts", get(accounts::<S>))
 }
@@ -36,11 +36,7 @@ struct Enrol {
 }
 
 /// Enrolling the second factor: for a signed-in account, before anything else.
-async fn enrol<S: Store>(
-    ctx: Ctx,
-    me: Result<Staff<Enrolling>, ApiError>,
-    Query(q): Query<NextQuery>,
-) -> Response {
+async fn enrol(ctx: Ctx, me: Result<Staff<Enrolling>, ApiError>, Query(q): Query<NextQuery>) -> Response {
     if let Err(e) = me {
         return page_error(ctx, SIGNIN, e);
     }
