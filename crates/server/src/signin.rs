@@ -116,9 +116,43 @@ pub fn client_key(client: crate::client::ClientAddr) -> String {
     format!("client:{}", client.limit_key())
 }
 
-/// Sign-ins in progress on this node, by key.
+/// Sign-ins in progress on this node, by key, and the delays this node has found in the store:
+/// during a known delay a flood is answered from memory, without reading the store each time.
 #[derive(Debug, Default)]
-pub struct InFlight(Arc<Mutex<HashMap<String, u32>>>);
+pub struct InFlight(
+    Arc<Mutex<HashMap<String, u32>>>,
+    Mutex<HashMap<String, std::time::Instant>>,
+);
+
+/// Delays remembered at most; beyond, the ones over are dropped (they are read again).
+const WAITS_KEPT: usize = 100_000;
+
+impl InFlight {
+    /// The seconds left of a delay remembered for any of `keys`.
+    fn waiting(&self, keys: &[&str]) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let waits = self.1.lock().ok()?;
+        keys.iter()
+            .filter_map(|k| waits.get(*k))
+            .filter(|until| **until > now)
+            .map(|until| (*until - now).as_secs_f64().ceil().max(1.0) as u64)
+            .max()
+    }
+
+    /// Remembers that `key` must wait `left`.
+    fn remember(&self, key: &str, left: std::time::Duration) {
+        if let Ok(mut waits) = self.1.lock() {
+            let now = std::time::Instant::now();
+            if waits.len() >= WAITS_KEPT {
+                waits.retain(|_, until| *until > now);
+                if waits.len() >= WAITS_KEPT {
+                    waits.clear();
+                }
+            }
+            waits.insert(key.to_owned(), now + left);
+        }
+    }
+}
 
 /// A place among the sign-ins in progress, given back when dropped.
 #[derive(Debug)]
@@ -172,6 +206,15 @@ impl InFlight {
 /// Refuses a sign-in that must wait or is locked, before any hashing: 403 for a locked
 /// username, 429 with Retry-After for one (or a client) within its delay.
 pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+    let too_many = |wait: u64| {
+        ApiError::RateLimited(
+            format!("too many failed sign-ins; wait {wait} s before the next try"),
+            wait,
+        )
+    };
+    if let Some(wait) = app.sign_ins.waiting(&[user, client]) {
+        return Err(too_many(wait));
+    }
     let rows = app
         .store()
         .sign_in_failures(&[user.to_owned(), client.to_owned()])
@@ -196,11 +239,10 @@ pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<()
         // Stored times are whole seconds, so a delay may be up to a second shorter than set.
         let until = f.last_failure_at + app.staff().delay(f.streak, after);
         if until > t {
-            let wait = (until - t).as_seconds_f64().ceil().max(1.0) as u64;
-            return Err(ApiError::RateLimited(
-                format!("too many failed sign-ins; wait {wait} s before the next try"),
-                wait,
-            ));
+            let left = until - t;
+            app.sign_ins
+                .remember(&f.key, std::time::Duration::try_from(left).unwrap_or_default());
+            return Err(too_many(left.as_seconds_f64().ceil().max(1.0) as u64));
         }
     }
     Ok(())

@@ -314,6 +314,12 @@ struct ErrorPage {
 /// Turns an API error met while building a page into a page: a missing or ended session sends
 /// the browser to `signin`; anything else is shown as an error page with its status.
 pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
+    // A staff session that must still enrol a second factor (an account from before it was
+    // required, or one whose factor an admin reset) is taken to the enrolment, and back.
+    if matches!(&e, ApiError::Forbidden(m) if m == crate::auth::MUST_ENROL) {
+        let back = urlencoding::encode(&ctx.here).into_owned();
+        return Redirect::to(&format!("/console/enrol?next={back}")).into_response();
+    }
     let resp = e.into_response();
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
