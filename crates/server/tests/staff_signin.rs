@@ -339,6 +339,7 @@ mod lock {
 
     common::on_both_backends!(configured by lock_without_delays;
         repeated_failures_lock_an_account_until_an_admin_unlocks_it,
+        a_new_account_does_not_inherit_a_lock_on_its_name,
         wrong_second_factors_lock_too,
     );
 
@@ -388,6 +389,27 @@ mod lock {
             "the lock is not audited"
         );
         assert!(log.iter().any(|e| e["action"] == "sign-in-unlock"));
+    }
+
+    async fn a_new_account_does_not_inherit_a_lock_on_its_name(app: &TestApp) {
+        // Someone locks a name the authority is likely to give next.
+        let seen = guess_201_times(app, "officer-zhang").await;
+        assert_eq!(seen.get(&403), Some(&191), "{seen:?}");
+        let admin = app.admin().await.token.clone();
+        let created = app
+            .post(
+                "/api/v1/admin/officers",
+                Some(&admin),
+                json!({"username": "officer-zhang", "role": "officer"}),
+            )
+            .await;
+        let (st, _, v) = attempt(
+            app,
+            json!({"username": "officer-zhang", "password": created["one_time_password"], "new_password": "lantern orbit mango vessel"}),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(v["failed_sign_ins"], 0, "{v}");
     }
 
     async fn wrong_second_factors_lock_too(app: &TestApp) {

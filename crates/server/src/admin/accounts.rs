@@ -303,6 +303,9 @@ pub async fn create_account<S: Store>(
             StoreError::Conflict(_) => ApiError::Conflict(format!("the username {username} is taken")),
             other => other.into(),
         })?;
+    // Failures counted against the name before it existed (someone may have guessed at names
+    // an authority is likely to give) are not the new account's: it starts unlocked.
+    store.sign_in_succeeded(&signin::user_key(username)).await?;
     Ok((StaffView::of(&o, false), password))
 }
 
