@@ -1,7 +1,8 @@
 //! The officers' side under `/api/v1/admin`, one file an area: `accounts` (sign-in, staff
 //! accounts), `second_factor` (TOTP enrolment and its check at sign-in), `lifecycle` (disable,
-//! roles, resets, unlock, sessions, device key rotation), `venues` (venues, devices, risk areas), `records` (finding a holder, personal data
-//! with a purpose, printed codes, test results), `cases` (cases, tracing, exposure review),
+//! roles, resets, unlock, sessions, device key rotation), `venues` (venues, devices, risk
+//! areas), `records` (finding a holder, personal data with a purpose, printed codes, test
+//! results), `cases` (cases, tracing, exposure review),
 //! `overrides` (two-officer changes, appeals), `audit` (the log, its verification, purge). This
 //! file names the routes and the OpenAPI part. Every change and every read of personal data is
 //! audited.
