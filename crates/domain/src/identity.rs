@@ -361,6 +361,12 @@ impl Phone {
         &self.0
     }
 
+    /// The country calling code (86 for `+8613800138000`).
+    pub fn country_code(&self) -> u16 {
+        // Parsed at construction, so this parse succeeds; 0 would match no configured country.
+        phonenumber::parse(None, &self.0).map_or(0, |n| n.code().value())
+    }
+
     /// A masked form for messages and logs: `+86******8000`.
     pub fn masked(&self) -> String {
         let n = self.0.len();
@@ -522,5 +528,8 @@ mod tests {
         assert!(Phone::parse("+86 123").is_err());
         assert!(Phone::parse("call me").is_err());
         assert_eq!(Phone::parse("+8613800138000").unwrap().masked(), "+86*******8000");
+        assert_eq!(Phone::parse("+8613800138000").unwrap().country_code(), 86);
+        assert_eq!(Phone::parse("+1 202 555 0143").unwrap().country_code(), 1);
+        assert_eq!(Phone::parse("+852 5123 4567").unwrap().country_code(), 852);
     }
 }

@@ -50,6 +50,9 @@ holder_session_days = 30
 officer_session_hours = 12
 # One-time codes asked for by one client address in an hour, at most.
 otp_per_address_per_hour = 30
+# Guesses at one-time codes from one client address in an hour, at most (each code allows 5, and
+# only to the client that asked for it).
+otp_guesses_per_address_per_hour = 60
 # Staff passwords checked or hashed at once (argon2id, about 19 MiB and tens of milliseconds
 # each); 0 means half the cores. A sign-in that cannot start its check within
 # password_queue_ms is refused with 503 and Retry-After before any hashing is done.
@@ -72,6 +75,12 @@ forwarded_header = "x-forwarded-for"
 #         Authorization: Bearer <token> when HEALTHCODE_SMS_TOKEN (or HEALTHCODE_SMS_TOKEN_FILE) is set.
 kind = "none"
 # url = "https://sms.example/send?to={phone}"
+# Country calling codes that codes are sent to: the region's own by default. Each one added is a
+# country whose premium numbers an attacker can have codes sent to at the authority's cost.
+countries = [86]
+# Codes sent in a day to the numbers of one prefix (country code and three more digits, as
+# +86138), at most; then that prefix waits for the next day. Counted by each server in memory.
+daily_per_prefix = 50000
 
 # How staff (officers, admins, auditors) sign in.
 [staff]
@@ -138,6 +147,8 @@ pub struct Config {
     pub officer_session_hours: u16,
     /// One-time codes per client address per hour.
     pub otp_per_address_per_hour: u32,
+    /// Guesses at one-time codes per client address per hour.
+    pub otp_guesses_per_address_per_hour: u32,
     /// Password hashes computed at once (0: one per core).
     pub password_checks_at_once: usize,
     /// How long a password check may wait for its turn.
@@ -173,6 +184,7 @@ impl Default for Config {
             holder_session_days: 30,
             officer_session_hours: 12,
             otp_per_address_per_hour: 30,
+            otp_guesses_per_address_per_hour: 60,
             password_checks_at_once: 0,
             password_queue_ms: 1000,
             trusted_proxies: Vec::new(),
@@ -285,6 +297,11 @@ impl Config {
         }
         if self.otp_per_address_per_hour == 0 {
             return Err(ConfigError("otp_per_address_per_hour must be at least 1".into()));
+        }
+        if self.otp_guesses_per_address_per_hour == 0 {
+            return Err(ConfigError(
+                "otp_guesses_per_address_per_hour must be at least 1".into(),
+            ));
         }
         if self.shutdown_grace_seconds > 3600 {
             return Err(ConfigError("shutdown_grace_seconds must be at most 3600".into()));

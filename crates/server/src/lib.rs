@@ -30,6 +30,7 @@ pub mod config;
 pub mod datadir;
 pub mod holders;
 pub mod metrics;
+mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod router;
@@ -80,6 +81,8 @@ pub struct App<S> {
     sms: Box<dyn sms::SmsSender>,
     otp_limits: OtpLimits,
     otp_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    otp_guesses_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    sms_budget: sms::SmsBudget,
     passwords: auth::PasswordHasher,
     staff: signin::StaffConfig,
     sign_ins: signin::InFlight,
@@ -183,6 +186,8 @@ impl<S: Store> App<S> {
         let sms = sms::from_config(&config.sms).map_err(|e| StartError::caused("sms", e))?;
         let per_hour = std::num::NonZeroU32::new(config.otp_per_address_per_hour)
             .ok_or_else(|| StartError::msg("otp_per_address_per_hour must be at least 1"))?;
+        let guesses_per_hour = std::num::NonZeroU32::new(config.otp_guesses_per_address_per_hour)
+            .ok_or_else(|| StartError::msg("otp_guesses_per_address_per_hour must be at least 1"))?;
         let (committer, receiver) = commit::Committer::new(config.scan_queue);
         let store = Arc::new(store);
         let app = Arc::new(App {
@@ -206,6 +211,8 @@ impl<S: Store> App<S> {
             sms,
             otp_limits: OtpLimits::default(),
             otp_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)),
+            otp_guesses_by_address: governor::RateLimiter::keyed(governor::Quota::per_hour(guesses_per_hour)),
+            sms_budget: sms::SmsBudget::new(&config.sms),
             passwords: auth::PasswordHasher::new(
                 config.password_checks_at_once,
                 std::time::Duration::from_millis(config.password_queue_ms),

@@ -15,6 +15,7 @@ use healthcode_store::Store;
 use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 
+use crate::openapi::SharedStatuses;
 use crate::problem::{ApiError, Problem};
 use crate::{App, Config, admin, holders, metrics, problem, scans, web};
 
@@ -34,7 +35,7 @@ is RFC 9457 problem+json with a stable `type`."
         (path = "/api/v1/admin", api = admin::AdminApi),
     ),
     components(schemas(Problem, PolicyDocument)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &SharedStatuses),
 )]
 pub struct ApiDoc;
 
@@ -112,7 +113,7 @@ async fn shed(
 
 /// Prometheus metrics. When `HEALTHCODE_METRICS_TOKEN` is set, only with that bearer token.
 #[utoipa::path(get, path = "/metrics", responses(
-    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    (status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     (status = 401, description = "a metrics token is configured and was not sent", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn metrics_text<S: Store>(

@@ -44,6 +44,21 @@ pub struct SmsConfig {
     /// For `http`: the gateway URL; `{phone}` and `{text}` in it are replaced, URL-encoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Country calling codes that codes may be sent to (the region's own, 86, by default).
+    #[serde(default = "own_country")]
+    pub countries: Vec<u16>,
+    /// Codes sent in a day (the region's day) to the numbers of one prefix, at most: the country
+    /// code and the next three digits (`+86138`). Beyond it the prefix waits for the next day.
+    #[serde(default = "default_daily_per_prefix")]
+    pub daily_per_prefix: u32,
+}
+
+fn own_country() -> Vec<u16> {
+    vec![86]
+}
+
+fn default_daily_per_prefix() -> u32 {
+    50_000
 }
 
 impl Default for SmsConfig {
@@ -51,8 +66,92 @@ impl Default for SmsConfig {
         SmsConfig {
             kind: SmsKind::None,
             url: None,
+            countries: own_country(),
+            daily_per_prefix: default_daily_per_prefix(),
         }
     }
+}
+
+/// What may be spent on text messages: the countries they may go to and a daily budget per
+/// number prefix, against SMS pumping (codes asked for many numbers of a premium range, which the
+/// range's operator is paid for). The budget is counted by this server, in memory: a restart or
+/// another node counts afresh.
+#[derive(Debug)]
+pub struct SmsBudget {
+    countries: Vec<u16>,
+    daily_per_prefix: u32,
+    spent: std::sync::Mutex<(Option<time::Date>, std::collections::HashMap<String, u32>)>,
+}
+
+/// Why a code was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetRefusal {
+    /// The phone's country is not served.
+    #[error("codes are not sent to numbers with country code +{0}")]
+    Country(u16),
+    /// Today's budget for the prefix is spent.
+    #[error("too many codes went to numbers starting {0} today; retry tomorrow")]
+    Spent(String),
+}
+
+impl SmsBudget {
+    /// The budget a configuration sets.
+    pub fn new(c: &SmsConfig) -> SmsBudget {
+        SmsBudget {
+            countries: c.countries.clone(),
+            daily_per_prefix: c.daily_per_prefix,
+            spent: std::sync::Mutex::new((None, std::collections::HashMap::new())),
+        }
+    }
+
+    /// Whether the country of `phone` is served, without spending anything.
+    pub fn serves(&self, phone: &healthcode_domain::Phone) -> Result<(), BudgetRefusal> {
+        let cc = phone.country_code();
+        if self.countries.contains(&cc) {
+            Ok(())
+        } else {
+            Err(BudgetRefusal::Country(cc))
+        }
+    }
+
+    /// Spends one code on `phone` on `day`, or says why not. The table holds one day's prefixes
+    /// (at most a thousand per served country) and starts empty each day.
+    pub fn spend(&self, phone: &healthcode_domain::Phone, day: time::Date) -> Result<(), BudgetRefusal> {
+        self.serves(phone)?;
+        let prefix = budget_prefix(phone);
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spent.0 != Some(day) {
+            *spent = (Some(day), std::collections::HashMap::new());
+        }
+        let count = spent.1.entry(prefix.clone()).or_insert(0);
+        if *count >= self.daily_per_prefix {
+            return Err(BudgetRefusal::Spent(prefix));
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// Gives back a code that was counted but not sent (the gateway failed).
+    pub fn refund(&self, phone: &healthcode_domain::Phone, day: time::Date) {
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spent.0 == Some(day)
+            && let Some(c) = spent.1.get_mut(&budget_prefix(phone))
+        {
+            *c = c.saturating_sub(1);
+        }
+    }
+}
+
+/// The prefix a phone's codes are counted under: `+`, the country code and three more digits.
+fn budget_prefix(phone: &healthcode_domain::Phone) -> String {
+    let cc = phone.country_code().to_string();
+    phone.as_str().chars().take(1 + cc.len() + 3).collect()
 }
 
 /// Which adapter.
@@ -73,6 +172,15 @@ pub const SMS_TOKEN_ENV: &str = "HEALTHCODE_SMS_TOKEN";
 /// Checks the configuration without building anything: for `http`, the gateway URL and that
 /// its token secret, when given, can be read.
 pub fn check(c: &SmsConfig) -> Result<(), String> {
+    if c.countries.is_empty() {
+        return Err("countries must name at least one country calling code, such as [86]".into());
+    }
+    if let Some(bad) = c.countries.iter().find(|cc| !(1..=999).contains(*cc)) {
+        return Err(format!("countries: +{bad} is not a country calling code"));
+    }
+    if c.daily_per_prefix == 0 {
+        return Err("daily_per_prefix must be at least 1".into());
+    }
     if gateway_url(c)?.is_some() {
         crate::config::secret(SMS_TOKEN_ENV)?;
     }

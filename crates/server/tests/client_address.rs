@@ -26,6 +26,7 @@ async fn start(trusted_proxies: &[&str]) -> Running {
         sms: SmsConfig {
             kind: SmsKind::Console,
             url: None,
+            ..SmsConfig::default()
         },
         ..Config::default()
     };

@@ -308,7 +308,7 @@ async fn a_refused_registration_creates_no_holder_and_keeps_the_code(app: &TestA
     let before = app.audit_log().await.len();
     // An invalid ID number (wrong check character).
     let phone = "+8613800138099";
-    let code = app.otp(phone).await;
+    let otp = app.otp(phone).await;
     let mut bad = resident_id("11010519491231002");
     bad.replace_range(17..18, if bad.ends_with('0') { "1" } else { "0" });
     let (st, p) = app
@@ -317,7 +317,8 @@ async fn a_refused_registration_creates_no_holder_and_keeps_the_code(app: &TestA
             "/api/v1/holders",
             None,
             Some(
-                json!({"kind": "resident", "name": "李四", "resident_id": bad, "phone": phone, "otp": code}),
+                json!({"kind": "resident", "name": "李四", "resident_id": bad, "phone": phone,
+                    "challenge": otp.challenge, "otp": otp.code}),
             ),
         )
         .await;
@@ -332,7 +333,7 @@ async fn a_refused_registration_creates_no_holder_and_keeps_the_code(app: &TestA
             "POST",
             "/api/v1/sessions",
             None,
-            Some(json!({"phone": phone, "otp": code})),
+            Some(json!({"phone": phone, "challenge": otp.challenge, "otp": otp.code})),
         )
         .await;
     assert_eq!(
@@ -349,8 +350,15 @@ async fn five_wrong_one_time_codes_use_up_the_code_and_a_new_one_must_wait(app: 
     // A wrong one-time code six times: five guesses, then none; the right code no longer works.
     let phone = "+8613800138077";
     let right = app.otp(phone).await;
-    let wrong = if right == "000000" { "111111" } else { "000000" };
-    let reg = |otp: &str| json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"), "phone": phone, "otp": otp});
+    let wrong = if right.code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let reg = |otp: &str| {
+        json!({"kind": "resident", "name": "王五", "resident_id": resident_id("11010119800101001"),
+        "phone": phone, "challenge": right.challenge, "otp": otp})
+    };
     for left in (0..5).rev() {
         let (st, p) = app.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
         assert_eq!(
@@ -368,7 +376,9 @@ async fn five_wrong_one_time_codes_use_up_the_code_and_a_new_one_must_wait(app: 
     let (st, p) = app.call("POST", "/api/v1/holders", None, Some(reg(wrong))).await;
     assert_eq!(st, 401);
     assert!(p["detail"].as_str().unwrap().contains("too many"), "{p}");
-    let (st, _) = app.call("POST", "/api/v1/holders", None, Some(reg(&right))).await;
+    let (st, _) = app
+        .call("POST", "/api/v1/holders", None, Some(reg(&right.code)))
+        .await;
     assert_eq!(st, 401, "the right code after five wrong guesses must fail");
     // A second code to the same phone at once is rate-limited.
     let (st, p) = app

@@ -103,11 +103,12 @@ impl HolderStore for PgStore {
     async fn issue_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
         limits: &OtpLimits,
     ) -> StoreResult<Result<(), time::Duration>> {
-        let (phone, code) = (&phone_hash[..], &code_hash[..]);
+        let (phone, code, challenge) = (&phone_hash[..], &code_hash[..], &challenge_hash[..]);
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         loop {
@@ -127,13 +128,13 @@ impl HolderStore for PgStore {
             let sql = if before.is_none() {
                 // A first code. If a concurrent send inserted the row meanwhile, this waits for it
                 // and inserts nothing; the next round then reads (and locks) that row.
-                "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (phone_hash) DO NOTHING"
+                "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count, challenge_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (phone_hash) DO NOTHING"
             } else {
                 "UPDATE one_time_codes SET code_hash = $2, expires_at = $3, attempts_left = $4, last_sent_at = $5,
-                   window_start = $6, window_count = $7 WHERE phone_hash = $1"
+                   window_start = $6, window_count = $7, challenge_hash = $8 WHERE phone_hash = $1"
             };
-            let values: [&(dyn ToSql + Sync); 7] = [
+            let values: [&(dyn ToSql + Sync); 8] = [
                 &phone,
                 &code,
                 &issue.expires_at,
@@ -141,6 +142,7 @@ impl HolderStore for PgStore {
                 &issue.sends.last_sent,
                 &issue.sends.window_start,
                 &issue.sends.window_count,
+                &challenge,
             ];
             if tx.execute(sql, &values).await.map_err(db)? > 0 {
                 break;
@@ -153,6 +155,7 @@ impl HolderStore for PgStore {
     async fn check_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> StoreResult<OtpCheck> {
@@ -161,12 +164,12 @@ impl HolderStore for PgStore {
         let tx = c.transaction().await.map_err(db)?;
         let row = tx
             .query_opt(
-                "SELECT code_hash, expires_at, attempts_left::bigint FROM one_time_codes WHERE phone_hash = $1 FOR UPDATE",
+                "SELECT challenge_hash, code_hash, expires_at, attempts_left::bigint FROM one_time_codes WHERE phone_hash = $1 FOR UPDATE",
                 &[&phone],
             )
             .await
             .map_err(db)?;
-        let outcome = rules::check_otp(one(row.as_ref(), stored_otp_row)?, code_hash, now)?;
+        let outcome = rules::check_otp(one(row.as_ref(), stored_otp_row)?, challenge_hash, code_hash, now)?;
         match outcome {
             OtpCheck::Accepted => {
                 tx.execute(

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_staff_credentials",
         include_str!("../migrations/0005_staff_credentials.sql"),
     ),
+    (
+        "0008_otp_challenge",
+        include_str!("../migrations/0008_otp_challenge.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

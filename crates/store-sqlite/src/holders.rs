@@ -75,6 +75,7 @@ impl HolderStore for SqliteStore {
     async fn issue_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
         limits: &OtpLimits,
@@ -91,11 +92,12 @@ impl HolderStore for SqliteStore {
                 Err(wait) => return Ok(Err(wait)),
             };
             tx.execute(
-                "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO one_time_codes (phone_hash, code_hash, expires_at, attempts_left, last_sent_at, window_start, window_count, challenge_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (phone_hash) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at,
                    attempts_left = excluded.attempts_left, last_sent_at = excluded.last_sent_at,
-                   window_start = excluded.window_start, window_count = excluded.window_count",
+                   window_start = excluded.window_start, window_count = excluded.window_count,
+                   challenge_hash = excluded.challenge_hash",
                 params![
                     &phone_hash[..],
                     &code_hash[..],
@@ -103,7 +105,8 @@ impl HolderStore for SqliteStore {
                     issue.attempts,
                     ts(issue.sends.last_sent),
                     ts(issue.sends.window_start),
-                    issue.sends.window_count
+                    issue.sends.window_count,
+                    &challenge_hash[..]
                 ],
             )
             .map_err(backend)?;
@@ -114,17 +117,18 @@ impl HolderStore for SqliteStore {
     async fn check_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> StoreResult<OtpCheck> {
         self.write(|tx| {
             let stored = query_first(
                 tx,
-                "SELECT code_hash, expires_at, attempts_left FROM one_time_codes WHERE phone_hash = ?1",
+                "SELECT challenge_hash, code_hash, expires_at, attempts_left FROM one_time_codes WHERE phone_hash = ?1",
                 [&phone_hash[..]],
                 stored_otp_row,
             )?;
-            let outcome = rules::check_otp(stored, code_hash, now)?;
+            let outcome = rules::check_otp(stored, challenge_hash, code_hash, now)?;
             match outcome {
                 OtpCheck::Accepted => tx.execute(
                     "UPDATE one_time_codes SET code_hash = NULL WHERE phone_hash = ?1",

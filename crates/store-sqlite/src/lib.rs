@@ -43,6 +43,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_staff_credentials",
         include_str!("../migrations/0005_staff_credentials.sql"),
     ),
+    (
+        "0008_otp_challenge",
+        include_str!("../migrations/0008_otp_challenge.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

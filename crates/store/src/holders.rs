@@ -176,7 +176,7 @@ pub enum OtpCheck {
     Exhausted,
     /// The code has expired.
     Expired,
-    /// No code was sent to this phone (or it was used already).
+    /// No code was sent to this phone under this challenge (or it was used already).
     Missing,
 }
 
@@ -220,21 +220,24 @@ pub trait HolderStore: Send + Sync + 'static {
         &self,
         identity_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<SealedHolder>>> + Send;
-    /// Stores a new one-time code for a phone, replacing any earlier one (its guesses count anew),
-    /// unless `limits` refuse: then `Ok(Err(wait))` says how long until one may be sent, and
-    /// nothing changes.
+    /// Stores a new one-time code for a phone with the hash of the challenge its requester was
+    /// given, replacing any earlier one (its guesses count anew), unless `limits` refuse: then
+    /// `Ok(Err(wait))` says how long until one may be sent, and nothing changes.
     fn issue_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
         limits: &OtpLimits,
     ) -> impl Future<Output = StoreResult<Result<(), time::Duration>>> + Send;
-    /// Checks a guess at a phone's one-time code, in one transaction: a wrong guess uses up one
-    /// attempt, the right one uses up the code.
+    /// Checks a guess at a phone's one-time code, in one transaction: a guess under another
+    /// challenge than the code's is [`OtpCheck::Missing`] and changes nothing (a stranger cannot
+    /// use up someone else's code); a wrong guess uses up one attempt, the right one the code.
     fn check_otp(
         &self,
         phone_hash: &[u8; 32],
+        challenge_hash: &[u8; 32],
         code_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<OtpCheck>> + Send;

@@ -433,12 +433,14 @@ pub fn otp_sends_row(r: &dyn Columns) -> StoreResult<OtpSends> {
     })
 }
 
-/// A phone's code from its hash, expiry and guesses left (`code_hash, expires_at, attempts_left`).
+/// A phone's code from its challenge, hash, expiry and guesses left (`challenge_hash, code_hash,
+/// expires_at, attempts_left`).
 pub fn stored_otp_row(r: &dyn Columns) -> StoreResult<StoredOtp> {
     Ok(StoredOtp {
-        code_hash: r.opt_blob(0)?.map(<[u8]>::to_vec),
-        expires_at: r.time(1)?,
-        attempts_left: r.int(2)?,
+        challenge_hash: r.opt_blob(0)?.map(<[u8]>::to_vec).unwrap_or_default(),
+        code_hash: r.opt_blob(1)?.map(<[u8]>::to_vec),
+        expires_at: r.time(2)?,
+        attempts_left: r.int(3)?,
     })
 }
 

@@ -67,6 +67,8 @@ impl OtpLimits {
 /// A phone's one-time code as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOtp {
+    /// The keyed hash of the challenge the code was sent under.
+    pub challenge_hash: Vec<u8>,
     /// The code's keyed hash; `None` once the code was used.
     pub code_hash: Option<Vec<u8>>,
     /// When it stops working.
@@ -75,11 +77,18 @@ pub struct StoredOtp {
     pub attempts_left: i64,
 }
 
-/// Checks a guess at a phone's code (`None`: no row for the phone). The backend then writes what
-/// the answer says: [`OtpCheck::Accepted`] clears the code (the send counters stay),
-/// [`OtpCheck::Wrong`] stores its `attempts_left`; any other answer changes nothing.
-pub fn check_otp(stored: Option<StoredOtp>, guess: &[u8; 32], now: OffsetDateTime) -> StoreResult<OtpCheck> {
+/// Checks a guess, made under `challenge`, at a phone's code (`None`: no row for the phone). The
+/// backend then writes what the answer says: [`OtpCheck::Accepted`] clears the code (the send
+/// counters stay), [`OtpCheck::Wrong`] stores its `attempts_left`; any other answer changes
+/// nothing. A guess under another challenge finds no code, so it cannot use up the owner's.
+pub fn check_otp(
+    stored: Option<StoredOtp>,
+    challenge: &[u8; 32],
+    guess: &[u8; 32],
+    now: OffsetDateTime,
+) -> StoreResult<OtpCheck> {
     let Some(StoredOtp {
+        challenge_hash,
         code_hash: Some(code_hash),
         expires_at,
         attempts_left,
@@ -87,6 +96,9 @@ pub fn check_otp(stored: Option<StoredOtp>, guess: &[u8; 32], now: OffsetDateTim
     else {
         return Ok(OtpCheck::Missing);
     };
+    if challenge_hash != challenge[..] {
+        return Ok(OtpCheck::Missing);
+    }
     if now >= expires_at {
         return Ok(OtpCheck::Expired);
     }
@@ -292,8 +304,11 @@ mod tests {
         );
     }
 
+    const CH: [u8; 32] = [7; 32];
+
     fn stored(code: &[u8; 32], expires_in: i64, attempts_left: i64) -> Option<StoredOtp> {
         Some(StoredOtp {
+            challenge_hash: CH.to_vec(),
             code_hash: Some(code.to_vec()),
             expires_at: T + sec(expires_in),
             attempts_left,
@@ -303,28 +318,38 @@ mod tests {
     #[test]
     fn a_guess_is_checked_in_order() {
         let (code, wrong) = ([1u8; 32], [2u8; 32]);
-        assert_eq!(check_otp(None, &code, T).unwrap(), OtpCheck::Missing);
+        assert_eq!(check_otp(None, &CH, &code, T).unwrap(), OtpCheck::Missing);
         let used = StoredOtp {
+            challenge_hash: CH.to_vec(),
             code_hash: None,
             expires_at: T + sec(300),
             attempts_left: 5,
         };
-        assert_eq!(check_otp(Some(used), &code, T).unwrap(), OtpCheck::Missing);
+        assert_eq!(check_otp(Some(used), &CH, &code, T).unwrap(), OtpCheck::Missing);
+        // Under another challenge the right code is no code at all, and a wrong one costs nothing.
         assert_eq!(
-            check_otp(stored(&code, 300, 5), &code, T).unwrap(),
+            check_otp(stored(&code, 300, 5), &[8; 32], &code, T).unwrap(),
+            OtpCheck::Missing
+        );
+        assert_eq!(
+            check_otp(stored(&code, 300, 1), &[8; 32], &wrong, T).unwrap(),
+            OtpCheck::Missing
+        );
+        assert_eq!(
+            check_otp(stored(&code, 300, 5), &CH, &code, T).unwrap(),
             OtpCheck::Accepted
         );
         assert_eq!(
-            check_otp(stored(&code, 300, 5), &wrong, T).unwrap(),
+            check_otp(stored(&code, 300, 5), &CH, &wrong, T).unwrap(),
             OtpCheck::Wrong { attempts_left: 4 }
         );
         // Expired before exhausted, exhausted before right or wrong.
         assert_eq!(
-            check_otp(stored(&code, 300, 0), &code, T + sec(300)).unwrap(),
+            check_otp(stored(&code, 300, 0), &CH, &code, T + sec(300)).unwrap(),
             OtpCheck::Expired
         );
         assert_eq!(
-            check_otp(stored(&code, 300, 0), &code, T).unwrap(),
+            check_otp(stored(&code, 300, 0), &CH, &code, T).unwrap(),
             OtpCheck::Exhausted
         );
     }
@@ -333,11 +358,11 @@ mod tests {
     fn a_code_expires_at_its_second() {
         let code = [1u8; 32];
         assert_eq!(
-            check_otp(stored(&code, 300, 5), &code, T + sec(299)).unwrap(),
+            check_otp(stored(&code, 300, 5), &CH, &code, T + sec(299)).unwrap(),
             OtpCheck::Accepted
         );
         assert_eq!(
-            check_otp(stored(&code, 300, 5), &code, T + sec(300)).unwrap(),
+            check_otp(stored(&code, 300, 5), &CH, &code, T + sec(300)).unwrap(),
             OtpCheck::Expired
         );
     }
@@ -346,19 +371,19 @@ mod tests {
     fn the_last_attempt_counts_to_zero() {
         let (code, wrong) = ([1u8; 32], [2u8; 32]);
         assert_eq!(
-            check_otp(stored(&code, 300, 1), &wrong, T).unwrap(),
+            check_otp(stored(&code, 300, 1), &CH, &wrong, T).unwrap(),
             OtpCheck::Wrong { attempts_left: 0 }
         );
         assert_eq!(
-            check_otp(stored(&code, 300, 1), &code, T).unwrap(),
+            check_otp(stored(&code, 300, 1), &CH, &code, T).unwrap(),
             OtpCheck::Accepted
         );
         assert_eq!(
-            check_otp(stored(&code, 300, 0), &code, T).unwrap(),
+            check_otp(stored(&code, 300, 0), &CH, &code, T).unwrap(),
             OtpCheck::Exhausted
         );
         assert!(matches!(
-            check_otp(stored(&code, 300, 1000), &wrong, T),
+            check_otp(stored(&code, 300, 1000), &CH, &wrong, T),
             Err(StoreError::Corrupt(m)) if m == "1000 attempts left"
         ));
     }

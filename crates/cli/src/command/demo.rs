@@ -79,7 +79,9 @@ fn print_demo(dir: &std::path::Path, d: &DemoData) {
         count("yellow"),
         count("red")
     );
-    println!("the code in this log, then POST /api/v1/sessions with phone and otp. For example:");
+    println!(
+        "the code in this log, then POST /api/v1/sessions with phone, the challenge the first answer gave, and otp. For example:"
+    );
     for colour in ["green", "yellow", "red"] {
         if let Some(h) = d.holders.iter().find(|h| h.colour == colour) {
             println!("  {:<6} {} {}", colour, h.phone, h.name_hint);

@@ -144,6 +144,25 @@ pub(crate) async fn my_code_svg<S: Store>(
     ))
 }
 
+/// A symptom, as the API names it (the schema of [`Symptom`], which the domain keeps free of
+/// the API's types).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SymptomName {
+    /// Fever.
+    Fever,
+    /// Cough.
+    Cough,
+    /// Sore throat.
+    SoreThroat,
+    /// Loss of smell or taste.
+    LossOfSmell,
+    /// Difficulty breathing.
+    ShortnessOfBreath,
+    /// Tiredness.
+    Fatigue,
+}
+
 /// A declaration.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -151,7 +170,7 @@ pub enum Declaration {
     /// Symptoms and temperature now.
     Health {
         /// Symptoms (may be empty).
-        #[schema(value_type = Vec<String>)]
+        #[schema(value_type = Vec<SymptomName>)]
         symptoms: Vec<Symptom>,
         /// Body temperature, °C.
         #[serde(default)]
@@ -538,4 +557,41 @@ fn facts_json(f: &healthcode_domain::HolderFacts) -> serde_json::Value {
             "proposed_at": rfc3339(o.proposed_at), "approved": o.approval.is_some(), "expires_at": rfc3339(o.expires_at)
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The API's name of a domain symptom: a match that stops compiling when the domain gains one.
+    fn name_of(s: Symptom) -> SymptomName {
+        match s {
+            Symptom::Fever => SymptomName::Fever,
+            Symptom::Cough => SymptomName::Cough,
+            Symptom::SoreThroat => SymptomName::SoreThroat,
+            Symptom::LossOfSmell => SymptomName::LossOfSmell,
+            Symptom::ShortnessOfBreath => SymptomName::ShortnessOfBreath,
+            Symptom::Fatigue => SymptomName::Fatigue,
+        }
+    }
+
+    /// The API's symptom names serialize exactly as the domain's.
+    #[test]
+    fn symptom_names_match_the_domain() {
+        for s in [
+            Symptom::Fever,
+            Symptom::Cough,
+            Symptom::SoreThroat,
+            Symptom::LossOfSmell,
+            Symptom::ShortnessOfBreath,
+            Symptom::Fatigue,
+        ] {
+            assert_eq!(
+                serde_json::to_value(name_of(s)).unwrap(),
+                serde_json::to_value(s).unwrap()
+            );
+        }
+    }
 }

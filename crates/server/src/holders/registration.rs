@@ -16,8 +16,9 @@ use crate::auth::{secret_hash, start_session};
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
-use super::otp::accept_otp;
+use super::otp::{OtpGuess, accept_otp};
 use super::{invalid, iso_date, parse_phone};
+use crate::client::ClientAddr;
 
 /// A registration: a resident (ID card) or a visitor (passport; the international version).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,6 +32,8 @@ pub enum Registration {
         resident_id: String,
         /// Phone, international form.
         phone: String,
+        /// The challenge `POST /otp` answered with.
+        challenge: String,
         /// The one-time code sent to the phone.
         otp: String,
     },
@@ -48,6 +51,7 @@ pub enum Registration {
         birth_date: Date,
         /// The passport's machine-readable zone (two lines of 44), checked when given.
         #[serde(default)]
+        #[schema(min_items = 2, max_items = 2)]
         mrz: Option<[String; 2]>,
         /// Arrival flight (`SK997`).
         flight: String,
@@ -57,6 +61,8 @@ pub enum Registration {
         arrival: Date,
         /// Phone, international form.
         phone: String,
+        /// The challenge `POST /otp` answered with.
+        challenge: String,
         /// The one-time code sent to the phone.
         otp: String,
     },
@@ -83,16 +89,18 @@ pub struct SessionCreated {
 ))]
 pub(crate) async fn register<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     headers: axum::http::HeaderMap,
     Json(req): Json<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = now();
     let today = t.to_offset(app.policy.utc_offset()).date();
-    let (kind, data, phone, otp) = match &req {
+    let (kind, data, phone, challenge, otp) = match &req {
         Registration::Resident {
             name,
             resident_id,
             phone,
+            challenge,
             otp,
         } => {
             let r = ResidentRegistration::parse(name, resident_id, phone, today).map_err(invalid)?;
@@ -108,7 +116,7 @@ pub(crate) async fn register<S: Store>(
                 phone: r.phone.as_str().to_owned(),
                 arrival: None,
             };
-            (HolderKind::Resident, data, r.phone, otp)
+            (HolderKind::Resident, data, r.phone, challenge, otp)
         }
         Registration::Visitor {
             name,
@@ -119,6 +127,7 @@ pub(crate) async fn register<S: Store>(
             flight,
             arrival,
             phone,
+            challenge,
             otp,
         } => {
             let v = VisitorRegistration::parse(
@@ -144,12 +153,13 @@ pub(crate) async fn register<S: Store>(
                 phone: v.phone.as_str().to_owned(),
                 arrival: Some((v.flight.as_str().to_owned(), v.arrival)),
             };
-            (HolderKind::Visitor, data, v.phone, otp)
+            (HolderKind::Visitor, data, v.phone, challenge, otp)
         }
     };
     let hint = NameHint::mask(&data.name).map_err(|e| ApiError::InvalidField(format!("name: {e}")))?;
     // The code first: whether an identity is registered is told only to the phone's owner.
-    accept_otp(&app, &phone, otp).await?;
+    let guess = OtpGuess { challenge, code: otp };
+    accept_otp(&app, client, &phone, guess).await?;
     let id = HolderId::random().map_err(|e| ApiError::internal("no randomness", e))?;
     let sealed = app.vault.seal(id.clone(), kind, &data, hint.as_str(), t)?;
     app.store.insert_holder(&sealed).await.map_err(|e| match e {
@@ -185,6 +195,8 @@ pub(crate) async fn register<S: Store>(
 pub struct SignIn {
     /// Phone, international form.
     pub phone: String,
+    /// The challenge `POST /otp` answered with.
+    pub challenge: String,
     /// The one-time code.
     pub otp: String,
 }
@@ -197,11 +209,16 @@ pub struct SignIn {
 ))]
 pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     headers: axum::http::HeaderMap,
     Json(req): Json<SignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     let phone = parse_phone(&req.phone)?;
-    accept_otp(&app, &phone, &req.otp).await?;
+    let guess = OtpGuess {
+        challenge: &req.challenge,
+        code: &req.otp,
+    };
+    accept_otp(&app, client, &phone, guess).await?;
     let holder = app
         .store
         .holder_by_phone(&app.vault.lookup_hash("phone", phone.as_str()))

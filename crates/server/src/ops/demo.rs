@@ -124,6 +124,7 @@ pub async fn prepare(
         sms: SmsConfig {
             kind: SmsKind::Console,
             url: None,
+            ..SmsConfig::default()
         },
         policy_file: policy_file.map(Path::to_owned),
         ..Config::default()

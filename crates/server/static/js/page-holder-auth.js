@@ -5,6 +5,9 @@ const form = document.querySelector('#register, #signin');
 const status = form.querySelector('.status');
 const next = form.dataset.next || '/me';
 
+// The challenge of the last code sent: a guess counts only under it.
+let challenge = '';
+
 form.querySelector('#send-otp').addEventListener('click', async () => {
   const phone = form.phone.value.trim();
   if (!phone) {
@@ -15,6 +18,7 @@ form.querySelector('#send-otp').addEventListener('click', async () => {
   say(status, t('sending'));
   try {
     const sent = await api('POST', '/api/v1/otp', { phone });
+    challenge = sent.challenge;
     say(status, t('code_sent', { to: sent.to, minutes: Math.round(sent.expires_in_seconds / 60) }));
     form.otp.focus();
   } catch (e) {
@@ -36,10 +40,10 @@ if (form.id === 'register') {
 
 function body() {
   const v = (name) => form[name].value.trim();
-  if (form.id === 'signin') return { phone: v('phone'), otp: v('otp') };
+  if (form.id === 'signin') return { phone: v('phone'), challenge, otp: v('otp') };
   const kind = form.querySelector('input[name=kind]:checked').value;
   if (kind === 'resident') {
-    return { kind, name: v('name'), resident_id: v('resident_id').toUpperCase(), phone: v('phone'), otp: v('otp') };
+    return { kind, name: v('name'), resident_id: v('resident_id').toUpperCase(), phone: v('phone'), challenge, otp: v('otp') };
   }
   return {
     kind,
@@ -50,6 +54,7 @@ function body() {
     flight: v('flight').toUpperCase(),
     arrival: v('arrival'),
     phone: v('phone'),
+    challenge,
     otp: v('otp'),
   };
 }

@@ -94,6 +94,15 @@ impl Gateway {
         format!("http://{addr}/send")
     }
 
+    /// Every text sent to a phone, oldest first.
+    pub fn sent_to(&self, phone: &str) -> Vec<String> {
+        let msgs = self.0.lock().unwrap();
+        msgs.iter()
+            .filter(|(to, _)| to == phone)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
     /// The last code sent to a phone.
     pub fn code_for(&self, phone: &str) -> String {
         let msgs = self.0.lock().unwrap();
@@ -103,6 +112,23 @@ impl Gateway {
             .find(|(to, _)| to == phone)
             .expect("no SMS to this phone");
         text.rsplit(' ').next().unwrap().to_owned()
+    }
+}
+
+/// A one-time code sent, as its requester knows it.
+#[derive(Debug, Clone)]
+pub struct Otp {
+    /// The challenge `POST /otp` answered with.
+    pub challenge: String,
+    /// The code the phone received.
+    pub code: String,
+}
+
+impl Otp {
+    /// Puts the challenge and the code into a registration or sign-in body.
+    pub fn fill(&self, body: &mut Value) {
+        body["challenge"] = self.challenge.clone().into();
+        body["otp"] = self.code.clone().into();
     }
 }
 
@@ -234,6 +260,9 @@ impl TestApp {
             SmsConfig {
                 kind: SmsKind::Http,
                 url: Some(gateway.start().await),
+                // The region's own numbers, and Sweden's for the visitor.
+                countries: vec![86, 46],
+                ..SmsConfig::default()
             }
         } else {
             SmsConfig::default()
@@ -244,6 +273,9 @@ impl TestApp {
             sms,
             database_url: schema.as_ref().map(|s| s.url().expose().to_owned()),
             database_schema: schema.as_ref().map(|s| s.name().to_owned()),
+            // As behind a reverse proxy on this machine: a test names its clients' addresses with
+            // X-Forwarded-For ([`TestApp::call_from`]); without the header the client is 127.0.0.1.
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
             ..Config::default()
         };
         configure(&mut config);
@@ -326,6 +358,21 @@ impl TestApp {
         }
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, v)
+    }
+
+    /// [`TestApp::call`] from the client `addr`, as the trusted proxy in front names it.
+    pub async fn call_from(&self, addr: &str, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .header("x-forwarded-for", addr)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// [`TestApp::call`] that must succeed; returns the body.
@@ -475,17 +522,21 @@ impl TestApp {
 
     // ---- Holders ----
 
-    /// Asks for a one-time code for a phone; returns the code the gateway received.
-    pub async fn otp(&self, phone: &str) -> String {
-        self.post("/api/v1/otp", None, json!({"phone": phone})).await;
-        self.gateway.code_for(phone)
+    /// Asks for a one-time code for a phone; returns the challenge the answer carried and the
+    /// code the gateway received.
+    pub async fn otp(&self, phone: &str) -> Otp {
+        let sent = self.post("/api/v1/otp", None, json!({"phone": phone})).await;
+        Otp {
+            challenge: sent["challenge"].as_str().unwrap().to_owned(),
+            code: self.gateway.code_for(phone),
+        }
     }
 
     /// Registers a holder: a one-time code to the registration's phone, then the registration
     /// with it (which must answer 201).
     pub async fn register(&self, mut registration: Value) -> Holder {
-        let code = self.otp(registration["phone"].as_str().unwrap()).await;
-        registration["otp"] = code.into();
+        let otp = self.otp(registration["phone"].as_str().unwrap()).await;
+        otp.fill(&mut registration);
         let (st, reg) = self
             .call("POST", "/api/v1/holders", None, Some(registration))
             .await;

@@ -323,11 +323,11 @@ pub async fn purge_keeps_officers_and_live_sessions<H: Harness>(h: &H) {
     s.insert_session(&[2; 32], &live).await.unwrap();
     s.insert_session(&[3; 32], &lately).await.unwrap();
     let limits = OtpLimits::default();
-    s.issue_otp(&[1; 32], &[11; 32], old, &limits)
+    s.issue_otp(&[1; 32], &CHALLENGE, &[11; 32], old, &limits)
         .await
         .unwrap()
         .unwrap();
-    s.issue_otp(&[2; 32], &[12; 32], T, &limits)
+    s.issue_otp(&[2; 32], &CHALLENGE, &[12; 32], T, &limits)
         .await
         .unwrap()
         .unwrap();
@@ -342,13 +342,13 @@ pub async fn purge_keeps_officers_and_live_sessions<H: Harness>(h: &H) {
     );
     // The long-dead code is gone; the fresh one still works.
     assert_eq!(
-        s.check_otp(&[1; 32], &[11; 32], old + Duration::minutes(1))
+        s.check_otp(&[1; 32], &CHALLENGE, &[11; 32], old + Duration::minutes(1))
             .await
             .unwrap(),
         OtpCheck::Missing
     );
     assert_eq!(
-        s.check_otp(&[2; 32], &[12; 32], T + Duration::minutes(1))
+        s.check_otp(&[2; 32], &CHALLENGE, &[12; 32], T + Duration::minutes(1))
             .await
             .unwrap(),
         OtpCheck::Accepted

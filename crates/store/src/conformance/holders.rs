@@ -76,54 +76,80 @@ pub async fn one_time_codes_limit_guesses_and_sends<H: Harness>(h: &H) {
     let sec = Duration::seconds;
     let phone = [1u8; 32];
     let (code1, code2, wrong) = ([11u8; 32], [12u8; 32], [99u8; 32]);
-    assert_eq!(s.check_otp(&phone, &code1, T).await.unwrap(), OtpCheck::Missing);
-    assert_eq!(s.issue_otp(&phone, &code1, T, &limits).await.unwrap(), Ok(()));
+    assert_eq!(
+        s.check_otp(&phone, &CHALLENGE, &code1, T).await.unwrap(),
+        OtpCheck::Missing
+    );
+    assert_eq!(
+        s.issue_otp(&phone, &CHALLENGE, &code1, T, &limits).await.unwrap(),
+        Ok(())
+    );
     // Too soon: the rest of the minute, and the code in force stays.
     assert_eq!(
-        s.issue_otp(&phone, &code2, T + sec(20), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code2, T + sec(20), &limits)
+            .await
+            .unwrap(),
         Err(sec(40))
     );
     // Another phone is not held back.
     assert_eq!(
-        s.issue_otp(&[2; 32], &code2, T + sec(20), &limits).await.unwrap(),
+        s.issue_otp(&[2; 32], &CHALLENGE, &code2, T + sec(20), &limits)
+            .await
+            .unwrap(),
         Ok(())
     );
     // Wrong guesses count down to nothing; then even the right code is refused.
     for left in (0..5u8).rev() {
         assert_eq!(
-            s.check_otp(&phone, &wrong, T + sec(30)).await.unwrap(),
+            s.check_otp(&phone, &CHALLENGE, &wrong, T + sec(30))
+                .await
+                .unwrap(),
             OtpCheck::Wrong { attempts_left: left }
         );
     }
     assert_eq!(
-        s.check_otp(&phone, &wrong, T + sec(31)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &wrong, T + sec(31))
+            .await
+            .unwrap(),
         OtpCheck::Exhausted
     );
     assert_eq!(
-        s.check_otp(&phone, &code1, T + sec(32)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &code1, T + sec(32))
+            .await
+            .unwrap(),
         OtpCheck::Exhausted
     );
     // A new code after the interval replaces the old one and its guesses count anew.
     assert_eq!(
-        s.issue_otp(&phone, &code2, T + sec(60), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code2, T + sec(60), &limits)
+            .await
+            .unwrap(),
         Ok(())
     );
     assert_eq!(
-        s.check_otp(&phone, &code1, T + sec(61)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &code1, T + sec(61))
+            .await
+            .unwrap(),
         OtpCheck::Wrong { attempts_left: 4 },
         "the replaced code still works"
     );
     // The right code is accepted once, then is gone; the send limits still hold after it.
     assert_eq!(
-        s.check_otp(&phone, &code2, T + sec(62)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &code2, T + sec(62))
+            .await
+            .unwrap(),
         OtpCheck::Accepted
     );
     assert_eq!(
-        s.check_otp(&phone, &code2, T + sec(63)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &code2, T + sec(63))
+            .await
+            .unwrap(),
         OtpCheck::Missing
     );
     assert_eq!(
-        s.issue_otp(&phone, &code1, T + sec(90), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code1, T + sec(90), &limits)
+            .await
+            .unwrap(),
         Err(sec(30))
     );
     // Five sends in the hour (at 0, 60, 120, 180, 240 s): the sixth waits for the window's end,
@@ -131,33 +157,43 @@ pub async fn one_time_codes_limit_guesses_and_sends<H: Harness>(h: &H) {
     for i in 2..5 {
         let code = [20 + i as u8; 32];
         assert_eq!(
-            s.issue_otp(&phone, &code, T + sec(60 * i), &limits)
+            s.issue_otp(&phone, &CHALLENGE, &code, T + sec(60 * i), &limits)
                 .await
                 .unwrap(),
             Ok(())
         );
     }
     assert_eq!(
-        s.issue_otp(&phone, &code1, T + sec(300), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code1, T + sec(300), &limits)
+            .await
+            .unwrap(),
         Err(sec(3300))
     );
     assert_eq!(
-        s.issue_otp(&phone, &code1, T + sec(3599), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code1, T + sec(3599), &limits)
+            .await
+            .unwrap(),
         Err(sec(1))
     );
     // When both limits refuse, the wait is the longer one.
     assert_eq!(
-        s.issue_otp(&phone, &code1, T + sec(250), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code1, T + sec(250), &limits)
+            .await
+            .unwrap(),
         Err(sec(3350))
     );
     // The last code sent (at 240 s) lasts five minutes to the second.
     let last = [24u8; 32];
     assert_eq!(
-        s.check_otp(&phone, &wrong, T + sec(539)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &wrong, T + sec(539))
+            .await
+            .unwrap(),
         OtpCheck::Wrong { attempts_left: 4 }
     );
     assert_eq!(
-        s.check_otp(&phone, &last, T + sec(540)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &last, T + sec(540))
+            .await
+            .unwrap(),
         OtpCheck::Expired
     );
     // A new window: five more sends, then refused again, so the count started over.
@@ -165,21 +201,53 @@ pub async fn one_time_codes_limit_guesses_and_sends<H: Harness>(h: &H) {
         let code = [30 + i as u8; 32];
         let at = T + sec(3600 + 60 * i);
         assert_eq!(
-            s.issue_otp(&phone, &code, at, &limits).await.unwrap(),
+            s.issue_otp(&phone, &CHALLENGE, &code, at, &limits).await.unwrap(),
             Ok(()),
             "send {i}"
         );
     }
     assert_eq!(
-        s.issue_otp(&phone, &code1, T + sec(3900), &limits).await.unwrap(),
+        s.issue_otp(&phone, &CHALLENGE, &code1, T + sec(3900), &limits)
+            .await
+            .unwrap(),
         Err(sec(3300))
     );
     assert_eq!(
-        s.check_otp(&phone, &[34; 32], T + sec(3901)).await.unwrap(),
+        s.check_otp(&phone, &CHALLENGE, &[34; 32], T + sec(3901))
+            .await
+            .unwrap(),
         OtpCheck::Accepted
     );
 
     concurrent_sends_and_guesses(s, &limits).await;
+}
+
+pub async fn a_guess_under_another_challenge_costs_nothing<H: Harness>(h: &H) {
+    let s = h.store();
+    let limits = OtpLimits::default();
+    let (phone, code, wrong, stranger) = ([21u8; 32], [22u8; 32], [23u8; 32], [24u8; 32]);
+    s.issue_otp(&phone, &CHALLENGE, &code, T, &limits)
+        .await
+        .unwrap()
+        .unwrap();
+    // A stranger guessing under another challenge, a hundred times, right code or wrong: no code.
+    for guess in [wrong, code].iter().cycle().take(100) {
+        assert_eq!(
+            s.check_otp(&phone, &stranger, guess, T).await.unwrap(),
+            OtpCheck::Missing
+        );
+    }
+    // The owner's code still has every guess, and works.
+    assert_eq!(
+        s.check_otp(&phone, &CHALLENGE, &wrong, T).await.unwrap(),
+        OtpCheck::Wrong {
+            attempts_left: limits.attempts - 1
+        }
+    );
+    assert_eq!(
+        s.check_otp(&phone, &CHALLENGE, &code, T).await.unwrap(),
+        OtpCheck::Accepted
+    );
 }
 
 /// Concurrent sends to one phone and concurrent guesses at its code, each taking its turn.
@@ -189,7 +257,12 @@ async fn concurrent_sends_and_guesses<S: Store>(s: &S, limits: &OtpLimits) {
     // Concurrent sends to one phone: one passes.
     let other = [3u8; 32];
     let codes: Vec<[u8; 32]> = (0..8u8).map(|i| [40 + i; 32]).collect();
-    let sent = futures_util::future::join_all(codes.iter().map(|c| s.issue_otp(&other, c, T, limits))).await;
+    let sent = futures_util::future::join_all(
+        codes
+            .iter()
+            .map(|c| s.issue_otp(&other, &CHALLENGE, c, T, limits)),
+    )
+    .await;
     assert_eq!(
         sent.iter().filter(|r| matches!(r, Ok(Ok(())))).count(),
         1,
@@ -200,9 +273,12 @@ async fn concurrent_sends_and_guesses<S: Store>(s: &S, limits: &OtpLimits) {
         "{sent:?}"
     );
     // And again once a code is stored: still one.
-    let sent =
-        futures_util::future::join_all(codes.iter().map(|c| s.issue_otp(&other, c, T + sec(60), limits)))
-            .await;
+    let sent = futures_util::future::join_all(
+        codes
+            .iter()
+            .map(|c| s.issue_otp(&other, &CHALLENGE, c, T + sec(60), limits)),
+    )
+    .await;
     assert_eq!(
         sent.iter().filter(|r| matches!(r, Ok(Ok(())))).count(),
         1,
@@ -216,7 +292,8 @@ async fn concurrent_sends_and_guesses<S: Store>(s: &S, limits: &OtpLimits) {
         .map(|(c, _)| *c)
         .unwrap();
     let guesses =
-        futures_util::future::join_all((0..10).map(|_| s.check_otp(&other, &wrong, T + sec(61)))).await;
+        futures_util::future::join_all((0..10).map(|_| s.check_otp(&other, &CHALLENGE, &wrong, T + sec(61))))
+            .await;
     let mut left: Vec<u8> = guesses
         .iter()
         .filter_map(|g| match g {
@@ -234,7 +311,9 @@ async fn concurrent_sends_and_guesses<S: Store>(s: &S, limits: &OtpLimits) {
         5
     );
     assert_eq!(
-        s.check_otp(&other, &winner, T + sec(62)).await.unwrap(),
+        s.check_otp(&other, &CHALLENGE, &winner, T + sec(62))
+            .await
+            .unwrap(),
         OtpCheck::Exhausted
     );
 }

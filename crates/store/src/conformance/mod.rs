@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             a_scan_reads_each_checkin_in_range_once,
             a_bulk_load_is_read_once_after_the_flush,
             one_time_codes_limit_guesses_and_sends,
+            a_guess_under_another_challenge_costs_nothing,
             sessions_are_found_and_revoked,
             officers_are_unique_and_keep_roles,
             listings_and_appeal_decisions,
@@ -106,6 +107,9 @@ pub fn crypto() -> Crypto {
 }
 
 const T: OffsetDateTime = datetime!(2026-11-20 08:00:00 UTC);
+
+/// The challenge the tests' one-time codes are sent under.
+const CHALLENGE: [u8; 32] = [5; 32];
 
 fn hid(n: u8) -> HolderId {
     HolderId::from_bytes(&[n; 8]).unwrap()
