@@ -469,6 +469,10 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for HolderAuth {
 /// The refusal for a session whose account must still enrol a second factor.
 pub const MUST_ENROL: &str = "enrol a second factor first: POST /api/v1/admin/me/second-factor";
 
+/// The refusal for a session signed in without the second factor of an account that has one.
+pub const NEEDS_SECOND_FACTOR: &str =
+    "this session was signed in without the second factor; sign in again with a code from the app";
+
 /// Which roles an officer endpoint admits.
 pub trait Roles: Send + Sync + 'static {
     /// The admitted roles.
@@ -586,25 +590,29 @@ impl<S: Store, R: Roles> FromRequestParts<Arc<App<S>>> for Staff<R> {
             return Err(ApiError::Unauthorized("this account is disabled".into()));
         }
         let t = now();
-        if !app
+        let Some(second_factor_given) = app
             .store
             .touch_session(&token_hash, t, t - app.staff.idle())
             .await?
-        {
+        else {
             end_session(app, &token_hash).await?;
             return Err(ApiError::Unauthorized(format!(
                 "the session ended after {} minutes without use; sign in again",
                 app.staff.session_idle_seconds.div_ceil(60)
             )));
-        }
+        };
         if officer.must_change_password {
             return Err(ApiError::Forbidden("the password must be changed first".into()));
         }
-        if !R::BEFORE_SECOND_FACTOR
-            && !officer.second_factor
-            && app.staff.second_factor == crate::signin::SecondFactorRule::Required
-        {
-            return Err(ApiError::Forbidden(MUST_ENROL.into()));
+        // What counts is this session: one signed in with the password alone stays limited to
+        // enrolment even after the account enrols in another session.
+        if !R::BEFORE_SECOND_FACTOR && !second_factor_given {
+            if officer.second_factor {
+                return Err(ApiError::Forbidden(NEEDS_SECOND_FACTOR.into()));
+            }
+            if app.staff.second_factor == crate::signin::SecondFactorRule::Required {
+                return Err(ApiError::Forbidden(MUST_ENROL.into()));
+            }
         }
         if !R::ALLOWED.contains(&officer.role) {
             return Err(ApiError::Forbidden(format!(
@@ -665,18 +673,26 @@ pub async fn end_session<S: Store>(app: &App<S>, token_hash: &[u8; 32]) -> Resul
     Ok(())
 }
 
-/// Starts a staff session for an officer, remembering the client it came from; returns its
-/// token (shown once) and when it ends at the latest.
+/// Starts a staff session for an officer, remembering the client it came from and whether the
+/// second factor was given; returns its token (shown once) and when it ends at the latest.
 pub async fn start_staff_session<S: Store>(
     app: &App<S>,
     id: OfficerId,
     client: &str,
+    second_factor: bool,
 ) -> Result<(String, OffsetDateTime), ApiError> {
     let token = new_secret(SESSION_PREFIX)?;
     let t = now();
     let expires_at = t + app.settings.officer_session;
     app.store
-        .insert_staff_session(&secret_hash(&token), id, t, expires_at, Some(client))
+        .insert_staff_session(
+            &secret_hash(&token),
+            id,
+            t,
+            expires_at,
+            Some(client),
+            second_factor,
+        )
         .await?;
     Ok((token, expires_at))
 }

@@ -20,6 +20,7 @@ common::on_both_backends!(
     a_totp_code_is_good_once_and_wrong_codes_count_as_failures,
     a_recovery_code_signs_in_once_and_its_owner_sees_it,
     an_admin_resets_a_second_factor_and_its_owner_enrols_again,
+    a_session_without_the_second_factor_stays_limited_after_enrolment_elsewhere,
 );
 
 /// A sign-in attempt: the status, the Retry-After header, the body.
@@ -486,4 +487,70 @@ async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
         unknown * 3 > known && known * 3 > unknown,
         "known {known:?}, unknown {unknown:?}"
     );
+}
+
+/// A session signed in with the password alone, while the account had no second factor, does
+/// not become a full session when its owner (or whoever else has the password) enrols in another
+/// session: the enrolment ends it, and what counts is the session, not the account.
+async fn a_session_without_the_second_factor_stays_limited_after_enrolment_elsewhere(app: &TestApp) {
+    let admin = app.admin().await.token.clone();
+    let created = app
+        .post(
+            "/api/v1/admin/officers",
+            Some(&admin),
+            json!({"username": "officer-two-sessions", "role": "officer"}),
+        )
+        .await;
+    let one_time = created["one_time_password"].as_str().unwrap();
+    let password = "lantern orbit mango vessel";
+    let (st, _, a) = attempt(
+        app,
+        json!({"username": "officer-two-sessions", "password": one_time, "new_password": password}),
+    )
+    .await;
+    assert_eq!((st, a["second_factor"].as_str()), (201, Some("enrol")), "{a}");
+    let session_a = a["token"].as_str().unwrap().to_owned();
+    let (st, _, b) = attempt(
+        app,
+        json!({"username": "officer-two-sessions", "password": password}),
+    )
+    .await;
+    assert_eq!((st, b["second_factor"].as_str()), (201, Some("enrol")), "{b}");
+    let me = app.get("/api/v1/admin/me", Some(&session_a)).await;
+    let mut owner = common::Staff {
+        token: b["token"].as_str().unwrap().to_owned(),
+        actor: format!("officer:{}:officer-two-sessions", me["id"]),
+        id: me["id"].as_i64().unwrap(),
+        username: "officer-two-sessions".into(),
+        password: password.into(),
+        secret: Vec::new(),
+        recovery_codes: Vec::new(),
+        last_step: Default::default(),
+    };
+    app.enrol(&mut owner).await;
+    // Session B, where the enrolment was confirmed, is a full session.
+    let (st, p) = app
+        .call("GET", "/api/v1/admin/cases", Some(&owner.token), None)
+        .await;
+    assert_eq!(st, 200, "{p}");
+    // Session A never gave the second factor: it cannot reach an officer endpoint (it has
+    // ended), nor enrol again.
+    let (st, p) = app
+        .call("GET", "/api/v1/admin/cases", Some(&session_a), None)
+        .await;
+    assert!(st == 401 || st == 403, "{st} {p}");
+    assert!(!problem_type(&p).is_empty(), "{p}");
+    let (st, _) = app
+        .call(
+            "POST",
+            "/api/v1/admin/me/second-factor",
+            Some(&session_a),
+            Some(json!({})),
+        )
+        .await;
+    assert!(st == 401 || st == 409, "{st}");
+    // A new sign-in needs the code, and with it the session is full.
+    let token = app.sign_in_again(&owner).await;
+    let (st, _) = app.call("GET", "/api/v1/admin/cases", Some(&token), None).await;
+    assert_eq!(st, 200);
 }

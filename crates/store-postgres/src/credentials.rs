@@ -76,7 +76,7 @@ impl CredentialStore for PgStore {
         let c = self.conn().await?;
         let row = c
             .query_opt(
-                &format!("DELETE FROM sign_in_failures WHERE key = $1 RETURNING {FAILURE_COLS}"),
+                &format!("DELETE FROM sign_in_failures WHERE key = $1 AND locked_at IS NULL RETURNING {FAILURE_COLS}"),
                 &[&key],
             )
             .await
@@ -180,17 +180,19 @@ impl CredentialStore for PgStore {
     async fn confirm_second_factor(
         &self,
         id: OfficerId,
+        offered: &[u8],
         step: i64,
         recovery: &[[u8; 32]],
-    ) -> StoreResult<()> {
+        session: &[u8; 32],
+    ) -> StoreResult<u64> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         let n = tx
             .execute(
                 "UPDATE officers SET totp_secret = totp_offered, totp_offered = NULL, totp_last_step = $1
-                 WHERE id = $2 AND totp_offered IS NOT NULL
+                 WHERE id = $2 AND totp_offered = $3
                    AND (totp_last_step IS NULL OR totp_last_step < $1)",
-                &[&step, &id.0],
+                &[&step, &id.0, &offered],
             )
             .await
             .map_err(db)?;
@@ -209,8 +211,21 @@ impl CredentialStore for PgStore {
         )
         .await
         .map_err(db)?;
+        tx.execute(
+            "UPDATE sessions SET second_factor = TRUE WHERE token_hash = $1 AND officer = $2",
+            &[&&session[..], &id.0],
+        )
+        .await
+        .map_err(db)?;
+        let ended = tx
+            .execute(
+                "DELETE FROM sessions WHERE officer = $1 AND token_hash <> $2",
+                &[&id.0, &&session[..]],
+            )
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(())
+        Ok(ended)
     }
 
     async fn reset_second_factor(&self, id: OfficerId) -> StoreResult<bool> {
@@ -272,13 +287,22 @@ impl CredentialStore for PgStore {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
         client: Option<&str>,
+        second_factor: bool,
     ) -> StoreResult<()> {
         self.conn()
             .await?
             .execute(
-                "INSERT INTO sessions (token_hash, kind, officer, created_at, expires_at, last_used_at, client)
-                 VALUES ($1, 'officer', $2, $3, $4, $3, $5)",
-                &[&&token_hash[..], &officer.0, &created_at, &expires_at, &client],
+                "INSERT INTO sessions
+                   (token_hash, kind, officer, created_at, expires_at, last_used_at, client, second_factor)
+                 VALUES ($1, 'officer', $2, $3, $4, $3, $5, $6)",
+                &[
+                    &&token_hash[..],
+                    &officer.0,
+                    &created_at,
+                    &expires_at,
+                    &client,
+                    &second_factor,
+                ],
             )
             .await
             .map_err(db)?;
@@ -290,18 +314,19 @@ impl CredentialStore for PgStore {
         token_hash: &[u8; 32],
         at: OffsetDateTime,
         idle_since: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let n = self
+    ) -> StoreResult<Option<bool>> {
+        let row = self
             .conn()
             .await?
-            .execute(
+            .query_opt(
                 "UPDATE sessions SET last_used_at = $1
-                 WHERE token_hash = $2 AND COALESCE(last_used_at, created_at) >= $3",
+                 WHERE token_hash = $2 AND COALESCE(last_used_at, created_at) >= $3
+                 RETURNING second_factor",
                 &[&at, &&token_hash[..], &idle_since],
             )
             .await
             .map_err(db)?;
-        Ok(n > 0)
+        row.map(|r| r.try_get::<_, bool>(0).map_err(db)).transpose()
     }
 
     async fn staff_sessions(&self, id: OfficerId) -> StoreResult<Vec<StaffSession>> {

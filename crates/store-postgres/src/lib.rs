@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_otp_challenge",
         include_str!("../migrations/0008_otp_challenge.sql"),
     ),
+    (
+        "0009_session_second_factor",
+        include_str!("../migrations/0009_session_second_factor.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

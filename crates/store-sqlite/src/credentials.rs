@@ -61,11 +61,13 @@ impl CredentialStore for SqliteStore {
         let sql = format!("SELECT {FAILURE_COLS} FROM sign_in_failures WHERE key = ?1");
         self.write(|tx| {
             let found = query_first(tx, &sql, [key], failures_row)?;
-            if found.is_some() {
-                tx.execute("DELETE FROM sign_in_failures WHERE key = ?1", [key])
-                    .map_err(backend)?;
-            }
-            Ok(found)
+            let n = tx
+                .execute(
+                    "DELETE FROM sign_in_failures WHERE key = ?1 AND locked_at IS NULL",
+                    [key],
+                )
+                .map_err(backend)?;
+            Ok(found.filter(|_| n > 0))
         })
     }
 
@@ -146,16 +148,18 @@ impl CredentialStore for SqliteStore {
     async fn confirm_second_factor(
         &self,
         id: OfficerId,
+        offered: &[u8],
         step: i64,
         recovery: &[[u8; 32]],
-    ) -> StoreResult<()> {
+        session: &[u8; 32],
+    ) -> StoreResult<u64> {
         self.write(|tx| {
             let n = tx
                 .execute(
                     "UPDATE officers SET totp_secret = totp_offered, totp_offered = NULL, totp_last_step = ?1
-                     WHERE id = ?2 AND totp_offered IS NOT NULL
+                     WHERE id = ?2 AND totp_offered = ?3
                        AND (totp_last_step IS NULL OR totp_last_step < ?1)",
-                    params![step, id.0],
+                    params![step, id.0, offered],
                 )
                 .map_err(backend)?;
             if n == 0 {
@@ -171,7 +175,18 @@ impl CredentialStore for SqliteStore {
             for h in recovery {
                 ins.execute(params![id.0, &h[..]]).map_err(backend)?;
             }
-            Ok(())
+            tx.execute(
+                "UPDATE sessions SET second_factor = 1 WHERE token_hash = ?1 AND officer = ?2",
+                params![&session[..], id.0],
+            )
+            .map_err(backend)?;
+            let ended = tx
+                .execute(
+                    "DELETE FROM sessions WHERE officer = ?1 AND token_hash <> ?2",
+                    params![id.0, &session[..]],
+                )
+                .map_err(backend)?;
+            Ok(ended as u64)
         })
     }
 
@@ -229,12 +244,21 @@ impl CredentialStore for SqliteStore {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
         client: Option<&str>,
+        second_factor: bool,
     ) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO sessions (token_hash, kind, officer, created_at, expires_at, last_used_at, client)
-                 VALUES (?1, 'officer', ?2, ?3, ?4, ?3, ?5)",
-                params![&token_hash[..], officer.0, ts(created_at), ts(expires_at), client],
+                "INSERT INTO sessions
+                   (token_hash, kind, officer, created_at, expires_at, last_used_at, client, second_factor)
+                 VALUES (?1, 'officer', ?2, ?3, ?4, ?3, ?5, ?6)",
+                params![
+                    &token_hash[..],
+                    officer.0,
+                    ts(created_at),
+                    ts(expires_at),
+                    client,
+                    second_factor
+                ],
             )
             .map_err(backend)?;
             Ok(())
@@ -246,16 +270,16 @@ impl CredentialStore for SqliteStore {
         token_hash: &[u8; 32],
         at: OffsetDateTime,
         idle_since: OffsetDateTime,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<bool>> {
         self.write(|tx| {
-            let n = tx
-                .execute(
-                    "UPDATE sessions SET last_used_at = ?1
-                     WHERE token_hash = ?2 AND COALESCE(last_used_at, created_at) >= ?3",
-                    params![ts(at), &token_hash[..], ts(idle_since)],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
+            query_first(
+                tx,
+                "UPDATE sessions SET last_used_at = ?1
+                 WHERE token_hash = ?2 AND COALESCE(last_used_at, created_at) >= ?3
+                 RETURNING second_factor",
+                params![ts(at), &token_hash[..], ts(idle_since)],
+                |r| Ok(r.int(0)? != 0),
+            )
         })
     }
 

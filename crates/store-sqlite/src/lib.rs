@@ -47,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_otp_challenge",
         include_str!("../migrations/0008_otp_challenge.sql"),
     ),
+    (
+        "0009_session_second_factor",
+        include_str!("../migrations/0009_session_second_factor.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

@@ -238,7 +238,8 @@ pub trait CredentialStore: Send + Sync + 'static {
         lock_after: u32,
         forget_before: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<SignInFailures>> + Send;
-    /// A successful sign-in: forgets `key`'s failures and returns what they were.
+    /// A successful sign-in: forgets `key`'s failures, unless it is locked (a lock written by a
+    /// concurrent failure stays), and returns what they were (`None` when nothing was forgotten).
     fn sign_in_succeeded(
         &self,
         key: &str,
@@ -271,14 +272,19 @@ pub trait CredentialStore: Send + Sync + 'static {
         sealed: &[u8],
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Makes the offered secret the enrolled one, its code's `step` the last used, and
-    /// `recovery` (SHA-256 of each) the recovery codes, replacing any; [`StoreError::Refused`]
-    /// when nothing was offered or `step` was used already.
+    /// `recovery` (SHA-256 of each) the recovery codes, replacing any; marks the session
+    /// `session` as having given the second factor and ends every other session of the account;
+    /// returns how many ended. [`StoreError::Refused`] when the offered secret is no longer
+    /// `offered` (the one whose code was checked: nothing offered, or offered again since) or
+    /// `step` was used already.
     fn confirm_second_factor(
         &self,
         id: OfficerId,
+        offered: &[u8],
         step: i64,
         recovery: &[[u8; 32]],
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+        session: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Removes the second factor and the recovery codes (the owner enrols again); false when
     /// there was none.
     fn reset_second_factor(&self, id: OfficerId) -> impl Future<Output = StoreResult<bool>> + Send;
@@ -291,7 +297,8 @@ pub trait CredentialStore: Send + Sync + 'static {
         code_hash: &[u8; 32],
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Stores a staff session under the hash of its token, with the client it came from.
+    /// Stores a staff session under the hash of its token, with the client it came from and
+    /// whether the second factor was given in it.
     fn insert_staff_session(
         &self,
         token_hash: &[u8; 32],
@@ -299,15 +306,17 @@ pub trait CredentialStore: Send + Sync + 'static {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
         client: Option<&str>,
+        second_factor: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Marks a session used at `at` if it was last used at or after `idle_since`; false (and no
-    /// change) when it was idle longer, or is gone.
+    /// Marks a session used at `at` if it was last used at or after `idle_since`, and returns
+    /// whether the second factor was given in it (at sign-in, or by an enrolment confirmed in
+    /// it); `None` (and no change) when it was idle longer, or is gone.
     fn touch_session(
         &self,
         token_hash: &[u8; 32],
         at: OffsetDateTime,
         idle_since: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<bool>>> + Send;
     /// An account's sessions, oldest first.
     fn staff_sessions(&self, id: OfficerId) -> impl Future<Output = StoreResult<Vec<StaffSession>>> + Send;
     /// Gives a device a new key ([`rotate_device_key`]); returns the old key's hash and the

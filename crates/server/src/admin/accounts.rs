@@ -157,7 +157,8 @@ pub(crate) async fn sign_in<S: Store>(
         .await?;
     }
     let failures = app.store.sign_in_succeeded(&user).await?;
-    let (token, expires_at) = start_staff_session(&app, officer.id, &client.0.to_string()).await?;
+    let (token, expires_at) =
+        start_staff_session(&app, officer.id, &client.0.to_string(), given.is_some()).await?;
     let second_factor = if officer.second_factor {
         "enrolled"
     } else if app.staff().second_factor == SecondFactorRule::Required {
@@ -305,7 +306,9 @@ pub async fn create_account<S: Store>(
         })?;
     // Failures counted against the name before it existed (someone may have guessed at names
     // an authority is likely to give) are not the new account's: it starts unlocked.
-    store.sign_in_succeeded(&signin::user_key(username)).await?;
+    let key = signin::user_key(username);
+    store.unlock_sign_in(&key).await?;
+    store.sign_in_succeeded(&key).await?;
     Ok((StaffView::of(&o, false), password))
 }
 

@@ -182,13 +182,20 @@ pub(crate) async fn confirm_enrolment<S: Store>(
         .iter()
         .map(|c| secret_hash(&totp::normalised_recovery_code(c)))
         .collect();
-    app.store().confirm_second_factor(me.id, step, &hashes).await?;
+    // The secret whose code was checked, and no other: an offer made again meanwhile refuses.
+    let ended = app
+        .store()
+        .confirm_second_factor(me.id, &offered, step, &hashes, &me.token_hash)
+        .await?;
+    // This node forgets them at once; every node reads the store on each staff request.
+    app.auth
+        .forget_sessions_of(&healthcode_store::Principal::Officer(me.id));
     app.audit(
         me.actor(),
         me.role.as_str(),
         "second-factor-enrol",
         None,
-        format!("TOTP enrolled with {RECOVERY_CODES} recovery codes"),
+        format!("TOTP enrolled with {RECOVERY_CODES} recovery codes; {ended} other sessions ended"),
     )
     .await?;
     Ok((

@@ -151,7 +151,7 @@ pub struct Staff {
     /// The recovery codes it was given.
     pub recovery_codes: Vec<String>,
     /// The last time step whose code the harness sent, so that it never sends one twice.
-    last_step: Arc<Mutex<i64>>,
+    pub last_step: Arc<Mutex<i64>>,
 }
 
 impl Staff {

@@ -27,6 +27,14 @@ pub async fn sign_in_failures_grow_lock_and_are_forgotten<H: Harness>(h: &H) {
     assert_eq!(locked.locked_at, Some(T + Duration::seconds(3)));
     assert_eq!(locked.last_failure_at, T + Duration::seconds(3));
 
+    // A success (one that raced the locking failure) does not erase a lock.
+    assert!(s.sign_in_succeeded(&key).await.unwrap().is_none());
+    assert!(
+        s.sign_in_failures(std::slice::from_ref(&key)).await.unwrap()[0]
+            .locked_at
+            .is_some()
+    );
+
     // Old unlocked rows go; a locked one stays until unlocked, and unlocking keeps what the
     // owner has not seen.
     assert_eq!(s.forget_sign_in_failures(T + Duration::days(2)).await.unwrap(), 1);
@@ -108,7 +116,8 @@ pub async fn second_factor_steps_and_recovery_codes_are_single_use<H: Harness>(h
     assert!(s.second_factor(OfficerId(999_999)).await.unwrap().is_none());
     // Nothing to confirm before an offer; steps are refused while nothing is enrolled.
     assert!(matches!(
-        s.confirm_second_factor(li.id, 100, &[[1; 32]]).await,
+        s.confirm_second_factor(li.id, b"sealed-one", 100, &[[1; 32]], &[7; 32])
+            .await,
         Err(StoreError::Refused(_))
     ));
     assert!(!s.use_totp_step(li.id, 100).await.unwrap());
@@ -116,7 +125,30 @@ pub async fn second_factor_steps_and_recovery_codes_are_single_use<H: Harness>(h
     s.offer_second_factor(li.id, b"sealed-two").await.unwrap();
     assert!(!s.officer(li.id).await.unwrap().unwrap().second_factor);
     let codes: Vec<[u8; 32]> = (1..=10).map(|n| [n; 32]).collect();
-    s.confirm_second_factor(li.id, 100, &codes).await.unwrap();
+    let end = T + Duration::hours(12);
+    s.insert_staff_session(&[7; 32], li.id, T, end, None, false)
+        .await
+        .unwrap();
+    s.insert_staff_session(&[8; 32], li.id, T, end, None, false)
+        .await
+        .unwrap();
+    // The code was checked against the first offer, and the secret was offered again since:
+    // refused, and nothing is enrolled.
+    assert!(matches!(
+        s.confirm_second_factor(li.id, b"sealed-one", 100, &codes, &[7; 32])
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(!s.officer(li.id).await.unwrap().unwrap().second_factor);
+    // Confirmed in session 7: it has given the second factor, and every other session ended.
+    assert_eq!(
+        s.confirm_second_factor(li.id, b"sealed-two", 100, &codes, &[7; 32])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.touch_session(&[7; 32], T, T).await.unwrap(), Some(true));
+    assert_eq!(s.touch_session(&[8; 32], T, T).await.unwrap(), None);
     let sf = s.second_factor(li.id).await.unwrap().unwrap();
     assert_eq!(sf.secret.as_deref(), Some(&b"sealed-two"[..]));
     assert_eq!(
@@ -160,13 +192,13 @@ pub async fn staff_sessions_are_listed_and_expire_when_idle<H: Harness>(h: &H) {
         .await
         .unwrap();
     let end = T + Duration::hours(12);
-    s.insert_staff_session(&[1; 32], li.id, T, end, Some("192.0.2.1"))
+    s.insert_staff_session(&[1; 32], li.id, T, end, Some("192.0.2.1"), false)
         .await
         .unwrap();
-    s.insert_staff_session(&[2; 32], li.id, T + Duration::minutes(1), end, None)
+    s.insert_staff_session(&[2; 32], li.id, T + Duration::minutes(1), end, None, true)
         .await
         .unwrap();
-    s.insert_staff_session(&[3; 32], other.id, T, end, Some("192.0.2.9"))
+    s.insert_staff_session(&[3; 32], other.id, T, end, Some("192.0.2.9"), false)
         .await
         .unwrap();
     let listed = s.staff_sessions(li.id).await.unwrap();
@@ -187,20 +219,28 @@ pub async fn staff_sessions_are_listed_and_expire_when_idle<H: Harness>(h: &H) {
     );
     // Used within the idle limit: kept and marked; idle longer: refused and unchanged.
     let later = T + Duration::minutes(20);
-    assert!(
+    assert_eq!(
         s.touch_session(&[1; 32], later, later - Duration::minutes(30))
             .await
-            .unwrap()
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        s.touch_session(&[2; 32], later, later - Duration::minutes(30))
+            .await
+            .unwrap(),
+        Some(true)
     );
     assert_eq!(s.staff_sessions(li.id).await.unwrap()[0].last_used_at, later);
     let much_later = later + Duration::minutes(31);
-    assert!(
-        !s.touch_session(&[1; 32], much_later, much_later - Duration::minutes(30))
+    assert_eq!(
+        s.touch_session(&[1; 32], much_later, much_later - Duration::minutes(30))
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     assert_eq!(s.staff_sessions(li.id).await.unwrap()[0].last_used_at, later);
-    assert!(!s.touch_session(&[9; 32], later, T).await.unwrap());
+    assert_eq!(s.touch_session(&[9; 32], later, T).await.unwrap(), None);
     assert_eq!(s.revoke_sessions_of(&Principal::Officer(li.id)).await.unwrap(), 2);
     assert!(s.staff_sessions(li.id).await.unwrap().is_empty());
     assert_eq!(s.staff_sessions(other.id).await.unwrap().len(), 1);
