@@ -91,15 +91,17 @@ second_factor = "required"
 # Failed sign-ins are counted per username (existing or not) and per client address, in the
 # store, so a restart or another node does not forget them. After delay_after_failures in a row
 # for a username (client_delay_after_failures for an address), each attempt must wait: first
-# first_delay_ms, doubling with each failure up to max_delay_ms (answered 429 with Retry-After,
-# before any password hashing). A username is locked after lock_after_failures in a row (0:
-# never) until an admin unlocks it. A streak that is not locked is forgotten after
+# first_delay_ms, doubling with each failure up to max_delay_ms (at most 900000; answered 429
+# with Retry-After, before any password hashing). Wrong passwords never lock an account, so that
+# nobody can lock anyone out without the password; an account is locked, until an admin unlocks
+# it (or `healthcode admin unlock`), after lock_after_code_failures wrong second-factor codes in
+# a row each sent with the right password (0: never). A streak is forgotten after
 # forget_failures_after_hours.
-lock_after_failures = 10
+lock_after_code_failures = 10
 delay_after_failures = 3
 client_delay_after_failures = 20
 first_delay_ms = 1000
-max_delay_ms = 900000
+max_delay_ms = 60000
 forget_failures_after_hours = 24
 # A staff session unused this long ends (it ends officer_session_hours after it began anyway).
 session_idle_seconds = 1800

@@ -1,8 +1,10 @@
 //! What stands between a guesser and a staff account: failed sign-ins counted in the store per
 //! username (known or not, so that no answer tells which names exist) and per client address,
-//! growing delays during which a sign-in is answered 429 before any hashing, a lock after
-//! repeated failures that only an admin lifts, one sign-in at a time per username on a node, and
-//! the `[staff]` section of the configuration that sets all of it.
+//! growing delays (capped: `max_delay_ms`) during which a sign-in is answered 429 before any
+//! hashing, a lock that only an admin lifts after repeated wrong second-factor codes sent with
+//! the right password (nothing an anonymous guesser can do without the password locks an
+//! account), one sign-in at a time per username on a node, and the `[staff]` section of the
+//! configuration that sets all of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,16 +33,16 @@ pub enum SecondFactorRule {
 pub struct StaffConfig {
     /// Whether staff need a second factor.
     pub second_factor: SecondFactorRule,
-    /// Failed sign-ins in a row after which a username is locked until an admin unlocks it
-    /// (0: never).
-    pub lock_after_failures: u32,
+    /// Wrong second-factor codes in a row, each sent with the right password, after which the
+    /// account is locked until an admin unlocks it (0: never). Wrong passwords never lock.
+    pub lock_after_code_failures: u32,
     /// Failed sign-ins in a row for a username before the delays start.
     pub delay_after_failures: u32,
     /// Failed sign-ins in a row from one client address before its delays start.
     pub client_delay_after_failures: u32,
     /// The first delay; each further failure doubles it.
     pub first_delay_ms: u64,
-    /// The longest delay.
+    /// The longest delay (at most 15 minutes): what a guesser can make the owner wait.
     pub max_delay_ms: u64,
     /// A streak of failures (not locked) is forgotten this long after its last failure.
     pub forget_failures_after_hours: u32,
@@ -52,11 +54,11 @@ impl Default for StaffConfig {
     fn default() -> StaffConfig {
         StaffConfig {
             second_factor: SecondFactorRule::Required,
-            lock_after_failures: 10,
+            lock_after_code_failures: 10,
             delay_after_failures: 3,
             client_delay_after_failures: 20,
             first_delay_ms: 1000,
-            max_delay_ms: 15 * 60 * 1000,
+            max_delay_ms: 60 * 1000,
             forget_failures_after_hours: 24,
             session_idle_seconds: 30 * 60,
         }
@@ -72,8 +74,8 @@ impl StaffConfig {
         if self.first_delay_ms == 0 || self.max_delay_ms < self.first_delay_ms {
             return Err("first_delay_ms must be at least 1 and at most max_delay_ms".into());
         }
-        if self.max_delay_ms > 24 * 3600 * 1000 {
-            return Err("max_delay_ms must be at most a day".into());
+        if self.max_delay_ms > MAX_DELAY_LIMIT_MS {
+            return Err("max_delay_ms must be at most 900000 (15 minutes)".into());
         }
         if self.forget_failures_after_hours == 0 {
             return Err("forget_failures_after_hours must be at least 1".into());
@@ -104,11 +106,30 @@ impl StaffConfig {
     }
 }
 
+/// The highest `max_delay_ms` allowed: a guesser can make an account's owner wait this long.
+pub const MAX_DELAY_LIMIT_MS: u64 = 15 * 60 * 1000;
+
+/// A username as written to a key or a log: trimmed, at most 100 characters, no control
+/// characters (a name sent by anyone cannot forge lines in a log).
+pub fn printable(username: &str) -> String {
+    username
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect()
+}
+
 /// The failure key of a username. Any name counts, one that exists or not, so that the delays
-/// and the lock look the same for both.
+/// look the same for both.
 pub fn user_key(username: &str) -> String {
-    let name: String = username.trim().chars().take(100).collect();
-    format!("user:{name}")
+    format!("user:{}", printable(username))
+}
+
+/// The key of an account's lock: wrong second-factor codes sent with the right password,
+/// counted per account (only an existing account has one).
+pub fn lock_key(id: healthcode_domain::OfficerId) -> String {
+    format!("account:{}", id.0)
 }
 
 /// The failure key of a client address.
@@ -204,8 +225,14 @@ impl InFlight {
 }
 
 /// Refuses a sign-in that must wait or is locked, before any hashing: 403 for a locked
-/// username, 429 with Retry-After for one (or a client) within its delay.
-pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+/// account (`lock`, the [`lock_key`] of the account the name belongs to, if any), 429 with
+/// Retry-After for a username (or a client) within its delay.
+pub async fn gate<S: Store>(
+    app: &App<S>,
+    user: &str,
+    client: &str,
+    lock: Option<&str>,
+) -> Result<(), ApiError> {
     let too_many = |wait: u64| {
         ApiError::RateLimited(
             format!("too many failed sign-ins; wait {wait} s before the next try"),
@@ -215,23 +242,25 @@ pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<()
     if let Some(wait) = app.sign_ins.waiting(&[user, client]) {
         return Err(too_many(wait));
     }
-    let rows = app
-        .store()
-        .sign_in_failures(&[user.to_owned(), client.to_owned()])
-        .await?;
+    let mut keys = vec![user.to_owned(), client.to_owned()];
+    keys.extend(lock.map(str::to_owned));
+    let rows = app.store().sign_in_failures(&keys).await?;
     let t = OffsetDateTime::now_utc();
     let forget = Duration::hours(app.staff().forget_failures_after_hours.into());
     for f in &rows {
-        let is_user = f.key == user;
-        if is_user && f.locked_at.is_some() {
-            return Err(ApiError::Forbidden(
-                "this account is locked after repeated failed sign-ins; an admin must unlock it".into(),
-            ));
+        if Some(f.key.as_str()) == lock {
+            if f.locked_at.is_some() {
+                return Err(ApiError::Forbidden(
+                    "this account is locked after repeated wrong second-factor codes; an admin must unlock it"
+                        .into(),
+                ));
+            }
+            continue;
         }
         if f.last_failure_at + forget < t {
             continue;
         }
-        let after = if is_user {
+        let after = if f.key == user {
             app.staff().delay_after_failures
         } else {
             app.staff().client_delay_after_failures
@@ -248,23 +277,48 @@ pub async fn gate<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<()
     Ok(())
 }
 
-/// Records a failed sign-in against the username and the client; a username that this failure
-/// locks is written to the audit log.
+/// Records a failed sign-in against the username and the client: delays, never a lock.
 pub async fn failed<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+    let at = now();
+    let forget = at - Duration::hours(app.staff().forget_failures_after_hours.into());
+    app.store().record_sign_in_failure(user, at, 0, forget).await?;
+    app.store().record_sign_in_failure(client, at, 0, forget).await?;
+    Ok(())
+}
+
+/// Records a wrong second-factor code sent with the right password: a failure like any other
+/// (delays), and one more against the account's lock, which locks it at
+/// `lock_after_code_failures` in a row; the lock is audited, naming the account by id and role.
+pub async fn code_failed<S: Store>(
+    app: &App<S>,
+    user: &str,
+    client: &str,
+    officer: &healthcode_store::Officer,
+) -> Result<(), ApiError> {
+    failed(app, user, client).await?;
     let at = now();
     let forget = at - Duration::hours(app.staff().forget_failures_after_hours.into());
     let f: SignInFailures = app
         .store()
-        .record_sign_in_failure(user, at, app.staff().lock_after_failures, forget)
+        .record_sign_in_failure(
+            &lock_key(officer.id),
+            at,
+            app.staff().lock_after_code_failures,
+            forget,
+        )
         .await?;
-    app.store().record_sign_in_failure(client, at, 0, forget).await?;
     if f.locked_at == Some(at) {
         app.audit(
             "sign-in".into(),
             "system",
             "sign-in-lock",
             None,
-            format!("{user} locked after {} failed sign-ins in a row", f.streak),
+            format!(
+                "account {} ({}) locked after {} wrong second-factor codes in a row, each with the right password",
+                officer.id.0,
+                officer.role.as_str(),
+                f.streak
+            ),
         )
         .await?;
     }
@@ -295,15 +349,21 @@ mod tests {
         assert_eq!(c.delay(2, 3), Duration::ZERO);
         assert_eq!(c.delay(3, 3), Duration::seconds(1));
         assert_eq!(c.delay(4, 3), Duration::seconds(2));
-        assert_eq!(c.delay(9, 3), Duration::seconds(64));
-        assert_eq!(c.delay(60, 3), Duration::minutes(15));
-        assert_eq!(c.delay(u32::MAX, 3), Duration::minutes(15));
+        assert_eq!(c.delay(8, 3), Duration::seconds(32));
+        assert_eq!(c.delay(9, 3), Duration::seconds(60));
+        assert_eq!(c.delay(u32::MAX, 3), Duration::seconds(60));
         assert!(StaffConfig::default().check().is_ok());
         let bad = StaffConfig {
             first_delay_ms: 0,
             ..StaffConfig::default()
         };
         assert!(bad.check().is_err());
+        let too_long = StaffConfig {
+            max_delay_ms: MAX_DELAY_LIMIT_MS + 1,
+            ..StaffConfig::default()
+        };
+        assert!(too_long.check().is_err());
+        assert_eq!(printable(" li\nfake line\u{7}"), "lifake line");
     }
 
     #[test]

@@ -328,11 +328,11 @@ async fn an_admin_resets_a_second_factor_and_its_owner_enrols_again(app: &TestAp
     );
 }
 
-/// No delays before the lock, so that reaching it takes no waiting.
+/// No delays, so that reaching the lock takes no waiting.
 fn lock_without_delays(c: &mut Config) {
     c.staff.delay_after_failures = 1000;
     c.staff.client_delay_after_failures = 1000;
-    c.staff.lock_after_failures = 10;
+    c.staff.lock_after_code_failures = 10;
 }
 
 mod lock {
@@ -346,9 +346,29 @@ mod lock {
 
     async fn repeated_failures_lock_an_account_until_an_admin_unlocks_it(app: &TestApp) {
         let officer = app.officer().await.clone();
+        // Wrong passwords never lock: an anonymous guesser cannot lock anyone out, an admin
+        // included (with delays on, they only make each attempt wait, up to max_delay_ms).
         let seen = guess_201_times(app, &officer.username).await;
-        assert_eq!(seen.get(&401), Some(&10), "{seen:?}");
-        assert_eq!(seen.get(&403), Some(&191), "{seen:?}");
+        assert_eq!(seen.get(&401), Some(&201), "{seen:?}");
+        let admin_name = app.admin().await.username.clone();
+        let seen = guess_201_times(app, &admin_name).await;
+        assert_eq!(seen.get(&401), Some(&201), "{seen:?}");
+        let (st, _, v) = attempt(
+            app,
+            json!({"username": officer.username, "password": officer.password, "code": officer.next_code().await}),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(v["failed_sign_ins"], 201, "{v}");
+        // Wrong codes sent with the right password (a strong sign that it is known) lock.
+        for i in 0..10 {
+            let (st, _, _) = attempt(
+                app,
+                json!({"username": officer.username, "password": officer.password, "code": format!("{:06}", 100_000 + i)}),
+            )
+            .await;
+            assert_eq!(st, 401);
+        }
         // Locked: the right password and code are refused too, before any check.
         let (st, _, p) = attempt(
             app,
@@ -357,9 +377,9 @@ mod lock {
         .await;
         assert_eq!(st, 403, "{p}");
         assert!(p["detail"].as_str().unwrap().contains("locked"), "{p}");
-        // An unknown name locks the same way.
+        // An unknown name is never locked, and answers as a known one.
         let nobody = guess_201_times(app, "nobody.here").await;
-        assert_eq!(nobody, seen);
+        assert_eq!(nobody.get(&401), Some(&201), "{nobody:?}");
         // The admins' list shows it; an officer cannot lift it; an admin can, once.
         let admin = app.admin().await.token.clone();
         let list = app.get("/api/v1/admin/officers", Some(&admin)).await;
@@ -390,12 +410,17 @@ mod lock {
             "the lock is not audited"
         );
         assert!(log.iter().any(|e| e["action"] == "sign-in-unlock"));
+        // Nothing an anonymous guesser sent reached the audit log.
+        assert!(
+            !log.iter().any(|e| e.to_string().contains("nobody.here")),
+            "a guessed name is in the audit log"
+        );
     }
 
     async fn a_new_account_does_not_inherit_a_lock_on_its_name(app: &TestApp) {
-        // Someone locks a name the authority is likely to give next.
+        // Someone guesses at a name the authority is likely to give next.
         let seen = guess_201_times(app, "officer-zhang").await;
-        assert_eq!(seen.get(&403), Some(&191), "{seen:?}");
+        assert_eq!(seen.get(&401), Some(&201), "{seen:?}");
         let admin = app.admin().await.token.clone();
         let created = app
             .post(
@@ -430,6 +455,29 @@ mod lock {
         )
         .await;
         assert_eq!(st, 403);
+        // A locked-out last admin, or anyone, is unlocked from the command line too; audited.
+        assert!(
+            healthcode_server::ops::unlock_account_now(&app.config, &officer.username)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !healthcode_server::ops::unlock_account_now(&app.config, &officer.username)
+                .await
+                .unwrap()
+        );
+        let (st, _, v) = attempt(
+            app,
+            json!({"username": officer.username, "password": officer.password, "code": officer.next_code().await}),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let log = app.audit_log().await;
+        assert!(
+            log.iter().any(|e| e["action"] == "sign-in-unlock"
+                && e["purpose"].as_str().unwrap().contains("command line")),
+            "the unlock is not audited"
+        );
     }
 }
 
@@ -440,10 +488,10 @@ async fn a_restart_does_not_forget_failed_sign_ins() {
         .await
         .unwrap();
     let officer = app.officer().await.clone();
-    for _ in 0..10 {
+    for i in 0..10 {
         let (st, _, _) = attempt(
             &app,
-            json!({"username": officer.username, "password": "a wrong one"}),
+            json!({"username": officer.username, "password": officer.password, "code": format!("{:06}", 200_000 + i)}),
         )
         .await;
         assert_eq!(st, 401);

@@ -73,13 +73,14 @@ const NOBODY: &str =
 /// Signs an officer in. A one-time password (from `healthcode admin create` or an admin) must
 /// be replaced in the same request with `new_password`. An account with a second factor sends
 /// `code` (or `recovery_code`) with every sign-in. Failed sign-ins are counted per username and
-/// per client: after a few, each attempt must wait (429), and after more the username is locked
-/// until an admin unlocks it (403). An unknown username, a wrong password and a wrong or used
+/// per client: after a few, each attempt must wait (429, growing up to `max_delay_ms`). Repeated
+/// wrong second-factor codes sent with the right password lock the account until an admin
+/// unlocks it (403); wrong passwords never lock. An unknown username, a wrong password and a wrong or used
 /// code get the same answer.
 #[utoipa::path(post, path = "/sessions", tag = "officers", request_body = StaffSignIn, responses(
     (status = 201, description = "signed in", body = StaffSession),
     (status = 401, description = "wrong username, password or code", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the password must be changed (send new_password), the account is locked after repeated failures, or disabled", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the password must be changed (send new_password), the account is locked after repeated wrong second-factor codes, or disabled", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "the new password is too easy to guess", body = Problem, content_type = "application/problem+json"),
     (status = 429, description = "too many failed sign-ins: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "too many sign-ins are being checked at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
@@ -94,8 +95,9 @@ pub(crate) async fn sign_in<S: Store>(
     let user = signin::user_key(&req.username);
     let from = signin::client_key(client);
     let _place = app.sign_ins.enter(&user, &from)?;
-    signin::gate(&app, &user, &from).await?;
     let officer = app.store.officer_by_username(req.username.trim()).await?;
+    let lock = officer.as_ref().map(|o| signin::lock_key(o.id));
+    signin::gate(&app, &user, &from, lock.as_deref()).await?;
     // Hash even for an unknown name, so that timing does not tell which names exist.
     let phc = officer
         .as_ref()
@@ -109,7 +111,8 @@ pub(crate) async fn sign_in<S: Store>(
                 {
                     Some(g) => Some(g),
                     None => {
-                        signin::failed(&app, &user, &from).await?;
+                        // The password was right: a strong sign it is known. These lock.
+                        signin::code_failed(&app, &user, &from, &o).await?;
                         return Err(wrong());
                     }
                 }
@@ -157,6 +160,7 @@ pub(crate) async fn sign_in<S: Store>(
         .await?;
     }
     let failures = app.store.sign_in_succeeded(&user).await?;
+    app.store.sign_in_succeeded(&signin::lock_key(officer.id)).await?;
     let (token, expires_at) =
         start_staff_session(&app, officer.id, &client.0.to_string(), given.is_some()).await?;
     let second_factor = if officer.second_factor {
@@ -306,9 +310,7 @@ pub async fn create_account<S: Store>(
         })?;
     // Failures counted against the name before it existed (someone may have guessed at names
     // an authority is likely to give) are not the new account's: it starts unlocked.
-    let key = signin::user_key(username);
-    store.unlock_sign_in(&key).await?;
-    store.sign_in_succeeded(&key).await?;
+    store.sign_in_succeeded(&signin::user_key(username)).await?;
     Ok((StaffView::of(&o, false), password))
 }
 
@@ -354,7 +356,7 @@ pub(crate) async fn list_officers<S: Store>(
     _me: Staff<Admins>,
 ) -> Result<Json<Vec<StaffView>>, ApiError> {
     let officers = app.store.officers().await?;
-    let keys: Vec<String> = officers.iter().map(|o| signin::user_key(&o.username)).collect();
+    let keys: Vec<String> = officers.iter().map(|o| signin::lock_key(o.id)).collect();
     let locked: std::collections::HashSet<String> = app
         .store
         .sign_in_failures(&keys)
@@ -366,7 +368,7 @@ pub(crate) async fn list_officers<S: Store>(
     Ok(Json(
         officers
             .iter()
-            .map(|o| StaffView::of(o, locked.contains(&signin::user_key(&o.username))))
+            .map(|o| StaffView::of(o, locked.contains(&signin::lock_key(o.id))))
             .collect(),
     ))
 }

@@ -229,7 +229,7 @@ pub(crate) async fn reset_second_factor<S: Store>(
     Ok(Json(StaffView::of(&account(&app, id).await?, false)))
 }
 
-/// Lifts the lock that repeated failed sign-ins put on an account (admins); the owner still sees
+/// Lifts the lock that repeated wrong second-factor codes put on an account (admins); the owner still sees
 /// the failures at the next sign-in. Audited.
 #[utoipa::path(post, path = "/officers/{id}/unlock", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
@@ -244,11 +244,7 @@ pub(crate) async fn unlock_account<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<StaffView>, ApiError> {
     let target = account(&app, id).await?;
-    if !app
-        .store()
-        .unlock_sign_in(&signin::user_key(&target.username))
-        .await?
-    {
+    if !app.store().unlock_sign_in(&signin::lock_key(target.id)).await? {
         return Err(ApiError::Refused(format!("{} is not locked", target.username)));
     }
     app.audit(
