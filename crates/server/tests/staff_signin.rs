@@ -292,15 +292,30 @@ async fn an_admin_resets_a_second_factor_and_its_owner_enrols_again(app: &TestAp
     let other = app.second_officer().await.token.clone();
     let (st, _) = app.call("DELETE", &path, Some(&other), None).await;
     assert_eq!(st, 403);
-    app.ok("DELETE", &path, Some(&admin), None).await;
-    // Its sessions ended; the password alone signs in, to enrol again and nothing else.
+    let reset = app.ok("DELETE", &path, Some(&admin), None).await;
+    let one_time = reset["one_time_password"].as_str().unwrap().to_owned();
+    assert_eq!(reset["officer"]["second_factor"], false, "{reset}");
+    // Its sessions ended.
     let (st, _) = app
         .call("GET", "/api/v1/admin/me", Some(&officer.token), None)
         .await;
     assert_eq!(st, 401);
-    let (st, _, v) = attempt(
+    // The old password went with the factor: whoever noted it with the lost phone cannot enrol
+    // first.
+    let (st, _, p) = attempt(
         app,
         json!({"username": officer.username, "password": officer.password}),
+    )
+    .await;
+    assert_eq!(st, 401, "{p}");
+    // The one-time password the admin handed over signs in once replaced, to enrol again and
+    // nothing else.
+    let (st, _, p) = attempt(app, json!({"username": officer.username, "password": one_time})).await;
+    assert_eq!(st, 403, "{p}");
+    officer.password = "quartz meadow lantern pivot".into();
+    let (st, _, v) = attempt(
+        app,
+        json!({"username": officer.username, "password": one_time, "new_password": officer.password}),
     )
     .await;
     assert_eq!((st, v["second_factor"].as_str()), (201, Some("enrol")), "{v}");

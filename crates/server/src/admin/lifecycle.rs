@@ -196,19 +196,22 @@ pub(crate) async fn reset_password<S: Store>(
 }
 
 /// Resets an account's second factor (admins): the TOTP secret and the recovery codes are gone,
-/// every session ends, and the next sign-in (with the password) enrols a new one. Audited.
+/// and so is the password: a new one-time password, shown once, to be replaced at the next
+/// sign-in, where the owner enrols a new factor. Whoever held the old password (written down
+/// with the lost phone) cannot enrol first. Every session ends. Audited.
 #[utoipa::path(delete, path = "/officers/{id}/second-factor", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
-    (status = 200, description = "reset; the owner enrols again at the next sign-in", body = StaffView),
+    (status = 200, description = "reset; the new one-time password, shown once; the owner replaces it and enrols again at the next sign-in", body = PasswordReset),
     (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "it has no second factor", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many passwords are being hashed at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn reset_second_factor<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Path(id): Path<i64>,
-) -> Result<Json<StaffView>, ApiError> {
+) -> Result<Json<PasswordReset>, ApiError> {
     let target = account(&app, id).await?;
     if !target.second_factor {
         return Err(ApiError::Refused(format!(
@@ -216,17 +219,27 @@ pub(crate) async fn reset_second_factor<S: Store>(
             target.username
         )));
     }
+    let password = one_time_password()?;
+    let hash = app.passwords.hash(password.clone()).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
         "second-factor-reset",
         None,
-        format!("{}: must enrol again", target.username),
+        format!(
+            "{}: must enrol again, with a new one-time password",
+            target.username
+        ),
     )
     .await?;
     app.store().reset_second_factor(target.id).await?;
-    end_sessions_of(&app, target.id).await?;
-    Ok(Json(StaffView::of(&account(&app, id).await?, false)))
+    app.store().set_officer_password(target.id, &hash, true).await?;
+    let sessions_ended = end_sessions_of(&app, target.id).await?;
+    Ok(Json(PasswordReset {
+        officer: StaffView::of(&account(&app, id).await?, false),
+        one_time_password: password,
+        sessions_ended,
+    }))
 }
 
 /// Lifts the lock that repeated wrong second-factor codes put on an account (admins); the owner still sees
