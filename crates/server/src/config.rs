@@ -60,6 +60,8 @@ password_checks_at_once = 0
 password_queue_ms = 1000
 # Reverse proxies (addresses or networks) whose Forwarded / X-Forwarded-For headers name the
 # client; from any other peer those headers are ignored, so a client cannot choose its address.
+# Behind a proxy left out here, every client has the proxy's address (one set of sign-in delays
+# and code limits for all); the server warns once when such headers come from another peer.
 # trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
 trusted_proxies = []
 # The one header those proxies write the client into: "x-forwarded-for" (nginx's
