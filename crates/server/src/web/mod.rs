@@ -320,9 +320,11 @@ pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
         let back = urlencoding::encode(&ctx.here).into_owned();
         return Redirect::to(&format!("/console/enrol?next={back}")).into_response();
     }
+    // A session signed in without the second factor of an account that has one: sign in again.
+    let again = matches!(&e, ApiError::Forbidden(m) if m == crate::auth::NEEDS_SECOND_FACTOR);
     let resp = e.into_response();
     let status = resp.status();
-    if status == StatusCode::UNAUTHORIZED {
+    if status == StatusCode::UNAUTHORIZED || again {
         let back = urlencoding::encode(&ctx.here).into_owned();
         return Redirect::to(&format!("{signin}?next={back}")).into_response();
     }
