@@ -224,6 +224,23 @@ impl InFlight {
     }
 }
 
+/// The refusal of an attempt within a delay.
+fn too_many(wait: u64) -> ApiError {
+    ApiError::RateLimited(
+        format!("too many failed sign-ins; wait {wait} s before the next try"),
+        wait,
+    )
+}
+
+/// Refuses, from memory, a sign-in within a delay this node has found in the store: a flood
+/// within a delay reads nothing, not even the account.
+pub fn remembered_delay<S: Store>(app: &App<S>, user: &str, client: &str) -> Result<(), ApiError> {
+    match app.sign_ins.waiting(&[user, client]) {
+        Some(wait) => Err(too_many(wait)),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a sign-in that must wait or is locked, before any hashing: 403 for a locked
 /// account (`lock`, the [`lock_key`] of the account the name belongs to, if any), 429 with
 /// Retry-After for a username (or a client) within its delay.
@@ -233,15 +250,7 @@ pub async fn gate<S: Store>(
     client: &str,
     lock: Option<&str>,
 ) -> Result<(), ApiError> {
-    let too_many = |wait: u64| {
-        ApiError::RateLimited(
-            format!("too many failed sign-ins; wait {wait} s before the next try"),
-            wait,
-        )
-    };
-    if let Some(wait) = app.sign_ins.waiting(&[user, client]) {
-        return Err(too_many(wait));
-    }
+    remembered_delay(app, user, client)?;
     let mut keys = vec![user.to_owned(), client.to_owned()];
     keys.extend(lock.map(str::to_owned));
     let rows = app.store().sign_in_failures(&keys).await?;

@@ -95,6 +95,7 @@ pub(crate) async fn sign_in<S: Store>(
     let user = signin::user_key(&req.username);
     let from = signin::client_key(client);
     let _place = app.sign_ins.enter(&user, &from)?;
+    signin::remembered_delay(&app, &user, &from)?;
     let officer = app.store.officer_by_username(req.username.trim()).await?;
     let lock = officer.as_ref().map(|o| signin::lock_key(o.id));
     signin::gate(&app, &user, &from, lock.as_deref()).await?;
