@@ -14,8 +14,10 @@
 // applies one exposure and dismisses the other; the first resident's page turns yellow with the
 // reason; the language switch works; then risk areas, appeals, a two-officer override, venues
 // and devices, printed codes, posters, the audit log, and a scan from a (fake) camera. Every page is checked with axe-core (no serious or critical violation)
-// and must raise no content-security-policy violation or script error.
+// and must raise no content-security-policy violation or script error. Each staff member's first
+// sign-in replaces the issued password and enrols an authenticator app (TOTP).
 import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -128,14 +130,43 @@ function qrVideo (text, path) {
   assert.ok(side <= h, 'the code fits in the frame')
 }
 
-/** An account's first sign-in: the issued password is refused until a new one is chosen. */
-async function firstSignIn (page, account, newPassword, landing) {
+/** The six-digit TOTP code (RFC 6238, SHA-1, 30 s) an authenticator app shows for a base32 key. */
+function totp (base32, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const ch of base32.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0')
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)))
+  const counter = Buffer.alloc(8)
+  counter.writeBigInt64BE(BigInt(Math.floor(at / 30000)))
+  const d = createHmac('sha1', key).update(counter).digest()
+  const o = d[19] & 15
+  const n = ((d[o] & 0x7f) << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]
+  return String(n % 1000000).padStart(6, '0')
+}
+
+/**
+ * An account's first sign-in: the issued password is refused until a new one is chosen; then the
+ * second factor is enrolled (the app's key read off the page, its code computed here as a phone
+ * would), and the recovery codes are shown once before going on.
+ */
+async function firstSignIn (page, account, newPassword, landing, name) {
   await page.fill('#username', account.username)
   await page.fill('#password', account.one_time_password)
   await page.click('#staff-signin button[type=submit]')
   await page.waitForSelector('#new-password-box:not([hidden])')
   await page.fill('#new_password', newPassword)
-  await Promise.all([page.waitForURL(BASE + landing), page.click('#staff-signin button[type=submit]')])
+  await Promise.all([page.waitForURL(/\/console\/enrol/), page.click('#staff-signin button[type=submit]')])
+  await page.click('#enrol-start')
+  await page.waitForSelector('#enrol-secret:not([hidden])')
+  assert.ok(await page.locator('#enrol-qr svg').count() === 1, 'no QR code to scan')
+  const key = (await page.textContent('#enrol-text')).trim()
+  if (name) await record(page, `${name}-scan`)
+  await page.fill('#enrol-code', totp(key))
+  await page.click('#enrol-confirm button[type=submit]')
+  await page.waitForSelector('#enrol-done:not([hidden])')
+  assert.equal(await page.locator('#enrol-recovery li').count(), 10, 'ten recovery codes')
+  if (name) await record(page, `${name}-recovery`)
+  await Promise.all([page.waitForURL(BASE + landing), page.click('#enrol-continue')])
 }
 
 async function visit (page, path, name) {
@@ -298,7 +329,7 @@ try {
   const o = await watched(ctxO, 'officer')
   await o.goto(BASE + '/console')
   await o.waitForURL(/\/console\/signin/)
-  await firstSignIn(o, officer, 'a long new password 1', '/console')
+  await firstSignIn(o, officer, 'a long new password 1', '/console', 'console-enrol')
 
   // At the service counter the officer registers a resident the registry knows, with the ID card
   // in hand and the code the resident reads out from the phone; the resident then signs in with
@@ -499,6 +530,15 @@ try {
   await library.locator('form button[type=submit]').click()
   await library.locator('[data-test=device-key] dd:has-text("hcd_")').waitFor()
   await record(d, 'console-venues-admin')
+
+  // The admin's accounts page: every account with its second factor; the officer's sessions
+  // are listed and can be ended; the admin's own account page lists its session.
+  step('an admin sees the staff accounts and their sessions')
+  await visit(d, '/console/accounts', 'console-accounts')
+  const officerRow = d.locator(`[data-test="account-${officer.username}"]`)
+  assert.equal(await officerRow.getAttribute('data-second-factor'), 'true')
+  await visit(d, '/console/account', 'console-account')
+  assert.equal(await d.locator('[data-test=sessions] li').count(), 1)
 
   // The auditor's log, with the chain verified.
   step("the auditor's log")

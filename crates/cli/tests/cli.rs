@@ -534,6 +534,12 @@ fn admin_create_prints_a_one_time_password_once_per_name() {
     assert!(line.contains("--role"), "{line}");
     let line = fails(&["admin", "create", "--username", "a b", "--data-dir", d], 2);
     assert!(line.contains("username"), "{line}");
+    // Unlock, for a locked-out last admin: an account that is not locked says so; an unknown
+    // name is refused.
+    let out = ok(&["admin", "unlock", "root", "--data-dir", d]);
+    assert!(out.contains("was not locked"), "{out}");
+    let line = fails(&["admin", "unlock", "nobody", "--data-dir", d], 2);
+    assert!(line.contains("no staff account"), "{line}");
     // The password is not stored in clear anywhere in the directory.
     for entry in std::fs::read_dir(&data).unwrap() {
         let path = entry.unwrap().path();

@@ -151,6 +151,21 @@ impl Vault {
             .map_err(|e| ApiError::internal("cannot seal holder data", e))
     }
 
+    /// Seals a staff member's secret (a TOTP key) under the data keys, bound to `aad` (whose
+    /// it is), so that the store never holds it in clear.
+    pub fn seal_secret(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>, ApiError> {
+        self.crypto
+            .seal(aad, secret)
+            .map_err(|e| ApiError::internal("cannot seal a secret", e))
+    }
+
+    /// Opens a secret [`Vault::seal_secret`] sealed with the same `aad`.
+    pub fn open_secret(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+        self.crypto
+            .open(aad, sealed)
+            .map_err(|e| ApiError::internal("cannot open a sealed secret", e))
+    }
+
     /// The lookup hash of a value (phone, identity number): finds a row, reveals nothing.
     pub fn lookup_hash(&self, domain: &str, value: &str) -> [u8; 32] {
         self.crypto.keyed_hash(domain, value)

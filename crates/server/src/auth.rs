@@ -60,11 +60,20 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 /// `wait` is refused with 503 and Retry-After before any hashing is done, and one whose client
 /// has gone while it waited never starts. A started hash runs to its end (tens of milliseconds)
 /// holding its place.
+///
+/// The hashes run on `at_once` threads of their own, not on the runtime's blocking pool: the
+/// allocator keeps the freed 19 MiB in the arena of the thread that used it, so hashes spread
+/// over many pool threads would keep many such blocks for good (a flood grew the server by
+/// 300 MB that way); on a few threads of its own the memory stays a few blocks.
 #[derive(Debug)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     wait: StdDuration,
+    jobs: std::sync::mpsc::SyncSender<HashJob>,
 }
+
+/// A hash to compute on one of the hasher's threads.
+type HashJob = Box<dyn FnOnce() + Send + 'static>;
 
 impl Default for PasswordHasher {
     /// Half the cores, waiting at most a second: for the command line and the demo.
@@ -79,9 +88,39 @@ impl PasswordHasher {
     pub fn new(at_once: usize, wait: StdDuration) -> PasswordHasher {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let at_once = if at_once == 0 { (cores / 2).max(1) } else { at_once };
+        // A job is sent only by a holder of a permit, so the queue never holds more than this.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<HashJob>(at_once);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..at_once {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job; the threads end
+                        // when the hasher (the only sender) is dropped.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A job that panicked drops its permit and its answer (the caller
+                            // gets a 500); the thread stays for the next.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
         PasswordHasher {
             permits: Arc::new(Semaphore::new(at_once)),
             wait,
+            jobs,
         }
     }
 
@@ -92,12 +131,16 @@ impl PasswordHasher {
                 ApiError::Unavailable("too many sign-ins are being checked; retry shortly".into(), 1)
             })?
             .map_err(|e| ApiError::internal("the password checks are closed", e))?;
-        tokio::task::spawn_blocking(move || {
-            let _held = permit;
-            work()
-        })
-        .await
-        .map_err(|e| ApiError::internal("password hashing stopped", e))
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send(Box::new(move || {
+                let _held = permit;
+                let _ = done.send(work());
+            }))
+            .map_err(|e| ApiError::internal("the password checks are closed", e.to_string()))?;
+        result
+            .await
+            .map_err(|e| ApiError::internal("password hashing stopped", e))
     }
 
     /// Hashes a new password.
@@ -423,12 +466,31 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for HolderAuth {
     }
 }
 
+/// The refusal for a session whose account must still enrol a second factor.
+pub const MUST_ENROL: &str = "enrol a second factor first: POST /api/v1/admin/me/second-factor";
+
+/// The refusal for a session signed in without the second factor of an account that has one.
+pub const NEEDS_SECOND_FACTOR: &str =
+    "this session was signed in without the second factor; sign in again with a code from the app";
+
 /// Which roles an officer endpoint admits.
 pub trait Roles: Send + Sync + 'static {
     /// The admitted roles.
     const ALLOWED: &'static [Role];
     /// Said in a refusal.
     const NAME: &'static str;
+    /// Whether an account that must still enrol a second factor may call it (only the
+    /// enrolment itself, and who am I).
+    const BEFORE_SECOND_FACTOR: bool = false;
+}
+
+/// Any signed-in staff member, also one who must still enrol a second factor: enrolment.
+#[derive(Debug)]
+pub struct Enrolling;
+impl Roles for Enrolling {
+    const ALLOWED: &'static [Role] = &[Role::Officer, Role::Admin, Role::Auditor];
+    const NAME: &'static str = "a staff member";
+    const BEFORE_SECOND_FACTOR: bool = true;
 }
 
 /// Officers and admins: cases, tests, overrides, appeals.
@@ -523,8 +585,34 @@ impl<S: Store, R: Roles> FromRequestParts<Arc<App<S>>> for Staff<R> {
             .officer(id)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        if officer.disabled_at.is_some() {
+            end_session(app, &token_hash).await?;
+            return Err(ApiError::Unauthorized("this account is disabled".into()));
+        }
+        let t = now();
+        let Some(second_factor_given) = app
+            .store
+            .touch_session(&token_hash, t, t - app.staff.idle())
+            .await?
+        else {
+            end_session(app, &token_hash).await?;
+            return Err(ApiError::Unauthorized(format!(
+                "the session ended after {} minutes without use; sign in again",
+                app.staff.session_idle_seconds.div_ceil(60)
+            )));
+        };
         if officer.must_change_password {
             return Err(ApiError::Forbidden("the password must be changed first".into()));
+        }
+        // What counts is this session: one signed in with the password alone stays limited to
+        // enrolment even after the account enrols in another session.
+        if !R::BEFORE_SECOND_FACTOR && !second_factor_given {
+            if officer.second_factor {
+                return Err(ApiError::Forbidden(NEEDS_SECOND_FACTOR.into()));
+            }
+            if app.staff.second_factor == crate::signin::SecondFactorRule::Required {
+                return Err(ApiError::Forbidden(MUST_ENROL.into()));
+            }
         }
         if !R::ALLOWED.contains(&officer.role) {
             return Err(ApiError::Forbidden(format!(
@@ -576,6 +664,37 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for DeviceAuth {
         app.auth.put_device(hash, d.clone());
         Ok(DeviceAuth(d))
     }
+}
+
+/// Ends a session, on this node at once.
+pub async fn end_session<S: Store>(app: &App<S>, token_hash: &[u8; 32]) -> Result<(), ApiError> {
+    app.auth.forget_session(token_hash);
+    app.store.revoke_session(token_hash).await?;
+    Ok(())
+}
+
+/// Starts a staff session for an officer, remembering the client it came from and whether the
+/// second factor was given; returns its token (shown once) and when it ends at the latest.
+pub async fn start_staff_session<S: Store>(
+    app: &App<S>,
+    id: OfficerId,
+    client: &str,
+    second_factor: bool,
+) -> Result<(String, OffsetDateTime), ApiError> {
+    let token = new_secret(SESSION_PREFIX)?;
+    let t = now();
+    let expires_at = t + app.settings.officer_session;
+    app.store
+        .insert_staff_session(
+            &secret_hash(&token),
+            id,
+            t,
+            expires_at,
+            Some(client),
+            second_factor,
+        )
+        .await?;
+    Ok((token, expires_at))
 }
 
 /// Starts a session for a principal; returns its token (shown once) and expiry.

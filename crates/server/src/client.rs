@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{HeaderMap, request::Parts};
@@ -55,13 +56,37 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .ok_or_else(|| ApiError::fault("no peer address on the connection"))?;
+        let trusted = &app.settings.trusted_proxies;
+        if forwarded_by_untrusted(peer, &parts.headers, trusted)
+            && !WARNED_UNTRUSTED_FORWARDING.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                peer = %peer.to_canonical(),
+                "a request carries X-Forwarded-For or Forwarded from a peer that is not in \
+                 trusted_proxies; the header is ignored and the peer is taken as the client. Behind a \
+                 reverse proxy, set trusted_proxies, or every client shares the proxy's address (one \
+                 set of sign-in delays and code limits for all). Said once."
+            );
+        }
         Ok(ClientAddr(client_of(
             peer,
             &parts.headers,
-            &app.settings.trusted_proxies,
+            trusted,
             app.settings.forwarded_header,
         )))
     }
+}
+
+/// Whether the warning about forwarding headers from an untrusted peer was given (once a
+/// process).
+static WARNED_UNTRUSTED_FORWARDING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a request from `peer` carries a forwarding header that is ignored because `peer` is
+/// not a trusted proxy: the sign of a proxy in front that `trusted_proxies` does not name.
+pub fn forwarded_by_untrusted(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+    let peer = peer.to_canonical();
+    !trusted.iter().any(|n| n.contains(&peer))
+        && (headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded"))
 }
 
 /// The client behind `peer`, by the forwarding header when `peer` is trusted. Addresses are
@@ -157,6 +182,20 @@ mod tests {
 
     const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
     const FWD: ForwardedHeader = ForwardedHeader::Forwarded;
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_noticed() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert!(forwarded_by_untrusted(ip("192.0.2.7"), &h, &trusted));
+        assert!(forwarded_by_untrusted(
+            ip("192.0.2.7"),
+            &headers(&[("forwarded", "for=1.2.3.4")]),
+            &[]
+        ));
+        assert!(!forwarded_by_untrusted(ip("10.0.0.2"), &h, &trusted));
+        assert!(!forwarded_by_untrusted(ip("192.0.2.7"), &HeaderMap::new(), &[]));
+    }
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_writes() {

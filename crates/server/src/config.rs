@@ -74,6 +74,8 @@ password_checks_at_once = 0
 password_queue_ms = 1000
 # Reverse proxies (addresses or networks) whose Forwarded / X-Forwarded-For headers name the
 # client; from any other peer those headers are ignored, so a client cannot choose its address.
+# Behind a proxy left out here, every client has the proxy's address (one set of sign-in delays
+# and code limits for all); the server warns once when such headers come from another peer.
 # trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
 trusted_proxies = []
 # The one header those proxies write the client into: "x-forwarded-for" (nginx's
@@ -122,6 +124,30 @@ kind = "none"
 # Time-outs of a request to the registry; past them the answer is "unknown" (503, retry later).
 connect_timeout_ms = 2000
 timeout_ms = 5000
+
+# How staff (officers, admins, auditors) sign in.
+[staff]
+# "required": every staff account enrols a TOTP authenticator app (RFC 6238) at its first
+#             sign-in and can do nothing else before it has; "optional": staff may enrol, and an
+#             account that has enrolled must use it.
+second_factor = "required"
+# Failed sign-ins are counted per username (existing or not) and per client address, in the
+# store, so a restart or another node does not forget them. After delay_after_failures in a row
+# for a username (client_delay_after_failures for an address), each attempt must wait: first
+# first_delay_ms, doubling with each failure up to max_delay_ms (at most 900000; answered 429
+# with Retry-After, before any password hashing). Wrong passwords never lock an account, so that
+# nobody can lock anyone out without the password; an account is locked, until an admin unlocks
+# it (or `healthcode admin unlock`), after lock_after_code_failures wrong second-factor codes in
+# a row each sent with the right password (0: never). A streak is forgotten after
+# forget_failures_after_hours.
+lock_after_code_failures = 10
+delay_after_failures = 3
+client_delay_after_failures = 20
+first_delay_ms = 1000
+max_delay_ms = 60000
+forget_failures_after_hours = 24
+# A staff session unused this long ends (it ends officer_session_hours after it began anyway).
+session_idle_seconds = 1800
 "#;
 
 /// The server's configuration.
@@ -192,6 +218,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// SMS gateway.
     pub sms: crate::sms::SmsConfig,
+    /// Staff sign-in: delays, locks, the second factor, idle sessions.
+    #[serde(default)]
+    pub staff: crate::signin::StaffConfig,
     /// Real-name registry.
     #[serde(default)]
     pub identity: crate::identity::IdentityConfig,
@@ -273,6 +302,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             sms: crate::sms::SmsConfig::default(),
             identity: crate::identity::IdentityConfig::default(),
+            staff: crate::signin::StaffConfig::default(),
         }
     }
 }
@@ -407,6 +437,9 @@ impl Config {
         }
         crate::sms::check(&self.sms).map_err(|e| ConfigError(format!("sms: {e}")))?;
         crate::identity::check(&self.identity).map_err(|e| ConfigError(format!("identity: {e}")))?;
+        self.staff
+            .check()
+            .map_err(|e| ConfigError(format!("staff: {e}")))?;
         Ok(())
     }
 }
@@ -444,6 +477,7 @@ mod tests {
         assert_eq!(from_sample.storage.synchronous, d.storage.synchronous);
         assert_eq!(from_sample.storage.min_free_mb, d.storage.min_free_mb);
         assert_eq!(from_sample.identity, d.identity);
+        assert_eq!(from_sample.staff, d.staff);
     }
 
     #[test]

@@ -37,8 +37,10 @@ pub mod ops;
 pub mod problem;
 pub mod router;
 pub mod scans;
+pub mod signin;
 pub mod sms;
 pub mod status;
+pub mod totp;
 pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
@@ -88,6 +90,8 @@ pub struct App<S> {
     otp_guesses_by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     sms_budget: sms::SmsBudget,
     passwords: auth::PasswordHasher,
+    staff: signin::StaffConfig,
+    sign_ins: signin::InFlight,
     committer: commit::Committer,
     metrics: Arc<metrics::Metrics>,
 }
@@ -228,18 +232,26 @@ impl<S: Store> App<S> {
                 config.password_checks_at_once,
                 std::time::Duration::from_millis(config.password_queue_ms),
             ),
+            staff: config.staff.clone(),
+            sign_ins: signin::InFlight::default(),
             committer,
             metrics: Arc::new(metrics::Metrics::default()),
         });
         tokio::spawn(commit::run(store, receiver));
         tokio::spawn(ops::retention_task(Arc::downgrade(&app), app.settings.retention));
         tokio::spawn(holders::forget_quiet_addresses(Arc::downgrade(&app)));
+        tokio::spawn(signin::forget_old_failures(Arc::downgrade(&app)));
         Ok(app)
     }
 
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// How staff sign in: delays, locks, the second factor, idle sessions.
+    pub fn staff(&self) -> &signin::StaffConfig {
+        &self.staff
     }
 
     /// The personal-data vault.

@@ -51,10 +51,13 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_through_after() {
-    // One check at a time, none waiting: every sign-in that overlaps another is refused.
+    // One check at a time, none waiting: every sign-in that overlaps another is refused. The
+    // flood comes from many clients (through a trusted proxy) for many names, so that neither
+    // the per-client nor the per-name limit refuses it first.
     let config = Config {
         password_checks_at_once: 1,
         password_queue_ms: 0,
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
         ..Config::default()
     };
     let r = start(config, "officer-li").await;
@@ -66,7 +69,8 @@ async fn a_flood_of_bogus_sign_ins_is_shed_before_hashing_and_a_real_one_gets_th
         flood.push(tokio::spawn(async move {
             let resp = c
                 .post(&url)
-                .json(&json!({"username": "officer-li", "password": format!("guess-{i}")}))
+                .header("x-forwarded-for", format!("198.51.100.{i}"))
+                .json(&json!({"username": format!("officer-{i}"), "password": format!("guess-{i}")}))
                 .send()
                 .await
                 .unwrap();

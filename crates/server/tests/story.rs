@@ -166,7 +166,10 @@ async fn a_holder_sees_who_read_their_data(app: &TestApp) {
         .filter(|e| e["action"] == "read-personal-data")
         .collect();
     assert_eq!(reads.len(), 1, "{log}");
-    assert!(reads[0]["actor"].as_str().unwrap().contains("officer-a"));
+    // The role and a stable staff id; never the officer's username.
+    assert_eq!(reads[0]["actor"], format!("staff:{}", officer.id), "{log}");
+    assert_eq!(reads[0]["role"], "officer");
+    assert!(!log.to_string().contains(&officer.username), "{log}");
     assert_eq!(
         reads[0]["purpose"],
         format!("case investigation (case {case_id})")

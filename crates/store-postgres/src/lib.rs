@@ -20,6 +20,7 @@ use crate::rows::{db, pool_err};
 mod audit;
 mod cases;
 mod checkins;
+mod credentials;
 mod health;
 mod holders;
 mod rows;
@@ -40,12 +41,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0004_device_revocation.sql"),
     ),
     (
+        "0005_staff_credentials",
+        include_str!("../migrations/0005_staff_credentials.sql"),
+    ),
+    (
         "0007_write_probe",
         include_str!("../migrations/0007_write_probe.sql"),
     ),
     (
         "0008_otp_challenge",
         include_str!("../migrations/0008_otp_challenge.sql"),
+    ),
+    (
+        "0009_session_second_factor",
+        include_str!("../migrations/0009_session_second_factor.sql"),
     ),
 ];
 

@@ -175,6 +175,8 @@ impl StaffStore for PgStore {
             password_hash: password_hash.to_owned(),
             must_change_password,
             created_at: at,
+            disabled_at: None,
+            second_factor: false,
         })
     }
 

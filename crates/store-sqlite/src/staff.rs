@@ -118,6 +118,8 @@ impl StaffStore for SqliteStore {
                 password_hash: password_hash.to_owned(),
                 must_change_password,
                 created_at: at,
+                disabled_at: None,
+                second_factor: false,
             })
         })
     }

@@ -1,5 +1,5 @@
 //! The storage seam: [`Store`], the traits every backend implements (holders and sessions,
-//! check-ins, cases and exposures, staff and devices, audit), implemented by
+//! check-ins, cases and exposures, staff and devices, audit, staff credentials, health), implemented by
 //! `healthcode-store-sqlite` (the embedded default) and `healthcode-store-postgres` (scale-out),
 //! both held to the same [`conformance`] suite. Backends read and write rows; the decisions taken
 //! in a transaction ([`rules`]), reading rows and stored names back ([`rows`]), sealing personal
@@ -9,6 +9,7 @@ pub mod audit;
 mod cases;
 mod checkins;
 pub mod conformance;
+pub mod credentials;
 pub mod crypto;
 mod health;
 mod holders;
@@ -22,6 +23,7 @@ pub use cases::{
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
 };
 pub use checkins::CheckinStore;
+pub use credentials::{AccountChange, CredentialStore, SecondFactor, SignInFailures, StaffSession};
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
 pub use health::HealthStore;
 pub use holders::{
@@ -69,7 +71,9 @@ impl StoreError {
 /// The store traits at once, for code that calls a concrete store's methods
 /// (`use healthcode_store::prelude::*;`); code generic over `S: Store` needs none of them.
 pub mod prelude {
-    pub use crate::{AuditStore, CaseStore, CheckinStore, HealthStore, HolderStore, StaffStore, Store};
+    pub use crate::{
+        AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, StaffStore, Store,
+    };
 }
 
 /// Result of a store call.
@@ -78,6 +82,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage of everything the system knows, as one bound: every store implements the six
 /// traits, and anything that does is a `Store`. Implementations must be safe to share between
 /// tasks; every method is one transaction.
-pub trait Store: HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + HealthStore {}
+pub trait Store:
+    HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+{
+}
 
-impl<T: HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + HealthStore> Store for T {}
+impl<T> Store for T where
+    T: HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+{
+}

@@ -211,7 +211,8 @@ pub fn session_row(r: &dyn Columns) -> StoreResult<Session> {
 }
 
 /// The columns [`officer_row`] reads.
-pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at";
+pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at, \
+     disabled_at, totp_secret IS NOT NULL";
 
 /// An officer account, from [`OFFICER_COLS`]; an unknown role is [`StoreError::Corrupt`], never
 /// some other role.
@@ -224,6 +225,8 @@ pub fn officer_row(r: &dyn Columns) -> StoreResult<Officer> {
         password_hash: r.text(3)?.to_owned(),
         must_change_password: r.boolean(4)?,
         created_at: r.time(5)?,
+        disabled_at: r.opt_time(6)?,
+        second_factor: r.boolean(7)?,
     })
 }
 

@@ -98,6 +98,10 @@ pub struct Officer {
     pub must_change_password: bool,
     /// When created.
     pub created_at: OffsetDateTime,
+    /// When an admin disabled the account; a disabled account cannot sign in.
+    pub disabled_at: Option<OffsetDateTime>,
+    /// Whether a second factor (TOTP) is enrolled.
+    pub second_factor: bool,
 }
 
 impl std::fmt::Debug for Officer {
@@ -106,6 +110,8 @@ impl std::fmt::Debug for Officer {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("disabled_at", &self.disabled_at)
+            .field("second_factor", &self.second_factor)
             .finish_non_exhaustive()
     }
 }

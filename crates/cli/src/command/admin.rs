@@ -1,4 +1,5 @@
-//! `healthcode admin create`: a staff account with a one-time password.
+//! `healthcode admin create`: a staff account with a one-time password; `healthcode admin
+//! unlock`: lifts an account's lock when no admin can sign in to do it.
 
 use anyhow::anyhow;
 use clap::Args;
@@ -11,6 +12,18 @@ use crate::Failure;
 pub enum AdminCommand {
     /// Create a staff account and print its one-time password (the first sign-in replaces it).
     Create(CreateArgs),
+    /// Lift the lock that repeated wrong second-factor codes put on an account (audited), for
+    /// when no admin can sign in to do it.
+    Unlock(UnlockArgs),
+}
+
+/// `healthcode admin unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Username.
+    username: String,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 /// `healthcode admin create`.
@@ -28,7 +41,27 @@ pub struct CreateArgs {
 
 impl AdminCommand {
     pub fn run(self) -> Result<(), Failure> {
-        let AdminCommand::Create(args) = self;
+        let args = match self {
+            AdminCommand::Create(args) => args,
+            AdminCommand::Unlock(args) => {
+                let config = args.config.load()?;
+                let unlocked = runtime()?
+                    .block_on(healthcode_server::ops::unlock_account_now(
+                        &config,
+                        &args.username,
+                    ))
+                    .map_err(anyhow::Error::new)?;
+                if unlocked {
+                    println!(
+                        "unlocked {}; its owner signs in with the password and a code",
+                        args.username
+                    );
+                } else {
+                    println!("{} was not locked", args.username);
+                }
+                return Ok(());
+            }
+        };
         let role = healthcode_server::auth::parse_role(&args.role)
             .ok_or_else(|| anyhow!("--role must be admin, officer or auditor, not {:?}", args.role))?;
         let config = args.config.load()?;
@@ -43,7 +76,12 @@ impl AdminCommand {
             "created {} ({}) with one-time password: {password}",
             args.username, args.role
         );
-        println!("sign in with POST /api/v1/admin/sessions and set a new password (new_password) at once.");
+        println!(
+            "sign in at /console (or POST /api/v1/admin/sessions with new_password) and set a new password at once;"
+        );
+        println!(
+            "then enrol an authenticator app (TOTP) as the second factor, unless [staff] second_factor = \"optional\"."
+        );
         Ok(())
     }
 }

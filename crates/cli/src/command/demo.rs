@@ -58,7 +58,8 @@ fn print_demo(dir: &std::path::Path, d: &DemoData) {
     println!("  {url}/metrics            Prometheus metrics");
     println!();
     println!("Staff (one-time passwords: the first sign-in, at /console or POST /api/v1/admin/sessions,");
-    println!("must set a new one):");
+    println!("sets a new one and enrols an authenticator app (TOTP) as the second factor; the console");
+    println!("shows the QR code to scan, then asks for the app's code at every sign-in):");
     for a in &d.accounts {
         println!("  {:<14} {:<8} {}", a.username, a.role, a.one_time_password);
     }

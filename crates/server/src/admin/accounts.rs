@@ -10,8 +10,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::{Admins, AnyStaff, PasswordHasher, Staff, one_time_password, start_session};
+use crate::auth::{
+    Admins, AnyStaff, Enrolling, PasswordHasher, Staff, one_time_password, start_staff_session,
+};
+use crate::client::ClientAddr;
 use crate::problem::{ApiError, Json, Problem};
+use crate::signin::{self, SecondFactorRule};
+
+use super::second_factor;
 
 use crate::{App, now};
 
@@ -23,10 +29,16 @@ pub struct StaffSignIn {
     pub username: String,
     /// Password.
     pub password: String,
-    /// Required when the password was issued by someone else (first sign-in): the new password,
-    /// at least 12 characters.
+    /// Required when the password was issued by someone else (first sign-in, or reset by an
+    /// admin): the new password, at least 12 characters and hard to guess.
     #[serde(default)]
     pub new_password: Option<String>,
+    /// The six digits the authenticator app shows, once the account has a second factor.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Instead of `code`, when the app is lost: one of the recovery codes (each works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 /// An officer's session.
@@ -36,39 +48,90 @@ pub struct StaffSession {
     pub token: String,
     /// The account's role.
     pub role: String,
-    /// When it ends.
+    /// When it ends at the latest (it ends sooner when unused for the configured idle time).
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// `enrolled`; `enrol` (this session can do nothing but enrol one: `POST /me/second-factor`);
+    /// or `none` (the configuration makes it optional and none is enrolled).
+    pub second_factor: String,
+    /// Failed sign-ins as this account since its last sign-in: if they were not you, tell an
+    /// admin.
+    pub failed_sign_ins: u32,
+    /// When the latest of them was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_failed_sign_in_at: Option<OffsetDateTime>,
+    /// After signing in with a recovery code: how many are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<u32>,
 }
 
+/// The hash that an unknown username's password is checked against, so that the answer takes as
+/// long as for a known one (argon2id with the parameters new hashes get).
+const NOBODY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$2Wc9Xp0b2cq3a7w6Vb8R1jYjM6j0rJ4o8m7cF8n5dHk";
+
 /// Signs an officer in. A one-time password (from `healthcode admin create` or an admin) must
-/// be replaced in the same request with `new_password`.
+/// be replaced in the same request with `new_password`. An account with a second factor sends
+/// `code` (or `recovery_code`) with every sign-in. Failed sign-ins are counted per username and
+/// per client: after a few, each attempt must wait (429, growing up to `max_delay_ms`). Repeated
+/// wrong second-factor codes sent with the right password lock the account until an admin
+/// unlocks it (403); wrong passwords never lock. An unknown username, a wrong password and a wrong or used
+/// code get the same answer.
 #[utoipa::path(post, path = "/sessions", tag = "officers", request_body = StaffSignIn, responses(
     (status = 201, description = "signed in", body = StaffSession),
-    (status = 401, description = "wrong username or password", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "the password must be changed: send new_password", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "wrong username, password or code", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the password must be changed (send new_password), the account is locked after repeated wrong second-factor codes, or disabled", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the new password is too easy to guess", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "too many failed sign-ins: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "too many sign-ins are being checked at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn sign_in<S: Store>(
     State(app): State<Arc<App<S>>>,
+    client: ClientAddr,
     headers: axum::http::HeaderMap,
     Json(req): Json<StaffSignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let wrong = || ApiError::Unauthorized("wrong username or password".into());
+    let wrong = || ApiError::Unauthorized("wrong username, password or code".into());
+    let user = signin::user_key(&req.username);
+    let from = signin::client_key(client);
+    let _place = app.sign_ins.enter(&user, &from)?;
+    signin::remembered_delay(&app, &user, &from)?;
     let officer = app.store.officer_by_username(req.username.trim()).await?;
+    let lock = officer.as_ref().map(|o| signin::lock_key(o.id));
+    signin::gate(&app, &user, &from, lock.as_deref()).await?;
     // Hash even for an unknown name, so that timing does not tell which names exist.
     let phc = officer
         .as_ref()
-        .map(|o| o.password_hash.clone())
-        .unwrap_or_else(|| {
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$2Wc9Xp0b2cq3a7w6Vb8R1jYjM6j0rJ4o8m7cF8n5dHk"
-                .into()
-        });
+        .map_or_else(|| NOBODY.to_owned(), |o| o.password_hash.clone());
     let ok = app.passwords.verify(req.password.clone(), phc).await?;
-    let officer = match officer {
-        Some(o) if ok => o,
-        _ => return Err(wrong()),
+    let (officer, given) = match officer {
+        Some(o) if ok => {
+            let given = if o.second_factor {
+                match second_factor::check(&app, &o, req.code.as_deref(), req.recovery_code.as_deref())
+                    .await?
+                {
+                    Some(g) => Some(g),
+                    None => {
+                        // The password was right: a strong sign it is known. These lock.
+                        signin::code_failed(&app, &user, &from, &o).await?;
+                        return Err(wrong());
+                    }
+                }
+            } else {
+                None
+            };
+            (o, given)
+        }
+        _ => {
+            signin::failed(&app, &user, &from).await?;
+            return Err(wrong());
+        }
     };
+    if officer.disabled_at.is_some() {
+        return Err(ApiError::Forbidden(
+            "this account is disabled; ask an admin".into(),
+        ));
+    }
     if officer.must_change_password {
         let Some(new) = req.new_password.as_deref() else {
             return Err(ApiError::Forbidden(
@@ -97,8 +160,17 @@ pub(crate) async fn sign_in<S: Store>(
         )
         .await?;
     }
+    let failures = app.store.sign_in_succeeded(&user).await?;
+    app.store.sign_in_succeeded(&signin::lock_key(officer.id)).await?;
     let (token, expires_at) =
-        start_session(&app, Principal::Officer(officer.id), app.settings.officer_session).await?;
+        start_staff_session(&app, officer.id, &client.0.to_string(), given.is_some()).await?;
+    let second_factor = if officer.second_factor {
+        "enrolled"
+    } else if app.staff().second_factor == SecondFactorRule::Required {
+        "enrol"
+    } else {
+        "none"
+    };
     Ok((
         StatusCode::CREATED,
         crate::auth::web_session(&headers, crate::auth::STAFF_COOKIE, &token, expires_at),
@@ -106,6 +178,13 @@ pub(crate) async fn sign_in<S: Store>(
             token,
             role: officer.role.as_str().into(),
             expires_at,
+            second_factor: second_factor.into(),
+            failed_sign_ins: failures.as_ref().map_or(0, |f| f.unseen),
+            last_failed_sign_in_at: failures.map(|f| f.last_failure_at),
+            recovery_codes_left: match given {
+                Some(second_factor::Given::Recovery(left)) => Some(left),
+                _ => None,
+            },
         }),
     ))
 }
@@ -119,21 +198,64 @@ pub struct StaffView {
     pub username: String,
     /// officer, admin or auditor.
     pub role: String,
+    /// Disabled by an admin: cannot sign in.
+    pub disabled: bool,
+    /// Has a second factor enrolled.
+    pub second_factor: bool,
+    /// Locked after repeated failed sign-ins, until an admin unlocks it.
+    pub locked: bool,
 }
 
-/// The signed-in account.
+impl StaffView {
+    /// How an account is shown.
+    pub fn of(o: &healthcode_store::Officer, locked: bool) -> StaffView {
+        StaffView {
+            id: o.id.0,
+            username: o.username.clone(),
+            role: o.role.as_str().into(),
+            disabled: o.disabled_at.is_some(),
+            second_factor: o.second_factor,
+            locked,
+        }
+    }
+}
+
+/// The signed-in account, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    /// The account.
+    #[serde(flatten)]
+    pub account: StaffView,
+    /// A second factor must be enrolled before anything else (`POST /me/second-factor`).
+    pub must_enrol: bool,
+    /// Recovery codes not yet used.
+    pub recovery_codes_left: u32,
+    /// When a recovery code was last used to sign in: if that was not you, tell an admin.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub recovery_code_last_used_at: Option<OffsetDateTime>,
+}
+
+/// The signed-in account (also before its second factor is enrolled).
 #[utoipa::path(get, path = "/me", tag = "officers", security(("officer" = [])), responses(
-    (status = 200, description = "who is signed in", body = StaffView),
+    (status = 200, description = "who is signed in", body = MeView),
+    (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn whoami<S: Store>(
-    State(_app): State<Arc<App<S>>>,
-    me: Staff<AnyStaff>,
-) -> Json<StaffView> {
-    Json(StaffView {
-        id: me.id.0,
-        username: me.username,
-        role: me.role.as_str().into(),
-    })
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Enrolling>,
+) -> Result<Json<MeView>, ApiError> {
+    let o = app
+        .store
+        .officer(me.id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
+    let sf = app.store.second_factor(me.id).await?;
+    Ok(Json(MeView {
+        must_enrol: !o.second_factor && app.staff().second_factor == SecondFactorRule::Required,
+        account: StaffView::of(&o, false),
+        recovery_codes_left: sf.as_ref().map_or(0, |f| f.recovery_left),
+        recovery_code_last_used_at: sf.and_then(|f| f.recovery_last_used),
+    }))
 }
 
 /// A new account.
@@ -187,14 +309,10 @@ pub async fn create_account<S: Store>(
             StoreError::Conflict(_) => ApiError::Conflict(format!("the username {username} is taken")),
             other => other.into(),
         })?;
-    Ok((
-        StaffView {
-            id: o.id.0,
-            username: o.username,
-            role: o.role.as_str().into(),
-        },
-        password,
-    ))
+    // Failures counted against the name before it existed (someone may have guessed at names
+    // an authority is likely to give) are not the new account's: it starts unlocked.
+    store.sign_in_succeeded(&signin::user_key(username)).await?;
+    Ok((StaffView::of(&o, false), password))
 }
 
 /// Creates a staff account (admins).
@@ -228,24 +346,30 @@ pub(crate) async fn create_officer<S: Store>(
     ))
 }
 
-/// Staff accounts (admins).
+/// Staff accounts (admins), with whether each is disabled, locked, and has a second factor.
 #[utoipa::path(get, path = "/officers", tag = "officers", security(("officer" = [])), responses(
     (status = 200, description = "accounts", body = Vec<StaffView>),
+    (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn list_officers<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Admins>,
 ) -> Result<Json<Vec<StaffView>>, ApiError> {
+    let officers = app.store.officers().await?;
+    let keys: Vec<String> = officers.iter().map(|o| signin::lock_key(o.id)).collect();
+    let locked: std::collections::HashSet<String> = app
+        .store
+        .sign_in_failures(&keys)
+        .await?
+        .into_iter()
+        .filter(|f| f.locked_at.is_some())
+        .map(|f| f.key)
+        .collect();
     Ok(Json(
-        app.store
-            .officers()
-            .await?
-            .into_iter()
-            .map(|o| StaffView {
-                id: o.id.0,
-                username: o.username,
-                role: o.role.as_str().into(),
-            })
+        officers
+            .iter()
+            .map(|o| StaffView::of(o, locked.contains(&signin::lock_key(o.id))))
             .collect(),
     ))
 }
@@ -319,4 +443,24 @@ pub(crate) async fn change_password<S: Store>(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use argon2::password_hash::PasswordHash;
+
+    /// The stand-in hash is read and checked like a real one, with the parameters new hashes
+    /// get: otherwise an unknown name would be answered sooner than a wrong password.
+    #[test]
+    fn the_stand_in_hash_costs_what_a_real_one_does() {
+        let stand_in = PasswordHash::new(super::NOBODY).unwrap();
+        let real_phc = crate::auth::hash_password("a long and unusual passphrase").unwrap();
+        let real = PasswordHash::new(&real_phc).unwrap();
+        assert_eq!(stand_in.algorithm, real.algorithm);
+        assert_eq!(stand_in.params, real.params);
+        assert_eq!(stand_in.hash.unwrap().len(), real.hash.unwrap().len());
+        assert!(!crate::auth::verify_password("anything", super::NOBODY));
+    }
 }

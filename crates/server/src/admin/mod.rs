@@ -1,7 +1,9 @@
 //! The officers' side under `/api/v1/admin`, one file an area: `accounts` (sign-in, staff
-//! accounts), `counter` (registration and phone changes at a service counter, the document
-//! seen), `venues` (venues, devices, risk areas), `records` (finding a holder, personal data
-//! with a purpose, printed codes, test results), `cases` (cases, tracing, exposure review),
+//! accounts), `second_factor` (TOTP enrolment and its check at sign-in), `lifecycle` (disable,
+//! roles, resets, unlock, sessions, device key rotation), `counter` (registration and phone
+//! changes at a service counter, the document seen), `venues` (venues, devices, risk areas),
+//! `records` (finding a holder, personal data with a purpose, printed codes, test results),
+//! `cases` (cases, tracing, exposure review),
 //! `overrides` (two-officer changes, appeals), `audit` (the log, its verification, purge). This
 //! file names the routes and the OpenAPI part. Every change and every read of personal data is
 //! audited.
@@ -10,14 +12,16 @@ mod accounts;
 mod audit;
 mod cases;
 mod counter;
+mod lifecycle;
 mod overrides;
 mod records;
+mod second_factor;
 mod venues;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use healthcode_domain::HolderId;
 use healthcode_store::Store;
 use time::OffsetDateTime;
@@ -31,8 +35,10 @@ pub use accounts::*;
 pub use audit::*;
 pub use cases::*;
 pub use counter::*;
+pub use lifecycle::*;
 pub use overrides::*;
 pub use records::*;
+pub use second_factor::*;
 pub use venues::*;
 
 /// The officer endpoints' part of the OpenAPI document.
@@ -44,6 +50,20 @@ pub use venues::*;
         change_password,
         create_officer,
         list_officers,
+        begin_enrolment,
+        confirm_enrolment,
+        disable_account,
+        enable_account,
+        change_role,
+        reset_password,
+        reset_second_factor,
+        unlock_account,
+        my_sessions,
+        end_my_session,
+        account_sessions,
+        end_account_session,
+        end_account_sessions,
+        rotate_device_key,
         create_venue,
         list_venues,
         create_device,
@@ -79,6 +99,14 @@ pub use venues::*;
         PasswordChange,
         NewOfficer,
         OfficerCreated,
+        MeView,
+        Enrolment,
+        EnrolmentCode,
+        RecoveryCodes,
+        RoleChange,
+        PasswordReset,
+        SessionView,
+        SessionsEnded,
         VenueRequest,
         VenueView,
         DeviceRequest,
@@ -121,6 +149,37 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/admin/sessions", post(sign_in::<S>))
         .route("/api/v1/admin/me", get(whoami::<S>))
         .route("/api/v1/admin/me/password", post(change_password::<S>))
+        .route("/api/v1/admin/me/second-factor", post(begin_enrolment::<S>))
+        .route(
+            "/api/v1/admin/me/second-factor/confirm",
+            post(confirm_enrolment::<S>),
+        )
+        .route("/api/v1/admin/me/sessions", get(my_sessions::<S>))
+        .route("/api/v1/admin/me/sessions/{session}", delete(end_my_session::<S>))
+        .route("/api/v1/admin/officers/{id}/disable", post(disable_account::<S>))
+        .route("/api/v1/admin/officers/{id}/enable", post(enable_account::<S>))
+        .route("/api/v1/admin/officers/{id}/role", put(change_role::<S>))
+        .route(
+            "/api/v1/admin/officers/{id}/password-reset",
+            post(reset_password::<S>),
+        )
+        .route(
+            "/api/v1/admin/officers/{id}/second-factor",
+            delete(reset_second_factor::<S>),
+        )
+        .route("/api/v1/admin/officers/{id}/unlock", post(unlock_account::<S>))
+        .route(
+            "/api/v1/admin/officers/{id}/sessions",
+            get(account_sessions::<S>).delete(end_account_sessions::<S>),
+        )
+        .route(
+            "/api/v1/admin/officers/{id}/sessions/{session}",
+            delete(end_account_session::<S>),
+        )
+        .route(
+            "/api/v1/admin/venues/{id}/devices/{device}/key",
+            post(rotate_device_key::<S>),
+        )
         .route(
             "/api/v1/admin/officers",
             post(create_officer::<S>).get(list_officers::<S>),

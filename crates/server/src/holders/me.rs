@@ -300,7 +300,7 @@ pub struct AccessEntry {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// Who (account).
+    /// Who: staff by a stable id (`staff:<id>`), never by username.
     pub actor: String,
     /// In which role.
     pub role: String,
@@ -325,12 +325,21 @@ pub(crate) async fn access_entries<S: Store>(
         .filter(|r| r.entry.actor != me || r.entry.action == super::PHONE_CHANGE)
         .map(|r| AccessEntry {
             at: r.entry.at,
-            actor: r.entry.actor,
+            actor: shown_actor(&r.entry.actor),
             role: r.entry.role,
             action: r.entry.action,
             purpose: r.entry.purpose,
         })
         .collect())
+}
+
+/// How the holder is shown who acted: staff by a stable id and never by username (a username
+/// names a person, and the holder needs only to tell accounts apart).
+fn shown_actor(actor: &str) -> String {
+    match actor.strip_prefix("officer:") {
+        Some(rest) => format!("staff:{}", rest.split(':').next().unwrap_or_default()),
+        None => actor.to_owned(),
+    }
 }
 
 /// Every read of this holder's personal data and every change to it by anyone else.

@@ -205,6 +205,44 @@ async fn account_with_audit<S: Store>(store: &S, username: &str, role: Role) -> 
     Ok(password)
 }
 
+struct UnlockAccount<'a> {
+    username: &'a str,
+}
+
+impl StoreWork for UnlockAccount<'_> {
+    type Output = bool;
+
+    async fn run<S: Store>(self, store: S) -> Result<bool, StartError> {
+        let officer = store
+            .officer_by_username(self.username.trim())
+            .await?
+            .ok_or_else(|| StartError::msg(format!("no staff account is named {:?}", self.username)))?;
+        // Audited before it is done, as in the API.
+        store
+            .append_audit(&AuditEntry {
+                at: now(),
+                actor: "operator".into(),
+                role: "system".into(),
+                action: "sign-in-unlock".into(),
+                subject: None,
+                purpose: format!(
+                    "account {} ({}) (command line)",
+                    officer.id.0,
+                    crate::signin::printable(&officer.username)
+                ),
+            })
+            .await?;
+        Ok(store.unlock_sign_in(&crate::signin::lock_key(officer.id)).await?)
+    }
+}
+
+/// Lifts the lock that repeated wrong second-factor codes put on a staff account: the
+/// `healthcode admin unlock` command, for when no admin can sign in to do it. Audited. False
+/// when the account was not locked.
+pub async fn unlock_account_now(config: &Config, username: &str) -> Result<bool, StartError> {
+    with_store(config, &config.data_dir, false, 2, UnlockAccount { username }).await
+}
+
 struct Simulate<'a> {
     dir: &'a DataDir,
     params: &'a healthcode_exposure::simulate::CityParams,

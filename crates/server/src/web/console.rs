@@ -72,20 +72,24 @@ pub struct Who {
 }
 
 impl Who {
-    fn officer(&self) -> bool {
+    pub(super) fn officer(&self) -> bool {
         matches!(self.role, Role::Officer | Role::Admin)
     }
 
-    fn auditor(&self) -> bool {
+    pub(super) fn auditor(&self) -> bool {
         self.role == Role::Auditor
     }
 
-    fn label(&self) -> String {
+    pub(super) fn admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub(super) fn label(&self) -> String {
         format!("{} ({})", self.name, self.role.as_str())
     }
 }
 
-fn who<R>(me: &Staff<R>) -> Who {
+pub(super) fn who<R>(me: &Staff<R>) -> Who {
     Who {
         name: me.username.clone(),
         role: me.role,

@@ -11,6 +11,7 @@
 //! [`scanner`] (a venue's door), [`console`] (officers, admins, auditors; printed codes and
 //! posters).
 
+mod accounts;
 mod console;
 mod holder;
 pub mod i18n;
@@ -46,6 +47,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .merge(holder::routes())
         .merge(scanner::routes())
         .merge(console::routes())
+        .merge(accounts::routes())
 }
 
 /// What every page knows of its request: the language and where it is.
@@ -312,9 +314,17 @@ struct ErrorPage {
 /// Turns an API error met while building a page into a page: a missing or ended session sends
 /// the browser to `signin`; anything else is shown as an error page with its status.
 pub fn page_error(ctx: Ctx, signin: &str, e: ApiError) -> Response {
+    // A staff session that must still enrol a second factor (an account from before it was
+    // required, or one whose factor an admin reset) is taken to the enrolment, and back.
+    if matches!(&e, ApiError::Forbidden(m) if m == crate::auth::MUST_ENROL) {
+        let back = urlencoding::encode(&ctx.here).into_owned();
+        return Redirect::to(&format!("/console/enrol?next={back}")).into_response();
+    }
+    // A session signed in without the second factor of an account that has one: sign in again.
+    let again = matches!(&e, ApiError::Forbidden(m) if m == crate::auth::NEEDS_SECOND_FACTOR);
     let resp = e.into_response();
     let status = resp.status();
-    if status == StatusCode::UNAUTHORIZED {
+    if status == StatusCode::UNAUTHORIZED || again {
         let back = urlencoding::encode(&ctx.here).into_owned();
         return Redirect::to(&format!("{signin}?next={back}")).into_response();
     }

@@ -20,23 +20,32 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 /// Runs each named `async fn(&TestApp)` of the calling file on a fresh server on each backend, as
-/// the tests `sqlite::name` and `postgres::name`, and stops the server after it.
+/// the tests `sqlite::name` and `postgres::name`, and stops the server after it. With
+/// `configured by f;` first, `f: fn(&mut Config)` changes the configuration before the start.
 #[allow(unused_macros)]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (configured by $configure:ident; $($name:ident),* $(,)?) => {
         mod sqlite {
-            $crate::common::on_both_backends!(@on Sqlite; $($name),*);
+            $crate::common::on_both_backends!(@on Sqlite, super::$configure; $($name),*);
         }
         mod postgres {
-            $crate::common::on_both_backends!(@on Postgres; $($name),*);
+            $crate::common::on_both_backends!(@on Postgres, super::$configure; $($name),*);
         }
     };
-    (@on $backend:ident; $($name:ident),*) => {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $crate::common::on_both_backends!(@on Sqlite, $crate::common::as_is; $($name),*);
+        }
+        mod postgres {
+            $crate::common::on_both_backends!(@on Postgres, $crate::common::as_is; $($name),*);
+        }
+    };
+    (@on $backend:ident, $configure:path; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let backend = $crate::common::Backend::$backend;
-                let Some(mut app) = $crate::common::TestApp::spawn(backend).await else {
+                let Some(mut app) = $crate::common::TestApp::start(backend, true, $configure).await else {
                     return;
                 };
                 super::$name(&app).await;
@@ -47,6 +56,9 @@ macro_rules! on_both_backends {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_backends;
+
+/// The configuration as the harness makes it.
+pub fn as_is(_: &mut Config) {}
 
 /// Where the server keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,13 +299,52 @@ impl Otp {
     }
 }
 
-/// A signed-in staff account.
+/// A signed-in staff account, with what its owner holds: the password, the authenticator app's
+/// secret and the recovery codes.
 #[derive(Debug, Clone)]
 pub struct Staff {
     /// The session token.
     pub token: String,
     /// How the audit log names it: `officer:<id>:<username>`.
     pub actor: String,
+    /// The account's id.
+    pub id: i64,
+    /// Its username.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The TOTP secret its authenticator app holds (empty when none is enrolled).
+    pub secret: Vec<u8>,
+    /// The recovery codes it was given.
+    pub recovery_codes: Vec<String>,
+    /// The last time step whose code the harness sent, so that it never sends one twice.
+    pub last_step: Arc<Mutex<i64>>,
+}
+
+impl Staff {
+    /// A code the authenticator app would show that has not been sent yet: the current step's,
+    /// or the next one's (which the server takes for a clock a little ahead), waiting for the
+    /// step to come when both were sent already.
+    pub async fn next_code(&self) -> String {
+        loop {
+            let now = healthcode_server::totp::step_at(OffsetDateTime::now_utc());
+            {
+                let mut last = self.last_step.lock().unwrap();
+                let step = (*last + 1).max(now - 1);
+                if step <= now + 1 {
+                    *last = step;
+                    return healthcode_server::totp::code(&self.secret, step);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Notes that the step of a code sent some other way was used.
+    pub fn used_step(&self, step: i64) {
+        let mut last = self.last_step.lock().unwrap();
+        *last = (*last).max(step);
+    }
 }
 
 /// A registered holder, signed in.
@@ -349,24 +400,24 @@ impl TestApp {
     /// account, sending one-time codes through the fake gateway. `None` (with a note) when
     /// PostgreSQL is asked for and no test database is configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        TestApp::start(backend, true, Identity::Registry).await
+        TestApp::start_as(backend, true, Identity::Registry).await
     }
 
     /// [`TestApp::spawn`] with another real-name registry set-up.
     pub async fn spawn_with(backend: Backend, identity: Identity) -> Option<TestApp> {
-        TestApp::start(backend, true, identity).await
+        TestApp::start_as(backend, true, identity).await
     }
 
     /// [`TestApp::spawn`] on SQLite, which needs nothing from the environment.
     pub async fn sqlite() -> TestApp {
-        TestApp::start(Backend::Sqlite, true, Identity::Registry)
+        TestApp::start_as(Backend::Sqlite, true, Identity::Registry)
             .await
             .expect("SQLite needs nothing from the environment")
     }
 
     /// A server on SQLite with no SMS gateway configured.
     pub async fn without_gateway() -> TestApp {
-        TestApp::start(Backend::Sqlite, false, Identity::Registry)
+        TestApp::start_as(Backend::Sqlite, false, Identity::Registry)
             .await
             .expect("SQLite needs nothing from the environment")
     }
@@ -378,8 +429,13 @@ impl TestApp {
             .expect("SQLite needs nothing from the environment")
     }
 
-    async fn start(backend: Backend, with_gateway: bool, identity: Identity) -> Option<TestApp> {
-        TestApp::start_with(backend, with_gateway, identity, |_| {}).await
+    /// A server as [`TestApp::spawn`] makes it, with its configuration changed by `configure`.
+    pub async fn start(backend: Backend, with_gateway: bool, configure: fn(&mut Config)) -> Option<TestApp> {
+        TestApp::start_with(backend, with_gateway, Identity::Registry, configure).await
+    }
+
+    async fn start_as(backend: Backend, with_gateway: bool, identity: Identity) -> Option<TestApp> {
+        TestApp::start_with(backend, with_gateway, identity, as_is).await
     }
 
     async fn start_with(
@@ -553,8 +609,10 @@ impl TestApp {
 
     // ---- Staff ----
 
-    /// Signs in with a one-time password, which alone is refused: the first sign-in must replace it.
-    async fn staff_sign_in(&self, username: &str, one_time: &str) -> Staff {
+    /// Signs in with a one-time password, which alone is refused: the first sign-in must replace
+    /// it, and (when the configuration requires one) enrol a second factor, computing the
+    /// authenticator app's code from the secret shown.
+    pub async fn staff_sign_in(&self, username: &str, one_time: &str) -> Staff {
         let (s, p) = self
             .call(
                 "POST",
@@ -564,19 +622,75 @@ impl TestApp {
             )
             .await;
         assert_eq!(s, 403, "{p}");
+        let password = "correct horse battery";
         let v = self
             .post(
                 "/api/v1/admin/sessions",
                 None,
-                json!({"username": username, "password": one_time, "new_password": "correct horse battery"}),
+                json!({"username": username, "password": one_time, "new_password": password}),
             )
             .await;
         let token = v["token"].as_str().unwrap().to_owned();
         let me = self.get("/api/v1/admin/me", Some(&token)).await;
-        Staff {
+        let mut staff = Staff {
             token,
             actor: format!("officer:{}:{username}", me["id"]),
+            id: me["id"].as_i64().unwrap(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            secret: Vec::new(),
+            recovery_codes: Vec::new(),
+            last_step: Arc::new(Mutex::new(0)),
+        };
+        if v["second_factor"] == "enrol" {
+            self.enrol(&mut staff).await;
         }
+        staff
+    }
+
+    /// Enrols a second factor for a signed-in account, as its owner with an authenticator app.
+    pub async fn enrol(&self, staff: &mut Staff) {
+        let offered = self
+            .post("/api/v1/admin/me/second-factor", Some(&staff.token), json!({}))
+            .await;
+        let secret = data_encoding::BASE32_NOPAD
+            .decode(offered["secret"].as_str().unwrap().as_bytes())
+            .unwrap();
+        assert!(
+            offered["uri"].as_str().unwrap().starts_with("otpauth://totp/"),
+            "{offered}"
+        );
+        staff.secret = secret;
+        // The enrolment takes the previous step's code (a clock a little behind), which leaves
+        // the current and the next step's for the sign-ins that follow without waiting.
+        *staff.last_step.lock().unwrap() = healthcode_server::totp::step_at(OffsetDateTime::now_utc()) - 2;
+        let code = staff.next_code().await;
+        let done = self
+            .post(
+                "/api/v1/admin/me/second-factor/confirm",
+                Some(&staff.token),
+                json!({"code": code}),
+            )
+            .await;
+        staff.recovery_codes = done["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+    }
+
+    /// A new session for an account that has signed in before: its password and the next code.
+    pub async fn sign_in_again(&self, staff: &Staff) -> String {
+        let code = staff.next_code().await;
+        let v = self
+            .post(
+                "/api/v1/admin/sessions",
+                None,
+                json!({"username": staff.username, "password": staff.password, "code": code}),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_owned()
     }
 
     /// A new staff account made by the admin, signed in.

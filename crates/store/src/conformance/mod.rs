@@ -15,6 +15,7 @@ use crate::*;
 mod audit;
 mod cases;
 mod checkins;
+mod credentials;
 mod exposures;
 mod health;
 mod holders;
@@ -23,6 +24,7 @@ mod staff;
 pub use audit::*;
 pub use cases::*;
 pub use checkins::*;
+pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
 pub use holders::*;
@@ -77,6 +79,11 @@ macro_rules! conformance_tests {
             bulk_inserts,
             activity_counts_for_the_dashboard,
             a_store_in_order_takes_the_readiness_write,
+            sign_in_failures_grow_lock_and_are_forgotten,
+            the_last_active_admin_cannot_be_removed,
+            second_factor_steps_and_recovery_codes_are_single_use,
+            staff_sessions_are_listed_and_expire_when_idle,
+            a_rotated_device_key_replaces_the_old_one,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

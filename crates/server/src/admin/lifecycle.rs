@@ -1,0 +1,505 @@
+//! The lifecycle of staff credentials, each step audited: admins disable and re-enable accounts,
+//! change roles, reset passwords and second factors, lift sign-in locks, list and end anyone's
+//! sessions, and rotate scanner device keys; every staff member lists and ends their own
+//! sessions. No admin can disable or demote themselves, nor the last active admin (the store
+//! decides that in the transaction that writes it).
+//!
+//! A role change is one call, [`change_role`], through [`apply_account_change`]: a rule that a
+//! grant needs a second admin's approval would hold the change there as a proposal (like the
+//! two-officer overrides) and apply it on approval.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use healthcode_domain::{DeviceId, OfficerId, VenueId};
+use healthcode_store::{AccountChange, Officer, Principal, Role, Store};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::auth::{Admins, AnyStaff, DEVICE_KEY_PREFIX, Staff, new_secret, one_time_password, secret_hash};
+use crate::problem::{ApiError, Json, Path, Problem};
+use crate::signin;
+use crate::{App, now};
+
+use super::{DeviceCreated, DeviceView, StaffView};
+
+/// The account `id`, or 404.
+async fn account<S: Store>(app: &App<S>, id: i64) -> Result<Officer, ApiError> {
+    app.store()
+        .officer(OfficerId(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
+}
+
+/// Ends every session of an account, on this node at once; returns how many.
+async fn end_sessions_of<S: Store>(app: &App<S>, id: OfficerId) -> Result<u64, ApiError> {
+    let principal = Principal::Officer(id);
+    app.auth.forget_sessions_of(&principal);
+    let n = app.store().revoke_sessions_of(&principal).await?;
+    app.auth.forget_sessions_of(&principal);
+    Ok(n)
+}
+
+/// Applies an account change by an admin after auditing it; a disabled account's sessions end.
+pub(crate) async fn apply_account_change<S: Store>(
+    app: &App<S>,
+    me: &Staff<Admins>,
+    id: i64,
+    change: AccountChange,
+) -> Result<StaffView, ApiError> {
+    let target = account(app, id).await?;
+    let (action, what) = match change {
+        AccountChange::Disable => ("account-disable", format!("{} disabled", target.username)),
+        AccountChange::Enable => ("account-enable", format!("{} enabled", target.username)),
+        AccountChange::Role(r) => (
+            "account-role",
+            format!(
+                "{} from {} to {}",
+                target.username,
+                target.role.as_str(),
+                r.as_str()
+            ),
+        ),
+    };
+    // Recorded before it is done, so that no change happens unaudited; a refused one leaves an
+    // entry that says it was asked for.
+    app.audit(me.actor(), me.role.as_str(), action, None, what)
+        .await?;
+    let changed = app
+        .store()
+        .change_account(target.id, me.id, change, now())
+        .await?;
+    if change == AccountChange::Disable {
+        end_sessions_of(app, target.id).await?;
+    }
+    Ok(StaffView::of(&changed, false))
+}
+
+/// Disables an account (admins): it cannot sign in, and its sessions end at once. Not oneself,
+/// not the last active admin. Audited.
+#[utoipa::path(post, path = "/officers/{id}/disable", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "disabled; its sessions have ended", body = StaffView),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "oneself, the last active admin, or disabled already", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn disable_account<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<StaffView>, ApiError> {
+    Ok(Json(
+        apply_account_change(&app, &me, id, AccountChange::Disable).await?,
+    ))
+}
+
+/// Re-enables a disabled account (admins). Audited.
+#[utoipa::path(post, path = "/officers/{id}/enable", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "enabled", body = StaffView),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "not disabled", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn enable_account<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<StaffView>, ApiError> {
+    Ok(Json(
+        apply_account_change(&app, &me, id, AccountChange::Enable).await?,
+    ))
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// officer, admin or auditor.
+    pub role: String,
+}
+
+/// Changes an account's role (admins); it takes effect with the account's next request. Not
+/// one's own demotion, not the last active admin's. Audited.
+#[utoipa::path(put, path = "/officers/{id}/role", tag = "officers", security(("officer" = [])), request_body = RoleChange,
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "changed", body = StaffView),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "oneself, or the last active admin", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "no such role", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn change_role<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+    Json(req): Json<RoleChange>,
+) -> Result<Json<StaffView>, ApiError> {
+    let role = Role::parse(req.role.trim())
+        .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
+    Ok(Json(
+        apply_account_change(&app, &me, id, AccountChange::Role(role)).await?,
+    ))
+}
+
+/// A new one-time password, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordReset {
+    /// The account.
+    pub officer: StaffView,
+    /// To give to its owner, who must replace it at the next sign-in.
+    pub one_time_password: String,
+    /// Sessions that ended.
+    pub sessions_ended: u64,
+}
+
+/// Resets an account's password (admins): a new one-time password, shown once, which its owner
+/// must replace at the next sign-in; every session of the account ends. The second factor stays
+/// (reset it separately when the phone is lost too). Audited.
+#[utoipa::path(post, path = "/officers/{id}/password-reset", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 201, description = "reset; the one-time password, shown once", body = PasswordReset),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many passwords are being hashed at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn reset_password<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<PasswordReset>), ApiError> {
+    let target = account(&app, id).await?;
+    let password = one_time_password()?;
+    let hash = app.passwords.hash(password.clone()).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "password-reset",
+        None,
+        format!("{}: a new one-time password", target.username),
+    )
+    .await?;
+    app.store().set_officer_password(target.id, &hash, true).await?;
+    let sessions_ended = end_sessions_of(&app, target.id).await?;
+    let now_view = account(&app, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PasswordReset {
+            officer: StaffView::of(&now_view, false),
+            one_time_password: password,
+            sessions_ended,
+        }),
+    ))
+}
+
+/// Resets an account's second factor (admins): the TOTP secret and the recovery codes are gone,
+/// and so is the password: a new one-time password, shown once, to be replaced at the next
+/// sign-in, where the owner enrols a new factor. Whoever held the old password (written down
+/// with the lost phone) cannot enrol first. Every session ends. Audited.
+#[utoipa::path(delete, path = "/officers/{id}/second-factor", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "reset; the new one-time password, shown once; the owner replaces it and enrols again at the next sign-in", body = PasswordReset),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "it has no second factor", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many passwords are being hashed at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn reset_second_factor<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<PasswordReset>, ApiError> {
+    let target = account(&app, id).await?;
+    if !target.second_factor {
+        return Err(ApiError::Refused(format!(
+            "{} has no second factor to reset",
+            target.username
+        )));
+    }
+    let password = one_time_password()?;
+    let hash = app.passwords.hash(password.clone()).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "second-factor-reset",
+        None,
+        format!(
+            "{}: must enrol again, with a new one-time password",
+            target.username
+        ),
+    )
+    .await?;
+    app.store().reset_second_factor(target.id).await?;
+    app.store().set_officer_password(target.id, &hash, true).await?;
+    let sessions_ended = end_sessions_of(&app, target.id).await?;
+    Ok(Json(PasswordReset {
+        officer: StaffView::of(&account(&app, id).await?, false),
+        one_time_password: password,
+        sessions_ended,
+    }))
+}
+
+/// Lifts the lock that repeated wrong second-factor codes put on an account (admins); the owner still sees
+/// the failures at the next sign-in. Audited.
+#[utoipa::path(post, path = "/officers/{id}/unlock", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "unlocked", body = StaffView),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "not locked", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn unlock_account<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<StaffView>, ApiError> {
+    let target = account(&app, id).await?;
+    if !app.store().unlock_sign_in(&signin::lock_key(target.id)).await? {
+        return Err(ApiError::Refused(format!("{} is not locked", target.username)));
+    }
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "sign-in-unlock",
+        None,
+        format!("{} unlocked", target.username),
+    )
+    .await?;
+    Ok(Json(StaffView::of(&target, false)))
+}
+
+/// A staff session as listed: never its token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Names the session for ending it.
+    pub id: String,
+    /// When it began.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last used.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    /// When it ends at the latest.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The client address it began from.
+    pub client: Option<String>,
+    /// It is the session this request came with.
+    pub current: bool,
+}
+
+/// The id a session is listed under: derived from its token's hash, so that it names the
+/// session and cannot be used as the token or to find it.
+fn session_id(token_hash: &[u8; 32]) -> String {
+    let mut input = b"staff-session:".to_vec();
+    input.extend_from_slice(token_hash);
+    data_encoding::HEXLOWER.encode(&secret_hash_bytes(&input)[..12])
+}
+
+fn secret_hash_bytes(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+/// The live sessions of an account, as listed.
+async fn sessions_of<S: Store>(
+    app: &App<S>,
+    id: OfficerId,
+    current: &[u8; 32],
+) -> Result<Vec<(SessionView, [u8; 32])>, ApiError> {
+    let t = now();
+    let idle = app.staff().idle();
+    Ok(app
+        .store()
+        .staff_sessions(id)
+        .await?
+        .into_iter()
+        .filter(|s| s.expires_at > t && s.last_used_at + idle >= t)
+        .map(|s| {
+            (
+                SessionView {
+                    id: session_id(&s.token_hash),
+                    created_at: s.created_at,
+                    last_used_at: s.last_used_at,
+                    expires_at: s.expires_at,
+                    client: s.client,
+                    current: &s.token_hash == current,
+                },
+                s.token_hash,
+            )
+        })
+        .collect())
+}
+
+/// Ends the session listed as `sid` of account `id`; 404 when it has none by that id.
+async fn end_listed<S: Store>(
+    app: &App<S>,
+    id: OfficerId,
+    sid: &str,
+    current: &[u8; 32],
+) -> Result<(), ApiError> {
+    let (_, hash) = sessions_of(app, id, current)
+        .await?
+        .into_iter()
+        .find(|(v, _)| v.id == sid)
+        .ok_or_else(|| ApiError::NotFound("no such session".into()))?;
+    crate::auth::end_session(app, &hash).await
+}
+
+/// The signed-in staff member's own sessions.
+#[utoipa::path(get, path = "/me/sessions", tag = "officers", security(("officer" = [])), responses(
+    (status = 200, description = "the live sessions, oldest first", body = Vec<SessionView>),
+    (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn my_sessions<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<AnyStaff>,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let list = sessions_of(&app, me.id, &me.token_hash).await?;
+    Ok(Json(list.into_iter().map(|(v, _)| v).collect()))
+}
+
+/// Ends one of the signed-in staff member's own sessions (a phone left somewhere). Audited.
+#[utoipa::path(delete, path = "/me/sessions/{session}", tag = "officers", security(("officer" = [])),
+    params(("session" = String, Path, description = "the session's id from the listing")), responses(
+    (status = 204, description = "ended"),
+    (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such session of this account", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn end_my_session<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<AnyStaff>,
+    Path(sid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end_listed(&app, me.id, &sid, &me.token_hash).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "session-end",
+        None,
+        format!("own session {sid}"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An account's live sessions (admins).
+#[utoipa::path(get, path = "/officers/{id}/sessions", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "the live sessions, oldest first", body = Vec<SessionView>),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn account_sessions<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let target = account(&app, id).await?;
+    let list = sessions_of(&app, target.id, &me.token_hash).await?;
+    Ok(Json(list.into_iter().map(|(v, _)| v).collect()))
+}
+
+/// Ends one session of an account (admins). Audited.
+#[utoipa::path(delete, path = "/officers/{id}/sessions/{session}", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id"), ("session" = String, Path, description = "the session's id from the listing")), responses(
+    (status = 204, description = "ended"),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account, or no such session of it", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn end_account_session<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path((id, sid)): Path<(i64, String)>,
+) -> Result<StatusCode, ApiError> {
+    let target = account(&app, id).await?;
+    end_listed(&app, target.id, &sid, &me.token_hash).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "session-end",
+        None,
+        format!("session {sid} of {}", target.username),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    /// How many.
+    pub ended: u64,
+}
+
+/// Ends every session of an account (admins), on this node at once. Audited.
+#[utoipa::path(delete, path = "/officers/{id}/sessions", tag = "officers", security(("officer" = [])),
+    params(("id" = i64, Path, description = "account id")), responses(
+    (status = 200, description = "ended", body = SessionsEnded),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn end_account_sessions<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path(id): Path<i64>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    let target = account(&app, id).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "session-end",
+        None,
+        format!("every session of {}", target.username),
+    )
+    .await?;
+    let ended = end_sessions_of(&app, target.id).await?;
+    Ok(Json(SessionsEnded { ended }))
+}
+
+/// Gives a scanner device a new key (admins), shown once; the old key is refused at once on
+/// this server (within the cache's 30 seconds on any other). Audited.
+#[utoipa::path(post, path = "/venues/{id}/devices/{device}/key", tag = "venues", security(("officer" = [])),
+    params(("id" = i64, Path, description = "venue id"), ("device" = i64, Path, description = "device id")), responses(
+    (status = 201, description = "the device and its new key, shown once", body = DeviceCreated),
+    (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such device at this venue", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the device is revoked", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn rotate_device_key<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Admins>,
+    Path((venue, device)): Path<(i64, i64)>,
+) -> Result<(StatusCode, Json<DeviceCreated>), ApiError> {
+    let found = app
+        .store()
+        .devices(Some(VenueId(venue)))
+        .await?
+        .into_iter()
+        .find(|d| d.id == DeviceId(device))
+        .ok_or_else(|| ApiError::NotFound(format!("venue {venue} has no device {device}")))?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "device-key-rotate",
+        None,
+        format!("device {device} ({}) of venue {venue}", found.label),
+    )
+    .await?;
+    let key = new_secret(DEVICE_KEY_PREFIX)?;
+    let (old, rotated) = app
+        .store()
+        .rotate_device_key(found.id, &secret_hash(&key))
+        .await?;
+    app.auth.forget_device(&old);
+    Ok((
+        StatusCode::CREATED,
+        Json(DeviceCreated {
+            device: DeviceView::from(rotated),
+            key,
+        }),
+    ))
+}

@@ -1,0 +1,4 @@
+-- Whether the second factor was given in a staff session (at its sign-in, or by an enrolment
+-- confirmed in it): a session signed in with the password alone stays limited to enrolment even
+-- once the account has a second factor.
+ALTER TABLE sessions ADD COLUMN second_factor BOOLEAN NOT NULL DEFAULT FALSE;

@@ -1,0 +1,34 @@
+-- Staff sign-in that resists guessing, a second factor, and the lifecycle of credentials.
+-- Times are seconds since the epoch.
+
+-- An account an admin disabled cannot sign in and its sessions have ended (NULL while active).
+ALTER TABLE officers ADD COLUMN disabled_at INTEGER;
+-- The TOTP secret (RFC 6238), sealed with the data keys; NULL until enrolled.
+ALTER TABLE officers ADD COLUMN totp_secret BLOB;
+-- A secret offered at enrolment and not yet confirmed with a code.
+ALTER TABLE officers ADD COLUMN totp_offered BLOB;
+-- The highest time step whose code was accepted: a code is good once.
+ALTER TABLE officers ADD COLUMN totp_last_step INTEGER;
+
+-- Single-use recovery codes, by their SHA-256; used_at is set when one is spent.
+CREATE TABLE staff_recovery_codes (
+    officer   INTEGER NOT NULL REFERENCES officers (id),
+    code_hash BLOB NOT NULL,
+    used_at   INTEGER,
+    PRIMARY KEY (officer, code_hash)
+) WITHOUT ROWID;
+
+-- Failed staff sign-ins by what they count against: 'user:<name>' (known or not) or
+-- 'client:<address>'. streak grows the delay and locks at the configured count; unseen is what
+-- the account's owner is shown at the next sign-in.
+CREATE TABLE sign_in_failures (
+    key             TEXT PRIMARY KEY,
+    streak          INTEGER NOT NULL,
+    unseen          INTEGER NOT NULL,
+    last_failure_at INTEGER NOT NULL,
+    locked_at       INTEGER
+) WITHOUT ROWID;
+
+-- Staff sessions remember when they were last used (idle expiry) and from which client.
+ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+ALTER TABLE sessions ADD COLUMN client TEXT;
