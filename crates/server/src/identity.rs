@@ -149,7 +149,7 @@ fn registry_url(c: &IdentityConfig) -> Result<String, String> {
 }
 
 /// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1.
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

@@ -187,15 +187,28 @@ pub fn check(c: &SmsConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The gateway's URL: `https://`, or `http://` only to this machine (a local TLS proxy, a test),
+/// since each request carries a one-time code and the gateway's token.
 fn gateway_url(c: &SmsConfig) -> Result<Option<String>, String> {
     match c.kind {
         SmsKind::None | SmsKind::Console => Ok(None),
-        SmsKind::Http => c
-            .url
-            .clone()
-            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            .map(Some)
-            .ok_or_else(|| "sms.url must be an http:// or https:// URL when sms.kind = \"http\"".into()),
+        SmsKind::Http => {
+            let raw = c
+                .url
+                .clone()
+                .ok_or_else(|| "sms.url must name the gateway when sms.kind = \"http\"".to_owned())?;
+            let url = reqwest::Url::parse(&raw).map_err(|e| format!("sms.url is not a URL: {e}"))?;
+            match url.scheme() {
+                "https" => Ok(Some(raw)),
+                "http" if crate::identity::is_loopback(&url) => Ok(Some(raw)),
+                "http" => Err(
+                    "sms.url must be https:// (http:// only to a loopback address, such as a local TLS proxy): \
+                     the requests carry one-time codes and the gateway's token"
+                        .into(),
+                ),
+                _ => Err("sms.url must be an https:// URL".into()),
+            }
+        }
     }
 }
 
@@ -259,8 +272,10 @@ impl std::fmt::Debug for HttpSms {
 impl HttpSms {
     /// A gateway adapter.
     pub fn new(url: String, token: Option<String>) -> Result<HttpSms, String> {
+        // No redirects: a 307 would send the code to wherever it pointed.
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(HttpSms { url, token, client })
@@ -315,5 +330,25 @@ mod tests {
             shown.contains("sms.example") && shown.contains("redacted"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_gateway_is_https_or_on_this_machine() {
+        let with = |url: &str| SmsConfig {
+            kind: SmsKind::Http,
+            url: Some(url.into()),
+            ..SmsConfig::default()
+        };
+        assert!(gateway_url(&with("https://sms.example/send")).is_ok());
+        assert!(gateway_url(&with("http://127.0.0.1:9000/send?to={phone}")).is_ok());
+        assert!(gateway_url(&with("http://[::1]:9000/send")).is_ok());
+        for bad in [
+            "http://sms.example/send",
+            "http://10.0.0.8/send",
+            "ftp://sms.example/",
+        ] {
+            let e = gateway_url(&with(bad)).unwrap_err();
+            assert!(e.contains("https"), "{bad}: {e}");
+        }
     }
 }

@@ -411,6 +411,14 @@ pub(crate) async fn counter_change_phone<S: Store>(
         let what = "phone change at a service counter refused: no holder has the document".into();
         return Err(refuse(&app, &me, None, what, no_holder()).await);
     };
+    // The name before anything else is told about this holder, so that a document number alone
+    // says nothing (not even, by a conflict on the phone, that it is registered); a refusal under
+    // another name is in the holder's access log.
+    if !app.vault().same_name(&holder, &name)? {
+        let what =
+            "phone change at a service counter refused: the document was presented under another name".into();
+        return Err(refuse(&app, &me, Some(holder.id.clone()), what, no_holder()).await);
+    }
     if let Some(owner) = app
         .store()
         .holder_by_phone(&app.vault().lookup_hash("phone", new.as_str()))

@@ -214,6 +214,15 @@ pub(crate) async fn reset_second_factor<S: Store>(
 ) -> Result<Json<PasswordReset>, ApiError> {
     let target = account(&app, id).await?;
     if !target.second_factor {
+        // A refusal leaves an entry too.
+        app.audit(
+            me.actor(),
+            me.role.as_str(),
+            "second-factor-reset",
+            None,
+            format!("{}: refused, no second factor to reset", target.username),
+        )
+        .await?;
         return Err(ApiError::Refused(format!(
             "{} has no second factor to reset",
             target.username
@@ -257,17 +266,18 @@ pub(crate) async fn unlock_account<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<StaffView>, ApiError> {
     let target = account(&app, id).await?;
-    if !app.store().unlock_sign_in(&signin::lock_key(target.id)).await? {
-        return Err(ApiError::Refused(format!("{} is not locked", target.username)));
-    }
+    // Audited before it is done; an unlock of an account that is not locked leaves the entry too.
     app.audit(
         me.actor(),
         me.role.as_str(),
         "sign-in-unlock",
         None,
-        format!("{} unlocked", target.username),
+        format!("{}: unlock", target.username),
     )
     .await?;
+    if !app.store().unlock_sign_in(&signin::lock_key(target.id)).await? {
+        return Err(ApiError::Refused(format!("{} is not locked", target.username)));
+    }
     Ok(Json(StaffView::of(&target, false)))
 }
 
