@@ -190,7 +190,7 @@ impl CredentialStore for PgStore {
         let n = tx
             .execute(
                 "UPDATE officers SET totp_secret = totp_offered, totp_offered = NULL, totp_last_step = $1
-                 WHERE id = $2 AND totp_offered = $3
+                 WHERE id = $2 AND totp_offered = $3 AND totp_secret IS NULL
                    AND (totp_last_step IS NULL OR totp_last_step < $1)",
                 &[&step, &id.0, &offered],
             )

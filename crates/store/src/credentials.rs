@@ -275,8 +275,8 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// `recovery` (SHA-256 of each) the recovery codes, replacing any; marks the session
     /// `session` as having given the second factor and ends every other session of the account;
     /// returns how many ended. [`StoreError::Refused`] when the offered secret is no longer
-    /// `offered` (the one whose code was checked: nothing offered, or offered again since) or
-    /// `step` was used already.
+    /// `offered` (the one whose code was checked: nothing offered, or offered again since), a
+    /// secret is enrolled already (only a reset removes it), or `step` was used already.
     fn confirm_second_factor(
         &self,
         id: OfficerId,

@@ -156,6 +156,16 @@ pub async fn second_factor_steps_and_recovery_codes_are_single_use<H: Harness>(h
         (None, Some(100), 10)
     );
     assert!(s.officer(li.id).await.unwrap().unwrap().second_factor);
+    // An enrolled secret is not replaced by a later offer, whatever the caller checked.
+    s.offer_second_factor(li.id, b"sealed-three").await.unwrap();
+    assert!(matches!(
+        s.confirm_second_factor(li.id, b"sealed-three", 150, &codes, &[7; 32])
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let sf = s.second_factor(li.id).await.unwrap().unwrap();
+    assert_eq!(sf.secret.as_deref(), Some(&b"sealed-two"[..]));
+    assert_eq!(sf.last_step, Some(100));
     // A step is good once, and only after the last one.
     assert!(!s.use_totp_step(li.id, 100).await.unwrap());
     assert!(!s.use_totp_step(li.id, 99).await.unwrap());
