@@ -148,6 +148,28 @@ max_delay_ms = 60000
 forget_failures_after_hours = 24
 # A staff session unused this long ends (it ends officer_session_hours after it began anyway).
 session_idle_seconds = 1800
+
+# Alerts for abuse: patterns in the audit log shown to auditors (GET /api/v1/admin/audit/alerts)
+# and counted in the metrics (healthcode_abuse_alerts{kind}). They refuse nothing.
+[alerts]
+# Colour-changing acts (cases, overrides, exposures applied, risk areas, results, policies) by one
+# person in one clock hour above which they are flagged.
+colour_changes_per_hour = 30
+# Reads of holders' personal data by one person in a day above which they are flagged.
+reads_per_day = 200
+# Any read of personal data between these local hours is flagged; local time is UTC plus
+# utc_offset_hours.
+night_from = 23
+night_until = 6
+utc_offset_hours = 8
+# A case whose tracing turns at least this many holders linked to it by one venue only.
+venue_cluster_holders = 200
+# A risk area that takes effect within fresh_area_minutes of its declaration and reaches at least
+# area_cluster_holders holders who declared travel there.
+fresh_area_minutes = 60
+area_cluster_holders = 100
+# How often the metrics are recomputed over the last day.
+interval_seconds = 60
 "#;
 
 /// The server's configuration.
@@ -224,6 +246,9 @@ pub struct Config {
     /// Real-name registry.
     #[serde(default)]
     pub identity: crate::identity::IdentityConfig,
+    /// Alerts for abuse: thresholds.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// When SQLite's commits return.
@@ -303,6 +328,7 @@ impl Default for Config {
             sms: crate::sms::SmsConfig::default(),
             identity: crate::identity::IdentityConfig::default(),
             staff: crate::signin::StaffConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -440,6 +466,7 @@ impl Config {
         self.staff
             .check()
             .map_err(|e| ConfigError(format!("staff: {e}")))?;
+        self.alerts.check().map_err(ConfigError)?;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod commit;
@@ -91,6 +92,7 @@ pub struct App<S> {
     sms_budget: sms::SmsBudget,
     passwords: auth::PasswordHasher,
     staff: signin::StaffConfig,
+    alerts: alerts::AlertsConfig,
     sign_ins: signin::InFlight,
     committer: commit::Committer,
     metrics: Arc<metrics::Metrics>,
@@ -233,6 +235,7 @@ impl<S: Store> App<S> {
                 std::time::Duration::from_millis(config.password_queue_ms),
             ),
             staff: config.staff.clone(),
+            alerts: config.alerts.clone(),
             sign_ins: signin::InFlight::default(),
             committer,
             metrics: Arc::new(metrics::Metrics::default()),
@@ -241,6 +244,7 @@ impl<S: Store> App<S> {
         tokio::spawn(ops::retention_task(Arc::downgrade(&app), app.settings.retention));
         tokio::spawn(holders::forget_quiet_addresses(Arc::downgrade(&app)));
         tokio::spawn(signin::forget_old_failures(Arc::downgrade(&app)));
+        alerts::watch(Arc::downgrade(&app), app.alerts.clone());
         Ok(app)
     }
 

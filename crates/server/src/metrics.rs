@@ -70,6 +70,15 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Check-ins waiting for the group commit.
     pub queue_depth: Gauge<i64, AtomicI64>,
+    /// Alerts for abuse over the last day, by kind.
+    pub alerts: Family<AlertLabels, Gauge>,
+}
+
+/// Labels of an alert count.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// The kind (`colour-changes`, `many-reads`, …): a fixed set.
+    pub kind: &'static str,
 }
 
 impl Default for Metrics {
@@ -87,6 +96,12 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let connections_refused = Counter::default();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let alerts = Family::<AlertLabels, Gauge>::default();
+        registry.register(
+            "abuse_alerts",
+            "Alerts for abuse in the audit log over the last day, by kind",
+            alerts.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -125,11 +140,22 @@ impl Default for Metrics {
             connections_refused,
             in_flight,
             queue_depth,
+            alerts,
         }
     }
 }
 
 impl Metrics {
+    /// Sets the alert gauges, every kind (zero when none).
+    pub fn set_alerts(&self, alerts: &[crate::alerts::Alert]) {
+        for kind in crate::alerts::AlertKind::ALL {
+            let n = alerts.iter().filter(|a| a.kind == kind).count();
+            self.alerts
+                .get_or_create(&AlertLabels { kind: kind.as_str() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -292,6 +292,18 @@ impl CaseStore for PgStore {
         Ok(())
     }
 
+    async fn travellers_to(&self, region: &str, since: time::Date) -> StoreResult<u64> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(DISTINCT holder) FROM travel_declarations WHERE region = $1 AND date_until >= $2",
+                &[&region, &since],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
         let c = self.conn().await?;
         let rows = c

@@ -212,6 +212,19 @@ impl CaseStore for SqliteStore {
         })
     }
 
+    async fn travellers_to(&self, region: &str, since: time::Date) -> StoreResult<u64> {
+        let since = date_text(since);
+        self.read(|c| {
+            c.query_row(
+                "SELECT COUNT(DISTINCT holder) FROM travel_declarations WHERE region = ?1 AND date_until >= ?2",
+                params![region, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(backend)
+        })
+    }
+
     async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
         let sql = format!("SELECT {RISK_AREA_COLS} FROM risk_areas ORDER BY id");
         self.read(|c| query_all(c, &sql, [], risk_area_row))

@@ -370,4 +370,8 @@ pub trait CaseStore: Send + Sync + 'static {
     /// `before`; also drops sessions and one-time codes that had expired by then (not counted).
     /// Officers are kept.
     fn purge(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<PurgeReport>> + Send;
+    /// How many holders declared travel to `region` with a stay ending on or after `since`: the
+    /// holders a risk area declared there can turn yellow or red (the auditors' alerts count them).
+    fn travellers_to(&self, region: &str, since: time::Date)
+    -> impl Future<Output = StoreResult<u64>> + Send;
 }

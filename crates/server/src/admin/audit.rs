@@ -184,3 +184,66 @@ pub(crate) async fn purge<S: Store>(
         exposures: r.exposures,
     }))
 }
+
+/// Which window of the log the alerts cover.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AlertsQuery {
+    #[serde(default = "default_alert_hours")]
+    pub(crate) hours: u32,
+}
+
+fn default_alert_hours() -> u32 {
+    24
+}
+
+/// Alerts for abuse over a window of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsReport {
+    /// The window's start.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// Its end (now).
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// Audit records examined.
+    pub records: u64,
+    /// What was flagged, by kind and first entry.
+    pub alerts: Vec<crate::alerts::Alert>,
+}
+
+/// Patterns of abuse in the last `hours` of the audit log (auditors): many colour changes by one
+/// person in an hour, many personal-data reads by one person, reads at night, many holders linked
+/// to a case by one venue only, a risk area reaching many travellers as soon as it was declared.
+/// Thresholds are the `[alerts]` configuration; the same counts are in the metrics.
+#[utoipa::path(get, path = "/audit/alerts", tag = "audit", security(("officer" = [])),
+    params(("hours" = Option<u32>, Query, description = "the window, 1-168 hours back from now (default 24)")), responses(
+    (status = 200, description = "the alerts", body = AlertsReport),
+))]
+pub(crate) async fn audit_alerts<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Auditors>,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Json<AlertsReport>, ApiError> {
+    if !(1..=168).contains(&q.hours) {
+        return Err(ApiError::InvalidField("hours: 1 to 168".into()));
+    }
+    let until = crate::now();
+    let from = until - time::Duration::hours(i64::from(q.hours));
+    let records = crate::alerts::window(&*app.store, from, until, 2_000_000).await?;
+    let clusters = crate::alerts::clusters(&*app.store, &records).await?;
+    let alerts = crate::alerts::detect(&records, &clusters, q.hours, &app.alerts);
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "alerts-read",
+        None,
+        format!("last {} hours: {} alerts", q.hours, alerts.len()),
+    )
+    .await?;
+    Ok(Json(AlertsReport {
+        from,
+        until,
+        records: records.len() as u64,
+        alerts,
+    }))
+}

@@ -90,6 +90,7 @@ pub use venues::*;
         decide_appeal,
         audit_log,
         audit_verify,
+        audit_alerts,
         purge
     ),
     components(schemas(
@@ -134,6 +135,9 @@ pub use venues::*;
         Decision,
         AuditView,
         ChainReport,
+        AlertsReport,
+        crate::alerts::Alert,
+        crate::alerts::AlertKind,
         PurgeView,
         Purpose,
         TraceView,
@@ -226,6 +230,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/admin/appeals/{id}/decision", post(decide_appeal::<S>))
         .route("/api/v1/admin/audit", get(audit_log::<S>))
         .route("/api/v1/admin/audit/verify", get(audit_verify::<S>))
+        .route("/api/v1/admin/audit/alerts", get(audit_alerts::<S>))
         .route("/api/v1/admin/purge", post(purge::<S>))
 }
 

@@ -929,6 +929,17 @@ impl TestApp {
         .await
     }
 
+    /// A risk area declared by the officers, taking effect from `from`.
+    pub async fn declare_risk_area(&self, region: &str, level: &str, from: OffsetDateTime) {
+        let officer = self.officer().await;
+        self.post(
+            "/api/v1/admin/risk-areas",
+            Some(&officer.token),
+            json!({"region": region, "level": level, "from": rfc3339(from)}),
+        )
+        .await;
+    }
+
     // ---- What the holder and the auditor see ----
 
     /// The holder's export (`/me/export`).

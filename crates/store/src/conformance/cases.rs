@@ -61,6 +61,48 @@ pub async fn facts_come_back_for_the_colour_rules<H: Harness>(h: &H) {
     assert!(other.declarations.is_empty() && other.cases.is_empty() && other.tests.is_empty());
 }
 
+pub async fn travellers_to_a_region_are_counted_once_each<H: Harness>(h: &H) {
+    let s = h.store();
+    let stay = |region: &str, from, until| {
+        Fact::Travel(TravelDeclaration {
+            at: T,
+            region: Issuer::parse(region).unwrap(),
+            from,
+            until,
+        })
+    };
+    // Holder 1 twice in Shanghai, holder 2 once (ended earlier), holder 3 in Beijing.
+    s.add_fact(
+        &hid(1),
+        &stay("CN-SH", date!(2026 - 11 - 10), date!(2026 - 11 - 12)),
+    )
+    .await
+    .unwrap();
+    s.add_fact(
+        &hid(1),
+        &stay("CN-SH", date!(2026 - 11 - 20), date!(2026 - 11 - 21)),
+    )
+    .await
+    .unwrap();
+    s.add_fact(
+        &hid(2),
+        &stay("CN-SH", date!(2026 - 11 - 01), date!(2026 - 11 - 05)),
+    )
+    .await
+    .unwrap();
+    s.add_fact(
+        &hid(3),
+        &stay("CN-BJ", date!(2026 - 11 - 20), date!(2026 - 11 - 21)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.travellers_to("CN-SH", date!(2026 - 11 - 01)).await.unwrap(), 2);
+    assert_eq!(s.travellers_to("CN-SH", date!(2026 - 11 - 12)).await.unwrap(), 1);
+    assert_eq!(s.travellers_to("CN-SH", date!(2026 - 11 - 22)).await.unwrap(), 0);
+    assert_eq!(s.travellers_to("CN-BJ", date!(2026 - 11 - 01)).await.unwrap(), 1);
+    assert_eq!(s.travellers_to("CN-HB", date!(2026 - 11 - 01)).await.unwrap(), 0);
+}
+
 pub async fn overrides_need_two_officers<H: Harness>(h: &H) {
     let s = h.store();
     let o = s

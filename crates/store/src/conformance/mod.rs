@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             venues_and_devices,
             checkins_are_idempotent_and_found_by_venue_and_holder,
             facts_come_back_for_the_colour_rules,
+            travellers_to_a_region_are_counted_once_each,
             exposures_are_recorded_once,
             overrides_need_two_officers,
             appeals_are_kept,
