@@ -451,7 +451,9 @@ try {
   await o.selectOption('#a-level', 'high')
   await o.fill('#a-from', new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 16))
   await Promise.all([o.waitForEvent('load'), o.click('form[data-api$="risk-areas"] button[type=submit]')])
-  await o.waitForSelector('[data-test=areas] li:has-text("CN-HB")')
+  // A risk area is a proposal: listed as awaiting a second officer, declared once one approves.
+  await o.waitForSelector('[data-test=pending-areas] li:has-text("CN-HB")')
+  assert.equal(await o.locator('[data-test=areas] li', { hasText: 'High' }).count(), 0)
   await record(o, 'console-areas')
 
   // An appeal answered.
@@ -497,6 +499,14 @@ try {
   assert.equal(await a.getAttribute('#code', 'data-colour'), 'green')
   assert.match(await a.textContent('[data-test=reasons]'), /two minutes at the entrance/)
   await record(a, 'my-code-override')
+  // The second officer approves the risk area the first proposed.
+  await visit(w, '/console/areas')
+  await Promise.all([
+    w.waitForEvent('load'),
+    w.locator('[data-test=pending-areas] li', { hasText: 'CN-HB' }).locator('button[data-post]').click(),
+  ])
+  await w.waitForSelector('[data-test=areas] li:has-text("CN-HB"):has-text("High")')
+  assert.equal(await w.locator('[data-test=pending-areas]').count(), 0)
   await visit(o, '/console/venues', 'console-venues')
   await visit(o, '/console/print', 'console-print')
   await o.fill('#p-name', personB.name)

@@ -29,11 +29,19 @@ pub const COLOUR_CHANGING: &[&str] = &[
     "override-propose",
     "override-approve",
     "exposure-apply",
-    "exposure-bulk",
-    "risk-area",
+    "exposure-decide",
+    "propose-risk-area",
+    "approve-risk-area",
+    "propose-exposure",
+    "approve-exposure",
     "test-record",
     "policy-",
 ];
+
+/// Whether an entry records a risk area taking effect (the second officer's approval).
+fn area_takes_effect(action: &str) -> bool {
+    action == "approve-risk-area-declare"
+}
 
 /// Actions that open a holder's personal data (by someone other than the holder).
 pub const PERSONAL_READS: &[&str] = &["read-personal-data", "appeal-read", "holder-search"];
@@ -194,9 +202,10 @@ fn case_of(r: &AuditRecord) -> Option<i64> {
         .ok()
 }
 
-/// The region and start a risk-area entry names (`CN-SH high from 2026-…`).
+/// The region and start a risk-area approval names (`…, done: CN-SH high from 2026-…`).
 fn area_of(r: &AuditRecord) -> Option<(String, OffsetDateTime)> {
-    let mut words = r.entry.purpose.split_whitespace();
+    let said = r.entry.purpose.rsplit_once("done: ")?.1;
+    let mut words = said.split_whitespace();
     let region = words.next()?.to_owned();
     let from = words.skip_while(|w| *w != "from").nth(1)?;
     let from = OffsetDateTime::parse(from, &time::format_description::well_known::Rfc3339).ok()?;
@@ -291,7 +300,7 @@ pub fn detect(records: &[AuditRecord], clusters: &Clusters, hours: u32, cfg: &Al
         }
     }
     // Areas that took effect as soon as they were declared and reach many travellers.
-    for r in records.iter().filter(|r| r.entry.action.starts_with("risk-area")) {
+    for r in records.iter().filter(|r| area_takes_effect(&r.entry.action)) {
         let (Some((region, from)), Some(&n)) = (area_of(r), clusters.areas.get(&r.seq)) else {
             continue;
         };
@@ -396,7 +405,7 @@ pub async fn clusters<S: Store>(store: &S, records: &[AuditRecord]) -> StoreResu
                 *venues.entry(*only).or_default() += 1;
             }
         }
-        if r.entry.action.starts_with("risk-area")
+        if area_takes_effect(&r.entry.action)
             && let Some((region, from)) = area_of(r)
         {
             c.areas

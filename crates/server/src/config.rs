@@ -170,6 +170,17 @@ fresh_area_minutes = 60
 area_cluster_holders = 100
 # How often the metrics are recomputed over the last day.
 interval_seconds = 60
+# Two people for every act that changes colours or powers (docs/governance.md): overrides, risk
+# areas, staff accounts and role grants, bulk exposure decisions are proposed by one and done
+# only when a second approves.
+[governance]
+# An approver's account must be at least this old: an account made for the purpose approves
+# nothing in its first day.
+approver_min_age_hours = 24
+# A proposal not approved within this many hours can no longer be.
+proposal_expiry_hours = 72
+# Deciding more pending exposures of a case at once than this needs a second officer.
+bulk_exposure_two_person_above = 50
 "#;
 
 /// The server's configuration.
@@ -249,6 +260,45 @@ pub struct Config {
     /// Alerts for abuse: thresholds.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// Two-person rules: who may approve, how long proposals wait, what counts as bulk.
+    #[serde(default)]
+    pub governance: GovernanceConfig,
+}
+
+/// `[governance]`: the two-person rules' parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// An approver's account must be at least this old.
+    pub approver_min_age_hours: u32,
+    /// A proposal expires unapproved after this long.
+    pub proposal_expiry_hours: u32,
+    /// Deciding more pending exposures of a case at once needs a second officer.
+    pub bulk_exposure_two_person_above: u32,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> GovernanceConfig {
+        GovernanceConfig {
+            approver_min_age_hours: 24,
+            proposal_expiry_hours: 72,
+            bulk_exposure_two_person_above: 50,
+        }
+    }
+}
+
+impl GovernanceConfig {
+    /// The approval rule's parameters.
+    pub fn approval(&self) -> healthcode_store::ApprovalPolicy {
+        healthcode_store::ApprovalPolicy {
+            approver_min_age: time::Duration::hours(i64::from(self.approver_min_age_hours)),
+        }
+    }
+
+    /// How long a proposal stays open.
+    pub fn proposal_expiry(&self) -> time::Duration {
+        time::Duration::hours(i64::from(self.proposal_expiry_hours))
+    }
 }
 
 /// When SQLite's commits return.
@@ -329,6 +379,7 @@ impl Default for Config {
             identity: crate::identity::IdentityConfig::default(),
             staff: crate::signin::StaffConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
+            governance: GovernanceConfig::default(),
         }
     }
 }
@@ -412,6 +463,9 @@ impl Config {
     /// Checks what types alone do not.
     pub fn check(&self) -> Result<(), ConfigError> {
         Issuer::parse(&self.region).map_err(|e| ConfigError(format!("region: {e}")))?;
+        if !(1..=24 * 30).contains(&self.governance.proposal_expiry_hours) {
+            return Err(ConfigError("governance.proposal_expiry_hours: 1 to 720".into()));
+        }
         if !(10..=7 * 86_400).contains(&self.code_ttl_seconds) {
             return Err(ConfigError(
                 "code_ttl_seconds must be between 10 and 604800".into(),

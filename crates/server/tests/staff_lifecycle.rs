@@ -117,6 +117,7 @@ async fn a_password_reset_ends_sessions_and_must_be_replaced(app: &TestApp) {
 
 async fn no_admin_can_remove_themselves_or_the_last_admin(app: &TestApp) {
     let root = app.admin().await.clone();
+    let second = app.second_admin().await.clone();
     let officer = app.officer().await.clone();
     // The auditor who reads the log at the end is made while root is an admin.
     app.auditor().await;
@@ -130,38 +131,60 @@ async fn no_admin_can_remove_themselves_or_the_last_admin(app: &TestApp) {
         )
         .await;
     assert_eq!(st, 409, "{p}");
+    let role_of = |id: i64| format!("/api/v1/admin/officers/{id}/role");
     let (st, _) = app
         .call(
             "PUT",
-            &format!("/api/v1/admin/officers/{}/role", root.id),
+            &role_of(root.id),
             Some(&root.token),
             Some(json!({"role": "officer"})),
         )
         .await;
     assert_eq!(st, 409);
     app.get("/api/v1/admin/officers", Some(&root.token)).await;
-    // With a second admin, the first can be demoted by the second, who is then the last one.
-    let promoted = app
+    // A promotion is a proposal; it takes effect once the second admin approves.
+    let promote = app
         .ok(
             "PUT",
-            &format!("/api/v1/admin/officers/{}/role", officer.id),
+            &role_of(officer.id),
             Some(&root.token),
             Some(json!({"role": "admin"})),
         )
         .await;
-    assert_eq!(promoted["role"], "admin");
-    app.ok(
-        "PUT",
-        &format!("/api/v1/admin/officers/{}/role", root.id),
-        Some(&officer.token),
-        Some(json!({"role": "officer"})),
-    )
-    .await;
-    // The role changed at once: root is no admin any more.
+    assert_eq!(
+        (promote["kind"].as_str(), promote["state"].as_str()),
+        (Some("role-grant"), Some("pending"))
+    );
+    let (st, _) = app
+        .call("GET", "/api/v1/admin/officers", Some(&officer.token), None)
+        .await;
+    assert_eq!(st, 403, "promoted by one admin alone");
+    app.approve(&second, promote["id"].as_i64().unwrap()).await;
+    app.get("/api/v1/admin/officers", Some(&officer.token)).await;
+    // Root is demoted on the new admin's proposal and the second admin's approval.
+    let demote = app
+        .ok(
+            "PUT",
+            &role_of(root.id),
+            Some(&officer.token),
+            Some(json!({"role": "officer"})),
+        )
+        .await;
+    app.approve(&second, demote["id"].as_i64().unwrap()).await;
     let (st, _) = app
         .call("GET", "/api/v1/admin/officers", Some(&root.token), None)
         .await;
     assert_eq!(st, 403);
+    // The second admin steps down on the other's proposal; the officer is then the last admin.
+    let step_down = app
+        .ok(
+            "PUT",
+            &role_of(second.id),
+            Some(&officer.token),
+            Some(json!({"role": "officer"})),
+        )
+        .await;
+    app.approve(&second, step_down["id"].as_i64().unwrap()).await;
     let (st, _) = app
         .call(
             "POST",
@@ -174,15 +197,22 @@ async fn no_admin_can_remove_themselves_or_the_last_admin(app: &TestApp) {
     let (st, _) = app
         .call(
             "PUT",
-            &format!("/api/v1/admin/officers/{}/role", officer.id),
+            &role_of(officer.id),
             Some(&officer.token),
             Some(json!({"role": "nobody"})),
         )
         .await;
     assert_eq!(st, 422);
-    // Every role change asked for is audited, the refused one too (not the unreadable one).
-    let roles = app.audit_log().await;
-    assert_eq!(roles.iter().filter(|e| e["action"] == "account-role").count(), 3);
+    // Every role change proposed and approved is audited.
+    let log = app.audit_log().await;
+    assert_eq!(
+        log.iter().filter(|e| e["action"] == "propose-role-grant").count(),
+        3
+    );
+    assert_eq!(
+        log.iter().filter(|e| e["action"] == "approve-role-grant").count(),
+        3
+    );
 }
 
 async fn a_plain_officer_cannot_call_any_admin_lifecycle_endpoint(app: &TestApp) {

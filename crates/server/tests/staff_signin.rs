@@ -110,15 +110,7 @@ async fn an_unknown_username_answers_as_a_wrong_password(app: &TestApp) {
 }
 
 async fn a_second_factor_is_enrolled_before_anything_else(app: &TestApp) {
-    let admin = app.admin().await.token.clone();
-    let created = app
-        .post(
-            "/api/v1/admin/officers",
-            Some(&admin),
-            json!({"username": "officer-new", "role": "officer"}),
-        )
-        .await;
-    let one_time = created["one_time_password"].as_str().unwrap();
+    let one_time = &app.create_account("officer-new", "officer").await;
     let (st, _, v) = attempt(
         app,
         json!({"username": "officer-new", "password": one_time, "new_password": "lantern orbit mango vessel"}),
@@ -438,17 +430,10 @@ mod lock {
         // Someone guesses at a name the authority is likely to give next.
         let seen = guess_201_times(app, "officer-zhang").await;
         assert_eq!(seen.get(&401), Some(&201), "{seen:?}");
-        let admin = app.admin().await.token.clone();
-        let created = app
-            .post(
-                "/api/v1/admin/officers",
-                Some(&admin),
-                json!({"username": "officer-zhang", "role": "officer"}),
-            )
-            .await;
+        let one_time = app.create_account("officer-zhang", "officer").await;
         let (st, _, v) = attempt(
             app,
-            json!({"username": "officer-zhang", "password": created["one_time_password"], "new_password": "lantern orbit mango vessel"}),
+            json!({"username": "officer-zhang", "password": one_time, "new_password": "lantern orbit mango vessel"}),
         )
         .await;
         assert_eq!(st, 201, "{v}");
@@ -558,15 +543,7 @@ async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
 /// not become a full session when its owner (or whoever else has the password) enrols in another
 /// session: the enrolment ends it, and what counts is the session, not the account.
 async fn a_session_without_the_second_factor_stays_limited_after_enrolment_elsewhere(app: &TestApp) {
-    let admin = app.admin().await.token.clone();
-    let created = app
-        .post(
-            "/api/v1/admin/officers",
-            Some(&admin),
-            json!({"username": "officer-two-sessions", "role": "officer"}),
-        )
-        .await;
-    let one_time = created["one_time_password"].as_str().unwrap();
+    let one_time = &app.create_account("officer-two-sessions", "officer").await;
     let password = "lantern orbit mango vessel";
     let (st, _, a) = attempt(
         app,

@@ -308,7 +308,7 @@ impl CaseStore for PgStore {
         let c = self.conn().await?;
         let rows = c
             .query(
-                &format!("SELECT {RISK_AREA_COLS} FROM risk_areas ORDER BY id"),
+                &format!("SELECT {RISK_AREA_COLS} FROM risk_areas WHERE ended_at IS NULL ORDER BY id"),
                 &[],
             )
             .await
@@ -333,6 +333,7 @@ impl CaseStore for PgStore {
         id: OverrideId,
         officer: OfficerId,
         at: OffsetDateTime,
+        policy: healthcode_store::ApprovalPolicy,
     ) -> StoreResult<Override> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -344,6 +345,15 @@ impl CaseStore for PgStore {
             .await
             .map_err(db)?;
         let o = rules::approve_override(id, one(row.as_ref(), override_row)?, officer, at)?;
+        crate::proposals::check_approver(
+            &*tx,
+            o.proposed_by,
+            officer,
+            healthcode_store::Role::Officer,
+            policy,
+            at,
+        )
+        .await?;
         tx.execute(
             "UPDATE overrides SET approved_by = $1, approved_at = $2 WHERE id = $3",
             &[&officer.0, &at, &id.0],

@@ -23,6 +23,7 @@ mod checkins;
 mod credentials;
 mod health;
 mod holders;
+mod proposals;
 mod rows;
 mod staff;
 pub mod testing;
@@ -55,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
+    ),
+    (
+        "0011_two_person",
+        include_str!("../migrations/0011_two_person.sql"),
     ),
 ];
 

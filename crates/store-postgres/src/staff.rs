@@ -177,6 +177,8 @@ impl StaffStore for PgStore {
             created_at: at,
             disabled_at: None,
             second_factor: false,
+            created_by: None,
+            creation_approved_by: None,
         })
     }
 

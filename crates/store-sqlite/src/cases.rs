@@ -226,7 +226,7 @@ impl CaseStore for SqliteStore {
     }
 
     async fn risk_areas(&self) -> StoreResult<Vec<RiskArea>> {
-        let sql = format!("SELECT {RISK_AREA_COLS} FROM risk_areas ORDER BY id");
+        let sql = format!("SELECT {RISK_AREA_COLS} FROM risk_areas WHERE ended_at IS NULL ORDER BY id");
         self.read(|c| query_all(c, &sql, [], risk_area_row))
     }
 
@@ -246,11 +246,20 @@ impl CaseStore for SqliteStore {
         id: OverrideId,
         officer: OfficerId,
         at: OffsetDateTime,
+        policy: healthcode_store::ApprovalPolicy,
     ) -> StoreResult<Override> {
         let sql = format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = ?1");
         self.write(|tx| {
             let found = query_first(tx, &sql, [id.0], override_row)?;
             let o = rules::approve_override(id, found, officer, at)?;
+            crate::proposals::check_approver(
+                tx,
+                o.proposed_by,
+                officer,
+                healthcode_store::Role::Officer,
+                policy,
+                at,
+            )?;
             tx.execute(
                 "UPDATE overrides SET approved_by = ?1, approved_at = ?2 WHERE id = ?3",
                 params![officer.0, ts(at), id.0],

@@ -30,6 +30,7 @@ mod checkins;
 mod credentials;
 mod health;
 mod holders;
+mod proposals;
 mod rows;
 mod space;
 mod staff;
@@ -64,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
+    ),
+    (
+        "0011_two_person",
+        include_str!("../migrations/0011_two_person.sql"),
     ),
 ];
 /// The migrations of the check-ins file.

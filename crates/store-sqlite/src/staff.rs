@@ -120,6 +120,8 @@ impl StaffStore for SqliteStore {
                 created_at: at,
                 disabled_at: None,
                 second_factor: false,
+            created_by: None,
+            creation_approved_by: None,
             })
         })
     }

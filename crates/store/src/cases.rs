@@ -317,17 +317,20 @@ pub trait CaseStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<StoredExposure>> + Send;
     /// Declares a risk area.
     fn add_risk_area(&self, area: &RiskArea) -> impl Future<Output = StoreResult<()>> + Send;
-    /// All risk areas.
+    /// The risk areas that count for colours: all but those ended.
     fn risk_areas(&self) -> impl Future<Output = StoreResult<Vec<RiskArea>>> + Send;
     /// Records a proposed manual change.
     fn propose_override(&self, o: &NewOverride) -> impl Future<Output = StoreResult<Override>> + Send;
-    /// Approves a change as a second officer, in one transaction with the check that the approver
-    /// is not the proposer ([`StoreError::Refused`] otherwise).
+    /// Approves a change as a second officer, in one transaction with the approval rule
+    /// ([`rules::check_approver`](crate::rules::check_approver): not the proposer, not an account
+    /// the proposer made, old enough, an enabled officer or admin; [`StoreError::Refused`]
+    /// otherwise).
     fn approve_override(
         &self,
         id: OverrideId,
         officer: OfficerId,
         at: OffsetDateTime,
+        policy: crate::ApprovalPolicy,
     ) -> impl Future<Output = StoreResult<Override>> + Send;
     /// A manual change and whose colour it sets.
     fn override_by_id(

@@ -348,6 +348,8 @@ mod tests {
             created_at: T,
             disabled_at: None,
             second_factor: true,
+            created_by: None,
+            creation_approved_by: None,
         }
     }
 

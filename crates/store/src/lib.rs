@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod crypto;
 mod health;
 mod holders;
+pub mod proposals;
 pub mod rows;
 pub mod rules;
 mod staff;
@@ -29,6 +30,7 @@ pub use health::HealthStore;
 pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,
 };
+pub use proposals::{Act, ApprovalPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore};
 pub use staff::{Device, NewVenue, Officer, Role, StaffStore};
 
 /// What a storage call can fail with. A database failure is [`StoreError::Backend`] (a 500 to an
@@ -72,7 +74,8 @@ impl StoreError {
 /// (`use healthcode_store::prelude::*;`); code generic over `S: Store` needs none of them.
 pub mod prelude {
     pub use crate::{
-        AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, StaffStore, Store,
+        AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, ProposalStore,
+        StaffStore, Store,
     };
 }
 
@@ -83,11 +86,25 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// traits, and anything that does is a `Store`. Implementations must be safe to share between
 /// tasks; every method is one transaction.
 pub trait Store:
-    HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+    HolderStore
+    + CheckinStore
+    + CaseStore
+    + StaffStore
+    + AuditStore
+    + CredentialStore
+    + HealthStore
+    + ProposalStore
 {
 }
 
 impl<T> Store for T where
-    T: HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+    T: HolderStore
+        + CheckinStore
+        + CaseStore
+        + StaffStore
+        + AuditStore
+        + CredentialStore
+        + HealthStore
+        + ProposalStore
 {
 }

@@ -212,7 +212,7 @@ pub fn session_row(r: &dyn Columns) -> StoreResult<Session> {
 
 /// The columns [`officer_row`] reads.
 pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at, \
-     disabled_at, totp_secret IS NOT NULL";
+     disabled_at, totp_secret IS NOT NULL, created_by, creation_approved_by";
 
 /// An officer account, from [`OFFICER_COLS`]; an unknown role is [`StoreError::Corrupt`], never
 /// some other role.
@@ -227,6 +227,30 @@ pub fn officer_row(r: &dyn Columns) -> StoreResult<Officer> {
         created_at: r.time(5)?,
         disabled_at: r.opt_time(6)?,
         second_factor: r.boolean(7)?,
+        created_by: r.opt_int(8)?.map(OfficerId),
+        creation_approved_by: r.opt_int(9)?.map(OfficerId),
+    })
+}
+
+/// The columns [`proposal_row`] reads.
+pub const PROPOSAL_COLS: &str =
+    "id, act, proposed_by, proposed_at, expires_at, state, decided_by, decided_at";
+
+/// A proposal, from [`PROPOSAL_COLS`]; an unreadable act or state is [`StoreError::Corrupt`].
+pub fn proposal_row(r: &dyn Columns) -> StoreResult<crate::Proposal> {
+    let state = r.text(5)?;
+    Ok(crate::Proposal {
+        id: r.int(0)?,
+        act: crate::Act::from_stored(r.text(1)?)?,
+        proposed_by: OfficerId(r.int(2)?),
+        proposed_at: r.time(3)?,
+        expires_at: r.time(4)?,
+        state: crate::ProposalState::parse(state)
+            .ok_or_else(|| corrupt(format!("proposal state {state:?}")))?,
+        decided: match (r.opt_int(6)?, r.opt_time(7)?) {
+            (Some(by), Some(at)) => Some((OfficerId(by), at)),
+            _ => None,
+        },
     })
 }
 
@@ -418,6 +442,23 @@ pub fn risk_area_row(r: &dyn Columns) -> StoreResult<RiskArea> {
         level: level_of(r.text(1)?)?,
         from: r.time(2)?,
         until: r.opt_time(3)?,
+    })
+}
+
+/// The columns [`listed_risk_area_row`] reads.
+pub const LISTED_RISK_AREA_COLS: &str = "id, region, level, starts_at, ends_at, ended_at";
+
+/// A risk area with its id, from [`LISTED_RISK_AREA_COLS`].
+pub fn listed_risk_area_row(r: &dyn Columns) -> StoreResult<crate::ListedRiskArea> {
+    Ok(crate::ListedRiskArea {
+        id: r.int(0)?,
+        area: RiskArea {
+            region: issuer(r.text(1)?)?,
+            level: level_of(r.text(2)?)?,
+            from: r.time(3)?,
+            until: r.opt_time(4)?,
+        },
+        ended_at: r.opt_time(5)?,
     })
 }
 

@@ -5,8 +5,10 @@
 use healthcode_domain::{AppealId, DeviceId, OfficerId, Override, OverrideId};
 use time::{Duration, OffsetDateTime};
 
+use crate::proposals::{ApprovalPolicy, Proposal, ProposalState};
 use crate::{
-    Appeal, Device, ExposureKey, ExposureState, OtpCheck, OtpLimits, StoreError, StoreResult, StoredExposure,
+    Appeal, Device, ExposureKey, ExposureState, Officer, OtpCheck, OtpLimits, Role, StoreError, StoreResult,
+    StoredExposure,
 };
 
 /// A phone's send counters, as stored beside its one-time code.
@@ -213,6 +215,110 @@ pub fn approve_override(
     o.approve(officer, at)
         .map_err(|e| StoreError::Refused(e.to_string()))?;
     Ok(o)
+}
+
+/// The one approval rule for every two-person act (overrides, risk areas, accounts and roles,
+/// bulk exposure decisions), called inside the approving transaction with both accounts as
+/// stored: the approver is not the proposer; neither account was proposed or approved into
+/// being by the other (an admin cannot make a second self); the approver's account is at least
+/// `policy.approver_min_age` old at `at`; both are enabled and hold `needed` (an admin holds the
+/// officer's role too). Every refusal is [`StoreError::Refused`] saying which rule.
+pub fn check_approver(
+    proposer: Option<&Officer>,
+    approver: Option<&Officer>,
+    needed: Role,
+    policy: ApprovalPolicy,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let refuse = |m: &str| Err(StoreError::Refused(m.to_owned()));
+    let (Some(proposer), Some(approver)) = (proposer, approver) else {
+        return refuse("the proposer's or the approver's account does not exist");
+    };
+    let holds = |o: &Officer| match needed {
+        Role::Admin => o.role == Role::Admin,
+        Role::Officer => matches!(o.role, Role::Officer | Role::Admin),
+        Role::Auditor => o.role == Role::Auditor,
+    };
+    if approver.id == proposer.id {
+        return refuse("the approver must be a different person than the proposer");
+    }
+    let made_by = |o: &Officer, by: OfficerId| o.created_by == Some(by) || o.creation_approved_by == Some(by);
+    if made_by(approver, proposer.id) || made_by(proposer, approver.id) {
+        return refuse("an account cannot approve what the admin who created it proposed, nor the reverse");
+    }
+    if approver.disabled_at.is_some() || !holds(approver) {
+        return refuse(&format!(
+            "the approver must be an enabled {} account",
+            needed.as_str()
+        ));
+    }
+    if proposer.disabled_at.is_some() || !holds(proposer) {
+        return refuse(&format!(
+            "the proposer is no longer an enabled {} account",
+            needed.as_str()
+        ));
+    }
+    if at - approver.created_at < policy.approver_min_age {
+        return refuse(&format!(
+            "the approver's account is younger than {} hours",
+            policy.approver_min_age.whole_hours()
+        ));
+    }
+    Ok(())
+}
+
+/// Approves a proposal as `by` at `at` (after [`check_approver`]): refused when it is no longer
+/// pending, has expired, or `by` proposed it.
+pub fn approve_proposal(
+    id: i64,
+    found: Option<Proposal>,
+    by: OfficerId,
+    at: OffsetDateTime,
+) -> StoreResult<Proposal> {
+    let mut p = found.ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))?;
+    if p.proposed_by == by {
+        return Err(StoreError::Refused(
+            "the approver must be a different person than the proposer".into(),
+        ));
+    }
+    if p.state != ProposalState::Pending {
+        return Err(StoreError::Refused(format!(
+            "proposal {id} is {} already",
+            p.state.as_str()
+        )));
+    }
+    if p.expired(at) {
+        return Err(StoreError::Refused(format!(
+            "proposal {id} expired before it was approved"
+        )));
+    }
+    p.state = ProposalState::Approved;
+    p.decided = Some((by, at));
+    Ok(p)
+}
+
+/// Withdraws a proposal as `by` at `at`: only its proposer, only while pending.
+pub fn withdraw_proposal(
+    id: i64,
+    found: Option<Proposal>,
+    by: OfficerId,
+    at: OffsetDateTime,
+) -> StoreResult<Proposal> {
+    let mut p = found.ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))?;
+    if p.proposed_by != by {
+        return Err(StoreError::Refused(
+            "only the proposer can withdraw a proposal".into(),
+        ));
+    }
+    if p.state != ProposalState::Pending {
+        return Err(StoreError::Refused(format!(
+            "proposal {id} is {} already",
+            p.state.as_str()
+        )));
+    }
+    p.state = ProposalState::Withdrawn;
+    p.decided = Some((by, at));
+    Ok(p)
 }
 
 /// Counts what an update touched: [`StoreError::NotFound`] naming `what` when it was nothing.
@@ -474,6 +580,117 @@ mod tests {
         assert!(updated(1, || "officer 1".into()).is_ok());
         assert!(
             matches!(updated(0, || "officer 1".into()), Err(StoreError::NotFound(m)) if m == "officer 1")
+        );
+    }
+
+    fn staff(id: i64, role: Role, age_hours: i64) -> Officer {
+        Officer {
+            id: OfficerId(id),
+            username: format!("u{id}"),
+            role,
+            password_hash: String::new(),
+            must_change_password: false,
+            created_at: T - Duration::hours(age_hours),
+            disabled_at: None,
+            second_factor: true,
+            created_by: None,
+            creation_approved_by: None,
+        }
+    }
+
+    fn refused(r: StoreResult<()>) -> String {
+        match r {
+            Err(StoreError::Refused(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_approval_rule_refuses_oneself_a_puppet_a_young_account_and_the_wrong_role() {
+        let policy = ApprovalPolicy::default();
+        let admin = staff(1, Role::Admin, 100);
+        let other = staff(2, Role::Admin, 100);
+        let check = |p: &Officer, a: &Officer, role| check_approver(Some(p), Some(a), role, policy, T);
+        assert!(check(&admin, &other, Role::Admin).is_ok());
+        assert!(
+            check(&admin, &other, Role::Officer).is_ok(),
+            "an admin does what an officer does"
+        );
+        assert!(refused(check(&admin, &admin, Role::Admin)).contains("different person"));
+        // The puppet: proposed by the admin (or approved into being by them), old enough.
+        let mut puppet = staff(3, Role::Admin, 100);
+        puppet.created_by = Some(admin.id);
+        assert!(refused(check(&admin, &puppet, Role::Admin)).contains("created it"));
+        assert!(refused(check(&puppet, &admin, Role::Admin)).contains("created it"));
+        puppet.created_by = Some(other.id);
+        puppet.creation_approved_by = Some(admin.id);
+        assert!(refused(check(&admin, &puppet, Role::Admin)).contains("created it"));
+        // A day is the default minimum age: one second less is refused, exactly a day is not.
+        let young = Officer {
+            created_at: T - Duration::hours(24) + Duration::seconds(1),
+            ..staff(4, Role::Admin, 0)
+        };
+        assert!(refused(check(&admin, &young, Role::Admin)).contains("younger than 24 hours"));
+        assert!(check(&admin, &staff(5, Role::Admin, 24), Role::Admin).is_ok());
+        let none = ApprovalPolicy {
+            approver_min_age: Duration::ZERO,
+        };
+        assert!(check_approver(Some(&admin), Some(&young), Role::Admin, none, T).is_ok());
+        // Roles and disabled accounts.
+        let officer = staff(6, Role::Officer, 100);
+        assert!(refused(check(&admin, &officer, Role::Admin)).contains("enabled admin"));
+        assert!(
+            refused(check(&officer, &staff(7, Role::Auditor, 100), Role::Officer))
+                .contains("enabled officer")
+        );
+        let disabled = Officer {
+            disabled_at: Some(T - Duration::hours(1)),
+            ..staff(8, Role::Officer, 100)
+        };
+        assert!(refused(check(&officer, &disabled, Role::Officer)).contains("enabled officer"));
+        assert!(refused(check(&disabled, &officer, Role::Officer)).contains("proposer"));
+        assert!(check_approver(None, Some(&officer), Role::Officer, policy, T).is_err());
+    }
+
+    #[test]
+    fn a_proposal_is_approved_once_before_expiry_and_withdrawn_only_by_its_proposer() {
+        let p = Proposal {
+            id: 9,
+            act: crate::proposals::Act::RiskAreaEnd { area: 1 },
+            proposed_by: OfficerId(1),
+            proposed_at: T,
+            expires_at: T + Duration::hours(72),
+            state: ProposalState::Pending,
+            decided: None,
+        };
+        assert!(matches!(
+            approve_proposal(9, Some(p.clone()), OfficerId(1), T),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            approve_proposal(9, Some(p.clone()), OfficerId(2), T + Duration::hours(72)),
+            Err(StoreError::Refused(m)) if m.contains("expired")
+        ));
+        let done = approve_proposal(9, Some(p.clone()), OfficerId(2), T).unwrap();
+        assert_eq!(
+            (done.state, done.decided),
+            (ProposalState::Approved, Some((OfficerId(2), T)))
+        );
+        assert!(
+            matches!(approve_proposal(9, Some(done), OfficerId(3), T), Err(StoreError::Refused(m)) if m.contains("approved already"))
+        );
+        assert!(matches!(
+            approve_proposal(9, None, OfficerId(2), T),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            withdraw_proposal(9, Some(p.clone()), OfficerId(2), T),
+            Err(StoreError::Refused(_))
+        ));
+        let w = withdraw_proposal(9, Some(p), OfficerId(1), T).unwrap();
+        assert_eq!(w.state, ProposalState::Withdrawn);
+        assert!(
+            matches!(approve_proposal(9, Some(w), OfficerId(2), T), Err(StoreError::Refused(m)) if m.contains("withdrawn"))
         );
     }
 }

@@ -102,6 +102,10 @@ pub struct Officer {
     pub disabled_at: Option<OffsetDateTime>,
     /// Whether a second factor (TOTP) is enrolled.
     pub second_factor: bool,
+    /// The admin who proposed the account (`None`: made on the command line, the bootstrap path).
+    pub created_by: Option<OfficerId>,
+    /// The second admin who approved it.
+    pub creation_approved_by: Option<OfficerId>,
 }
 
 impl std::fmt::Debug for Officer {
@@ -112,6 +116,8 @@ impl std::fmt::Debug for Officer {
             .field("role", &self.role)
             .field("disabled_at", &self.disabled_at)
             .field("second_factor", &self.second_factor)
+            .field("created_by", &self.created_by)
+            .field("creation_approved_by", &self.creation_approved_by)
             .finish_non_exhaustive()
     }
 }

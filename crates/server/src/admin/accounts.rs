@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use healthcode_store::{Principal, Role, Store, StoreError};
+use healthcode_store::{Act, Principal, Role, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -17,9 +17,10 @@ use crate::client::ClientAddr;
 use crate::problem::{ApiError, Json, Problem};
 use crate::signin::{self, SecondFactorRule};
 
+use super::proposals::{ProposalView, propose};
 use super::second_factor;
 
-use crate::{App, now};
+use crate::App;
 
 /// Officer sign-in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,15 +269,6 @@ pub struct NewOfficer {
     pub role: String,
 }
 
-/// A created account and its one-time password (shown once; replaced at first sign-in).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OfficerCreated {
-    /// The account.
-    pub officer: StaffView,
-    /// The one-time password.
-    pub one_time_password: String,
-}
-
 /// Checks a username.
 pub fn check_username(u: &str) -> Result<(), ApiError> {
     let ok = (3..=64).contains(&u.len())
@@ -298,12 +290,13 @@ pub async fn create_account<S: Store>(
     passwords: &PasswordHasher,
     username: &str,
     role: Role,
+    at: OffsetDateTime,
 ) -> Result<(StaffView, String), ApiError> {
     check_username(username)?;
     let password = one_time_password()?;
     let hash = passwords.hash(password.clone()).await?;
     let o = store
-        .insert_officer(username, role, &hash, true, now())
+        .insert_officer(username, role, &hash, true, at)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::Conflict(format!("the username {username} is taken")),
@@ -315,9 +308,24 @@ pub async fn create_account<S: Store>(
     Ok((StaffView::of(&o, false), password))
 }
 
-/// Creates a staff account (admins).
+/// A proposed account and its one-time password (shown once, to the proposer; replaced at first
+/// sign-in). The account exists once a second admin approves the proposal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountProposed {
+    /// The proposal a second admin approves (`POST /proposals/{id}/approve`).
+    pub proposal: ProposalView,
+    /// The username.
+    pub username: String,
+    /// The role.
+    pub role: String,
+    /// The one-time password it will have.
+    pub one_time_password: String,
+}
+
+/// Proposes a staff account (admins); it exists once a second, eligible admin approves. The
+/// command line (`healthcode admin create`) stays the bootstrap and break-glass path.
 #[utoipa::path(post, path = "/officers", tag = "officers", security(("officer" = [])), request_body = NewOfficer, responses(
-    (status = 201, description = "created", body = OfficerCreated),
+    (status = 202, description = "proposed, awaiting a second admin", body = AccountProposed),
     (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn create_officer<S: Store>(
@@ -325,23 +333,28 @@ pub(crate) async fn create_officer<S: Store>(
     me: Staff<Admins>,
     Json(req): Json<NewOfficer>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let role = Role::parse(&req.role)
+    let role = Role::parse(req.role.trim())
         .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
-    let (officer, one_time_password) =
-        create_account(app.store(), &app.passwords, req.username.trim(), role).await?;
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        "account-create",
-        None,
-        format!("{} as {}", officer.username, officer.role),
-    )
-    .await?;
+    let username = req.username.trim();
+    check_username(username)?;
+    if app.store().officer_by_username(username).await?.is_some() {
+        return Err(ApiError::Conflict(format!("the username {username} is taken")));
+    }
+    let password = one_time_password()?;
+    let password_hash = app.passwords.hash(password.clone()).await?;
+    let act = Act::AccountCreate {
+        username: username.into(),
+        role,
+        password_hash,
+    };
+    let proposal = propose(&app, &me, act, format!("create {username} as {}", role.as_str())).await?;
     Ok((
-        StatusCode::CREATED,
-        Json(OfficerCreated {
-            officer,
-            one_time_password,
+        StatusCode::ACCEPTED,
+        Json(AccountProposed {
+            proposal,
+            username: username.into(),
+            role: role.as_str().into(),
+            one_time_password: password,
         }),
     ))
 }

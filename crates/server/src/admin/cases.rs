@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use healthcode_domain::VenueId;
-use healthcode_store::Store;
+use healthcode_store::{Act, ExposureState, Store};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use crate::auth::{Officers, Staff};
 use crate::problem::{ApiError, Json, Path, Problem, Query};
 
 use super::holder_id;
+use super::proposals::{ProposalView, propose};
 use super::records::require_holder;
 use crate::{App, now};
 
@@ -375,4 +376,112 @@ pub(crate) async fn decide_exposure<S: Store>(
     )
     .await?;
     Ok(Json(exposure_view(e)))
+}
+
+/// A decision on every pending exposure of a case at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkExposureDecision {
+    /// true: apply them all (they count for the colour); false: dismiss them all.
+    pub apply: bool,
+    /// Why, for the audit log (1-500 characters).
+    pub note: String,
+}
+
+/// What a bulk decision did: decided at once, or proposed for a second officer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkExposureOutcome {
+    /// How many pending exposures it covers.
+    pub pending: u64,
+    /// How many were decided now (none when it waits for a second officer).
+    pub decided: u64,
+    /// The proposal a second officer approves, when there were more than
+    /// `[governance] bulk_exposure_two_person_above`.
+    pub proposal: Option<ProposalView>,
+}
+
+/// Applies or dismisses every pending exposure of a case (officers). Up to
+/// `[governance] bulk_exposure_two_person_above` are decided at once (200); more are a proposal
+/// that a second officer approves (202), and nobody's colour changes before. Audited.
+#[utoipa::path(post, path = "/cases/{id}/exposures/decision", tag = "cases", security(("officer" = [])), request_body = BulkExposureDecision,
+    params(("id" = i64, Path, description = "case id")), responses(
+    (status = 200, description = "decided", body = BulkExposureOutcome),
+    (status = 202, description = "more than one officer may decide: proposed, awaiting a second", body = BulkExposureOutcome),
+    (status = 409, description = "nothing pending", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn decide_case_exposures<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<i64>,
+    Json(req): Json<BulkExposureDecision>,
+) -> Result<(StatusCode, Json<BulkExposureOutcome>), ApiError> {
+    let note = req.note.trim();
+    if note.is_empty() || note.chars().count() > 500 {
+        return Err(ApiError::InvalidField("note: 1 to 500 characters".into()));
+    }
+    let case = healthcode_domain::CaseId(id);
+    if app.store.case(case).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no case {id}")));
+    }
+    let pending: Vec<_> = app
+        .store
+        .exposures_of_case(case)
+        .await?
+        .into_iter()
+        .filter(|e| e.state == ExposureState::Pending)
+        .collect();
+    let count = pending.len() as u64;
+    if count == 0 {
+        return Err(ApiError::Refused(format!("case {id} has no pending exposures")));
+    }
+    let verb = if req.apply { "apply" } else { "dismiss" };
+    if count > u64::from(app.governance.bulk_exposure_two_person_above) {
+        let act = Act::ExposureDecisions {
+            case: id,
+            apply: req.apply,
+            count,
+            note: note.into(),
+        };
+        let what = format!("{verb} {count} pending exposures of case {id}: {note}");
+        let p = propose(&app, &me, act, what).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(BulkExposureOutcome {
+                pending: count,
+                decided: 0,
+                proposal: Some(p),
+            }),
+        ));
+    }
+    let state = if req.apply {
+        ExposureState::Applied
+    } else {
+        ExposureState::Dismissed
+    };
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        &format!("exposure-{verb}-case"),
+        None,
+        format!("case {id}: {count} pending exposures: {note}"),
+    )
+    .await?;
+    let mut decided = 0;
+    for e in &pending {
+        match app.store.set_exposure_state(&e.key(), state).await {
+            Ok(_) => decided += 1,
+            // Decided meanwhile by someone else: left as they decided.
+            Err(healthcode_store::StoreError::Refused(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        app.statuses.invalidate(&e.holder);
+    }
+    Ok((
+        StatusCode::OK,
+        Json(BulkExposureOutcome {
+            pending: count,
+            decided,
+            proposal: None,
+        }),
+    ))
 }

@@ -4,16 +4,16 @@
 //! sessions. No admin can disable or demote themselves, nor the last active admin (the store
 //! decides that in the transaction that writes it).
 //!
-//! A role change is one call, [`change_role`], through [`apply_account_change`]: a rule that a
-//! grant needs a second admin's approval would hold the change there as a proposal (like the
-//! two-officer overrides) and apply it on approval.
+//! A role change is a proposal ([`change_role`]) that a second admin approves
+//! (`admin::proposals`); disabling and enabling are done at once, through
+//! [`apply_account_change`].
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use healthcode_domain::{DeviceId, OfficerId, VenueId};
-use healthcode_store::{AccountChange, Officer, Principal, Role, Store};
+use healthcode_store::{AccountChange, Act, Officer, Principal, Role, Store};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -23,6 +23,7 @@ use crate::problem::{ApiError, Json, Path, Problem};
 use crate::signin;
 use crate::{App, now};
 
+use super::proposals::{ProposalView, propose};
 use super::{DeviceCreated, DeviceView, StaffView};
 
 /// The account `id`, or 404.
@@ -122,14 +123,15 @@ pub struct RoleChange {
     pub role: String,
 }
 
-/// Changes an account's role (admins); it takes effect with the account's next request. Not
-/// one's own demotion, not the last active admin's. Audited.
+/// Proposes a new role for an account (admins); it takes effect once a second, eligible admin
+/// approves (`POST /proposals/{id}/approve`). Not one's own, not the last active admin's
+/// demotion (checked again at approval). Audited.
 #[utoipa::path(put, path = "/officers/{id}/role", tag = "officers", security(("officer" = [])), request_body = RoleChange,
     params(("id" = i64, Path, description = "account id")), responses(
-    (status = 200, description = "changed", body = StaffView),
+    (status = 202, description = "proposed, awaiting a second admin", body = ProposalView),
     (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "oneself, or the last active admin", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "oneself, or the role it has", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "no such role", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn change_role<S: Store>(
@@ -137,12 +139,28 @@ pub(crate) async fn change_role<S: Store>(
     me: Staff<Admins>,
     Path(id): Path<i64>,
     Json(req): Json<RoleChange>,
-) -> Result<Json<StaffView>, ApiError> {
+) -> Result<(StatusCode, Json<ProposalView>), ApiError> {
     let role = Role::parse(req.role.trim())
         .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
-    Ok(Json(
-        apply_account_change(&app, &me, id, AccountChange::Role(role)).await?,
-    ))
+    let target = account(&app, id).await?;
+    if target.id == me.id {
+        return Err(ApiError::Refused("an admin cannot change their own role".into()));
+    }
+    if target.role == role {
+        return Err(ApiError::Refused(format!(
+            "{} is {} already",
+            target.username,
+            role.as_str()
+        )));
+    }
+    let what = format!(
+        "{} from {} to {}",
+        target.username,
+        target.role.as_str(),
+        role.as_str()
+    );
+    let p = propose(&app, &me, Act::RoleGrant { officer: id, role }, what).await?;
+    Ok((StatusCode::ACCEPTED, Json(p)))
 }
 
 /// A new one-time password, shown once.

@@ -4,7 +4,8 @@
 //! changes at a service counter, the document seen), `venues` (venues, devices, risk areas),
 //! `records` (finding a holder, personal data with a purpose, printed codes, test results),
 //! `cases` (cases, tracing, exposure review),
-//! `overrides` (two-officer changes, appeals), `audit` (the log, its verification, purge). This
+//! `overrides` (two-officer changes, appeals), `proposals` (two people for risk areas, accounts
+//! and roles, bulk exposure decisions: listing, approval, withdrawal), `audit` (the log, its verification, purge). This
 //! file names the routes and the OpenAPI part. Every change and every read of personal data is
 //! audited.
 
@@ -14,6 +15,7 @@ mod cases;
 mod counter;
 mod lifecycle;
 mod overrides;
+mod proposals;
 mod records;
 mod second_factor;
 mod venues;
@@ -37,6 +39,7 @@ pub use cases::*;
 pub use counter::*;
 pub use lifecycle::*;
 pub use overrides::*;
+pub use proposals::*;
 pub use records::*;
 pub use second_factor::*;
 pub use venues::*;
@@ -70,7 +73,12 @@ pub use venues::*;
         list_devices,
         revoke_device,
         add_risk_area,
+        change_risk_level,
+        end_risk_area,
         list_risk_areas,
+        list_proposals,
+        approve_proposal,
+        withdraw_proposal,
         counter_register,
         counter_change_phone,
         find_holder,
@@ -83,6 +91,7 @@ pub use venues::*;
         case_exposures,
         pending_exposures,
         decide_exposure,
+        decide_case_exposures,
         propose_override,
         list_overrides,
         approve_override,
@@ -99,7 +108,7 @@ pub use venues::*;
         StaffView,
         PasswordChange,
         NewOfficer,
-        OfficerCreated,
+        AccountProposed,
         MeView,
         Enrolment,
         EnrolmentCode,
@@ -115,6 +124,11 @@ pub use venues::*;
         DeviceView,
         RiskAreaRequest,
         RiskAreaView,
+        RiskLevelChange,
+        ProposalView,
+        ProposalPage,
+        BulkExposureDecision,
+        BulkExposureOutcome,
         CounterPerson,
         DocumentCheck,
         CounterRegistration,
@@ -204,6 +218,20 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
             "/api/v1/admin/risk-areas",
             post(add_risk_area::<S>).get(list_risk_areas::<S>),
         )
+        .route(
+            "/api/v1/admin/risk-areas/{id}/level",
+            post(change_risk_level::<S>),
+        )
+        .route("/api/v1/admin/risk-areas/{id}/end", post(end_risk_area::<S>))
+        .route("/api/v1/admin/proposals", get(list_proposals::<S>))
+        .route(
+            "/api/v1/admin/proposals/{id}/approve",
+            post(approve_proposal::<S>),
+        )
+        .route(
+            "/api/v1/admin/proposals/{id}/withdraw",
+            post(withdraw_proposal::<S>),
+        )
         .route("/api/v1/admin/counter/holders", post(counter_register::<S>))
         .route(
             "/api/v1/admin/counter/phone-changes",
@@ -216,6 +244,10 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/admin/cases", post(add_case::<S>).get(list_cases::<S>))
         .route("/api/v1/admin/cases/{id}/trace", post(trace_case::<S>))
         .route("/api/v1/admin/cases/{id}/exposures", get(case_exposures::<S>))
+        .route(
+            "/api/v1/admin/cases/{id}/exposures/decision",
+            post(decide_case_exposures::<S>),
+        )
         .route("/api/v1/admin/exposures/pending", get(pending_exposures::<S>))
         .route("/api/v1/admin/exposures/decision", post(decide_exposure::<S>))
         .route(

@@ -157,7 +157,7 @@ pub(crate) async fn approve_override<S: Store>(
         .ok_or_else(|| ApiError::NotFound(format!("no override {id}")))?;
     let o = app
         .store
-        .approve_override(OverrideId(id), me.id, now())
+        .approve_override(OverrideId(id), me.id, now(), app.governance.approval())
         .await
         .map_err(|e| match e {
             StoreError::Refused(m) => ApiError::Refused(format!("a second officer must approve: {m}")),

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use healthcode_domain::{
     AdmissionPolicy, DeviceId, Issuer, RiskArea, RiskLevel, Venue, VenueCategory, VenueId,
 };
-use healthcode_store::{Device, NewVenue, Store};
+use healthcode_store::{Act, Device, NewVenue, Store};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::auth::{Admins, DEVICE_KEY_PREFIX, Officers, Staff, new_secret, secret_hash};
 use crate::problem::{ApiError, Json, Path, Problem};
 
+use super::proposals::{ProposalView, propose};
 use super::rfc;
 use crate::{App, now};
 
@@ -255,7 +256,7 @@ pub(crate) async fn revoke_device<S: Store>(
     Ok(Json(DeviceView::from(revoked)))
 }
 
-/// A risk area.
+/// A risk area to declare.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskAreaRequest {
@@ -272,11 +273,33 @@ pub struct RiskAreaRequest {
 }
 
 /// A risk area as listed.
-pub type RiskAreaView = RiskAreaRequest;
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskAreaView {
+    /// Id (named by proposals to change its level or end it).
+    pub id: i64,
+    /// Region, ISO 3166-1 or 3166-2.
+    pub region: String,
+    /// low, medium or high.
+    pub level: String,
+    /// From.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// Until (open when absent), as declared.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// When two officers ended it: it is kept, and counts for no colour since.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
 
-/// Declares a risk area (officers).
+fn level_of(s: &str) -> Result<RiskLevel, ApiError> {
+    RiskLevel::parse(s.trim()).ok_or_else(|| ApiError::InvalidField("level: low, medium or high".into()))
+}
+
+/// Proposes a risk area (officers); nobody's colour changes until a second officer approves it
+/// (`POST /proposals/{id}/approve`).
 #[utoipa::path(post, path = "/risk-areas", tag = "cases", security(("officer" = [])), request_body = RiskAreaRequest, responses(
-    (status = 201, description = "declared", body = RiskAreaRequest),
+    (status = 202, description = "proposed, awaiting a second officer", body = ProposalView),
 ))]
 pub(crate) async fn add_risk_area<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -284,34 +307,102 @@ pub(crate) async fn add_risk_area<S: Store>(
     Json(req): Json<RiskAreaRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let region = Issuer::parse(&req.region).map_err(|e| ApiError::InvalidField(format!("region: {e}")))?;
-    let level = RiskLevel::parse(&req.level)
-        .ok_or_else(|| ApiError::InvalidField("level: low, medium or high".into()))?;
+    let level = level_of(&req.level)?;
     if req.until.is_some_and(|u| u <= req.from) {
         return Err(ApiError::InvalidField("until must be after from".into()));
     }
-    app.store
-        .add_risk_area(&RiskArea {
-            region,
-            level,
-            from: req.from,
-            until: req.until,
-        })
-        .await?;
-    app.statuses.invalidate_all();
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        "risk-area-add",
-        None,
-        format!("{} {} from {}", req.region, req.level, rfc(req.from)),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(req)))
+    let what = format!(
+        "declare {} {} from {}",
+        region.as_str(),
+        level.as_str(),
+        rfc(req.from)
+    );
+    let act = Act::RiskAreaDeclare {
+        region: region.as_str().into(),
+        level,
+        from: req.from,
+        until: req.until,
+    };
+    let p = propose(&app, &me, act, what).await?;
+    Ok((StatusCode::ACCEPTED, Json(p)))
 }
 
-/// Risk areas.
+/// A risk area not ended, or 404.
+async fn area_in_force<S: Store>(app: &App<S>, id: i64) -> Result<RiskArea, ApiError> {
+    app.store
+        .listed_risk_areas()
+        .await?
+        .into_iter()
+        .find(|a| a.id == id && a.ended_at.is_none())
+        .map(|a| a.area)
+        .ok_or_else(|| ApiError::NotFound(format!("no risk area {id} in force")))
+}
+
+/// A new level for a risk area.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RiskLevelChange {
+    /// low, medium or high.
+    pub level: String,
+}
+
+/// Proposes a new level for a risk area in force (officers); it changes once a second officer
+/// approves.
+#[utoipa::path(post, path = "/risk-areas/{id}/level", tag = "cases", security(("officer" = [])), request_body = RiskLevelChange,
+    params(("id" = i64, Path, description = "risk area id")), responses(
+    (status = 202, description = "proposed, awaiting a second officer", body = ProposalView),
+    (status = 404, description = "no such area in force", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn change_risk_level<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<i64>,
+    Json(req): Json<RiskLevelChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let level = level_of(&req.level)?;
+    let area = area_in_force(&app, id).await?;
+    if area.level == level {
+        return Err(ApiError::Refused(format!(
+            "risk area {id} is {} already",
+            level.as_str()
+        )));
+    }
+    let what = format!(
+        "risk area {id} ({}) from {} to {}",
+        area.region.as_str(),
+        area.level.as_str(),
+        level.as_str()
+    );
+    let p = propose(&app, &me, Act::RiskAreaLevel { area: id, level }, what).await?;
+    Ok((StatusCode::ACCEPTED, Json(p)))
+}
+
+/// Proposes ending a risk area (officers): once a second officer approves, it is ended at that
+/// moment, stays listed with when, counts for no colour since, and holders' colours are
+/// computed again.
+#[utoipa::path(post, path = "/risk-areas/{id}/end", tag = "cases", security(("officer" = [])),
+    params(("id" = i64, Path, description = "risk area id")), responses(
+    (status = 202, description = "proposed, awaiting a second officer", body = ProposalView),
+    (status = 404, description = "no such area in force", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn end_risk_area<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let area = area_in_force(&app, id).await?;
+    let what = format!(
+        "end risk area {id} ({} {})",
+        area.region.as_str(),
+        area.level.as_str()
+    );
+    let p = propose(&app, &me, Act::RiskAreaEnd { area: id }, what).await?;
+    Ok((StatusCode::ACCEPTED, Json(p)))
+}
+
+/// Risk areas, ended ones included.
 #[utoipa::path(get, path = "/risk-areas", tag = "cases", security(("officer" = [])), responses(
-    (status = 200, description = "risk areas", body = Vec<RiskAreaRequest>),
+    (status = 200, description = "risk areas", body = Vec<RiskAreaView>),
 ))]
 pub(crate) async fn list_risk_areas<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -319,14 +410,16 @@ pub(crate) async fn list_risk_areas<S: Store>(
 ) -> Result<Json<Vec<RiskAreaView>>, ApiError> {
     Ok(Json(
         app.store
-            .risk_areas()
+            .listed_risk_areas()
             .await?
             .into_iter()
-            .map(|a| RiskAreaRequest {
-                region: a.region.as_str().into(),
-                level: a.level.as_str().into(),
-                from: a.from,
-                until: a.until,
+            .map(|a| RiskAreaView {
+                id: a.id,
+                region: a.area.region.as_str().into(),
+                level: a.area.level.as_str().into(),
+                from: a.area.from,
+                until: a.area.until,
+                ended_at: a.ended_at,
             })
             .collect(),
     ))

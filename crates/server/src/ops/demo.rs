@@ -321,7 +321,11 @@ impl<S: Store> Seeder<'_, S> {
         let mut accounts = Vec::new();
         let passwords = crate::auth::PasswordHasher::default();
         for (username, role) in ACCOUNTS {
-            let (_, password) = crate::admin::create_account(self.store, &passwords, username, role).await?;
+            let (_, password) = {
+                // Two days old, so that the demo's accounts can approve each other's proposals.
+                let at = self.t - Duration::days(2);
+                crate::admin::create_account(self.store, &passwords, username, role, at).await?
+            };
             accounts.push(DemoAccount {
                 username: username.into(),
                 role: role.as_str().into(),

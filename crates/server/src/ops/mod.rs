@@ -12,7 +12,7 @@ use healthcode_policy::Policy;
 use healthcode_store::{AuditEntry, ChainBreak, PurgeReport, Role, Store, StoreError, verify_audit};
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::datadir::DataDir;
 use crate::problem::ApiError;
@@ -157,22 +157,36 @@ pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>
 struct CreateAccount<'a> {
     username: &'a str,
     role: Role,
+    at: OffsetDateTime,
 }
 
 impl StoreWork for CreateAccount<'_> {
     type Output = String;
 
     async fn run<S: Store>(self, store: S) -> Result<String, StartError> {
-        account_with_audit(&store, self.username, self.role)
+        account_with_audit(&store, self.username, self.role, self.at)
             .await
             .map_err(|e| StartError::caused("cannot create the account", e))
     }
 }
 
 /// Creates a staff account with a one-time password in the configured store (making the data
-/// directory when it does not exist yet): the `healthcode admin create` command. Returns the
-/// password, shown once.
+/// directory when it does not exist yet): the `healthcode admin create` command, the bootstrap
+/// and break-glass path that needs no second admin (audited as such). Returns the password,
+/// shown once.
 pub async fn create_account_now(config: &Config, username: &str, role: Role) -> Result<String, StartError> {
+    create_account_at(config, username, role, now()).await
+}
+
+/// [`create_account_now`] with the account's creation time given: an account created `at` in
+/// the past may approve two-person acts at once (`[governance] approver_min_age_hours`). For
+/// restoring accounts and for tests; the audit entry says the time it was given.
+pub async fn create_account_at(
+    config: &Config,
+    username: &str,
+    role: Role,
+    at: OffsetDateTime,
+) -> Result<String, StartError> {
     // The first account may come before the first `serve`: make the directory as it would, and
     // hold it while the account is written.
     let _held = match config.database_url {
@@ -184,22 +198,36 @@ pub async fn create_account_now(config: &Config, username: &str, role: Role) -> 
         &config.data_dir,
         true,
         2,
-        CreateAccount { username, role },
+        CreateAccount { username, role, at },
     )
     .await
 }
 
-async fn account_with_audit<S: Store>(store: &S, username: &str, role: Role) -> Result<String, ApiError> {
+async fn account_with_audit<S: Store>(
+    store: &S,
+    username: &str,
+    role: Role,
+    at: OffsetDateTime,
+) -> Result<String, ApiError> {
     let passwords = crate::auth::PasswordHasher::default();
-    let (view, password) = crate::admin::create_account(store, &passwords, username, role).await?;
+    let (view, password) = crate::admin::create_account(store, &passwords, username, role, at).await?;
+    let t = now();
+    let dated = if (t - at).abs() < Duration::minutes(1) {
+        String::new()
+    } else {
+        format!(", created as of {}", crate::admin::rfc(at))
+    };
     store
         .append_audit(&AuditEntry {
-            at: now(),
+            at: t,
             actor: "operator".into(),
             role: "system".into(),
             action: "account-create".into(),
             subject: None,
-            purpose: format!("{} as {} (command line)", view.username, view.role),
+            purpose: format!(
+                "{} as {} (command line: bootstrap or break-glass, no second admin{dated})",
+                view.username, view.role
+            ),
         })
         .await?;
     Ok(password)

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use healthcode_domain::{Colour, VenueCategory};
+use healthcode_domain::{Colour, OfficerId, VenueCategory};
 use healthcode_store::{Role, Store};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -369,6 +369,44 @@ async fn overrides<S: Store>(
     })
 }
 
+/// A risk-area proposal awaiting a second officer, as the areas page lists it.
+pub struct PendingArea {
+    id: i64,
+    what: String,
+    proposed_by: i64,
+    mine: bool,
+}
+
+impl PendingArea {
+    fn of(p: &admin::ProposalView, me: OfficerId) -> Option<PendingArea> {
+        let field = |k: &str| {
+            p.act
+                .get(k)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        };
+        let what = match p.kind.as_str() {
+            "risk-area-declare" => format!(
+                "+ {} · {}",
+                field("region").unwrap_or_default(),
+                field("level").unwrap_or_default()
+            ),
+            "risk-area-level" => format!(
+                "#{} → {}",
+                field("area").unwrap_or_default(),
+                field("level").unwrap_or_default()
+            ),
+            "risk-area-end" => format!("#{} ✕", field("area").unwrap_or_default()),
+            _ => return None,
+        };
+        Some(PendingArea {
+            id: p.id,
+            what,
+            proposed_by: p.proposed_by,
+            mine: p.proposed_by == me.0,
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/areas.html")]
 struct Areas {
@@ -376,6 +414,7 @@ struct Areas {
     section: &'static str,
     who: Who,
     areas: Vec<RiskAreaView>,
+    pending: Vec<PendingArea>,
 }
 
 async fn areas<S: Store>(
@@ -385,12 +424,18 @@ async fn areas<S: Store>(
 ) -> Response {
     let me = staff!(ctx, me);
     let who = who(&me);
+    let id = me.id;
+    let pending = match admin::pending(&app, &me, 200).await {
+        Ok(found) => found.iter().filter_map(|p| PendingArea::of(p, id)).collect(),
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
     let areas = json!(ctx, admin::list_risk_areas(State(app), me));
     render(&Areas {
         ctx,
         section: "areas",
         who,
         areas,
+        pending,
     })
 }
 

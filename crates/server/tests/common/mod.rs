@@ -282,6 +282,14 @@ pub enum Identity {
 /// Seconds before a phone may get another code, in the tests' servers.
 pub const RESEND_SECONDS: u32 = 3;
 
+/// The staff accounts every app is made with besides `root`, on the command line's path.
+const STAFF: [(&str, Role); 4] = [
+    ("admin-b", Role::Admin),
+    ("officer-a", Role::Officer),
+    ("officer-b", Role::Officer),
+    ("auditor-a", Role::Auditor),
+];
+
 /// A one-time code sent, as its requester knows it.
 #[derive(Debug, Clone)]
 pub struct Otp {
@@ -387,7 +395,11 @@ pub struct TestApp {
     pub registry: Registry,
     server: Option<Running>,
     admin_password: String,
+    /// One-time passwords of the staff accounts made with the app (back-dated, so that they may
+    /// approve two-person acts at once), by username.
+    staff_passwords: std::collections::HashMap<&'static str, String>,
     admin: OnceCell<Staff>,
+    second_admin: OnceCell<Staff>,
     officer: OnceCell<Staff>,
     second_officer: OnceCell<Staff>,
     auditor: OnceCell<Staff>,
@@ -496,6 +508,17 @@ impl TestApp {
         let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
             .await
             .unwrap();
+        // The other staff the helpers sign in are made on the command line's path too, two days
+        // ago: old enough to approve what needs two people (an account younger than a day
+        // approves nothing; the tests of that rule make their accounts through the API).
+        let mut staff_passwords = std::collections::HashMap::new();
+        let two_days_ago = OffsetDateTime::now_utc() - time::Duration::days(2);
+        for (name, role) in STAFF {
+            let password = healthcode_server::ops::create_account_at(&config, name, role, two_days_ago)
+                .await
+                .unwrap();
+            staff_passwords.insert(name, password);
+        }
         let mut app = TestApp {
             base: String::new(),
             client: reqwest::Client::new(),
@@ -504,7 +527,9 @@ impl TestApp {
             registry,
             server: None,
             admin_password,
+            staff_passwords,
             admin: OnceCell::new(),
+            second_admin: OnceCell::new(),
             officer: OnceCell::new(),
             second_officer: OnceCell::new(),
             auditor: OnceCell::new(),
@@ -693,18 +718,37 @@ impl TestApp {
         v["token"].as_str().unwrap().to_owned()
     }
 
-    /// A new staff account made by the admin, signed in.
-    async fn new_staff(&self, username: &str, role: &str) -> Staff {
-        let admin = self.admin().await;
+    /// One of the staff accounts made with the app, signed in.
+    async fn new_staff(&self, username: &'static str) -> Staff {
+        self.staff_sign_in(username, &self.staff_passwords[username])
+            .await
+    }
+
+    /// A staff account made through the API as two admins make one: `root` proposes it and
+    /// `admin-b` approves. Returns its one-time password. The account is new, so it approves
+    /// nothing in its first day.
+    pub async fn create_account(&self, username: &str, role: &str) -> String {
+        let root = self.admin().await;
         let v = self
             .post(
                 "/api/v1/admin/officers",
-                Some(&admin.token),
+                Some(&root.token),
                 json!({"username": username, "role": role}),
             )
             .await;
-        self.staff_sign_in(username, v["one_time_password"].as_str().unwrap())
-            .await
+        let id = v["proposal"]["id"].as_i64().unwrap();
+        self.approve(self.second_admin().await, id).await;
+        v["one_time_password"].as_str().unwrap().to_owned()
+    }
+
+    /// Approves proposal `id` as `staff` (it must succeed); returns the proposal.
+    pub async fn approve(&self, staff: &Staff, id: i64) -> Value {
+        self.post(
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&staff.token),
+            json!({}),
+        )
+        .await
     }
 
     /// The admin `root`, signed in (once per app).
@@ -714,25 +758,26 @@ impl TestApp {
             .await
     }
 
+    /// A second admin, `admin-b`, for what needs two.
+    pub async fn second_admin(&self) -> &Staff {
+        self.second_admin.get_or_init(|| self.new_staff("admin-b")).await
+    }
+
     /// The officer `officer-a`, signed in (made once per app).
     pub async fn officer(&self) -> &Staff {
-        self.officer
-            .get_or_init(|| self.new_staff("officer-a", "officer"))
-            .await
+        self.officer.get_or_init(|| self.new_staff("officer-a")).await
     }
 
     /// Another officer, `officer-b`, for what needs two.
     pub async fn second_officer(&self) -> &Staff {
         self.second_officer
-            .get_or_init(|| self.new_staff("officer-b", "officer"))
+            .get_or_init(|| self.new_staff("officer-b"))
             .await
     }
 
     /// The auditor `auditor-a`.
     pub async fn auditor(&self) -> &Staff {
-        self.auditor
-            .get_or_init(|| self.new_staff("auditor-a", "auditor"))
-            .await
+        self.auditor.get_or_init(|| self.new_staff("auditor-a")).await
     }
 
     // ---- Holders ----
@@ -930,14 +975,18 @@ impl TestApp {
     }
 
     /// A risk area declared by the officers, taking effect from `from`.
+    /// (One officer proposes, a second approves.)
     pub async fn declare_risk_area(&self, region: &str, level: &str, from: OffsetDateTime) {
         let officer = self.officer().await;
-        self.post(
-            "/api/v1/admin/risk-areas",
-            Some(&officer.token),
-            json!({"region": region, "level": level, "from": rfc3339(from)}),
-        )
-        .await;
+        let p = self
+            .post(
+                "/api/v1/admin/risk-areas",
+                Some(&officer.token),
+                json!({"region": region, "level": level, "from": rfc3339(from)}),
+            )
+            .await;
+        self.approve(self.second_officer().await, p["id"].as_i64().unwrap())
+            .await;
     }
 
     // ---- What the holder and the auditor see ----

@@ -105,12 +105,13 @@ pub async fn travellers_to_a_region_are_counted_once_each<H: Harness>(h: &H) {
 
 pub async fn overrides_need_two_officers<H: Harness>(h: &H) {
     let s = h.store();
+    let [a, b, c] = three_officers(s).await;
     let o = s
         .propose_override(&NewOverride {
             holder: hid(1),
             colour: Colour::Green,
             reason: "sample mix-up at the lab".into(),
-            proposed_by: OfficerId(10),
+            proposed_by: a,
             proposed_at: T,
             expires_at: T + Duration::days(7),
         })
@@ -118,23 +119,24 @@ pub async fn overrides_need_two_officers<H: Harness>(h: &H) {
         .unwrap();
     assert!(o.approval.is_none());
     assert!(matches!(
-        s.approve_override(o.id, OfficerId(10), T).await,
+        s.approve_override(o.id, a, T, ApprovalPolicy::default()).await,
         Err(StoreError::Refused(_))
     ));
     let f = s.holder_facts(&hid(1)).await.unwrap();
     assert_eq!(f.overrides.len(), 1);
     assert!(f.overrides[0].approval.is_none(), "a refused approval was stored");
     let approved = s
-        .approve_override(o.id, OfficerId(11), T + Duration::minutes(3))
+        .approve_override(o.id, b, T + Duration::minutes(3), ApprovalPolicy::default())
         .await
         .unwrap();
-    assert_eq!(approved.approval, Some((OfficerId(11), T + Duration::minutes(3))));
+    assert_eq!(approved.approval, Some((b, T + Duration::minutes(3))));
     assert!(matches!(
-        s.approve_override(o.id, OfficerId(12), T).await,
+        s.approve_override(o.id, c, T, ApprovalPolicy::default()).await,
         Err(StoreError::Refused(_))
     ));
     assert!(matches!(
-        s.approve_override(OverrideId(999_999), OfficerId(12), T).await,
+        s.approve_override(OverrideId(999_999), c, T, ApprovalPolicy::default())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.holder_facts(&hid(1)).await.unwrap().overrides, vec![approved]);
@@ -189,17 +191,21 @@ pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
     assert_eq!(s.cases(T - Duration::days(5)).await.unwrap().len(), 4);
 
     // Overrides by id, all or pending.
+    let [a, b, _] = three_officers(s).await;
     let propose = |holder: HolderId, reason: &str| NewOverride {
         holder,
         colour: Colour::Green,
         reason: reason.into(),
-        proposed_by: OfficerId(10),
+        proposed_by: a,
         proposed_at: T,
         expires_at: T + Duration::days(7),
     };
     let o1 = s.propose_override(&propose(hid(1), "lab mix-up")).await.unwrap();
     let o2 = s.propose_override(&propose(hid(2), "wrong venue")).await.unwrap();
-    let o1 = s.approve_override(o1.id, OfficerId(11), T).await.unwrap();
+    let o1 = s
+        .approve_override(o1.id, b, T, ApprovalPolicy::default())
+        .await
+        .unwrap();
     assert_eq!(s.override_by_id(o2.id).await.unwrap(), Some((hid(2), o2.clone())));
     assert_eq!(s.override_by_id(o1.id).await.unwrap(), Some((hid(1), o1.clone())));
     assert!(s.override_by_id(OverrideId(999_999)).await.unwrap().is_none());

@@ -19,6 +19,7 @@ mod credentials;
 mod exposures;
 mod health;
 mod holders;
+mod proposals;
 mod staff;
 
 pub use audit::*;
@@ -28,6 +29,7 @@ pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
 pub use holders::*;
+pub use proposals::*;
 pub use staff::*;
 
 /// A fresh store for one test, and access behind its back.
@@ -85,6 +87,11 @@ macro_rules! conformance_tests {
             second_factor_steps_and_recovery_codes_are_single_use,
             staff_sessions_are_listed_and_expire_when_idle,
             a_rotated_device_key_replaces_the_old_one,
+            overrides_follow_the_approval_rule,
+            a_risk_area_is_declared_changed_and_ended_on_approval,
+            accounts_and_roles_change_only_on_approval,
+            proposals_are_listed_paged_withdrawn_and_expire,
+            bulk_exposure_decisions_wait_for_approval,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -115,6 +122,20 @@ const T: OffsetDateTime = datetime!(2026-11-20 08:00:00 UTC);
 
 /// The challenge the tests' one-time codes are sent under.
 const CHALLENGE: [u8; 32] = [5; 32];
+
+/// Three officer accounts made on the command line's path two days before `T` (old enough to
+/// approve), by id.
+async fn three_officers<S: Store>(s: &S) -> [OfficerId; 3] {
+    let mut ids = [OfficerId(0); 3];
+    for (i, name) in ["officer-x", "officer-y", "officer-z"].iter().enumerate() {
+        ids[i] = s
+            .insert_officer(name, Role::Officer, "$argon2id$x", false, T - Duration::days(2))
+            .await
+            .unwrap()
+            .id;
+    }
+    ids
+}
 
 fn hid(n: u8) -> HolderId {
     HolderId::from_bytes(&[n; 8]).unwrap()

@@ -1,0 +1,272 @@
+//! Two people for every act that changes colours or powers. Risk areas, staff accounts and role
+//! grants, and bulk exposure decisions are proposed through their own endpoints
+//! ([`propose`]); they are listed, approved by a second eligible person and withdrawn here. The
+//! store decides each approval in its transaction (`healthcode_store::rules::check_approver`)
+//! and does the act there. Every proposal, approval, refusal and withdrawal is audited.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use healthcode_store::{Act, Proposal, ProposalState, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Officers, Staff};
+use crate::problem::{ApiError, Json, Path, Problem, Query};
+use crate::{App, now};
+
+use super::rfc;
+
+/// A proposal awaiting (or past) a second person's approval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalView {
+    /// Id.
+    pub id: i64,
+    /// risk-area-declare, risk-area-level, risk-area-end, account-create, role-grant or
+    /// exposure-decisions.
+    pub kind: String,
+    /// What approval does (an account's one-time password is never shown here).
+    #[schema(value_type = Object)]
+    pub act: serde_json::Value,
+    /// Who may approve: "officer" (officers and admins) or "admin".
+    pub approver_role: String,
+    /// The proposer's id.
+    pub proposed_by: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub proposed_at: OffsetDateTime,
+    /// After this it can no longer be approved.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// pending, approved, withdrawn or expired.
+    pub state: String,
+    /// Who approved or withdrew it.
+    pub decided_by: Option<i64>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+impl ProposalView {
+    pub(crate) fn of(p: &Proposal, at: OffsetDateTime) -> ProposalView {
+        let mut act = serde_json::to_value(&p.act).unwrap_or_default();
+        if let Some(o) = act.as_object_mut() {
+            o.remove("password_hash");
+            o.remove("act");
+        }
+        let state = if p.expired(at) {
+            "expired"
+        } else {
+            p.state.as_str()
+        };
+        ProposalView {
+            id: p.id,
+            kind: p.act.kind().into(),
+            act,
+            approver_role: p.act.role_needed().as_str().into(),
+            proposed_by: p.proposed_by.0,
+            proposed_at: p.proposed_at,
+            expires_at: p.expires_at,
+            state: state.into(),
+            decided_by: p.decided.map(|(by, _)| by.0),
+            decided_at: p.decided.map(|(_, at)| at),
+        }
+    }
+}
+
+/// Records a proposal by `me` and audits it (`proposal-<kind>`, what it would do in words).
+pub(crate) async fn propose<S: Store, R>(
+    app: &App<S>,
+    me: &Staff<R>,
+    act: Act,
+    what: String,
+) -> Result<ProposalView, ApiError> {
+    let t = now();
+    let p = app
+        .store
+        .propose(&act, me.id, t, t + app.governance.proposal_expiry())
+        .await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        &format!("propose-{}", act.kind()),
+        None,
+        format!(
+            "proposal {}: {what}, awaiting a second {}",
+            p.id,
+            act.role_needed().as_str()
+        ),
+    )
+    .await?;
+    Ok(ProposalView::of(&p, t))
+}
+
+/// Which proposals, a page at a time.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProposalQuery {
+    /// Only those awaiting approval (pending, not expired).
+    #[serde(default)]
+    pub(crate) pending: bool,
+    /// The last id of the previous page (0 or absent: from the first).
+    #[serde(default)]
+    pub(crate) after: i64,
+    /// At most this many (1-200, 50 by default).
+    #[serde(default)]
+    pub(crate) limit: Option<u32>,
+}
+
+/// A page of proposals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalPage {
+    /// Proposals by id.
+    pub proposals: Vec<ProposalView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<i64>,
+}
+
+/// Proposals by id, a page at a time (`?pending=true`: those awaiting a second person).
+#[utoipa::path(get, path = "/proposals", tag = "governance", security(("officer" = [])),
+    params(ProposalQuery), responses(
+    (status = 200, description = "a page of proposals", body = ProposalPage),
+))]
+pub(crate) async fn list_proposals<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    _me: Staff<Officers>,
+    Query(q): Query<ProposalQuery>,
+) -> Result<Json<ProposalPage>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::InvalidField("limit: 1 to 200".into()));
+    }
+    let t = now();
+    let found = app.store.proposals(q.pending, t, q.after.max(0), limit).await?;
+    let next_after = (found.len() == limit as usize)
+        .then(|| found.last().map(|p| p.id))
+        .flatten();
+    Ok(Json(ProposalPage {
+        proposals: found.iter().map(|p| ProposalView::of(p, t)).collect(),
+        next_after,
+    }))
+}
+
+/// The proposals awaiting a second person, oldest first, at most `limit` (for the console's
+/// pages, behind the same role check as [`list_proposals`]).
+pub(crate) async fn pending<S: Store>(
+    app: &App<S>,
+    _me: &Staff<Officers>,
+    limit: u32,
+) -> Result<Vec<ProposalView>, ApiError> {
+    let t = now();
+    Ok(app
+        .store
+        .proposals(true, t, 0, limit)
+        .await?
+        .iter()
+        .map(|p| ProposalView::of(p, t))
+        .collect())
+}
+
+/// Approves a proposal as a second person and does it. Refused (409) for the proposer, for an
+/// account the proposer made (or that made the proposer), for an account younger than
+/// `[governance] approver_min_age_hours`, for one without the role, and once it is no longer
+/// pending or has expired; every refusal is audited.
+#[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
+    params(("id" = i64, Path, description = "proposal id")), responses(
+    (status = 200, description = "approved and done", body = ProposalView),
+    (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "this person may not approve it, or it is no longer pending", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn approve_proposal<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<i64>,
+) -> Result<Json<ProposalView>, ApiError> {
+    let t = now();
+    let result = app
+        .store
+        .approve_proposal(id, me.id, t, app.governance.approval())
+        .await;
+    let p = match result {
+        Ok(p) => p,
+        Err(e @ (StoreError::Refused(_) | StoreError::Conflict(_) | StoreError::NotFound(_))) => {
+            app.audit(
+                me.actor(),
+                me.role.as_str(),
+                "approve-refused",
+                None,
+                format!("proposal {id}: {e}"),
+            )
+            .await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    after_approval(&app, &p).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        &format!("approve-{}", p.act.kind()),
+        None,
+        // What took effect, in the words the alerts read (`CN-SH high from …`).
+        match &p.act {
+            Act::RiskAreaDeclare {
+                region, level, from, ..
+            } => format!(
+                "proposal {id} by staff:{}, done: {region} {} from {}",
+                p.proposed_by.0,
+                level.as_str(),
+                super::rfc(*from)
+            ),
+            _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
+        },
+    )
+    .await?;
+    Ok(Json(ProposalView::of(&p, t)))
+}
+
+/// What this node forgets once an act is done.
+async fn after_approval<S: Store>(app: &App<S>, p: &Proposal) -> Result<(), ApiError> {
+    match &p.act {
+        Act::RiskAreaDeclare { .. }
+        | Act::RiskAreaLevel { .. }
+        | Act::RiskAreaEnd { .. }
+        | Act::ExposureDecisions { .. } => app.statuses.invalidate_all(),
+        Act::AccountCreate { username, .. } => {
+            // Failures counted against the name before it existed are not the account's.
+            app.store
+                .sign_in_succeeded(&crate::signin::user_key(username))
+                .await?;
+        }
+        Act::RoleGrant { .. } => {}
+    }
+    debug_assert_eq!(p.state, ProposalState::Approved);
+    Ok(())
+}
+
+/// Withdraws one's own pending proposal.
+#[utoipa::path(post, path = "/proposals/{id}/withdraw", tag = "governance", security(("officer" = [])),
+    params(("id" = i64, Path, description = "proposal id")), responses(
+    (status = 200, description = "withdrawn", body = ProposalView),
+    (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "not the proposer, or no longer pending", body = Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn withdraw_proposal<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    me: Staff<Officers>,
+    Path(id): Path<i64>,
+) -> Result<Json<ProposalView>, ApiError> {
+    let t = now();
+    let p = app.store.withdraw_proposal(id, me.id, t).await?;
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        &format!("withdraw-{}", p.act.kind()),
+        None,
+        format!("proposal {id} proposed {}", rfc(p.proposed_at)),
+    )
+    .await?;
+    Ok(Json(ProposalView::of(&p, t)))
+}

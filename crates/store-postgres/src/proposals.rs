@@ -1,0 +1,273 @@
+//! Proposals and their approval on PostgreSQL: the approval rule and the act in one
+//! transaction, the proposal's row locked.
+
+use healthcode_domain::OfficerId;
+use healthcode_store::rows::{
+    LISTED_RISK_AREA_COLS, OFFICER_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row, proposal_row,
+};
+use healthcode_store::{
+    AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
+    StoreError, StoreResult, credentials, rules,
+};
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+
+use crate::PgStore;
+use crate::rows::{db, each, one, returned_id};
+
+async fn officer_in(c: &impl GenericClient, id: OfficerId) -> StoreResult<Option<Officer>> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1"),
+            &[&id.0],
+        )
+        .await
+        .map_err(db)?;
+    one(row.as_ref(), officer_row)
+}
+
+/// Reads both accounts in the transaction and applies the approval rule.
+pub(crate) async fn check_approver(
+    c: &impl GenericClient,
+    proposer: OfficerId,
+    approver: OfficerId,
+    needed: healthcode_store::Role,
+    policy: ApprovalPolicy,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let p = officer_in(c, proposer).await?;
+    let a = officer_in(c, approver).await?;
+    rules::check_approver(p.as_ref(), a.as_ref(), needed, policy, at)
+}
+
+fn touched(n: u64, what: String) -> StoreResult<()> {
+    rules::updated(n, || what)
+}
+
+/// Does an approved proposal's act.
+async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> StoreResult<()> {
+    let (approver, _) = p.decided.unwrap_or((p.proposed_by, at));
+    match &p.act {
+        Act::RiskAreaDeclare {
+            region,
+            level,
+            from,
+            until,
+        } => {
+            c.execute(
+                "INSERT INTO risk_areas (region, level, starts_at, ends_at) VALUES ($1, $2, $3, $4)",
+                &[region, &level.as_str(), from, until],
+            )
+            .await
+            .map_err(db)?;
+        }
+        Act::RiskAreaLevel { area, level } => touched(
+            c.execute(
+                "UPDATE risk_areas SET level = $1 WHERE id = $2 AND ended_at IS NULL",
+                &[&level.as_str(), area],
+            )
+            .await
+            .map_err(db)?,
+            format!("risk area {area} in force"),
+        )?,
+        Act::RiskAreaEnd { area } => touched(
+            c.execute(
+                "UPDATE risk_areas SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL",
+                &[&at, area],
+            )
+            .await
+            .map_err(db)?,
+            format!("risk area {area} in force"),
+        )?,
+        Act::AccountCreate {
+            username,
+            role,
+            password_hash,
+        } => {
+            let taken = c
+                .query_opt("SELECT id FROM officers WHERE username = $1", &[username])
+                .await
+                .map_err(db)?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!("the username {username} is taken")));
+            }
+            c.execute(
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by)
+                 VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
+                &[username, &role.as_str(), password_hash, &at, &p.proposed_by.0, &approver.0],
+            )
+            .await
+            .map_err(|e| match e.code() {
+                Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    StoreError::Conflict(format!("the username {username} is taken"))
+                }
+                _ => db(e),
+            })?;
+        }
+        Act::RoleGrant { officer, role } => {
+            let id = OfficerId(*officer);
+            // As a role change made at once: every active admin locked, the target too.
+            let admins = c
+                .query(
+                    "SELECT id FROM officers WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .len();
+            let row = c
+                .query_opt(
+                    &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
+                    &[&id.0],
+                )
+                .await
+                .map_err(db)?;
+            let found = one(row.as_ref(), officer_row)?;
+            let o = credentials::change_account(
+                found,
+                id,
+                p.proposed_by,
+                admins as u64,
+                AccountChange::Role(*role),
+                at,
+            )?;
+            c.execute(
+                "UPDATE officers SET role = $1 WHERE id = $2",
+                &[&o.role.as_str(), &id.0],
+            )
+            .await
+            .map_err(db)?;
+        }
+        Act::ExposureDecisions { case, apply, .. } => {
+            let state = if *apply { "applied" } else { "dismissed" };
+            c.execute(
+                "UPDATE exposures SET state = $1 WHERE case_id = $2 AND state = 'pending'",
+                &[&state, case],
+            )
+            .await
+            .map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+impl ProposalStore for PgStore {
+    async fn propose(
+        &self,
+        act: &Act,
+        by: OfficerId,
+        at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<Proposal> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO proposals (kind, act, proposed_by, proposed_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, 'pending') RETURNING id",
+                &[&act.kind(), &act.to_stored(), &by.0, &at, &expires_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(Proposal {
+            id: returned_id(&row)?,
+            act: act.clone(),
+            proposed_by: by,
+            proposed_at: at,
+            expires_at,
+            state: ProposalState::Pending,
+            decided: None,
+        })
+    }
+
+    async fn proposal(&self, id: i64) -> StoreResult<Option<Proposal>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {PROPOSAL_COLS} FROM proposals WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+        one(row.as_ref(), proposal_row)
+    }
+
+    async fn proposals(
+        &self,
+        pending_only: bool,
+        now: OffsetDateTime,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Proposal>> {
+        let c = self.conn().await?;
+        let sql = format!(
+            "SELECT {PROPOSAL_COLS} FROM proposals WHERE id > $1
+             AND (NOT $2 OR (state = 'pending' AND expires_at > $3)) ORDER BY id LIMIT $4"
+        );
+        let rows = c
+            .query(&sql, &[&after, &pending_only, &now, &i64::from(limit)])
+            .await
+            .map_err(db)?;
+        each(&rows, proposal_row)
+    }
+
+    async fn withdraw_proposal(&self, id: i64, by: OfficerId, at: OffsetDateTime) -> StoreResult<Proposal> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {PROPOSAL_COLS} FROM proposals WHERE id = $1 FOR UPDATE"),
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+        let p = rules::withdraw_proposal(id, one(row.as_ref(), proposal_row)?, by, at)?;
+        tx.execute(
+            "UPDATE proposals SET state = 'withdrawn', decided_by = $1, decided_at = $2 WHERE id = $3",
+            &[&by.0, &at, &id],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(p)
+    }
+
+    async fn approve_proposal(
+        &self,
+        id: i64,
+        by: OfficerId,
+        at: OffsetDateTime,
+        policy: ApprovalPolicy,
+    ) -> StoreResult<Proposal> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT {PROPOSAL_COLS} FROM proposals WHERE id = $1 FOR UPDATE"),
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+        let p = rules::approve_proposal(id, one(row.as_ref(), proposal_row)?, by, at)?;
+        check_approver(&*tx, p.proposed_by, by, p.act.role_needed(), policy, at).await?;
+        tx.execute(
+            "UPDATE proposals SET state = 'approved', decided_by = $1, decided_at = $2 WHERE id = $3",
+            &[&by.0, &at, &id],
+        )
+        .await
+        .map_err(db)?;
+        apply(&*tx, &p, at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(p)
+    }
+
+    async fn listed_risk_areas(&self) -> StoreResult<Vec<ListedRiskArea>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {LISTED_RISK_AREA_COLS} FROM risk_areas ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, listed_risk_area_row)
+    }
+}

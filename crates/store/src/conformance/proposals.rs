@@ -1,0 +1,365 @@
+//! Two people for every act that changes colours or powers: the approval rule in the store's
+//! transaction, and each act done only on approval.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use super::*;
+
+const DAY: ApprovalPolicy = ApprovalPolicy {
+    approver_min_age: Duration::hours(24),
+};
+
+fn refused<T: std::fmt::Debug>(r: StoreResult<T>, what: &str) {
+    match r {
+        Err(StoreError::Refused(m)) => assert!(m.contains(what), "{m:?} does not say {what:?}"),
+        other => panic!("expected a refusal saying {what:?}, got {other:?}"),
+    }
+}
+
+async fn admin<S: Store>(s: &S, name: &str, at: OffsetDateTime) -> Officer {
+    s.insert_officer(name, Role::Admin, "$argon2id$x", false, at)
+        .await
+        .unwrap()
+}
+
+pub async fn overrides_follow_the_approval_rule<H: Harness>(h: &H) {
+    let s = h.store();
+    let [a, _, _] = three_officers(s).await;
+    let young = s
+        .insert_officer(
+            "new-officer",
+            Role::Officer,
+            "$argon2id$x",
+            false,
+            T - Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    let auditor = s
+        .insert_officer(
+            "auditor",
+            Role::Auditor,
+            "$argon2id$x",
+            false,
+            T - Duration::days(9),
+        )
+        .await
+        .unwrap();
+    let o = s
+        .propose_override(&NewOverride {
+            holder: hid(1),
+            colour: Colour::Green,
+            reason: "turned green by one person".into(),
+            proposed_by: a,
+            proposed_at: T,
+            expires_at: T + Duration::days(7),
+        })
+        .await
+        .unwrap();
+    refused(
+        s.approve_override(o.id, young.id, T, DAY).await,
+        "younger than 24 hours",
+    );
+    refused(
+        s.approve_override(o.id, auditor.id, T, DAY).await,
+        "enabled officer",
+    );
+    refused(
+        s.approve_override(o.id, OfficerId(999_999), T, DAY).await,
+        "does not exist",
+    );
+    assert!(
+        s.holder_facts(&hid(1)).await.unwrap().overrides[0]
+            .approval
+            .is_none()
+    );
+    // With no minimum age, the same young account may approve.
+    let none = ApprovalPolicy {
+        approver_min_age: Duration::ZERO,
+    };
+    let done = s.approve_override(o.id, young.id, T, none).await.unwrap();
+    assert_eq!(done.approval, Some((young.id, T)));
+}
+
+pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h: &H) {
+    let s = h.store();
+    let [a, b, _] = three_officers(s).await;
+    let declare = Act::RiskAreaDeclare {
+        region: "CN-SH".into(),
+        level: RiskLevel::High,
+        from: T - Duration::days(3),
+        until: None,
+    };
+    let p = s.propose(&declare, a, T, T + Duration::hours(72)).await.unwrap();
+    assert_eq!(p.state, ProposalState::Pending);
+    assert!(
+        s.risk_areas().await.unwrap().is_empty(),
+        "declared by one officer alone"
+    );
+    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
+    assert!(s.risk_areas().await.unwrap().is_empty());
+    let done = s
+        .approve_proposal(p.id, b, T + Duration::minutes(5), DAY)
+        .await
+        .unwrap();
+    assert_eq!(done.state, ProposalState::Approved);
+    assert_eq!(done.decided, Some((b, T + Duration::minutes(5))));
+    assert_eq!(s.proposal(p.id).await.unwrap(), Some(done));
+    let areas = s.listed_risk_areas().await.unwrap();
+    assert_eq!(areas.len(), 1);
+    let sh = areas[0].clone();
+    assert_eq!(
+        (sh.area.region.as_str(), sh.area.level, sh.area.until),
+        ("CN-SH", RiskLevel::High, None)
+    );
+    refused(s.approve_proposal(p.id, b, T, DAY).await, "approved already");
+    assert_eq!(s.risk_areas().await.unwrap().len(), 1, "approved twice");
+
+    // Its level changes, then it ends, each once approved; it stays listed with its end.
+    let lower = Act::RiskAreaLevel {
+        area: sh.id,
+        level: RiskLevel::Low,
+    };
+    let p = s.propose(&lower, b, T, T + Duration::hours(72)).await.unwrap();
+    assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::High);
+    s.approve_proposal(p.id, a, T + Duration::hours(1), DAY)
+        .await
+        .unwrap();
+    assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::Low);
+    let end = Act::RiskAreaEnd { area: sh.id };
+    let p = s.propose(&end, a, T, T + Duration::hours(72)).await.unwrap();
+    assert_eq!(
+        s.risk_areas().await.unwrap().len(),
+        1,
+        "ended by one officer alone"
+    );
+    s.approve_proposal(p.id, b, T + Duration::hours(2), DAY)
+        .await
+        .unwrap();
+    assert!(
+        s.risk_areas().await.unwrap().is_empty(),
+        "an ended area still counts"
+    );
+    let listed = s.listed_risk_areas().await.unwrap();
+    assert_eq!(listed.len(), 1, "an ended area keeps its history");
+    assert_eq!(listed[0].ended_at, Some(T + Duration::hours(2)));
+    assert_eq!(listed[0].area.level, RiskLevel::Low);
+    // An ended area cannot be ended or changed again: the approval is refused and undone.
+    let again = s.propose(&end, a, T, T + Duration::hours(72)).await.unwrap();
+    assert!(matches!(
+        s.approve_proposal(again.id, b, T + Duration::hours(3), DAY).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.proposal(again.id).await.unwrap().unwrap().state,
+        ProposalState::Pending,
+        "a failed act left its proposal approved"
+    );
+    assert_eq!(
+        s.listed_risk_areas().await.unwrap()[0].ended_at,
+        Some(T + Duration::hours(2))
+    );
+    let missing = s
+        .propose(&Act::RiskAreaEnd { area: 999_999 }, a, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.approve_proposal(missing.id, b, T, DAY).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
+    let s = h.store();
+    let root = admin(s, "root", T - Duration::days(30)).await;
+    let second = admin(s, "second", T - Duration::days(30)).await;
+    let create = |name: &str, role| Act::AccountCreate {
+        username: name.into(),
+        role,
+        password_hash: "$argon2id$one-time".into(),
+    };
+    // The puppet: proposed by root, approved by the second admin; it exists only then.
+    let p = s
+        .propose(
+            &create("puppet", Role::Admin),
+            root.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    assert!(s.officer_by_username("puppet").await.unwrap().is_none());
+    refused(
+        s.approve_proposal(p.id, root.id, T, DAY).await,
+        "different person",
+    );
+    assert!(s.officer_by_username("puppet").await.unwrap().is_none());
+    s.approve_proposal(p.id, second.id, T, DAY).await.unwrap();
+    let puppet = s.officer_by_username("puppet").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            puppet.role,
+            puppet.created_by,
+            puppet.creation_approved_by,
+            puppet.created_at
+        ),
+        (Role::Admin, Some(root.id), Some(second.id), T)
+    );
+    assert!(puppet.must_change_password);
+    // Root proposes; the puppet cannot approve, in its first day or ever after.
+    let grant = s
+        .propose(
+            &Act::RoleGrant {
+                officer: second.id.0,
+                role: Role::Officer,
+            },
+            root.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(grant.id, puppet.id, T + Duration::days(2), DAY)
+            .await,
+        "created it",
+    );
+    // Nor the reverse: the puppet proposes, root approves.
+    let by_puppet = s
+        .propose(
+            &create("another", Role::Officer),
+            puppet.id,
+            T + Duration::days(2),
+            T + Duration::days(3),
+        )
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(by_puppet.id, root.id, T + Duration::days(2), DAY)
+            .await,
+        "created it",
+    );
+    assert!(s.officer_by_username("another").await.unwrap().is_none());
+    // An account in its first day approves nothing, even what a stranger proposed.
+    let third = admin(s, "third", T - Duration::days(30)).await;
+    let p = s
+        .propose(
+            &create("fourth", Role::Officer),
+            third.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(p.id, puppet.id, T + Duration::hours(23), DAY)
+            .await,
+        "younger than 24 hours",
+    );
+    // A taken username is a conflict at approval, and nothing changes.
+    let dup = s
+        .propose(
+            &create("puppet", Role::Officer),
+            third.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.approve_proposal(dup.id, root.id, T, DAY).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The role takes effect only on approval by an eligible second admin.
+    assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Admin);
+    s.approve_proposal(grant.id, third.id, T, DAY).await.unwrap();
+    assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Officer);
+    // A proposal to demote oneself is refused at approval, as a change made at once would be.
+    let own = s
+        .propose(
+            &Act::RoleGrant {
+                officer: third.id.0,
+                role: Role::Auditor,
+            },
+            third.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    refused(s.approve_proposal(own.id, root.id, T, DAY).await, "");
+    assert_eq!(s.officer(third.id).await.unwrap().unwrap().role, Role::Admin);
+}
+
+pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) {
+    let s = h.store();
+    let [a, b, _] = three_officers(s).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let act = Act::RiskAreaEnd { area: n };
+        let expires = if n == 3 {
+            T + Duration::hours(1)
+        } else {
+            T + Duration::hours(72)
+        };
+        ids.push(s.propose(&act, a, T, expires).await.unwrap().id);
+    }
+    let page = s.proposals(true, T, 0, 2).await.unwrap();
+    assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), ids[..2]);
+    let next = s.proposals(true, T, ids[1], 2).await.unwrap();
+    assert_eq!(next.iter().map(|p| p.id).collect::<Vec<_>>(), ids[2..4]);
+    // Withdrawn by its proposer only; then neither pending nor approvable.
+    refused(s.withdraw_proposal(ids[0], b, T).await, "only the proposer");
+    let w = s.withdraw_proposal(ids[0], a, T).await.unwrap();
+    assert_eq!((w.state, w.decided), (ProposalState::Withdrawn, Some((a, T))));
+    refused(s.approve_proposal(ids[0], b, T, DAY).await, "withdrawn");
+    refused(s.withdraw_proposal(ids[0], a, T).await, "withdrawn");
+    assert!(matches!(
+        s.withdraw_proposal(999_999, a, T).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Expired: no longer listed as pending, and refused.
+    let later = T + Duration::hours(2);
+    let pending: Vec<i64> = s
+        .proposals(true, later, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(pending, vec![ids[1], ids[2], ids[4]]);
+    refused(s.approve_proposal(ids[3], b, later, DAY).await, "expired");
+    assert_eq!(s.proposals(false, later, 0, 10).await.unwrap().len(), 5);
+}
+
+pub async fn bulk_exposure_decisions_wait_for_approval<H: Harness>(h: &H) {
+    let s = h.store();
+    let [a, b, _] = three_officers(s).await;
+    let case = s.add_case(&hid(1), T - Duration::days(2), T).await.unwrap();
+    let other = s.add_case(&hid(9), T - Duration::days(2), T).await.unwrap();
+    let mall = venue(s, "Mall", VenueCategory::Mall).await;
+    let mut found = Vec::new();
+    for n in 2..6 {
+        let start = T - Duration::hours(i64::from(n));
+        found.push((hid(n), exposure(case.id, mall.id, start, ExposureGrade::Close)));
+    }
+    found.push((hid(7), exposure(other.id, mall.id, T, ExposureGrade::Close)));
+    s.add_exposures_as(&found, ExposureState::Pending).await.unwrap();
+    let act = Act::ExposureDecisions {
+        case: case.id.0,
+        apply: true,
+        count: 4,
+        note: "all at the mall".into(),
+    };
+    let p = s.propose(&act, a, T, T + Duration::hours(72)).await.unwrap();
+    assert_eq!(s.pending_exposures(100).await.unwrap().len(), 5);
+    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
+    assert!(s.holder_facts(&hid(2)).await.unwrap().exposures.is_empty());
+    s.approve_proposal(p.id, b, T, DAY).await.unwrap();
+    for n in 2..6 {
+        assert_eq!(s.holder_facts(&hid(n)).await.unwrap().exposures.len(), 1);
+    }
+    let left = s.pending_exposures(100).await.unwrap();
+    assert_eq!(left.len(), 1, "another case's exposure was decided");
+    assert_eq!(left[0].holder, hid(7));
+}
