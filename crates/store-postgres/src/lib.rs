@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
     ),
+    (
+        "0010_transparency",
+        include_str!("../migrations/0010_transparency.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

@@ -65,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
     ),
+    (
+        "0010_transparency",
+        include_str!("../migrations/0010_transparency.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

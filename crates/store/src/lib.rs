@@ -6,6 +6,7 @@
 //! data ([`crypto`]) and hashing the audit chain ([`audit`]) are done here, once, for both.
 
 pub mod audit;
+pub mod transparency;
 mod cases;
 mod checkins;
 pub mod conformance;
@@ -17,7 +18,10 @@ pub mod rows;
 pub mod rules;
 mod staff;
 
-pub use audit::{AuditEntry, AuditRecord, AuditStore, ChainBreak, verify_audit, verify_chain};
+pub use audit::{
+    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, verify_audit, verify_chain, verify_tree_heads,
+};
+pub use transparency::{LogTree, StoredTreeHead};
 pub use cases::{
     Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, FLAGGED_HOLDERS, Fact,
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
