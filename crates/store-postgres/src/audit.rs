@@ -66,8 +66,10 @@ impl AuditStore for PgStore {
     }
 
     async fn save_tree_head(&self, h: &StoredTreeHead) -> StoreResult<()> {
-        let size = i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
-        let at = i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
+        let size =
+            i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
+        let at =
+            i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
         let c = self.conn().await?;
         c.execute(
             &format!("INSERT INTO tree_heads ({TREE_HEAD_COLS}) VALUES ($1, $2, $3, $4, $5)"),
@@ -81,7 +83,10 @@ impl AuditStore for PgStore {
     async fn tree_heads(&self) -> StoreResult<Vec<StoredTreeHead>> {
         let c = self.conn().await?;
         let rows = c
-            .query(&format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id"), &[])
+            .query(
+                &format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id"),
+                &[],
+            )
             .await
             .map_err(db)?;
         each(&rows, tree_head_row)

@@ -73,7 +73,8 @@ impl AuditStore for SqliteStore {
 
 /// A head's size and time as the database's signed integers.
 pub(crate) fn head_numbers(h: &StoredTreeHead) -> StoreResult<(i64, i64)> {
-    let size = i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
+    let size =
+        i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
     let at = i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
     Ok((size, at))
 }

@@ -166,10 +166,7 @@ pub struct HeadMismatch {
 /// Builds the Merkle tree of the records (in order, from the first) and checks each kept head
 /// against it: the tree of that many records must have that root. One pass over the records,
 /// each head checked when the tree reaches its size. Returns the tree.
-pub fn verify_tree_heads(
-    records: &[AuditRecord],
-    heads: &[StoredTreeHead],
-) -> Result<LogTree, HeadMismatch> {
+pub fn verify_tree_heads(records: &[AuditRecord], heads: &[StoredTreeHead]) -> Result<LogTree, HeadMismatch> {
     let mut by_size: Vec<&StoredTreeHead> = heads.iter().collect();
     by_size.sort_by_key(|h| h.tree_size);
     let mut pending = by_size.into_iter().peekable();

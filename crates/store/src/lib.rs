@@ -6,7 +6,6 @@
 //! data ([`crypto`]) and hashing the audit chain ([`audit`]) are done here, once, for both.
 
 pub mod audit;
-pub mod transparency;
 mod cases;
 mod checkins;
 pub mod conformance;
@@ -17,11 +16,12 @@ mod holders;
 pub mod rows;
 pub mod rules;
 mod staff;
+pub mod transparency;
 
 pub use audit::{
-    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, verify_audit, verify_chain, verify_tree_heads,
+    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, verify_audit,
+    verify_chain, verify_tree_heads,
 };
-pub use transparency::{LogTree, StoredTreeHead};
 pub use cases::{
     Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, FLAGGED_HOLDERS, Fact,
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
@@ -34,6 +34,7 @@ pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,
 };
 pub use staff::{Device, NewVenue, Officer, Role, StaffStore};
+pub use transparency::{LogTree, StoredTreeHead};
 
 /// What a storage call can fail with. A database failure is [`StoreError::Backend`] (a 500 to an
 /// API client), never "not found" or "bad request".

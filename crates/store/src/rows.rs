@@ -305,8 +305,14 @@ pub fn tree_head_row(r: &dyn Columns) -> StoreResult<crate::StoredTreeHead> {
         tree_size: unsigned(r.int(0)?)?,
         root_hash: hash32(r.blob(1)?)?,
         signed_at_ms: unsigned(r.int(2)?)?,
-        key_id: r.blob(3)?.try_into().map_err(|_| corrupt("key id is not 8 bytes"))?,
-        signature: r.blob(4)?.try_into().map_err(|_| corrupt("signature is not 64 bytes"))?,
+        key_id: r
+            .blob(3)?
+            .try_into()
+            .map_err(|_| corrupt("key id is not 8 bytes"))?,
+        signature: r
+            .blob(4)?
+            .try_into()
+            .map_err(|_| corrupt("signature is not 64 bytes"))?,
     })
 }
 

@@ -135,7 +135,9 @@ impl LogTree {
         let n = usize::try_from(size)
             .ok()
             .filter(|&n| n <= self.leaves().len())
-            .ok_or_else(|| ProofError::OutOfRange(format!("the tree has {} entries, not {size}", self.len())))?;
+            .ok_or_else(|| {
+                ProofError::OutOfRange(format!("the tree has {} entries, not {size}", self.len()))
+            })?;
         Ok(std::borrow::Cow::Owned(LogTree::of(&self.leaves()[..n])))
     }
 
@@ -168,8 +170,8 @@ impl LogTree {
         if first == 0 || first == second {
             return Ok(Vec::new());
         }
-        let additions = usize::try_from(second - first)
-            .map_err(|_| ProofError::OutOfRange("sizes too large".into()))?;
+        let additions =
+            usize::try_from(second - first).map_err(|_| ProofError::OutOfRange("sizes too large".into()))?;
         Ok(chunks(tree.tree.prove_consistency(additions).as_bytes()))
     }
 }
@@ -187,7 +189,9 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, root_hash: &Hash, pr
     let Ok(proof) = InclusionProof::<Sha256>::try_from_bytes(join(proof)) else {
         return false;
     };
-    root(root_hash, size).verify_inclusion(leaf, index, &proof).is_ok()
+    root(root_hash, size)
+        .verify_inclusion(leaf, index, &proof)
+        .is_ok()
 }
 
 /// Whether `proof` shows the tree of `first` leaves with root `first_root` to be a prefix of the
@@ -315,6 +319,12 @@ mod tests {
         assert!(tree.consistency(4, 3).is_err());
         assert!(tree.consistency(2, 9).is_err());
         assert_eq!(tree.consistency(0, 5).unwrap(), Vec::<Hash>::new());
-        assert!(!verify_consistency(3, &tree.root_at(3).unwrap(), 3, &tree.root(), &[]));
+        assert!(!verify_consistency(
+            3,
+            &tree.root_at(3).unwrap(),
+            3,
+            &tree.root(),
+            &[]
+        ));
     }
 }

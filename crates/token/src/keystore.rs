@@ -19,10 +19,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::claims::Issuer;
 use crate::cose::Signer;
-use crate::tree_head::TreeHeadSigner;
 use crate::keys::{
     KeyId, Purpose, TrustedKey, generate_signing_key, public_key_from_text, public_key_to_text,
 };
+use crate::tree_head::TreeHeadSigner;
 use crate::trust_list::{TrustList, TrustListError};
 
 /// Default validity of a new issuer key.

@@ -122,10 +122,7 @@ impl SignedTreeHead {
             return Err(TreeHeadError::OutsideValidity(self.key_id));
         }
         key.key
-            .verify_strict(
-                &self.head.signed_bytes(),
-                &Signature::from_bytes(&self.signature),
-            )
+            .verify_strict(&self.head.signed_bytes(), &Signature::from_bytes(&self.signature))
             .map_err(|_| TreeHeadError::BadSignature)
     }
 }
@@ -136,8 +133,8 @@ mod tests {
 
     use super::*;
     use crate::Issuer;
-    use crate::keys::{TrustedKey, generate_signing_key};
     use crate::cose::Signer;
+    use crate::keys::{TrustedKey, generate_signing_key};
     use time::Duration;
 
     fn list(keys: &[(&SigningKey, Purpose)]) -> TrustList {
@@ -188,16 +185,25 @@ mod tests {
 
         // A holder-code key cannot sign heads, and a key the list does not name is unknown.
         let by_issuer = TreeHeadSigner::new(issuer_key.clone()).sign(head());
-        assert!(matches!(by_issuer.verify(&trust), Err(TreeHeadError::NotForAuditLog(_))));
+        assert!(matches!(
+            by_issuer.verify(&trust),
+            Err(TreeHeadError::NotForAuditLog(_))
+        ));
         let stranger = TreeHeadSigner::new(generate_signing_key().unwrap()).sign(head());
-        assert!(matches!(stranger.verify(&trust), Err(TreeHeadError::UnknownKey(_))));
+        assert!(matches!(
+            stranger.verify(&trust),
+            Err(TreeHeadError::UnknownKey(_))
+        ));
 
         // A head dated long after the key's end is refused.
         let late = TreeHeadSigner::new(audit).sign(TreeHead {
             timestamp: head().timestamp + 10 * 86_400_000,
             ..head()
         });
-        assert!(matches!(late.verify(&trust), Err(TreeHeadError::OutsideValidity(_))));
+        assert!(matches!(
+            late.verify(&trust),
+            Err(TreeHeadError::OutsideValidity(_))
+        ));
     }
 
     #[test]
@@ -209,14 +215,20 @@ mod tests {
         Keystore::generate(&keys, Issuer::parse("CN-SH").unwrap(), Duration::days(30), now).unwrap();
         // As a directory made by an older release: no audit-log key in the manifest or on disk.
         let manifest = keys.join("keystore.json");
-        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
         assert!(json.as_object_mut().unwrap().remove("audit_log").is_some());
         std::fs::write(&manifest, json.to_string()).unwrap();
         std::fs::remove_file(keys.join("audit-log.key.pem")).unwrap();
 
         let mut store = Keystore::open(&keys).unwrap();
         assert!(store.audit_log_signer().is_err());
-        assert!(store.trusted_keys(now).iter().all(|k| k.purposes == vec![Purpose::HolderCode]));
+        assert!(
+            store
+                .trusted_keys(now)
+                .iter()
+                .all(|k| k.purposes == vec![Purpose::HolderCode])
+        );
         assert!(store.ensure_audit_log_key(now).unwrap());
         assert!(!store.ensure_audit_log_key(now).unwrap(), "made once");
         let reopened = Keystore::open(&keys).unwrap();
@@ -229,7 +241,11 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].kid, signer.kid());
         let root = crate::keys::public_key_from_text(reopened.root_public()).unwrap();
-        let list = TrustList::from_text(&reopened.export_trust_list(now, Duration::days(1)).unwrap(), &root).unwrap();
+        let list = TrustList::from_text(
+            &reopened.export_trust_list(now, Duration::days(1)).unwrap(),
+            &root,
+        )
+        .unwrap();
         assert_eq!(signer.sign(head()).verify(&list), Ok(()));
     }
 }

@@ -76,7 +76,10 @@ pub async fn tree_heads_are_kept_and_show_a_rewrite_under_them<H: Harness>(h: &H
         }
     }
     let heads = s.tree_heads().await.unwrap();
-    assert_eq!(heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(), vec![0, 5, 9]);
+    assert_eq!(
+        heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(),
+        vec![0, 5, 9]
+    );
     assert_eq!(heads[2], head_of(&tree, 2_008), "a head comes back byte for byte");
     assert_eq!(s.latest_tree_head().await.unwrap().as_ref(), heads.last());
     let records = crate::audit::all_audit_records(s).await.unwrap();
