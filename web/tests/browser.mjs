@@ -522,6 +522,22 @@ try {
   await visit(b, '/me/access-log')
   assert.match(await b.textContent('[data-test=access-log]'), /printed code with consent \(FORM-0042\)/)
   assert.match(await b.textContent('[data-test=access-log]'), /lab result \(report LAB-2026-1129-07\)/)
+  // The page checks its entries against the published transparency log, and keeps the head.
+  await b.waitForSelector('[data-test=log-check][data-state=checked]', { timeout: 30000 })
+  assert.match(await b.textContent('[data-test=log-check]'), /^Checked against the published log of /)
+  // A head this phone kept that the served log no longer contains, as after a rewrite of the
+  // audit rows: the page says so in red.
+  await b.evaluate(() => {
+    const kept = JSON.parse(localStorage.getItem('healthcode.tree-head'))
+    const root = Uint8Array.from(atob(kept.root_hash), (c) => c.charCodeAt(0))
+    root[0] ^= 1
+    kept.root_hash = btoa(String.fromCharCode(...root))
+    localStorage.setItem('healthcode.tree-head', JSON.stringify(kept))
+  })
+  await visit(b, '/me/access-log')
+  await b.waitForSelector('[data-test=log-check][data-state=rewritten]', { timeout: 30000 })
+  assert.match(await b.textContent('[data-test=log-check]'), /the audit log has been rewritten/)
+  await record(b, 'access-log-rewritten')
 
   // An admin adds a venue and a device; the key is shown once.
   step('an admin adds a venue and a device')

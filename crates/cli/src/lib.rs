@@ -56,8 +56,12 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and name the first broken entry.
+    /// Walk the hash chain, name the first broken entry, and check the tree heads kept in the
+    /// store against the rows.
     Verify(command::ConfigArgs),
+    /// Hold a server to its transparency log: check its newest signed tree head and that it
+    /// extends the one kept in a state file (exit 1 on a rewrite).
+    Witness(command::audit::WitnessArgs),
 }
 
 /// What a command reports when it fails: one line for the user, and the exit code.
@@ -92,6 +96,7 @@ impl Cli {
             Command::DefaultConfig => command::default_config::default_config(),
             Command::Purge(c) => command::purge::run(c),
             Command::Audit(AuditCommand::Verify(c)) => command::audit::verify(c),
+            Command::Audit(AuditCommand::Witness(c)) => command::audit::witness(c),
             Command::Backup(c) => c.run(),
             Command::Restore(c) => c.run(),
         };

@@ -72,6 +72,79 @@ fn browser_verifier_agrees_with_the_test_vectors() {
     node("web/tests/qr.mjs", &[]);
 }
 
+/// The browser's transparency-log checks (`transparency.js`, `verifyTreeHeadSignature`) against
+/// proofs and a signed tree head made by the server's own code.
+#[test]
+fn browser_transparency_checks_agree_with_the_server() {
+    use healthcode_server::transparency::TreeHeadView;
+    use healthcode_store::transparency::LogTree;
+    use healthcode_token::keystore::{Keystore, read_private_key};
+    use healthcode_token::{Issuer, TreeHead, TreeHeadSigner};
+    use serde_json::json;
+
+    if !available("Node.js", has_node()) {
+        return;
+    }
+    let b64 = |h: &[u8]| data_encoding::BASE64.encode(h);
+    let leaves: Vec<[u8; 32]> = (0..40u8)
+        .map(|i| {
+            let mut h = [i.wrapping_mul(37); 32];
+            h[0] = i;
+            h
+        })
+        .collect();
+    let full = LogTree::of(&leaves);
+    let mut inclusion = Vec::new();
+    let mut consistency = Vec::new();
+    for n in 1..=leaves.len() as u64 {
+        let root = full.root_at(n).unwrap();
+        for i in 0..n {
+            inclusion.push(json!({
+                "index": i, "tree_size": n, "leaf": b64(&leaves[i as usize]), "root": b64(&root),
+                "proof": full.inclusion(i, n).unwrap().iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            }));
+        }
+        for m in 1..n {
+            consistency.push(json!({
+                "first": m, "second": n, "first_root": b64(&full.root_at(m).unwrap()), "second_root": b64(&root),
+                "proof": full.consistency(m, n).unwrap().iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let keys = Keystore::generate(
+        &dir.path().join("keys"),
+        Issuer::parse("CN-ZJ").unwrap(),
+        time::Duration::days(30),
+        now,
+    )
+    .unwrap();
+    let head = TreeHead {
+        tree_size: full.len(),
+        root_hash: full.root(),
+        timestamp: u64::try_from(now.unix_timestamp()).unwrap() * 1000,
+    };
+    let signed = keys.audit_log_signer().unwrap().sign(head);
+    let issuer_key = read_private_key(
+        &dir.path()
+            .join(format!("keys/signing-{}.key.pem", keys.keys()[0].kid)),
+    )
+    .unwrap();
+    let by_issuer = TreeHeadSigner::new(issuer_key).sign(head);
+    let cases = json!({
+        "inclusion": inclusion,
+        "consistency": consistency,
+        "trust_list": keys.export_trust_list(now, time::Duration::days(1)).unwrap(),
+        "root_public_key": keys.root_public(),
+        "head": TreeHeadView::from(&signed),
+        "head_by_issuer_key": TreeHeadView::from(&by_issuer),
+    });
+    let file = dir.path().join("cases.json");
+    std::fs::write(&file, cases.to_string()).unwrap();
+    node("web/tests/transparency.mjs", &[("HC_TRANSPARENCY_CASES", &file)]);
+}
+
 /// Kills the demo server when the test ends, however it ends.
 struct Server(Child);
 

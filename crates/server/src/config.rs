@@ -34,6 +34,8 @@ code_ttl_seconds = 300
 # public_url = "https://healthcode.example"
 # Check-ins, declarations, reports and exposures are deleted after this many days.
 retention_days = 28
+# How often the audit log's tree head is signed and published (/api/v1/transparency/head).
+tree_head_interval_ms = 60000
 # Requests larger than this are refused (413).
 max_body_bytes = 1048576
 # Requests taking longer than this are answered 503.
@@ -183,6 +185,10 @@ proposal_expiry_hours = 72
 bulk_exposure_two_person_above = 50
 "#;
 
+fn default_tree_head_interval_ms() -> u64 {
+    60_000
+}
+
 /// The server's configuration.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +215,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Retention.
     pub retention_days: u16,
+    /// How often a tree head of the audit log is signed.
+    #[serde(default = "default_tree_head_interval_ms")]
+    pub tree_head_interval_ms: u64,
     /// Body size limit.
     pub max_body_bytes: usize,
     /// Request time-out.
@@ -356,6 +365,7 @@ impl Default for Config {
             policy_file: None,
             public_url: None,
             retention_days: 28,
+            tree_head_interval_ms: default_tree_head_interval_ms(),
             max_body_bytes: 1 << 20,
             request_timeout_seconds: 10,
             shutdown_grace_seconds: 10,
@@ -473,6 +483,11 @@ impl Config {
         }
         if self.retention_days == 0 {
             return Err(ConfigError("retention_days must be at least 1".into()));
+        }
+        if !(100..=3_600_000).contains(&self.tree_head_interval_ms) {
+            return Err(ConfigError(
+                "tree_head_interval_ms must be between 100 and 3600000".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -125,7 +125,11 @@ impl DataDir {
             }
         }
         let lock = DirLock::acquire(path)?;
-        let keystore = Keystore::open(&keys_dir).map_err(|e| fail(e.to_string()))?;
+        let mut keystore = Keystore::open(&keys_dir).map_err(|e| fail(e.to_string()))?;
+        // Directories made before the audit log had a key of its own gain one here.
+        keystore
+            .ensure_audit_log_key(now)
+            .map_err(|e| fail(e.to_string()))?;
         let text = match (std::env::var(DATA_KEYS_ENV), std::env::var(DATA_KEYS_FILE_ENV)) {
             (Ok(t), _) => t,
             (_, Ok(file)) => std::fs::read_to_string(&file).map_err(|e| fail(format!("{file}: {e}")))?,

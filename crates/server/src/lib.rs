@@ -42,6 +42,7 @@ pub mod signin;
 pub mod sms;
 pub mod status;
 pub mod totp;
+pub mod transparency;
 pub mod web;
 
 pub use config::{Config, ConfigError, Overrides};
@@ -97,6 +98,7 @@ pub struct App<S> {
     sign_ins: signin::InFlight,
     committer: commit::Committer,
     metrics: Arc<metrics::Metrics>,
+    transparency: transparency::Transparency,
 }
 
 /// The parts of the configuration handlers read.
@@ -200,6 +202,10 @@ impl<S: Store> App<S> {
         let guesses_per_hour = std::num::NonZeroU32::new(config.otp_guesses_per_address_per_hour)
             .ok_or_else(|| StartError::msg("otp_guesses_per_address_per_hour must be at least 1"))?;
         let (committer, receiver) = commit::Committer::new(config.scan_queue);
+        let tree_head_signer = keystore
+            .audit_log_signer()
+            .map_err(|e| StartError::caused("cannot read the audit-log key", e))?;
+        let tree_head_interval = std::time::Duration::from_millis(config.tree_head_interval_ms);
         let store = Arc::new(store);
         let app = Arc::new(App {
             store: store.clone(),
@@ -241,12 +247,17 @@ impl<S: Store> App<S> {
             sign_ins: signin::InFlight::default(),
             committer,
             metrics: Arc::new(metrics::Metrics::default()),
+            transparency: transparency::Transparency::new(tree_head_signer, tree_head_interval),
         });
         tokio::spawn(commit::run(store, receiver));
         tokio::spawn(ops::retention_task(Arc::downgrade(&app), app.settings.retention));
         tokio::spawn(holders::forget_quiet_addresses(Arc::downgrade(&app)));
         tokio::spawn(signin::forget_old_failures(Arc::downgrade(&app)));
         alerts::watch(Arc::downgrade(&app), app.alerts.clone());
+        tokio::spawn(transparency::publish_task(
+            Arc::downgrade(&app),
+            tree_head_interval,
+        ));
         Ok(app)
     }
 

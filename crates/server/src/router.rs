@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 
 use crate::openapi::SharedStatuses;
 use crate::problem::{ApiError, Problem};
-use crate::{App, Config, admin, front, holders, metrics, problem, scans, web};
+use crate::{App, Config, admin, front, holders, metrics, problem, scans, transparency, web};
 
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -30,6 +30,7 @@ is RFC 9457 problem+json with a stable `type`."
     nest(
         (path = "/api/v1", api = holders::HolderApi),
         (path = "/api/v1", api = scans::ScanApi),
+        (path = "/api/v1", api = transparency::TransparencyApi),
         (path = "/api/v1/admin", api = admin::AdminApi),
     ),
     components(schemas(Problem, PolicyDocument)),
@@ -75,6 +76,15 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .route("/metrics", get(metrics_text::<S>))
         .route("/api/v1/trust-list", get(trust_list::<S>))
         .route("/api/v1/policy", get(policy::<S>))
+        .route("/api/v1/transparency/head", get(transparency::head::<S>))
+        .route(
+            "/api/v1/transparency/consistency",
+            get(transparency::consistency::<S>),
+        )
+        .route(
+            "/api/v1/transparency/inclusion",
+            get(transparency::inclusion::<S>),
+        )
         .route("/api/openapi.json", get(openapi))
         .merge(holders::routes())
         .merge(scans::routes())

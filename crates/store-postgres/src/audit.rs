@@ -1,8 +1,8 @@
 //! The audit log on PostgreSQL.
 
 use healthcode_domain::HolderId;
-use healthcode_store::rows::{AUDIT_COLS, audit_row, hash32};
-use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreResult};
+use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, hash32, tree_head_row};
+use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead};
 
 use crate::PgStore;
 use crate::rows::{db, each, one};
@@ -63,5 +63,44 @@ impl AuditStore for PgStore {
             .await
             .map_err(db)?;
         each(&rows, audit_row)
+    }
+
+    async fn save_tree_head(&self, h: &StoredTreeHead) -> StoreResult<()> {
+        let size =
+            i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
+        let at =
+            i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
+        let c = self.conn().await?;
+        c.execute(
+            &format!("INSERT INTO tree_heads ({TREE_HEAD_COLS}) VALUES ($1, $2, $3, $4, $5)"),
+            &[&size, &&h.root_hash[..], &at, &&h.key_id[..], &&h.signature[..]],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn tree_heads(&self) -> StoreResult<Vec<StoredTreeHead>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        each(&rows, tree_head_row)
+    }
+
+    async fn latest_tree_head(&self) -> StoreResult<Option<StoredTreeHead>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id DESC LIMIT 1"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        one(row.as_ref(), tree_head_row)
     }
 }

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0009_session_second_factor.sql"),
     ),
     (
+        "0010_transparency",
+        include_str!("../migrations/0010_transparency.sql"),
+    ),
+    (
         "0011_two_person",
         include_str!("../migrations/0011_two_person.sql"),
     ),

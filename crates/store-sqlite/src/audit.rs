@@ -1,8 +1,8 @@
 //! The audit log on SQLite.
 
 use healthcode_domain::HolderId;
-use healthcode_store::rows::{AUDIT_COLS, audit_row, hash32};
-use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreResult};
+use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, hash32, tree_head_row};
+use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead};
 use rusqlite::params;
 
 use crate::SqliteStore;
@@ -47,4 +47,34 @@ impl AuditStore for SqliteStore {
         let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE subject = ?1 ORDER BY seq");
         self.read(|c| query_all(c, &sql, [holder.as_bytes()], audit_row))
     }
+
+    async fn save_tree_head(&self, h: &StoredTreeHead) -> StoreResult<()> {
+        let (size, at) = head_numbers(h)?;
+        self.write(|tx| {
+            tx.execute(
+                &format!("INSERT INTO tree_heads ({TREE_HEAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                params![size, h.root_hash, at, h.key_id, h.signature],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    async fn tree_heads(&self) -> StoreResult<Vec<StoredTreeHead>> {
+        let sql = format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id");
+        self.read(|c| query_all(c, &sql, [], tree_head_row))
+    }
+
+    async fn latest_tree_head(&self) -> StoreResult<Option<StoredTreeHead>> {
+        let sql = format!("SELECT {TREE_HEAD_COLS} FROM tree_heads ORDER BY id DESC LIMIT 1");
+        self.read(|c| query_first(c, &sql, [], tree_head_row))
+    }
+}
+
+/// A head's size and time as the database's signed integers.
+pub(crate) fn head_numbers(h: &StoredTreeHead) -> StoreResult<(i64, i64)> {
+    let size =
+        i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
+    let at = i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
+    Ok((size, at))
 }

@@ -3,8 +3,10 @@
 //!
 //! What the chain proves: an entry changed or removed in place breaks it. What it does not: someone
 //! who can write the database can rewrite an entry and every hash after it, or drop the newest
-//! entries. Against that the head hash must be kept outside the database (published, or held by the
-//! auditor), which the server will do; the chain makes any rewrite show against an older head.
+//! entries. Against that the records are also the leaves of a Merkle tree ([`crate::transparency`])
+//! whose signed heads are published and kept by witnesses outside the database: a rewrite then
+//! shows as a tree that no longer extends a head someone kept. The store keeps the heads too
+//! ([`AuditStore::save_tree_head`]), and [`verify_tree_heads`] checks the rows against them.
 
 use healthcode_domain::HolderId;
 use sha2::{Digest, Sha256};
@@ -12,6 +14,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::transparency::{LogTree, StoredTreeHead};
 use crate::{StoreError, StoreResult};
 
 /// One thing someone did with personal data or with a holder's colour.
@@ -140,10 +143,65 @@ pub trait AuditStore: Send + Sync + 'static {
         &self,
         holder: &HolderId,
     ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Keeps a signed tree head the server published.
+    fn save_tree_head(&self, head: &StoredTreeHead) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every kept tree head, oldest first.
+    fn tree_heads(&self) -> impl Future<Output = StoreResult<Vec<StoredTreeHead>>> + Send;
+    /// The newest kept tree head.
+    fn latest_tree_head(&self) -> impl Future<Output = StoreResult<Option<StoredTreeHead>>> + Send;
 }
 
-/// Walks the whole audit chain of a store, page by page.
-pub async fn verify_audit<S: AuditStore>(store: &S) -> Result<Result<u64, ChainBreak>, StoreError> {
+/// A kept tree head the rows no longer produce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the tree head kept for size {tree_size} (signed at {signed_at_ms} ms) {reason}")]
+pub struct HeadMismatch {
+    /// The head's size.
+    pub tree_size: u64,
+    /// When it was signed.
+    pub signed_at_ms: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Builds the Merkle tree of the records (in order, from the first) and checks each kept head
+/// against it: the tree of that many records must have that root. One pass over the records,
+/// each head checked when the tree reaches its size. Returns the tree.
+pub fn verify_tree_heads(records: &[AuditRecord], heads: &[StoredTreeHead]) -> Result<LogTree, HeadMismatch> {
+    let mut by_size: Vec<&StoredTreeHead> = heads.iter().collect();
+    by_size.sort_by_key(|h| h.tree_size);
+    let mut pending = by_size.into_iter().peekable();
+    let mut tree = LogTree::new();
+    let mut leaves = records.iter().map(|r| r.hash);
+    loop {
+        while let Some(h) = pending.next_if(|h| h.tree_size == tree.len()) {
+            if tree.root() != h.root_hash {
+                return Err(HeadMismatch {
+                    tree_size: h.tree_size,
+                    signed_at_ms: h.signed_at_ms,
+                    reason: "does not match the records: they were rewritten after it was signed".into(),
+                });
+            }
+        }
+        match leaves.next() {
+            Some(leaf) => tree.push(leaf),
+            None => break,
+        }
+    }
+    if let Some(h) = pending.next() {
+        return Err(HeadMismatch {
+            tree_size: h.tree_size,
+            signed_at_ms: h.signed_at_ms,
+            reason: format!(
+                "is larger than the log, which has {} records: it was cut or rewritten after the head was signed",
+                tree.len()
+            ),
+        });
+    }
+    Ok(tree)
+}
+
+/// Every audit record of a store, in order, read page by page.
+pub async fn all_audit_records<S: AuditStore>(store: &S) -> StoreResult<Vec<AuditRecord>> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {
@@ -152,5 +210,10 @@ pub async fn verify_audit<S: AuditStore>(store: &S) -> Result<Result<u64, ChainB
         after = last.seq;
         all.extend(page);
     }
-    Ok(verify_chain(all))
+    Ok(all)
+}
+
+/// Walks the whole audit chain of a store, page by page.
+pub async fn verify_audit<S: AuditStore>(store: &S) -> Result<Result<u64, ChainBreak>, StoreError> {
+    Ok(verify_chain(all_audit_records(store).await?))
 }

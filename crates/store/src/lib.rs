@@ -17,8 +17,12 @@ pub mod proposals;
 pub mod rows;
 pub mod rules;
 mod staff;
+pub mod transparency;
 
-pub use audit::{AuditEntry, AuditRecord, AuditStore, ChainBreak, verify_audit, verify_chain};
+pub use audit::{
+    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, verify_audit,
+    verify_chain, verify_tree_heads,
+};
 pub use cases::{
     Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, FLAGGED_HOLDERS, Fact,
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
@@ -32,6 +36,7 @@ pub use holders::{
 };
 pub use proposals::{Act, ApprovalPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore};
 pub use staff::{Device, NewVenue, Officer, Role, StaffStore};
+pub use transparency::{LogTree, StoredTreeHead};
 
 /// What a storage call can fail with. A database failure is [`StoreError::Backend`] (a 500 to an
 /// API client), never "not found" or "bad request".

@@ -319,6 +319,27 @@ pub fn appeal_row(r: &dyn Columns) -> StoreResult<Appeal> {
 /// The columns [`audit_row`] reads (and an append writes).
 pub const AUDIT_COLS: &str = "seq, at_ns, actor, role, action, subject, purpose, prev_hash, hash";
 
+/// The columns [`tree_head_row`] reads, in order.
+pub const TREE_HEAD_COLS: &str = "tree_size, root_hash, signed_at_ms, key_id, signature";
+
+/// A stored tree head, from [`TREE_HEAD_COLS`].
+pub fn tree_head_row(r: &dyn Columns) -> StoreResult<crate::StoredTreeHead> {
+    let unsigned = |v: i64| u64::try_from(v).map_err(|_| corrupt("negative tree head number"));
+    Ok(crate::StoredTreeHead {
+        tree_size: unsigned(r.int(0)?)?,
+        root_hash: hash32(r.blob(1)?)?,
+        signed_at_ms: unsigned(r.int(2)?)?,
+        key_id: r
+            .blob(3)?
+            .try_into()
+            .map_err(|_| corrupt("key id is not 8 bytes"))?,
+        signature: r
+            .blob(4)?
+            .try_into()
+            .map_err(|_| corrupt("signature is not 64 bytes"))?,
+    })
+}
+
 /// An audit record, from [`AUDIT_COLS`].
 pub fn audit_row(r: &dyn Columns) -> StoreResult<AuditRecord> {
     Ok(AuditRecord {

@@ -19,6 +19,8 @@ pub enum Purpose {
     VenuePoster,
     /// A trust list of issuer keys.
     TrustList,
+    /// A signed tree head of the audit log (its transparency log).
+    AuditLog,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
             Purpose::HolderCode => 65001,
             Purpose::VenuePoster => 65002,
             Purpose::TrustList => 65003,
+            Purpose::AuditLog => 65004,
         }
     }
 
@@ -37,6 +40,7 @@ impl Purpose {
             65001 => Some(Purpose::HolderCode),
             65002 => Some(Purpose::VenuePoster),
             65003 => Some(Purpose::TrustList),
+            65004 => Some(Purpose::AuditLog),
             _ => None,
         }
     }
@@ -48,6 +52,7 @@ impl fmt::Display for Purpose {
             Purpose::HolderCode => "holder code",
             Purpose::VenuePoster => "venue poster",
             Purpose::TrustList => "trust list",
+            Purpose::AuditLog => "audit log tree head",
         })
     }
 }

@@ -6,6 +6,7 @@
 //! DIR/root.key.pem            root private key, PKCS#8 PEM, mode 0600
 //! DIR/root.pub                root public key, base64url: what verifiers are configured with
 //! DIR/signing-<kid>.key.pem   issuer private keys, PKCS#8 PEM, mode 0600
+//! DIR/audit-log.key.pem       the key that signs the audit log's tree heads and nothing else
 //! ```
 
 use std::fs;
@@ -21,6 +22,7 @@ use crate::cose::Signer;
 use crate::keys::{
     KeyId, Purpose, TrustedKey, generate_signing_key, public_key_from_text, public_key_to_text,
 };
+use crate::tree_head::TreeHeadSigner;
 use crate::trust_list::{TrustList, TrustListError};
 
 /// Default validity of a new issuer key.
@@ -36,6 +38,10 @@ pub const RETIRED_KEY_LISTING: Duration = Duration::days(30);
 const MANIFEST: &str = "keystore.json";
 const ROOT_KEY: &str = "root.key.pem";
 const ROOT_PUB: &str = "root.pub";
+const AUDIT_LOG_KEY: &str = "audit-log.key.pem";
+/// How long the audit-log key is listed as valid: tree heads are checked long after they were
+/// signed, so it does not expire with the issuer keys.
+pub const AUDIT_LOG_KEY_VALIDITY: Duration = Duration::days(100 * 365);
 
 /// What went wrong with a key directory.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +152,10 @@ struct Manifest {
     issuer: Issuer,
     root: RootRecord,
     keys: Vec<KeyRecord>,
+    /// The audit-log key (absent in directories made before it existed; added at open by
+    /// [`Keystore::ensure_audit_log_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit_log: Option<RootRecord>,
 }
 
 /// A key directory.
@@ -195,9 +205,11 @@ impl Keystore {
                     created: now,
                 },
                 keys: Vec::new(),
+                audit_log: None,
             },
         };
         store.add_key(now, validity)?;
+        store.add_audit_log_key(now)?;
         store.save()?;
         Ok(store)
     }
@@ -269,6 +281,48 @@ impl Keystore {
     /// The path of the root public key file.
     pub fn root_public_path(&self) -> PathBuf {
         self.dir.join(ROOT_PUB)
+    }
+
+    fn add_audit_log_key(&mut self, now: OffsetDateTime) -> Result<KeyId, KeystoreError> {
+        let key = generate_signing_key().map_err(|e| KeystoreError::Random(e.to_string()))?;
+        let kid = KeyId::of(&key.verifying_key());
+        write_private_key(&self.dir.join(AUDIT_LOG_KEY), &key)?;
+        self.manifest.audit_log = Some(RootRecord {
+            kid: kid.to_hex(),
+            public: public_key_to_text(&key.verifying_key()),
+            created: whole_seconds(now),
+        });
+        Ok(kid)
+    }
+
+    /// Gives a key directory made before the audit-log key existed its key; returns whether it
+    /// made one. A directory with one is left as it is.
+    pub fn ensure_audit_log_key(&mut self, now: OffsetDateTime) -> Result<bool, KeystoreError> {
+        if self.manifest.audit_log.is_some() {
+            return Ok(false);
+        }
+        self.add_audit_log_key(now)?;
+        self.save()?;
+        Ok(true)
+    }
+
+    /// The signer of the audit log's tree heads.
+    pub fn audit_log_signer(&self) -> Result<TreeHeadSigner, KeystoreError> {
+        let rec = self
+            .manifest
+            .audit_log
+            .as_ref()
+            .ok_or_else(|| KeystoreError::UnknownKey("audit-log".into()))?;
+        let path = self.dir.join(AUDIT_LOG_KEY);
+        let key = read_private_key(&path)?;
+        if KeyId::of(&key.verifying_key()).to_hex() != rec.kid {
+            let expected = KeyId::from_hex(&rec.kid).unwrap_or(KeyId([0; 8]));
+            return Err(KeystoreError::Mismatch {
+                source_name: path.display().to_string(),
+                expected,
+            });
+        }
+        Ok(TreeHeadSigner::new(key))
     }
 
     fn add_key(&mut self, start: OffsetDateTime, validity: Duration) -> Result<KeyId, KeystoreError> {
@@ -394,6 +448,16 @@ impl Keystore {
                     not_after: k.not_after,
                 })
             })
+            .chain(self.manifest.audit_log.as_ref().and_then(|a| {
+                Some(TrustedKey {
+                    kid: KeyId::from_hex(&a.kid)?,
+                    issuer: self.manifest.issuer.clone(),
+                    key: public_key_from_text(&a.public)?,
+                    purposes: vec![Purpose::AuditLog],
+                    not_before: a.created,
+                    not_after: a.created + AUDIT_LOG_KEY_VALIDITY,
+                })
+            }))
             .collect()
     }
 

@@ -12,6 +12,7 @@ pub mod cose;
 pub mod error;
 pub mod keys;
 pub mod keystore;
+pub mod tree_head;
 pub mod trust_list;
 pub mod verify;
 
@@ -19,5 +20,6 @@ pub use claims::{ClaimError, CodeClaims, Colour, HolderId, Issuer, NameHint};
 pub use cose::{Signer, TEXT_PREFIX, Token};
 pub use error::VerifyError;
 pub use keys::{KeyId, Purpose, TrustedKey};
+pub use tree_head::{SignedTreeHead, TreeHead, TreeHeadError, TreeHeadSigner};
 pub use trust_list::{TrustList, TrustListError};
 pub use verify::{DEFAULT_LEEWAY, VerifiedCode, Verifier};

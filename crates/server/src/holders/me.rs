@@ -308,6 +308,11 @@ pub struct AccessEntry {
     pub action: String,
     /// Why, as they recorded it.
     pub purpose: String,
+    /// Its place in the transparency log (the audit record's `seq` − 1), for
+    /// `/api/v1/transparency/inclusion`.
+    pub leaf_index: u64,
+    /// Its leaf there: the audit record's chain hash (base64).
+    pub leaf: String,
 }
 
 pub(crate) async fn access_entries<S: Store>(
@@ -329,6 +334,8 @@ pub(crate) async fn access_entries<S: Store>(
             role: r.entry.role,
             action: r.entry.action,
             purpose: r.entry.purpose,
+            leaf_index: u64::try_from(r.seq - 1).unwrap_or_default(),
+            leaf: data_encoding::BASE64.encode(&r.hash),
         })
         .collect())
 }

@@ -9,7 +9,10 @@ use std::sync::Weak;
 use std::time::Duration as StdDuration;
 
 use healthcode_policy::Policy;
-use healthcode_store::{AuditEntry, ChainBreak, PurgeReport, Role, Store, StoreError, verify_audit};
+use healthcode_store::{
+    AuditEntry, ChainBreak, HeadMismatch, PurgeReport, Role, Store, StoreError, all_audit_records,
+    verify_chain, verify_tree_heads,
+};
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
 use time::{Duration, OffsetDateTime};
@@ -21,6 +24,7 @@ use crate::{App, Config, StartError, now};
 pub mod backup;
 pub mod demo;
 pub mod trace;
+pub mod witness;
 
 /// Work to run on whichever store the configuration names: see [`with_store`].
 pub trait StoreWork {
@@ -141,16 +145,38 @@ pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
 
 struct VerifyAudit;
 
+/// What `healthcode audit verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditBroken {
+    /// The hash chain breaks.
+    #[error(transparent)]
+    Chain(#[from] ChainBreak),
+    /// A tree head the server published no longer matches the rows.
+    #[error(transparent)]
+    Head(#[from] HeadMismatch),
+}
+
 impl StoreWork for VerifyAudit {
-    type Output = Result<u64, ChainBreak>;
+    type Output = Result<u64, AuditBroken>;
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
-        Ok(verify_audit(&store).await?)
+        let records = all_audit_records(&store).await?;
+        let heads = store.tree_heads().await?;
+        if let Err(brk) = verify_chain(records.iter().cloned()) {
+            return Ok(Err(brk.into()));
+        }
+        let n = records.len() as u64;
+        Ok(
+            tokio::task::block_in_place(|| verify_tree_heads(&records, &heads))
+                .map(|_| n)
+                .map_err(AuditBroken::from),
+        )
     }
 }
 
-/// Walks the configured store's audit chain: the `healthcode audit verify` command.
-pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, ChainBreak>, StartError> {
+/// Walks the configured store's audit chain and checks the tree heads kept in it against the
+/// rows: the `healthcode audit verify` command.
+pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, AuditBroken>, StartError> {
     with_store(config, &config.data_dir, false, 2, VerifyAudit).await
 }
 

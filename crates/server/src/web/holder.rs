@@ -164,6 +164,8 @@ struct Access {
     ctx: Ctx,
     section: &'static str,
     entries: Vec<AccessEntry>,
+    /// The trust list's root key, which the page checks the audit-log key with.
+    root_key: String,
 }
 
 /// Who read my data, when and why.
@@ -176,11 +178,13 @@ async fn access_log<S: Store>(
         Ok(m) => m,
         Err(e) => return page_error(ctx, SIGNIN, e),
     };
+    let root_key = app.keystore.root_public().to_owned();
     match holders::access_log(State(app), me).await {
         Ok(crate::problem::Json(entries)) => render(&Access {
             ctx,
             section: "access",
             entries,
+            root_key,
         }),
         Err(e) => page_error(ctx, SIGNIN, e),
     }

@@ -24,7 +24,7 @@ export const TRUST_LIST_PREFIX = 'HCTL1:'
 /** The clock-skew leeway verifiers allow by default, in seconds. */
 export const DEFAULT_LEEWAY = 60
 /** The `typ` values of the protected header (§3). */
-export const PURPOSES = Object.freeze({ 'holder-code': 65001, 'venue-poster': 65002, 'trust-list': 65003 })
+export const PURPOSES = Object.freeze({ 'holder-code': 65001, 'venue-poster': 65002, 'trust-list': 65003, 'audit-log': 65004 })
 /** The colours, indexed by their value in claim -2. */
 export const COLOURS = Object.freeze(['green', 'yellow', 'red'])
 
@@ -606,6 +606,36 @@ export async function openTrustList (text, rootPublicKeyB64url, previous) {
     keys: Object.freeze(keys),
     text: trimmed
   })
+}
+
+const TREE_HEAD_CONTEXT = new TextEncoder().encode('healthcode tree head v1\n')
+
+/**
+ * Whether a signed tree head of the audit log (`{ tree_size, timestamp, root_hash, key_id,
+ * signature }`, hashes and signature in base64, timestamp in milliseconds) is signed by a key of
+ * `trustList` whose purpose is `audit-log`, valid at the head's time, over
+ * "healthcode tree head v1\n" ‖ timestamp ‖ tree_size ‖ root_hash (u64s big-endian).
+ */
+export async function verifyTreeHeadSignature (head, trustList) {
+  const key = trustList.keys.find((k) => k.kid === head.key_id)
+  if (!key || !key.purposes.includes('audit-log')) return false
+  const seconds = Math.floor(Number(head.timestamp) / 1000)
+  if (!(seconds >= key.nbf && seconds <= key.exp)) return false
+  let root, signature
+  try {
+    root = Uint8Array.from(atob(head.root_hash), (c) => c.charCodeAt(0))
+    signature = Uint8Array.from(atob(head.signature), (c) => c.charCodeAt(0))
+  } catch {
+    return false
+  }
+  if (root.length !== 32 || signature.length !== 64) return false
+  const message = new Uint8Array(TREE_HEAD_CONTEXT.length + 48)
+  message.set(TREE_HEAD_CONTEXT, 0)
+  const view = new DataView(message.buffer)
+  view.setBigUint64(TREE_HEAD_CONTEXT.length, BigInt(head.timestamp))
+  view.setBigUint64(TREE_HEAD_CONTEXT.length + 8, BigInt(head.tree_size))
+  message.set(root, TREE_HEAD_CONTEXT.length + 16)
+  return verifyStrict(key, signature, message)
 }
 
 /** Whether, at `nowSeconds`, the list is past its next update (it still verifies, but is stale). */

@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             appeals_are_kept,
             purge_deletes_what_is_older_than_retention,
                         audit_chain_verifies_and_names_a_tampered_entry,
+            tree_heads_are_kept_and_show_a_rewrite_under_them,
             checkins_survive_the_merge_and_stay_unique,
             a_scan_reads_each_checkin_in_range_once,
             a_bulk_load_is_read_once_after_the_flush,
