@@ -224,6 +224,9 @@ pub struct Config {
     /// Real-name registry.
     #[serde(default)]
     pub identity: crate::identity::IdentityConfig,
+    /// What holders are texted: the daily digest of reads of their data.
+    #[serde(default)]
+    pub notify: crate::consent::told::NotifyConfig,
 }
 
 /// When SQLite's commits return.
@@ -303,6 +306,7 @@ impl Default for Config {
             sms: crate::sms::SmsConfig::default(),
             identity: crate::identity::IdentityConfig::default(),
             staff: crate::signin::StaffConfig::default(),
+            notify: crate::consent::told::NotifyConfig::default(),
         }
     }
 }
@@ -393,6 +397,11 @@ impl Config {
         }
         if self.retention_days == 0 {
             return Err(ConfigError("retention_days must be at least 1".into()));
+        }
+        if self.notify.digest_hour_utc > 23 {
+            return Err(ConfigError(
+                "notify.digest_hour_utc must be between 0 and 23".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -20,6 +20,7 @@ use crate::rows::{db, pool_err};
 mod audit;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod health;
 mod holders;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
     ),
+    ("0012_consent", include_str!("../migrations/0012_consent.sql")),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

@@ -27,6 +27,7 @@ mod audit;
 mod backup;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod health;
 mod holders;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
     ),
+    ("0012_consent", include_str!("../migrations/0012_consent.sql")),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

@@ -9,6 +9,7 @@ pub mod audit;
 mod cases;
 mod checkins;
 pub mod conformance;
+pub mod consent;
 pub mod credentials;
 pub mod crypto;
 mod health;
@@ -23,6 +24,10 @@ pub use cases::{
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
 };
 pub use checkins::CheckinStore;
+pub use consent::{
+    Consent, ConsentGiven, ConsentRefusal, ConsentScope, LabReport, MAX_CONSENT, NewConsent, PurposeStore,
+    ReadCount,
+};
 pub use credentials::{AccountChange, CredentialStore, SecondFactor, SignInFailures, StaffSession};
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
 pub use health::HealthStore;
@@ -72,7 +77,8 @@ impl StoreError {
 /// (`use healthcode_store::prelude::*;`); code generic over `S: Store` needs none of them.
 pub mod prelude {
     pub use crate::{
-        AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, StaffStore, Store,
+        AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, PurposeStore,
+        StaffStore, Store,
     };
 }
 
@@ -83,11 +89,25 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// traits, and anything that does is a `Store`. Implementations must be safe to share between
 /// tasks; every method is one transaction.
 pub trait Store:
-    HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+    HolderStore
+    + CheckinStore
+    + CaseStore
+    + StaffStore
+    + AuditStore
+    + CredentialStore
+    + HealthStore
+    + PurposeStore
 {
 }
 
 impl<T> Store for T where
-    T: HolderStore + CheckinStore + CaseStore + StaffStore + AuditStore + CredentialStore + HealthStore
+    T: HolderStore
+        + CheckinStore
+        + CaseStore
+        + StaffStore
+        + AuditStore
+        + CredentialStore
+        + HealthStore
+        + PurposeStore
 {
 }

@@ -15,6 +15,7 @@ use crate::*;
 mod audit;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod exposures;
 mod health;
@@ -24,6 +25,7 @@ mod staff;
 pub use audit::*;
 pub use cases::*;
 pub use checkins::*;
+pub use consent::*;
 pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
@@ -84,6 +86,10 @@ macro_rules! conformance_tests {
             second_factor_steps_and_recovery_codes_are_single_use,
             staff_sessions_are_listed_and_expire_when_idle,
             a_rotated_device_key_replaces_the_old_one,
+            lab_reports_are_unique_and_found_by_reference,
+            a_case_reaches_its_holder_and_exposed_contacts_only,
+            consents_are_kept_listed_and_revoked_by_their_holder_only,
+            reads_are_counted_for_the_digest_which_is_sent_once_a_day,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
