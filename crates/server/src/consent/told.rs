@@ -126,7 +126,7 @@ pub(crate) async fn notifications<S: Store>(
             ),
         });
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|n| std::cmp::Reverse(n.at));
     Ok(out)
 }
 
