@@ -4,6 +4,8 @@
 //! the app, by a code read out or in person, used, revoked and expire; the holder sees every
 //! colour change, read and consent use at once, and gets one text a day of the reads.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Holder, TestApp, problem_type, resident_id_of_the_resident};
