@@ -367,6 +367,12 @@ try {
   await ctxC.close()
 
   await visit(o, '/console/cases')
+  // The lab's report arrives first: its reference then reaches B only.
+  await o.fill('#l-ref', 'LAB-2026-1129-07')
+  await o.fill('#l-lab', 'Zhejiang CDC')
+  await o.fill('#l-resident', idB)
+  await o.click('form[data-api$="admin/lab-reports"] button[type=submit]')
+  await o.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
   await o.fill('#s-name', personB.name)
   await o.fill('#s-resident', idB)
   await o.fill('#s-ref', 'LAB-2026-1129-07')
@@ -468,6 +474,11 @@ try {
   // An override needs a second officer: the proposer cannot approve it, another officer can.
   step('an override, proposed by one officer and approved by another')
   await visit(o, '/console/cases')
+  await o.fill('#l-ref', 'LAB-2026-1129-09')
+  await o.fill('#l-lab', 'Zhejiang CDC')
+  await o.fill('#l-resident', idA)
+  await o.click('form[data-api$="admin/lab-reports"] button[type=submit]')
+  await o.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
   await o.fill('#s-name', personA.name)
   await o.fill('#s-resident', idA)
   await o.fill('#s-ref', 'LAB-2026-1129-09')
@@ -508,10 +519,17 @@ try {
   await w.waitForSelector('[data-test=areas] li:has-text("CN-HB"):has-text("High")')
   assert.equal(await w.locator('[data-test=pending-areas]').count(), 0)
   await visit(o, '/console/venues', 'console-venues')
+  // B gives a consent for a printed code on their page; the officer names it.
+  await visit(b, '/me/consents')
+  await b.check('input[name=scope][value=printed-code]')
+  await b.fill('#days', '1')
+  await Promise.all([b.waitForEvent('load'), b.click('form[data-api$="me/consents"] button[type=submit]')])
+  const consentB = await b.getAttribute('[data-test=consents] li[data-consent]', 'data-consent')
+  assert.match(consentB, /^[0-9]+$/)
   await visit(o, '/console/print', 'console-print')
   await o.fill('#p-name', personB.name)
   await o.fill('#p-resident', idB)
-  await o.fill('#p-consent', 'FORM-0042')
+  await o.fill('#p-consent', consentB)
   await o.click('#print-form button[type=submit]')
   await o.waitForSelector('[data-test=printed]:not([hidden]) svg')
   assert.equal(await o.getAttribute('[data-test=printed]', 'data-colour'), 'red')
@@ -520,7 +538,10 @@ try {
 
   // The printed code shows in B's access log with its consent.
   await visit(b, '/me/access-log')
-  assert.match(await b.textContent('[data-test=access-log]'), /printed code with consent \(FORM-0042\)/)
+  assert.match(await b.textContent('[data-test=access-log]'), new RegExp(`printed code with consent \\(consent ${consentB}\\)`))
+  // And on B's page of what happened: the use of the consent, by whom.
+  await visit(b, '/me/notifications')
+  assert.match(await b.textContent('[data-test=notifications]'), new RegExp(`consent-use[\\s\\S]*consent ${consentB}`))
   assert.match(await b.textContent('[data-test=access-log]'), /lab result \(report LAB-2026-1129-07\)/)
   // The page checks its entries against the published transparency log, and keeps the head.
   await b.waitForSelector('[data-test=log-check][data-state=checked]', { timeout: 30000 })

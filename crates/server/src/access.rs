@@ -4,18 +4,22 @@
 //! personal data without leaving that record: there is no other path to the keys. (The one
 //! exception, [`Vault::same_name`], answers only whether a name is the registered one.)
 
-use healthcode_domain::{AppealId, CaseId, HolderId};
-use healthcode_store::{AuditEntry, Crypto, HolderKind, PersonalData, SealedHolder, Store};
+use healthcode_domain::{AppealId, CaseId, HolderId, OfficerId};
+use healthcode_store::{
+    AuditEntry, Consent, ConsentScope, Crypto, HolderKind, PersonalData, SealedHolder, Store,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::problem::ApiError;
 
-/// Why someone other than the holder reads the holder's personal data.
+/// Why someone other than the holder reads the holder's personal data. Each purpose names a
+/// record that must bind it to the holder (see [`Purpose::check`]): free text opens nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "purpose", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Purpose {
-    /// Investigating a confirmed case (the holder is the case or one of its contacts).
+    /// Investigating a confirmed case: reaches the case's holder and the holders with an
+    /// exposure recorded from it (in any state), nobody else.
     CaseInvestigation {
         /// The case.
         case: i64,
@@ -25,20 +29,22 @@ pub enum Purpose {
         /// The appeal.
         appeal: i64,
     },
-    /// Acting for the holder (a family member or community worker) with the holder's consent.
+    /// Acting for the holder (a family member or community worker): a consent record of the
+    /// holder's with the scope `proxy`.
     ProxyWithConsent {
-        /// Where the consent is recorded (form number, call reference).
-        consent: String,
+        /// The consent record's id.
+        consent: i64,
     },
-    /// Issuing a printed code for someone without a smartphone, with their consent.
+    /// Issuing a printed code for someone without a smartphone: a consent record of the
+    /// holder's with the scope `printed-code`.
     PrintedCode {
-        /// Where the consent is recorded.
-        consent: String,
+        /// The consent record's id.
+        consent: i64,
     },
-    /// Recording a laboratory result for the holder, found by the identity document on the
-    /// lab's report.
+    /// Recording a laboratory result: reaches only the holder whose identity document the
+    /// recorded lab report names.
     LabResult {
-        /// The lab's reference for the report.
+        /// The lab's reference for the report, as recorded (`POST /api/v1/admin/lab-reports`).
         reference: String,
     },
 }
@@ -49,66 +55,116 @@ impl Purpose {
         match self {
             Purpose::CaseInvestigation { case } => format!("case investigation (case {case})"),
             Purpose::AppealReview { appeal } => format!("appeal review (appeal {appeal})"),
-            Purpose::ProxyWithConsent { consent } => format!("proxy with consent ({consent})"),
-            Purpose::PrintedCode { consent } => format!("printed code with consent ({consent})"),
+            Purpose::ProxyWithConsent { consent } => format!("proxy with consent (consent {consent})"),
+            Purpose::PrintedCode { consent } => format!("printed code with consent (consent {consent})"),
             Purpose::LabResult { reference } => format!("lab result (report {reference})"),
         }
     }
 
-    /// Checks what does not depend on the holder (the case exists, a consent or a report is
-    /// named), so that a search can refuse a purpose that cannot hold before it looks anyone up.
-    pub async fn check_before_lookup<S: Store>(&self, store: &S) -> Result<(), ApiError> {
+    /// The consent scope a purpose needs, if it rests on a consent record.
+    fn consent(&self) -> Option<(i64, ConsentScope)> {
         match self {
-            Purpose::AppealReview { .. } => Ok(()),
-            _ => self.check_with(store, None).await,
+            Purpose::ProxyWithConsent { consent } => Some((*consent, ConsentScope::Proxy)),
+            Purpose::PrintedCode { consent } => Some((*consent, ConsentScope::PrintedCode)),
+            _ => None,
         }
     }
 
-    /// Checks the purpose against the record: the case exists, the appeal is the holder's, a
-    /// consent reference is given.
-    pub async fn check<S: Store>(&self, store: &S, holder: &HolderId) -> Result<(), ApiError> {
-        self.check_with(store, Some(holder)).await
-    }
-
-    async fn check_with<S: Store>(&self, store: &S, holder: Option<&HolderId>) -> Result<(), ApiError> {
+    /// Checks what does not depend on the holder (the case, the consent record or the lab
+    /// report exists), so that a search can refuse a purpose that cannot hold before it looks
+    /// anyone up.
+    pub async fn check_before_lookup<S: Store>(&self, store: &S) -> Result<(), ApiError> {
         match self {
+            Purpose::AppealReview { .. } => Ok(()),
             Purpose::CaseInvestigation { case } => {
                 if store.case(CaseId(*case)).await?.is_none() {
                     return Err(ApiError::InvalidField(format!(
                         "purpose: there is no case {case}"
                     )));
                 }
+                Ok(())
+            }
+            Purpose::ProxyWithConsent { consent } | Purpose::PrintedCode { consent } => {
+                if store.consent(*consent).await?.is_none() {
+                    return Err(ApiError::InvalidField(format!(
+                        "purpose: there is no consent record {consent}"
+                    )));
+                }
+                Ok(())
+            }
+            Purpose::LabResult { reference } => lab_report(store, reference).await.map(|_| ()),
+        }
+    }
+
+    /// Checks the purpose against the records, for `staff` reading `holder` at `at`: the case
+    /// reaches the holder, the appeal is the holder's, the consent record is the holder's, of the
+    /// scope, given to this staff account or any officer, unexpired and unrevoked; the lab report
+    /// names the holder's document. Returns the consent record used, when there is one. A record
+    /// that does not exist is a 422; one that exists and does not bind this holder a 403.
+    pub async fn check<S: Store>(
+        &self,
+        store: &S,
+        holder: &SealedHolder,
+        staff: OfficerId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Consent>, ApiError> {
+        self.check_before_lookup(store).await?;
+        match self {
+            Purpose::CaseInvestigation { case } => {
+                if !store.case_reaches(CaseId(*case), &holder.id).await? {
+                    return Err(ApiError::Forbidden(format!(
+                        "purpose: case {case} does not reach this holder (neither the case nor an exposure from it)"
+                    )));
+                }
             }
             Purpose::AppealReview { appeal } => {
-                let Some(holder) = holder else {
-                    return Ok(());
-                };
-                let mine = store.appeals_of(holder).await?;
+                let mine = store.appeals_of(&holder.id).await?;
                 if !mine.iter().any(|a| a.id == AppealId(*appeal)) {
                     return Err(ApiError::InvalidField(format!(
                         "purpose: appeal {appeal} is not this holder's"
                     )));
                 }
             }
-            Purpose::ProxyWithConsent { consent } | Purpose::PrintedCode { consent } => {
-                let c = consent.trim();
-                if c.is_empty() || c.len() > 200 {
-                    return Err(ApiError::InvalidField(
-                        "purpose: consent must name where the consent is recorded (1-200 characters)".into(),
-                    ));
-                }
+            Purpose::ProxyWithConsent { .. } | Purpose::PrintedCode { .. } => {
+                let Some((id, scope)) = self.consent() else {
+                    return Ok(None);
+                };
+                let Some(consent) = store.consent(id).await? else {
+                    return Err(ApiError::InvalidField(format!(
+                        "purpose: there is no consent record {id}"
+                    )));
+                };
+                consent
+                    .opens(&holder.id, scope, staff, at)
+                    .map_err(|why| ApiError::Forbidden(format!("purpose: {why}")))?;
+                return Ok(Some(consent));
             }
             Purpose::LabResult { reference } => {
-                let r = reference.trim();
-                if r.is_empty() || r.len() > 200 {
-                    return Err(ApiError::InvalidField(
-                        "purpose: reference must name the lab's report (1-200 characters)".into(),
-                    ));
+                let report = lab_report(store, reference).await?;
+                if report.identity_hash != holder.identity_hash {
+                    return Err(ApiError::Forbidden(format!(
+                        "purpose: lab report {reference} names another person"
+                    )));
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
+}
+
+/// The recorded lab report with this reference (a 422 when there is none).
+async fn lab_report<S: Store>(store: &S, reference: &str) -> Result<healthcode_store::LabReport, ApiError> {
+    let r = reference.trim();
+    if r.is_empty() || r.chars().count() > 200 {
+        return Err(ApiError::InvalidField(
+            "purpose: reference must name the lab's report (1-200 characters)".into(),
+        ));
+    }
+    store.lab_report(r).await?.ok_or_else(|| {
+        ApiError::InvalidField(format!(
+            "purpose: no lab report {r} is recorded; record it first (POST /api/v1/admin/lab-reports)"
+        ))
+    })
 }
 
 /// Who reads: recorded with every read.

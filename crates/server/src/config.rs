@@ -183,6 +183,13 @@ approver_min_age_hours = 24
 proposal_expiry_hours = 72
 # Deciding more pending exposures of a case at once than this needs a second officer.
 bulk_exposure_two_person_above = 50
+
+# What holders are told by text (everything is also on their "What happened" page at once).
+[notify]
+# Each holder whose data staff read in the 24 hours before gets one text at this hour (UTC)
+# saying how many reads, by which roles.
+digest_hour_utc = 18
+read_digest = true
 "#;
 
 fn default_tree_head_interval_ms() -> u64 {
@@ -272,6 +279,9 @@ pub struct Config {
     /// Two-person rules: who may approve, how long proposals wait, what counts as bulk.
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// What holders are texted: the daily digest of reads of their data.
+    #[serde(default)]
+    pub notify: crate::consent::told::NotifyConfig,
 }
 
 /// `[governance]`: the two-person rules' parameters.
@@ -390,6 +400,7 @@ impl Default for Config {
             staff: crate::signin::StaffConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
             governance: GovernanceConfig::default(),
+            notify: crate::consent::told::NotifyConfig::default(),
         }
     }
 }
@@ -487,6 +498,11 @@ impl Config {
         if !(100..=3_600_000).contains(&self.tree_head_interval_ms) {
             return Err(ConfigError(
                 "tree_head_interval_ms must be between 100 and 3600000".into(),
+            ));
+        }
+        if self.notify.digest_hour_utc > 23 {
+            return Err(ConfigError(
+                "notify.digest_hour_utc must be between 0 and 23".into(),
             ));
         }
         if self.max_body_bytes < 1024 {

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod client;
 pub mod commit;
 pub mod config;
+pub mod consent;
 pub mod datadir;
 pub mod front;
 pub mod holders;
@@ -365,6 +366,7 @@ pub struct Bound {
     pub created: bool,
     /// The data directory.
     pub data_dir: std::path::PathBuf,
+    digest: consent::told::DigestTrigger,
 }
 
 impl std::fmt::Debug for Bound {
@@ -376,6 +378,12 @@ impl std::fmt::Debug for Bound {
 }
 
 impl Bound {
+    /// Sends the holders' read digest on demand (what the daily task does at `[notify]
+    /// digest_hour_utc`), while the server runs.
+    pub fn read_digest(&self) -> consent::told::DigestTrigger {
+        self.digest.clone()
+    }
+
     /// The address it listens on (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
@@ -413,7 +421,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         policy,
         config,
     };
-    let (router, metrics) = ops::with_store(config, &path, created, 16, serve).await?;
+    let (router, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
@@ -430,6 +438,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         lock,
         created,
         data_dir: path,
+        digest,
     })
 }
 
@@ -442,11 +451,12 @@ struct Serve<'a> {
 }
 
 impl ops::StoreWork for Serve<'_> {
-    type Output = (Router, Arc<metrics::Metrics>);
+    type Output = (Router, Arc<metrics::Metrics>, consent::told::DigestTrigger);
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
         let app = App::start(store, self.keystore, self.crypto, self.policy, self.config)?;
         let metrics = app.metrics.clone();
-        Ok((router(app, self.config), metrics))
+        let digest = consent::told::start_digests(Arc::downgrade(&app), self.config.notify.clone());
+        Ok((router(app, self.config), metrics, digest))
     }
 }

@@ -32,6 +32,7 @@ is RFC 9457 problem+json with a stable `type`."
         (path = "/api/v1", api = scans::ScanApi),
         (path = "/api/v1", api = transparency::TransparencyApi),
         (path = "/api/v1/admin", api = admin::AdminApi),
+        (path = "/api/v1", api = crate::consent::ConsentApi),
     ),
     components(schemas(Problem, PolicyDocument)),
     modifiers(&SecuritySchemes, &SharedStatuses),
@@ -89,6 +90,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .merge(holders::routes())
         .merge(scans::routes())
         .merge(admin::routes())
+        .merge(crate::consent::routes())
         .merge(web::routes())
         .fallback(not_found)
         .with_state(app)

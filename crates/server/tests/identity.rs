@@ -29,16 +29,27 @@ async fn try_register(app: &TestApp, mut registration: Value) -> (u16, Value) {
     (st.as_u16(), v)
 }
 
-/// The officer's search for a lab result by name and resident ID number.
+/// The officer's search for a lab result by name and resident ID number, under a lab report
+/// recorded for that number (once).
 async fn lab_search(app: &TestApp, name: &str, id: &str) -> (u16, Value) {
     let officer = app.officer().await.token.clone();
+    let reference = format!("LAB-{}", id.trim());
+    let (st, v) = app
+        .call(
+            "POST",
+            "/api/v1/admin/lab-reports",
+            Some(&officer),
+            Some(json!({"reference": reference, "lab": "Zhejiang CDC", "resident_id": id})),
+        )
+        .await;
+    assert!(st == 201 || st == 409, "{v}");
     let (st, v) = app
         .call(
             "POST",
             "/api/v1/admin/holders/search",
             Some(&officer),
             Some(json!({"name": name, "resident_id": id,
-                "purpose": {"purpose": "lab-result", "reference": "LAB-2026-1130-01"}})),
+                "purpose": {"purpose": "lab-result", "reference": reference}})),
         )
         .await;
     (st.as_u16(), v)
@@ -473,14 +484,16 @@ async fn counter_resident(app: &TestApp, phone: &str) -> String {
     made["holder"].as_str().unwrap().to_owned()
 }
 
-/// The phone in a holder's record, as an officer reads it (with a recorded consent).
+/// The phone in a holder's record, as an officer reads it (with a consent of the holder's,
+/// made behind the server's back for the test).
 async fn phone_on_record(app: &TestApp, hex: &str) -> String {
     let officer = app.officer().await.token.clone();
+    let consent = app.insert_consent(hex, "proxy").await;
     let record = app
         .post(
             &format!("/api/v1/admin/holders/{hex}/read"),
             Some(&officer),
-            json!({"purpose": {"purpose": "proxy-with-consent", "consent": "counter form 7"}}),
+            json!({"purpose": {"purpose": "proxy-with-consent", "consent": consent}}),
         )
         .await;
     record["personal_data"]["phone"].as_str().unwrap().to_owned()
@@ -895,6 +908,12 @@ async fn every_holder_search_is_checked_first_and_audited_found_or_not(app: &Tes
     let search =
         |name: &str, id: &str, purpose: Value| json!({"name": name, "resident_id": id, "purpose": purpose});
     let lab = json!({"purpose": "lab-result", "reference": "LAB-2026-1130-02"});
+    app.post(
+        "/api/v1/admin/lab-reports",
+        Some(&officer.token),
+        json!({"reference": "LAB-2026-1130-02", "lab": "Zhejiang CDC", "resident_id": resident_id_of_the_resident()}),
+    )
+    .await;
     // A purpose that cannot hold for anyone is refused before anyone is looked up: the same 422
     // for a registered document and an unknown one, and nothing to record.
     let before = app.audit_log().await.len();
@@ -969,8 +988,17 @@ async fn every_holder_search_is_checked_first_and_audited_found_or_not(app: &Tes
 async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
     let owner = app.register_resident().await;
     let officer = app.officer().await.token.clone();
+    let consent = app
+        .post(
+            "/api/v1/me/consents",
+            Some(&owner.token),
+            json!({"scope": "printed-code", "days": 1}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let before = app.audit_log().await.len();
-    let print = |name: &str, id: &str| json!({"name": name, "resident_id": id, "consent": "FORM-0043"});
+    let print = |name: &str, id: &str| json!({"name": name, "resident_id": id, "consent": consent});
     // The number alone is not enough: a name is required, and another name is the same 404 as an
     // unknown number.
     let (st, p) = app
@@ -978,7 +1006,7 @@ async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
             "POST",
             "/api/v1/admin/printed-codes",
             Some(&officer),
-            Some(json!({"resident_id": resident_id_of_the_resident(), "consent": "FORM-0043"})),
+            Some(json!({"resident_id": resident_id_of_the_resident(), "consent": consent})),
         )
         .await;
     assert_eq!(
@@ -1020,18 +1048,21 @@ async fn a_printed_code_needs_the_name_with_the_document(app: &TestApp) {
     assert_eq!(misses.len(), 2, "{misses:?}");
     assert_eq!(misses[0]["subject"], owner.hex.as_str());
     assert_eq!(misses[1]["subject"], Value::Null);
-    assert!(
-        misses
-            .iter()
-            .all(|e| e["purpose"].as_str().unwrap().contains("FORM-0043"))
-    );
-    // A consent that names nothing is refused before the lookup, for any number.
+    assert!(misses.iter().all(|e| {
+        e["purpose"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("consent {consent}"))
+    }));
+    // A consent that names no record is refused before the lookup, for any number.
     let (st, _) = app
         .call(
             "POST",
             "/api/v1/admin/printed-codes",
             Some(&officer),
-            Some(json!({"name": "李鬼", "resident_id": resident_id("44030119851212345"), "consent": " "})),
+            Some(
+                json!({"name": "李鬼", "resident_id": resident_id("44030119851212345"), "consent": 987_654}),
+            ),
         )
         .await;
     assert_eq!(st, 422);

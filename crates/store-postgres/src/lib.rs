@@ -20,6 +20,7 @@ use crate::rows::{db, pool_err};
 mod audit;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod health;
 mod holders;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_two_person",
         include_str!("../migrations/0011_two_person.sql"),
     ),
+    ("0012_consent", include_str!("../migrations/0012_consent.sql")),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

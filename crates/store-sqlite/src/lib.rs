@@ -27,6 +27,7 @@ mod audit;
 mod backup;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod health;
 mod holders;
@@ -74,6 +75,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_two_person",
         include_str!("../migrations/0011_two_person.sql"),
     ),
+    ("0012_consent", include_str!("../migrations/0012_consent.sql")),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

@@ -9,6 +9,7 @@ pub mod audit;
 mod cases;
 mod checkins;
 pub mod conformance;
+pub mod consent;
 pub mod credentials;
 pub mod crypto;
 mod health;
@@ -28,6 +29,10 @@ pub use cases::{
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
 };
 pub use checkins::CheckinStore;
+pub use consent::{
+    Consent, ConsentGiven, ConsentRefusal, ConsentScope, LabReport, MAX_CONSENT, NewConsent, PurposeStore,
+    ReadCount,
+};
 pub use credentials::{AccountChange, CredentialStore, SecondFactor, SignInFailures, StaffSession};
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
 pub use health::HealthStore;
@@ -80,7 +85,7 @@ impl StoreError {
 pub mod prelude {
     pub use crate::{
         AuditStore, CaseStore, CheckinStore, CredentialStore, HealthStore, HolderStore, ProposalStore,
-        StaffStore, Store,
+        PurposeStore, StaffStore, Store,
     };
 }
 
@@ -99,6 +104,7 @@ pub trait Store:
     + CredentialStore
     + HealthStore
     + ProposalStore
+    + PurposeStore
 {
 }
 
@@ -111,5 +117,6 @@ impl<T> Store for T where
         + CredentialStore
         + HealthStore
         + ProposalStore
+        + PurposeStore
 {
 }

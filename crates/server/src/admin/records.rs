@@ -58,7 +58,8 @@ pub struct HolderFound {
 #[utoipa::path(post, path = "/holders/search", tag = "cases", security(("officer" = [])), request_body = HolderSearch, responses(
     (status = 200, description = "found", body = HolderFound),
     (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "a field is invalid, or the purpose does not hold", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the purpose's record does not bind the holder found (recorded)", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid, or the purpose names no record", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn find_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -73,24 +74,11 @@ pub(crate) async fn find_holder<S: Store>(
         &app,
         &me,
         named_holder(&app, &doc, &name).await?,
-        &req.purpose,
+        &req.purpose.describe(),
         &doc,
     )
     .await?;
-    if let Err(e) = req.purpose.check(app.store(), &row.id).await {
-        app.audit(
-            me.actor(),
-            me.role.as_str(),
-            HOLDER_SEARCH,
-            Some(row.id.clone()),
-            format!(
-                "{}: refused, the purpose does not hold for this holder",
-                req.purpose.describe()
-            ),
-        )
-        .await?;
-        return Err(e);
-    }
+    purpose_holds(&app, &me, &req.purpose, &row, HOLDER_SEARCH).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
@@ -110,14 +98,64 @@ pub(crate) async fn find_holder<S: Store>(
 /// misses included).
 pub const HOLDER_SEARCH: &str = "holder-search";
 
+/// The audit log's action for a read or printed code refused because its purpose does not bind
+/// the holder (the holder's access log shows it).
+pub const READ_REFUSED: &str = "read-refused";
+/// The audit log's action for a use of a holder's consent record.
+pub const CONSENT_USE: &str = "consent-use";
+
+/// Checks `purpose` against the records for `row` ([`Purpose::check`]). A refusal is recorded
+/// as `refused_as` against the holder, with why; a consent record used is recorded as
+/// [`CONSENT_USE`] against the holder, so that the holder sees each use.
+pub(crate) async fn purpose_holds<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    purpose: &Purpose,
+    row: &healthcode_store::SealedHolder,
+    refused_as: &str,
+) -> Result<(), ApiError> {
+    match purpose.check(app.store(), row, me.id, now()).await {
+        Err(e) => {
+            if matches!(e, ApiError::Forbidden(_) | ApiError::InvalidField(_)) {
+                app.audit(
+                    me.actor(),
+                    me.role.as_str(),
+                    refused_as,
+                    Some(row.id.clone()),
+                    format!("{}: refused, {e}", purpose.describe()),
+                )
+                .await?;
+            }
+            Err(e)
+        }
+        Ok(Some(consent)) => {
+            app.audit(
+                me.actor(),
+                me.role.as_str(),
+                CONSENT_USE,
+                Some(row.id.clone()),
+                format!(
+                    "consent {} ({}, given {}) used for {}",
+                    consent.id,
+                    consent.consent.scope.as_str(),
+                    consent.consent.given.as_str(),
+                    purpose.describe()
+                ),
+            )
+            .await
+        }
+        Ok(None) => Ok(()),
+    }
+}
+
 /// The holder a name and document found; a miss is audited (against the document's holder when
 /// the name was another, without a subject when no one has the document) and answered with the
-/// one 404.
-async fn found_or_audited<S: Store>(
+/// one 404. `why` is the purpose as the audit log states it.
+pub(crate) async fn found_or_audited<S: Store>(
     app: &App<S>,
     me: &Staff<Officers>,
     named: Named,
-    purpose: &Purpose,
+    why: &str,
     doc: &IdentityDocument,
 ) -> Result<healthcode_store::SealedHolder, ApiError> {
     let (subject, what) = match named {
@@ -125,18 +163,13 @@ async fn found_or_audited<S: Store>(
         Named::OtherName(row) => (
             Some(row.id),
             format!(
-                "{}: not found, this holder's {} was searched with another name",
-                purpose.describe(),
+                "{why}: not found, this holder's {} was searched with another name",
                 doc_word(doc)
             ),
         ),
         Named::Nobody => (
             None,
-            format!(
-                "{}: no holder with the name and {}",
-                purpose.describe(),
-                doc_word(doc)
-            ),
+            format!("{why}: no holder with the name and {}", doc_word(doc)),
         ),
     };
     app.audit(me.actor(), me.role.as_str(), HOLDER_SEARCH, subject, what)
@@ -159,7 +192,7 @@ fn doc_word(doc: &IdentityDocument) -> &'static str {
 
 /// A resident ID number, or a passport and its nationality, parsed by the domain's identity
 /// types: a number typed in lower case or with spaces finds its holder, a mistyped one says why.
-fn parse_document(
+pub(crate) fn parse_document(
     resident_id: &Option<String>,
     passport: &Option<String>,
     nationality: &Option<String>,
@@ -174,7 +207,7 @@ fn parse_document(
 }
 
 /// What a name and a document find.
-enum Named {
+pub(crate) enum Named {
     /// The holder with the document, under that name.
     Found(healthcode_store::SealedHolder),
     /// The holder with the document has another name.
@@ -185,7 +218,7 @@ enum Named {
 
 /// The holder registered with `doc` (hashed by the one key registration uses), compared by name
 /// as [`healthcode_domain::FullName::same_as`] does.
-async fn named_holder<S: Store>(
+pub(crate) async fn named_holder<S: Store>(
     app: &App<S>,
     doc: &IdentityDocument,
     name: &healthcode_domain::FullName,
@@ -219,8 +252,8 @@ pub struct PrintedCodeRequest {
     /// Nationality (alpha-3), with `passport`.
     #[serde(default)]
     pub nationality: Option<String>,
-    /// Where the holder's consent is recorded (form number, call reference).
-    pub consent: String,
+    /// The holder's consent record with the scope `printed-code` (its id).
+    pub consent: i64,
 }
 
 /// A printed code.
@@ -247,7 +280,8 @@ pub struct PrintedCode {
 #[utoipa::path(post, path = "/printed-codes", tag = "cases", security(("officer" = [])), request_body = PrintedCodeRequest, responses(
     (status = 201, description = "the code", body = PrintedCode),
     (status = 404, description = "no holder with this name and document", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "a field is invalid, or no consent reference", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the consent record does not allow it (another holder's, another scope or staff account, expired, revoked)", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a field is invalid, or no such consent record", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn printed_code<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -259,8 +293,15 @@ pub(crate) async fn printed_code<S: Store>(
     let doc = parse_document(&req.resident_id, &req.passport, &req.nationality)?;
     let purpose = Purpose::PrintedCode { consent: req.consent };
     purpose.check_before_lookup(app.store()).await?;
-    let row = found_or_audited(&app, &me, named_holder(&app, &doc, &name).await?, &purpose, &doc).await?;
-    purpose.check(app.store(), &row.id).await?;
+    let row = found_or_audited(
+        &app,
+        &me,
+        named_holder(&app, &doc, &name).await?,
+        &purpose.describe(),
+        &doc,
+    )
+    .await?;
+    purpose_holds(&app, &me, &purpose, &row, READ_REFUSED).await?;
     let reader = Reader {
         actor: me.actor(),
         role: me.role.as_str().into(),
@@ -312,7 +353,9 @@ pub struct HolderRecord {
 #[utoipa::path(post, path = "/holders/{id}/read", tag = "cases", security(("officer" = [])), request_body = HolderRead,
     params(("id" = String, Path, description = "holder id (hex)")), responses(
     (status = 200, description = "the record", body = HolderRecord),
-    (status = 422, description = "the purpose does not hold (no such case, not the holder's appeal…)", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "the purpose's record does not bind this holder (a case that does not reach them, another holder's or an expired or revoked consent, a lab report naming someone else); recorded as a refused read", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such holder", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "the purpose names no record (no such case, consent or lab report; not the holder's appeal)", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn read_holder<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -326,7 +369,7 @@ pub(crate) async fn read_holder<S: Store>(
         .holder(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such holder".into()))?;
-    req.purpose.check(app.store(), &id).await?;
+    purpose_holds(&app, &me, &req.purpose, &row, READ_REFUSED).await?;
     let reader = Reader {
         actor: me.actor(),
         role: me.role.as_str().into(),

@@ -342,7 +342,7 @@ pub(crate) async fn access_entries<S: Store>(
 
 /// How the holder is shown who acted: staff by a stable id and never by username (a username
 /// names a person, and the holder needs only to tell accounts apart).
-fn shown_actor(actor: &str) -> String {
+pub(crate) fn shown_actor(actor: &str) -> String {
     match actor.strip_prefix("officer:") {
         Some(rest) => format!("staff:{}", rest.split(':').next().unwrap_or_default()),
         None => actor.to_owned(),

@@ -131,7 +131,7 @@ fn seconds_to_next_day(t: time::OffsetDateTime, offset: time::UtcOffset) -> u64 
     midnight.map_or(86_400, |m| (m - local).whole_seconds().max(1) as u64)
 }
 
-fn six_digits() -> Result<String, ApiError> {
+pub(crate) fn six_digits() -> Result<String, ApiError> {
     // Rejection sampling: uniform over 000000-999999.
     loop {
         let mut b = [0u8; 4];

@@ -1,6 +1,6 @@
 //! The holder's pages, mobile first: the start page, registration (resident or visitor) and
 //! sign-in with a one-time code, my code, declarations and the daily report, my access log,
-//! appeals and export. Every page reads through the holder API's own handlers.
+//! what happened (colour changes, reads, consent uses), my consents, appeals and export. Every page reads through the holder API's own handlers.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use healthcode_store::Store;
 use super::{Ctx, NextQuery, end_session, next_path, page_error, render};
 use crate::App;
 use crate::auth::{HOLDER_COOKIE, HolderAuth};
+use crate::consent::{ConsentView, Notification};
 use crate::holders::{self, AccessEntry, AppealView, CodeResponse};
 use crate::problem::ApiError;
 
@@ -28,6 +29,8 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/me/reports", get(reports))
         .route("/me/access-log", get(access_log::<S>))
         .route("/me/appeals", get(appeals::<S>))
+        .route("/me/consents", get(consents::<S>))
+        .route("/me/notifications", get(notifications::<S>))
         .route("/me/export", get(export))
 }
 
@@ -232,4 +235,60 @@ async fn export(ctx: Ctx, me: Result<HolderAuth, ApiError>) -> Response {
         ctx,
         section: "export",
     })
+}
+
+#[derive(Template)]
+#[template(path = "consents.html")]
+struct Consents {
+    ctx: Ctx,
+    section: &'static str,
+    consents: Vec<ConsentView>,
+}
+
+/// My consents: give one, see each, revoke one.
+async fn consents<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<HolderAuth, ApiError>,
+) -> Response {
+    let me = match me {
+        Ok(m) => m,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    match crate::consent::my_consents(State(app), me).await {
+        Ok(crate::problem::Json(consents)) => render(&Consents {
+            ctx,
+            section: "consents",
+            consents,
+        }),
+        Err(e) => page_error(ctx, SIGNIN, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+struct Notifications {
+    ctx: Ctx,
+    section: &'static str,
+    items: Vec<Notification>,
+}
+
+/// What happened: colour changes, reads, consent uses.
+async fn notifications<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<HolderAuth, ApiError>,
+) -> Response {
+    let me = match me {
+        Ok(m) => m,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    match crate::consent::my_notifications(State(app), me).await {
+        Ok(crate::problem::Json(items)) => render(&Notifications {
+            ctx,
+            section: "told",
+            items,
+        }),
+        Err(e) => page_error(ctx, SIGNIN, e),
+    }
 }

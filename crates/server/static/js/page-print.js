@@ -13,7 +13,7 @@ if (form) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     // (form.name is the form's own name attribute, so the field is asked for by id.)
-    const body = { name: document.getElementById('p-name').value.trim(), consent: form.consent.value.trim() };
+    const body = { name: document.getElementById('p-name').value.trim(), consent: Number(form.consent.value.trim()) };
     for (const name of ['resident_id', 'passport', 'nationality']) {
       const v = form[name].value.trim().toUpperCase();
       if (v) body[name] = v;

@@ -393,6 +393,8 @@ pub struct TestApp {
     pub gateway: Gateway,
     /// The real-name registry the server asks (when it is configured with it).
     pub registry: Registry,
+    /// Sends the holders' read digest now, as the daily task does (set while the server runs).
+    pub read_digest: Option<healthcode_server::consent::told::DigestTrigger>,
     server: Option<Running>,
     admin_password: String,
     /// One-time passwords of the staff accounts made with the app (back-dated, so that they may
@@ -525,6 +527,7 @@ impl TestApp {
             config,
             gateway,
             registry,
+            read_digest: None,
             server: None,
             admin_password,
             staff_passwords,
@@ -543,6 +546,7 @@ impl TestApp {
     /// Binds (the listener is ready once this returns: no waiting) and serves until stopped.
     async fn run(&mut self) {
         let bound = healthcode_server::bind(&self.config).await.unwrap();
+        self.read_digest = Some(bound.read_digest());
         self.base = format!("http://{}", bound.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(bound.run(async move {
@@ -1011,6 +1015,55 @@ impl TestApp {
             .filter(|e| e["actor"] != auditor && !e["action"].as_str().unwrap().starts_with("audit-"))
             .cloned()
             .collect()
+    }
+
+    /// Runs SQL on the server's database behind its back (SQLite through a second connection to
+    /// its file, PostgreSQL in its schema).
+    pub async fn raw_sql(&self, sql: &str) {
+        match &self.config.database_url {
+            Some(url) => {
+                let store = healthcode_store_postgres::PgStore::connect(
+                    &healthcode_store_postgres::DatabaseUrl::new(url.clone()),
+                    self.config.database_schema.as_deref(),
+                    1,
+                )
+                .await
+                .unwrap();
+                store.raw_query(sql).await.unwrap();
+            }
+            None => {
+                let db = self.config.data_dir.join("healthcode.db");
+                let store = healthcode_store_sqlite::SqliteStore::open(
+                    &db,
+                    healthcode_store_sqlite::OpenMode::MustExist,
+                )
+                .unwrap();
+                store.raw_execute(sql).unwrap();
+            }
+        }
+    }
+
+    /// Records a consent of the holder `hex` (given in the app, to any officer, for a day) behind
+    /// the server's back, for tests whose subject is not consent; returns its id.
+    pub async fn insert_consent(&self, hex: &str, scope: &str) -> i64 {
+        static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(900_000);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sql = match self.config.database_url {
+            Some(_) => format!(
+                "INSERT INTO consents (id, holder, scope, given, created_at, expires_at) OVERRIDING SYSTEM VALUE \
+                 VALUES ({id}, '\\x{hex}'::bytea, '{scope}', 'app', now(), now() + interval '1 day')"
+            ),
+            None => {
+                let t = OffsetDateTime::now_utc().unix_timestamp();
+                format!(
+                    "INSERT INTO consents (id, holder, scope, given, created_at, expires_at) \
+                     VALUES ({id}, X'{hex}', '{scope}', 'app', {t}, {})",
+                    t + 86_400
+                )
+            }
+        };
+        self.raw_sql(&sql).await;
+        id
     }
 
     /// The server's metrics in the Prometheus text format.

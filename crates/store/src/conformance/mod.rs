@@ -15,6 +15,7 @@ use crate::*;
 mod audit;
 mod cases;
 mod checkins;
+mod consent;
 mod credentials;
 mod exposures;
 mod health;
@@ -25,6 +26,7 @@ mod staff;
 pub use audit::*;
 pub use cases::*;
 pub use checkins::*;
+pub use consent::*;
 pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
@@ -93,6 +95,10 @@ macro_rules! conformance_tests {
             accounts_and_roles_change_only_on_approval,
             proposals_are_listed_paged_withdrawn_and_expire,
             bulk_exposure_decisions_wait_for_approval,
+            lab_reports_are_unique_and_found_by_reference,
+            a_case_reaches_its_holder_and_exposed_contacts_only,
+            consents_are_kept_listed_and_revoked_by_their_holder_only,
+            reads_are_counted_for_the_digest_which_is_sent_once_a_day,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
