@@ -19,8 +19,10 @@ use crate::rows::{db, pool_err};
 
 mod audit;
 mod cases;
+mod checkin_keys;
 mod checkins;
 mod credentials;
+mod erasure;
 mod health;
 mod holders;
 mod rows;
@@ -55,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_session_second_factor",
         include_str!("../migrations/0009_session_second_factor.sql"),
+    ),
+    (
+        "0013_limits_erasure",
+        include_str!("../migrations/0013_limits_erasure.sql"),
     ),
 ];
 

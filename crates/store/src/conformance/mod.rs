@@ -19,6 +19,7 @@ mod credentials;
 mod exposures;
 mod health;
 mod holders;
+mod limits;
 mod staff;
 
 pub use audit::*;
@@ -28,6 +29,7 @@ pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
 pub use holders::*;
+pub use limits::*;
 pub use staff::*;
 
 /// A fresh store for one test, and access behind its back.
@@ -38,6 +40,10 @@ pub trait Harness: Send + Sync {
     fn store(&self) -> &Self::S;
     /// Every stored byte of the holders table (or the whole database), as it lies on disk.
     fn raw_holder_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
+    /// Every byte of the database's files that could hold a holder's personal data (the
+    /// holders and appeals tables and their indexes, or the whole database with its logs), as
+    /// the pages lie, not as rows read back: what an erasure must leave without the holder.
+    fn raw_erasure_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
     /// Overwrites the `action` of audit entry `seq` directly in the database.
     fn tamper_audit(&self, seq: i64, action: &str) -> impl Future<Output = ()> + Send;
     /// Moves every acknowledged check-in from the backend's inbox (if it has one) into its indexed
@@ -84,6 +90,11 @@ macro_rules! conformance_tests {
             second_factor_steps_and_recovery_codes_are_single_use,
             staff_sessions_are_listed_and_expire_when_idle,
             a_rotated_device_key_replaces_the_old_one,
+            appeals_are_capped_per_holder,
+            lists_come_in_pages,
+            a_reused_sequence_number_is_refused,
+            an_erased_holder_is_gone_down_to_the_bytes,
+            retention_finds_inactive_holders_and_old_records,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
