@@ -135,21 +135,18 @@ impl Visits {
     }
 }
 
-/// Sorts a group: the scans that are the same visit as one recorded (earlier, or earlier in the
-/// group) are answered at once; the rest go to the store. Returns each scan's answer so far and
-/// the positions of those to store.
+/// Sorts a group: the scans that are the same visit as one recorded in an earlier group are
+/// answered at once; the rest go to the store (two scans of one visit in one group are both
+/// stored: which of them the store keeps is known only after it answers). Returns each scan's
+/// answer so far and the positions of those to store.
 fn same_visits(batch: &[CheckIn], visits: &Visits, window: Duration) -> (Vec<Option<Entry>>, Vec<usize>) {
     let mut entries = vec![None; batch.len()];
     let mut to_store = Vec::with_capacity(batch.len());
-    let mut in_group = Visits::default();
     for (i, c) in batch.iter().enumerate() {
         if window.is_positive() {
-            if let Some(seq) = in_group.same_as(c, window).or_else(|| visits.same_as(c, window)) {
+            if let Some(seq) = visits.same_as(c, window) {
                 entries[i] = Some(Entry::SameVisit(seq));
                 continue;
-            }
-            if !in_group.last.contains_key(&(c.device.0, c.holder.clone())) {
-                in_group.note(c);
             }
         }
         to_store.push(i);
@@ -192,22 +189,10 @@ pub async fn run<S: Store>(store: Arc<S>, mut rx: Receiver) {
                     Recorded::Taken => Entry::Conflict,
                 });
             }
-            // A same visit as a scan of this group that the store refused was not recorded
-            // either; a scan the store did not answer for is not reported stored.
-            let refused: std::collections::HashSet<(i64, i64)> = batch
-                .iter()
-                .zip(&entries)
-                .filter(|(_, e)| **e == Some(Entry::Conflict))
-                .map(|(c, _)| (c.device.0, c.seq))
-                .collect();
-            batch
-                .iter()
-                .zip(entries)
-                .map(|(c, e)| match e {
-                    Some(Entry::SameVisit(seq)) if refused.contains(&(c.device.0, seq)) => Entry::Conflict,
-                    Some(e) => e,
-                    None => Entry::Conflict,
-                })
+            // A scan the store did not answer for is not reported stored.
+            entries
+                .into_iter()
+                .map(|e| e.unwrap_or(Entry::Conflict))
                 .collect::<Vec<_>>()
         });
         if rx.same_visit.is_positive() {
@@ -264,8 +249,7 @@ mod tests {
         ];
         let (entries, to_store) = same_visits(&group, &visits, w);
         assert_eq!(entries[0], Some(Entry::SameVisit(7)));
-        assert_eq!(entries[4], Some(Entry::SameVisit(10)));
-        assert_eq!(to_store, vec![1, 2, 3, 5]);
+        assert_eq!(to_store, vec![1, 2, 3, 4, 5]);
         // Off: everything goes to the store.
         assert_eq!(same_visits(&group, &visits, Duration::ZERO).1.len(), group.len());
     }
