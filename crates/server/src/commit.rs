@@ -143,11 +143,9 @@ fn same_visits(batch: &[CheckIn], visits: &Visits, window: Duration) -> (Vec<Opt
     let mut entries = vec![None; batch.len()];
     let mut to_store = Vec::with_capacity(batch.len());
     for (i, c) in batch.iter().enumerate() {
-        if window.is_positive() {
-            if let Some(seq) = visits.same_as(c, window) {
-                entries[i] = Some(Entry::SameVisit(seq));
-                continue;
-            }
+        if let Some(seq) = visits.same_as(c, window).filter(|_| window.is_positive()) {
+            entries[i] = Some(Entry::SameVisit(seq));
+            continue;
         }
         to_store.push(i);
     }
@@ -198,13 +196,12 @@ pub async fn run<S: Store>(store: Arc<S>, mut rx: Receiver) {
         if rx.same_visit.is_positive() {
             visits.forget_before(OffsetDateTime::now_utc() - rx.same_visit * 2);
         }
-        match &result {
-            Err(e) => tracing::error!(
+        if let Err(e) = &result {
+            tracing::error!(
                 error = %crate::problem::ErrorChain(e.as_ref()),
                 rows = batch.len(),
                 "a group of check-ins failed to commit"
-            ),
-            Ok(_) => {}
+            );
         }
         let mut from = 0;
         for (w, n) in waiting.drain(..) {

@@ -122,12 +122,14 @@ impl PageQuery {
 /// (ending in `?` or `&`).
 pub fn next_link(path_and_query: &str, last: Option<i64>, shown: usize, size: u32) -> HeaderMap {
     let mut h = HeaderMap::new();
-    if let Some(last) = last.filter(|_| shown == size as usize) {
-        if let Ok(v) = HeaderValue::from_str(&format!(
+    let value = last.filter(|_| shown == size as usize).and_then(|last| {
+        HeaderValue::from_str(&format!(
             "<{path_and_query}after={last}&limit={size}>; rel=\"next\""
-        )) {
-            h.insert(header::LINK, v);
-        }
+        ))
+        .ok()
+    });
+    if let Some(v) = value {
+        h.insert(header::LINK, v);
     }
     h
 }

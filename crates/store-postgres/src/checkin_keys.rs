@@ -62,7 +62,7 @@ impl PgInner {
             // A savepoint: a COPY refused by an index (the hour closed meanwhile and a bulk load
             // holds the key) falls back to the insert below.
             let sp = tx.transaction().await.map_err(db)?;
-            match copy_rows(&*sp, &open).await {
+            match copy_rows(&sp, &open).await {
                 Ok(_) => sp.commit().await.map_err(db)?,
                 Err(_) => {
                     drop(sp);

@@ -247,7 +247,7 @@ impl PgInner {
     async fn copy_rows(&self, rows: &[&CheckIn]) -> StoreResult<u64> {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(db)?;
-        let n = copy_rows(&*tx, rows).await?;
+        let n = copy_rows(&tx, rows).await?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
