@@ -119,6 +119,67 @@ struct PolicyFile {
     fever_celsius: f32,
     rules: Vec<Rule>,
     tracing: TracingPolicy,
+    #[serde(default)]
+    plausibility: Plausibility,
+}
+
+/// `[plausibility]`: how far from now a date an officer enters (onset of a case, sampling of a
+/// test, a risk area's start and end) may lie; outside it the date is refused as a typing error
+/// or worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Plausibility {
+    /// Days into the past.
+    pub max_days_past: u32,
+    /// Days into the future (only where a future date means anything: a risk area's end).
+    pub max_days_future: u32,
+}
+
+impl Default for Plausibility {
+    fn default() -> Plausibility {
+        Plausibility {
+            max_days_past: 60,
+            max_days_future: 90,
+        }
+    }
+}
+
+/// A date outside the plausible window: why, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Implausible(pub String);
+
+impl Plausibility {
+    /// Checks `field`'s value `t` against the window around `now`; `future` says whether the
+    /// field may lie ahead at all (five minutes of clock skew are always allowed).
+    pub fn check(
+        &self,
+        field: &str,
+        t: OffsetDateTime,
+        now: OffsetDateTime,
+        future: bool,
+    ) -> Result<(), Implausible> {
+        let earliest = now - time::Duration::days(i64::from(self.max_days_past));
+        let latest = if future {
+            now + time::Duration::days(i64::from(self.max_days_future))
+        } else {
+            now + time::Duration::minutes(5)
+        };
+        if t < earliest {
+            return Err(Implausible(format!(
+                "{field} lies more than {} days in the past",
+                self.max_days_past
+            )));
+        }
+        if t > latest {
+            return Err(Implausible(if future {
+                format!("{field} lies more than {} days ahead", self.max_days_future)
+            } else {
+                format!("{field} is in the future")
+            }));
+        }
+        Ok(())
+    }
 }
 
 /// A checked policy.
@@ -129,6 +190,7 @@ pub struct Policy {
     fever_celsius: f32,
     rules: Vec<Rule>,
     tracing: TracingPolicy,
+    plausibility: Plausibility,
     source: String,
 }
 
@@ -223,6 +285,18 @@ impl Policy {
                 "close_overlap_minutes must be at least 1".into(),
             ));
         }
+        if file.plausibility.max_days_past == 0 || file.plausibility.max_days_past > 3660 {
+            return Err(fail(
+                "max_days_past",
+                "plausibility.max_days_past must be between 1 and 3660".into(),
+            ));
+        }
+        if file.plausibility.max_days_future > 3660 {
+            return Err(fail(
+                "max_days_future",
+                "plausibility.max_days_future must be at most 3660".into(),
+            ));
+        }
         for c in VenueCategory::ALL {
             match file.tracing.dwell_minutes.get(&c) {
                 Some(m) if *m > 0 => {}
@@ -240,6 +314,7 @@ impl Policy {
             fever_celsius: file.fever_celsius,
             rules: file.rules,
             tracing: file.tracing,
+            plausibility: file.plausibility,
             source: source.to_owned(),
         })
     }
@@ -257,6 +332,11 @@ impl Policy {
     /// The tracing settings.
     pub fn tracing(&self) -> &TracingPolicy {
         &self.tracing
+    }
+
+    /// The plausible window of dates officers enter.
+    pub fn plausibility(&self) -> &Plausibility {
+        &self.plausibility
     }
 
     /// The region's offset from UTC, for calendar days.

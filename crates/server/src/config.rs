@@ -127,6 +127,29 @@ kind = "none"
 connect_timeout_ms = 2000
 timeout_ms = 5000
 
+# What one person can make the server store or write.
+[limits]
+# Appeals one holder may have waiting for a decision at once (more: 409, nothing stored), and
+# the characters of one.
+open_appeals_per_holder = 3
+appeal_max_chars = 2000
+# Items in one page of an officers' list (appeals, overrides, cases, exposures, devices, the
+# audit log); one audit entry a page viewed. Next pages are linked in the Link header.
+page_max = 100
+# A scan of the same code at the same device this soon after a recorded one is the same visit:
+# answered as recorded under the first scan's sequence number, not stored again (0: off).
+same_visit_seconds = 300
+
+# How long personal data is kept beyond retention_days (docs/operations.md).
+[retention]
+# A holder who has not signed in for this long (or registered and never did), with nothing that
+# could hold a colour and no check-in stored, is erased: account, personal data, records.
+holder_inactive_days = 365
+# Test results, days after sampling.
+test_result_days = 90
+# Appeals, days after their decision (open ones are kept).
+decided_appeal_days = 180
+
 # How staff (officers, admins, auditors) sign in.
 [staff]
 # "required": every staff account enrols a TOTP authenticator app (RFC 6238) at its first
@@ -282,6 +305,12 @@ pub struct Config {
     /// What holders are texted: the daily digest of reads of their data.
     #[serde(default)]
     pub notify: crate::consent::told::NotifyConfig,
+    /// Limits on what one person can make the server store.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
+    /// Retention of personal data.
+    #[serde(default)]
+    pub retention: crate::limits::RetentionConfig,
 }
 
 /// `[governance]`: the two-person rules' parameters.
@@ -401,6 +430,8 @@ impl Default for Config {
             alerts: crate::alerts::AlertsConfig::default(),
             governance: GovernanceConfig::default(),
             notify: crate::consent::told::NotifyConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
+            retention: crate::limits::RetentionConfig::default(),
         }
     }
 }
@@ -505,6 +536,8 @@ impl Config {
                 "notify.digest_hour_utc must be between 0 and 23".into(),
             ));
         }
+        self.limits.check().map_err(ConfigError)?;
+        self.retention.check(self.retention_days).map_err(ConfigError)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }

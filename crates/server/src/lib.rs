@@ -33,6 +33,7 @@ pub mod datadir;
 pub mod front;
 pub mod holders;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 mod openapi;
 pub mod ops;
@@ -100,6 +101,7 @@ pub struct App<S> {
     committer: commit::Committer,
     metrics: Arc<metrics::Metrics>,
     transparency: transparency::Transparency,
+    scrub: holders::erasure::ScrubState,
 }
 
 /// The parts of the configuration handlers read.
@@ -114,6 +116,8 @@ struct Settings {
     forwarded_header: client::ForwardedHeader,
     /// SHA-256 of the token `/metrics` asks for, when one is set.
     metrics_token: Option<[u8; 32]>,
+    limits: limits::LimitsConfig,
+    personal_retention: limits::RetentionConfig,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -202,11 +206,14 @@ impl<S: Store> App<S> {
             .ok_or_else(|| StartError::msg("otp_per_address_per_hour must be at least 1"))?;
         let guesses_per_hour = std::num::NonZeroU32::new(config.otp_guesses_per_address_per_hour)
             .ok_or_else(|| StartError::msg("otp_guesses_per_address_per_hour must be at least 1"))?;
-        let (committer, receiver) = commit::Committer::new(config.scan_queue);
         let tree_head_signer = keystore
             .audit_log_signer()
             .map_err(|e| StartError::caused("cannot read the audit-log key", e))?;
         let tree_head_interval = std::time::Duration::from_millis(config.tree_head_interval_ms);
+        let (committer, receiver) = commit::Committer::new(
+            config.scan_queue,
+            Duration::seconds(config.limits.same_visit_seconds.into()),
+        );
         let store = Arc::new(store);
         let app = Arc::new(App {
             store: store.clone(),
@@ -221,6 +228,8 @@ impl<S: Store> App<S> {
                 trusted_proxies: config.trusted_proxies.clone(),
                 forwarded_header: config.forwarded_header,
                 metrics_token: metrics_token()?,
+                limits: config.limits.clone(),
+                personal_retention: config.retention.clone(),
             },
             trust: RwLock::new(trust),
             vault: access::Vault::new(crypto),
@@ -249,9 +258,13 @@ impl<S: Store> App<S> {
             committer,
             metrics: Arc::new(metrics::Metrics::default()),
             transparency: transparency::Transparency::new(tree_head_signer, tree_head_interval),
+            scrub: holders::erasure::ScrubState::default(),
         });
         tokio::spawn(commit::run(store, receiver));
-        tokio::spawn(ops::retention_task(Arc::downgrade(&app), app.settings.retention));
+        tokio::spawn(ops::retention_task(
+            Arc::downgrade(&app),
+            ops::Retention::new(app.settings.retention, &app.settings.personal_retention),
+        ));
         tokio::spawn(holders::forget_quiet_addresses(Arc::downgrade(&app)));
         tokio::spawn(signin::forget_old_failures(Arc::downgrade(&app)));
         alerts::watch(Arc::downgrade(&app), app.alerts.clone());

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::DeviceAuth;
+use crate::commit::Entry;
 use crate::metrics::ScanLabels;
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
@@ -105,6 +106,10 @@ pub struct ScanResult {
     pub reason: String,
     /// Whether the entry is stored (only admitted entries are; stored before this answer).
     pub recorded: bool,
+    /// When this code was recorded at this device moments ago (within the same-visit window):
+    /// the sequence number it is recorded under; this scan stored nothing more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_visit_as: Option<i64>,
 }
 
 fn decide(venue: &Venue, code: &VerifiedCode) -> (bool, String) {
@@ -164,6 +169,7 @@ fn check_seq(seq: i64) -> Result<(), ApiError> {
     (status = 200, description = "the decision", body = ScanResult),
     (status = 401, description = "no or unknown device key", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "the device key belongs to another venue", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the sequence number already records another code; nothing stored", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "the code is forged, expired or malformed", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "saturated; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -185,8 +191,10 @@ async fn scan<S: Store>(
         }
     };
     let (admitted, reason) = decide(venue, &code);
+    let mut same_as = None;
     if admitted {
-        app.committer
+        let entry = app
+            .committer
             .submit(vec![CheckIn {
                 holder: code.claims.subject.clone(),
                 venue: venue.id,
@@ -196,6 +204,17 @@ async fn scan<S: Store>(
                 out: None,
             }])
             .await?;
+        match entry.first() {
+            Some(Entry::Recorded) => {}
+            Some(Entry::SameVisit(seq)) => same_as = Some(*seq),
+            Some(Entry::Conflict) | None => {
+                count(&app, "conflict", code.colour().as_str());
+                return Err(ApiError::Conflict(format!(
+                    "sequence number {} of this device already records another code; nothing was stored (a scanner must never reuse a number)",
+                    req.seq
+                )));
+            }
+        }
     }
     count(
         &app,
@@ -208,6 +227,7 @@ async fn scan<S: Store>(
         name_hint: code.name_hint().map(|h| h.as_str().to_owned()),
         reason,
         recorded: admitted,
+        same_visit_as: same_as,
     }))
 }
 
@@ -239,7 +259,8 @@ pub struct BatchRequest {
 pub struct BatchItem {
     /// Its sequence number.
     pub seq: i64,
-    /// recorded, denied (not an entry: the venue's policy turned it away) or rejected.
+    /// denied (not an entry: the venue's policy turned it away), rejected, or conflict (the
+    /// sequence number already records another code; nothing stored).
     pub outcome: String,
     /// Why, when not recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,11 +270,12 @@ pub struct BatchItem {
 /// The outcome of an upload.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
-    /// Entries stored (a re-sent entry is stored once and counted here again).
+    /// Entries stored (a re-sent entry is stored once and counted here again, as is a scan of
+    /// the same visit).
     pub recorded: usize,
     /// Scans the venue's policy turned away.
     pub denied: usize,
-    /// Scans refused (bad code, impossible time).
+    /// Scans refused (bad code, impossible time, a sequence number holding another code).
     pub rejected: usize,
     /// Every scan not recorded, with why.
     pub items: Vec<BatchItem>,
@@ -336,8 +358,23 @@ async fn scan_batch<S: Store>(
             }
         }
     }
-    let recorded = checkins.len();
-    app.committer.submit(checkins).await?;
+    let entries = app.committer.submit(checkins.clone()).await?;
+    let mut recorded = 0;
+    for (c, e) in checkins.iter().zip(&entries) {
+        match e {
+            Entry::Recorded | Entry::SameVisit(_) => recorded += 1,
+            Entry::Conflict => {
+                rejected += 1;
+                items.push(BatchItem {
+                    seq: c.seq,
+                    outcome: "conflict".into(),
+                    reason: Some(
+                        "this sequence number already records another code; nothing was stored".into(),
+                    ),
+                });
+            }
+        }
+    }
     Ok(Json(BatchResult {
         recorded,
         denied,

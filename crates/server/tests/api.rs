@@ -211,7 +211,8 @@ async fn purges_are_recorded_in_a_chain_that_verifies() {
         ..Config::default()
     };
     let report = healthcode_server::ops::purge_now(&config).await.unwrap();
-    assert_eq!(report.total(), 0);
+    assert_eq!(report.report.total(), 0);
+    assert_eq!(report.personal, healthcode_store::PersonalPurge::default());
     // The server's own purge at start and this one.
     let n = healthcode_server::ops::verify_audit_now(&config)
         .await

@@ -376,32 +376,65 @@ impl CaseStore for PgStore {
         one(row.as_ref(), holder_override_row)
     }
 
-    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
+    async fn overrides(
+        &self,
+        pending_only: bool,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(HolderId, Override)>> {
         let filter = if pending_only {
-            "WHERE approved_by IS NULL"
+            "AND approved_by IS NULL"
         } else {
             ""
         };
         let c = self.conn().await?;
         let rows = c
             .query(
-                &format!("SELECT {HOLDER_OVERRIDE_COLS} FROM overrides {filter} ORDER BY id"),
-                &[],
+                &format!(
+                    "SELECT {HOLDER_OVERRIDE_COLS} FROM overrides WHERE id > $1 {filter} ORDER BY id LIMIT $2"
+                ),
+                &[&after, &i64::from(limit)],
             )
             .await
             .map_err(db)?;
         each(&rows, holder_override_row)
     }
 
-    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
-        let c = self.conn().await?;
-        let row = c
+    async fn add_appeal(
+        &self,
+        holder: &HolderId,
+        text: &str,
+        at: OffsetDateTime,
+        max_open: u32,
+    ) -> StoreResult<Appeal> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Filings by one holder take turns (a lock held until the commit), so two cannot both
+        // see room.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('appeals:' || encode($1, 'hex'), 0))",
+            &[&holder.as_bytes()],
+        )
+        .await
+        .map_err(db)?;
+        let open: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM appeals WHERE holder = $1 AND decided_by IS NULL",
+                &[&holder.as_bytes()],
+            )
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?;
+        rules::may_file_appeal(u64::try_from(open).unwrap_or(0), max_open)?;
+        let row = tx
             .query_one(
                 "INSERT INTO appeals (holder, text, filed_at) VALUES ($1, $2, $3) RETURNING id",
                 &[&holder.as_bytes(), &text, &at],
             )
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(Appeal::filed(AppealId(returned_id(&row)?), holder, text, at))
     }
 
@@ -417,13 +450,13 @@ impl CaseStore for PgStore {
         each(&rows, appeal_row)
     }
 
-    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
-        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
+    async fn appeals(&self, open_only: bool, after: i64, limit: u32) -> StoreResult<Vec<Appeal>> {
+        let filter = if open_only { "AND decided_by IS NULL" } else { "" };
         let c = self.conn().await?;
         let rows = c
             .query(
-                &format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id"),
-                &[],
+                &format!("SELECT {APPEAL_COLS} FROM appeals WHERE id > $1 {filter} ORDER BY id LIMIT $2"),
+                &[&after, &i64::from(limit)],
             )
             .await
             .map_err(db)?;
@@ -510,6 +543,10 @@ impl CaseStore for PgStore {
         for (sql, what) in PURGES {
             report.count(what, tx.execute(sql, &[&before]).await.map_err(db)?);
         }
+        // The keys of the check-ins gone (counted with them above).
+        tx.execute("DELETE FROM checkin_keys WHERE at < $1", &[&before])
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         self.forget_hours(dropped.into_iter())?;
         Ok(report)

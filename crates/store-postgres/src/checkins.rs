@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use healthcode_domain::{CheckIn, HolderId, VenueId};
 use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
-use healthcode_store::{CheckinStore, StoreError, StoreResult};
+use healthcode_store::{CheckinStore, Recorded, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime, Time, UtcOffset};
 use tokio_postgres::GenericClient;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -23,7 +23,7 @@ use crate::{PgInner, PgStore};
 /// An hour's partition is closed (deduplicated and indexed) this long after the hour ends.
 pub const CLOSE_AFTER: Duration = Duration::minutes(10);
 /// Scans for an hour that ended longer ago than this take the indexed path.
-const LATE_AFTER: Duration = Duration::minutes(5);
+pub(crate) const LATE_AFTER: Duration = Duration::minutes(5);
 
 /// The start of the UTC hour holding `t`.
 pub fn hour_of(t: OffsetDateTime) -> OffsetDateTime {
@@ -64,11 +64,55 @@ fn close_sql(name: &str) -> String {
     )
 }
 
+/// COPYs rows straight into their hour's partition (no routing through the parent), in `tx`.
+pub(crate) async fn copy_rows(tx: &tokio_postgres::Transaction<'_>, rows: &[&CheckIn]) -> StoreResult<u64> {
+    let mut by_hour: BTreeMap<OffsetDateTime, Vec<&CheckIn>> = BTreeMap::new();
+    for r in rows {
+        by_hour.entry(hour_of(r.at)).or_default().push(r);
+    }
+    let mut n = 0;
+    for (hour, rows) in by_hour {
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {} (device, seq, holder, venue, at, out) FROM STDIN BINARY",
+                partition_name(hour)
+            ))
+            .await
+            .map_err(db)?;
+        let types = [
+            Type::INT8,
+            Type::INT8,
+            Type::BYTEA,
+            Type::INT8,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+        ];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        futures_util::pin_mut!(writer);
+        for r in rows {
+            writer
+                .as_mut()
+                .write(&[
+                    &r.device.0,
+                    &r.seq,
+                    &r.holder.as_bytes(),
+                    &r.venue.0,
+                    &r.at,
+                    &r.out,
+                ])
+                .await
+                .map_err(db)?;
+        }
+        n += writer.finish().await.map_err(db)?;
+    }
+    Ok(n)
+}
+
 impl PgInner {
     /// Makes sure the partitions for these hours exist; returns whether each is closed. A partition
     /// for an hour already past its closing time is created closed, except for a `bulk` load
     /// (then the closer indexes it later).
-    async fn ensure_hours(
+    pub(crate) async fn ensure_hours(
         &self,
         hours: impl IntoIterator<Item = OffsetDateTime>,
         now: OffsetDateTime,
@@ -148,13 +192,7 @@ impl PgInner {
         Ok(out)
     }
 
-    /// Stores a batch; see the module's documentation. Returns how many were new, except that a
-    /// scan re-sent within its open hour is counted again (it is stored and read once).
-    pub(crate) async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
-        self.store_checkins(batch, false).await
-    }
-
-    /// Stores a bulk load: as [`PgInner::insert_checkins`], except that a missing partition is
+    /// Stores a bulk load: as `record` (`checkin_keys.rs`) without the keys, except that a missing partition is
     /// created open whatever its hour, and rows for any open hour are copied in unindexed (the
     /// closer or a flush indexes them, and removes duplicates, later).
     pub(crate) async fn load_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
@@ -207,46 +245,10 @@ impl PgInner {
 
     /// COPYs rows straight into their hour's partition (no routing through the parent).
     async fn copy_rows(&self, rows: &[&CheckIn]) -> StoreResult<u64> {
-        let mut by_hour: BTreeMap<OffsetDateTime, Vec<&CheckIn>> = BTreeMap::new();
-        for r in rows {
-            by_hour.entry(hour_of(r.at)).or_default().push(r);
-        }
-        let c = self.pool.get().await.map_err(pool_err)?;
-        let mut n = 0;
-        for (hour, rows) in by_hour {
-            let sink = c
-                .copy_in(&format!(
-                    "COPY {} (device, seq, holder, venue, at, out) FROM STDIN BINARY",
-                    partition_name(hour)
-                ))
-                .await
-                .map_err(db)?;
-            let types = [
-                Type::INT8,
-                Type::INT8,
-                Type::BYTEA,
-                Type::INT8,
-                Type::TIMESTAMPTZ,
-                Type::TIMESTAMPTZ,
-            ];
-            let writer = BinaryCopyInWriter::new(sink, &types);
-            futures_util::pin_mut!(writer);
-            for r in rows {
-                writer
-                    .as_mut()
-                    .write(&[
-                        &r.device.0,
-                        &r.seq,
-                        &r.holder.as_bytes(),
-                        &r.venue.0,
-                        &r.at,
-                        &r.out,
-                    ])
-                    .await
-                    .map_err(db)?;
-            }
-            n += writer.finish().await.map_err(db)?;
-        }
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(db)?;
+        let n = copy_rows(&tx, rows).await?;
+        tx.commit().await.map_err(db)?;
         Ok(n)
     }
 
@@ -543,7 +545,15 @@ impl CheckinStore for PgStore {
         if batch.is_empty() {
             return Ok(0);
         }
-        self.inner.insert_checkins(batch).await
+        let outcomes = self.inner.record(batch).await?;
+        Ok(outcomes.iter().filter(|o| **o == Recorded::New).count() as u64)
+    }
+
+    async fn record_checkins(&self, batch: &[CheckIn]) -> StoreResult<Vec<Recorded>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.record(batch).await
     }
 
     async fn load_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {

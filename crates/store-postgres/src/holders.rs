@@ -223,10 +223,14 @@ impl HolderStore for PgStore {
 
     async fn insert_session(&self, token_hash: &[u8; 32], session: &Session) -> StoreResult<()> {
         let (kind, holder, officer) = principal_columns(&session.principal);
+        // One statement: a holder's session marks the holder active at its start.
         self.conn()
             .await?
             .execute(
-                &format!("INSERT INTO sessions (token_hash, {SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+                &format!(
+                    "WITH s AS (INSERT INTO sessions (token_hash, {SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6) RETURNING holder)
+                     UPDATE holders SET last_active_at = $5 WHERE id = (SELECT holder FROM s)"
+                ),
                 &[
                     &&token_hash[..],
                     &kind,
@@ -276,5 +280,30 @@ impl HolderStore for PgStore {
             }
         }
         .map_err(db)
+    }
+
+    async fn erase_holder(&self, holder: &HolderId) -> StoreResult<bool> {
+        self.erase(holder).await
+    }
+
+    async fn inactive_holders(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<HolderId>> {
+        self.inactive(before, now, limit).await
+    }
+
+    async fn purge_personal(
+        &self,
+        tests_before: OffsetDateTime,
+        appeals_before: OffsetDateTime,
+    ) -> StoreResult<(u64, u64)> {
+        self.purge_personal_data(tests_before, appeals_before).await
+    }
+
+    async fn scrub_erased(&self) -> StoreResult<()> {
+        self.scrub().await
     }
 }

@@ -19,9 +19,11 @@ use crate::rows::{db, pool_err};
 
 mod audit;
 mod cases;
+mod checkin_keys;
 mod checkins;
 mod consent;
 mod credentials;
+mod erasure;
 mod health;
 mod holders;
 mod proposals;
@@ -67,6 +69,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0011_two_person.sql"),
     ),
     ("0012_consent", include_str!("../migrations/0012_consent.sql")),
+    (
+        "0013_limits_erasure",
+        include_str!("../migrations/0013_limits_erasure.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

@@ -49,6 +49,47 @@ impl Harness for Postgres {
         all
     }
 
+    async fn raw_erasure_bytes(&self) -> Vec<u8> {
+        // The pages as they lie (pageinspect, through the buffer cache), of the tables and every
+        // index on them: what a plain DELETE or VACUUM would leave readable.
+        let mut tries = 0;
+        while let Err(e) = self
+            .store
+            .raw_query("CREATE EXTENSION IF NOT EXISTS pageinspect SCHEMA public")
+            .await
+        {
+            // Tests creating it at once race on the catalogue; one of them wins.
+            tries += 1;
+            assert!(tries < 5, "pageinspect: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let rels = self
+            .store
+            .raw_query(
+                "SELECT c.oid::regclass::text FROM pg_class c
+                 WHERE c.oid IN ('holders'::regclass, 'appeals'::regclass)
+                    OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('holders'::regclass, 'appeals'::regclass))",
+            )
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        for r in rels {
+            let rel: String = r.get(0);
+            let pages = self
+                .store
+                .raw_query(&format!(
+                    "SELECT public.get_raw_page('{rel}', p::int) FROM generate_series(0, pg_relation_size('{rel}') / 8192 - 1) p"
+                ))
+                .await
+                .unwrap();
+            for p in pages {
+                all.extend(p.get::<_, Vec<u8>>(0));
+            }
+        }
+        assert!(!all.is_empty());
+        all
+    }
+
     async fn tamper_audit(&self, seq: i64, action: &str) {
         self.store
             .raw_query(&format!(

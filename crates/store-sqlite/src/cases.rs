@@ -274,18 +274,39 @@ impl CaseStore for SqliteStore {
         self.read(|c| query_first(c, &sql, [id.0], holder_override_row))
     }
 
-    async fn overrides(&self, pending_only: bool) -> StoreResult<Vec<(HolderId, Override)>> {
+    async fn overrides(
+        &self,
+        pending_only: bool,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(HolderId, Override)>> {
         let filter = if pending_only {
-            "WHERE approved_by IS NULL"
+            "AND approved_by IS NULL"
         } else {
             ""
         };
-        let sql = format!("SELECT {HOLDER_OVERRIDE_COLS} FROM overrides {filter} ORDER BY id");
-        self.read(|c| query_all(c, &sql, [], holder_override_row))
+        let sql = format!(
+            "SELECT {HOLDER_OVERRIDE_COLS} FROM overrides WHERE id > ?1 {filter} ORDER BY id LIMIT ?2"
+        );
+        self.read(|c| query_all(c, &sql, params![after, limit], holder_override_row))
     }
 
-    async fn add_appeal(&self, holder: &HolderId, text: &str, at: OffsetDateTime) -> StoreResult<Appeal> {
+    async fn add_appeal(
+        &self,
+        holder: &HolderId,
+        text: &str,
+        at: OffsetDateTime,
+        max_open: u32,
+    ) -> StoreResult<Appeal> {
         self.write(|tx| {
+            let open: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM appeals WHERE holder = ?1 AND decided_by IS NULL",
+                    [holder.as_bytes()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            rules::may_file_appeal(u64::try_from(open).unwrap_or(0), max_open)?;
             tx.execute(
                 "INSERT INTO appeals (holder, text, filed_at) VALUES (?1, ?2, ?3)",
                 params![holder.as_bytes(), text, ts(at)],
@@ -300,10 +321,10 @@ impl CaseStore for SqliteStore {
         self.read(|c| query_all(c, &sql, [holder.as_bytes()], appeal_row))
     }
 
-    async fn appeals(&self, open_only: bool) -> StoreResult<Vec<Appeal>> {
-        let filter = if open_only { "WHERE decided_by IS NULL" } else { "" };
-        let sql = format!("SELECT {APPEAL_COLS} FROM appeals {filter} ORDER BY id");
-        self.read(|c| query_all(c, &sql, [], appeal_row))
+    async fn appeals(&self, open_only: bool, after: i64, limit: u32) -> StoreResult<Vec<Appeal>> {
+        let filter = if open_only { "AND decided_by IS NULL" } else { "" };
+        let sql = format!("SELECT {APPEAL_COLS} FROM appeals WHERE id > ?1 {filter} ORDER BY id LIMIT ?2");
+        self.read(|c| query_all(c, &sql, params![after, limit], appeal_row))
     }
 
     async fn decide_appeal(

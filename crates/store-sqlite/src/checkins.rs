@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use healthcode_domain::{CheckIn, HolderId, VenueId};
 use healthcode_store::rows::{CHECKIN_COLS, checkin_row};
-use healthcode_store::{CheckinStore, StoreResult};
-use rusqlite::{ToSql, params};
+use healthcode_store::{CheckinStore, Recorded, StoreError, StoreResult, rules};
+use rusqlite::{OptionalExtension, ToSql, params};
 use time::OffsetDateTime;
 
 use crate::rows::{Cols, backend, query_all, ts};
@@ -93,40 +93,45 @@ impl Inner {
             }
         }
         tx.commit().map_err(backend)?;
-        let mut set = lock(&self.inbox_keys)?;
+        let mut map = lock(&self.inbox_keys)?;
         for k in &keys {
-            set.remove(k);
+            map.remove(k);
         }
         Ok((keys.len() as u64, not_indexed))
     }
 
     /// Appends scans to the inbox, skipping those whose `(device, seq)` is already in the inbox,
-    /// earlier in the batch, or in the indexed table. Keys enter the set only after the commit.
-    fn ingest(&self, batch: &[CheckIn]) -> StoreResult<u64> {
+    /// earlier in the batch, or in the indexed table, and says what became of each
+    /// (`rules::sort_checkins`). Keys enter the map only after the commit.
+    fn ingest(&self, batch: &[CheckIn]) -> StoreResult<Vec<Recorded>> {
         self.space.check()?;
         let mut c = lock(&self.writer)?;
         let tx = c.transaction().map_err(backend)?;
-        let mut fresh: Vec<(i64, i64)> = Vec::with_capacity(batch.len());
-        {
-            let set = lock(&self.inbox_keys)?;
-            let mut seen_now = HashSet::with_capacity(batch.len());
-            let mut exists = tx
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM ix.checkins WHERE device = ?1 AND seq = ?2)")
+        let (outcomes, fresh) = {
+            let map = lock(&self.inbox_keys)?;
+            let mut stored = tx
+                .prepare_cached("SELECT holder FROM ix.checkins WHERE device = ?1 AND seq = ?2")
                 .map_err(backend)?;
+            let (outcomes, fresh) = rules::sort_checkins(batch, |device, seq| {
+                if let Some(h) = map.get(&(device, seq)) {
+                    return Ok(Some(h.clone()));
+                }
+                let found: Option<Vec<u8>> = stored
+                    .query_row([device, seq], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                found
+                    .map(|b| {
+                        HolderId::from_bytes(&b)
+                            .map_err(|e| StoreError::Corrupt(format!("check-in holder: {e}")))
+                    })
+                    .transpose()
+            })?;
             let mut insert = tx
                 .prepare_cached("INSERT INTO checkin_inbox (device, seq, holder, venue, at, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(backend)?;
-            for c in batch {
-                let key = (c.device.0, c.seq);
-                if set.contains(&key) || !seen_now.insert(key) {
-                    continue;
-                }
-                if exists
-                    .query_row([key.0, key.1], |r| r.get::<_, bool>(0))
-                    .map_err(backend)?
-                {
-                    continue;
-                }
+            for &i in &fresh {
+                let c = &batch[i];
                 insert
                     .execute(params![
                         c.device.0,
@@ -137,13 +142,16 @@ impl Inner {
                         c.out.map(ts)
                     ])
                     .map_err(backend)?;
-                fresh.push(key);
             }
-        }
+            (outcomes, fresh)
+        };
         tx.commit().map_err(backend)?;
-        let n = fresh.len() as u64;
-        lock(&self.inbox_keys)?.extend(fresh);
-        Ok(n)
+        lock(&self.inbox_keys)?.extend(
+            fresh
+                .iter()
+                .map(|&i| ((batch[i].device.0, batch[i].seq), batch[i].holder.clone())),
+        );
+        Ok(outcomes)
     }
 }
 
@@ -240,6 +248,14 @@ impl CheckinStore for SqliteStore {
     async fn insert_checkins(&self, batch: &[CheckIn]) -> StoreResult<u64> {
         if batch.is_empty() {
             return Ok(0);
+        }
+        let outcomes = tokio::task::block_in_place(|| self.inner.ingest(batch))?;
+        Ok(outcomes.iter().filter(|o| **o == Recorded::New).count() as u64)
+    }
+
+    async fn record_checkins(&self, batch: &[CheckIn]) -> StoreResult<Vec<Recorded>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
         tokio::task::block_in_place(|| self.inner.ingest(batch))
     }

@@ -186,6 +186,13 @@ impl HolderStore for SqliteStore {
                 ],
             )
             .map_err(backend)?;
+            if holder.is_some() {
+                tx.execute(
+                    "UPDATE holders SET last_active_at = ?1 WHERE id = ?2",
+                    params![ts(session.created_at), holder],
+                )
+                .map_err(backend)?;
+            }
             Ok(())
         })
     }
@@ -213,5 +220,30 @@ impl HolderStore for SqliteStore {
             .map(|n| n as u64)
             .map_err(backend)
         })
+    }
+
+    async fn erase_holder(&self, holder: &HolderId) -> StoreResult<bool> {
+        self.erase(holder)
+    }
+
+    async fn inactive_holders(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<HolderId>> {
+        self.inactive(before, now, limit)
+    }
+
+    async fn purge_personal(
+        &self,
+        tests_before: OffsetDateTime,
+        appeals_before: OffsetDateTime,
+    ) -> StoreResult<(u64, u64)> {
+        self.purge_personal_data(tests_before, appeals_before)
+    }
+
+    async fn scrub_erased(&self) -> StoreResult<()> {
+        self.scrub()
     }
 }

@@ -12,11 +12,12 @@
 //! of its own (`holders`, `checkins` with the check-in inbox and its merger, `cases`, `staff`,
 //! `audit`), reading rows through `rows`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use healthcode_domain::HolderId;
 use healthcode_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags, Transaction, params};
 use time::OffsetDateTime;
@@ -29,6 +30,7 @@ mod cases;
 mod checkins;
 mod consent;
 mod credentials;
+mod erasure;
 mod health;
 mod holders;
 mod proposals;
@@ -76,6 +78,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0011_two_person.sql"),
     ),
     ("0012_consent", include_str!("../migrations/0012_consent.sql")),
+    (
+        "0013_limits_erasure",
+        include_str!("../migrations/0013_limits_erasure.sql"),
+    ),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(
@@ -161,7 +167,8 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// `(device, seq)` of every row in the inbox; changed only under `writer`'s lock.
-    inbox_keys: Mutex<HashSet<(i64, i64)>>,
+    /// The `(device, seq)` keys of the inbox and whose check-in each holds.
+    inbox_keys: Mutex<HashMap<(i64, i64), HolderId>>,
     /// Held for the whole of a merge.
     merge_lock: Mutex<()>,
     /// The floor of free space.
@@ -210,6 +217,9 @@ fn configure(c: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
     // disk rolled back) took is given back.
     c.pragma_update(None, "journal_size_limit", 64_i64 << 20)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows are overwritten with zeros, not only unlinked: erased personal data does not
+    // stay readable in free space (this database and those attached later).
+    c.pragma_update(None, "secure_delete", "ON")?;
     // Up to 256 MiB of pages a connection, taken only as used.
     c.pragma_update(None, "cache_size", -262_144)?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -292,13 +302,24 @@ impl SqliteStore {
             attach(&r, &ix_path, "ix").map_err(err(&ix_path))?;
             readers.push(Mutex::new(r));
         }
-        let keys: HashSet<(i64, i64)> = writer
-            .prepare("SELECT device, seq FROM checkin_inbox")
+        let rows: Vec<(i64, i64, Vec<u8>)> = writer
+            .prepare("SELECT device, seq, holder FROM checkin_inbox")
             .and_then(|mut st| {
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .and_then(Iterator::collect)
             })
             .map_err(err(path))?;
+        let mut keys = HashMap::with_capacity(rows.len());
+        for (device, seq, holder) in rows {
+            let holder = HolderId::from_bytes(&holder).map_err(|e| {
+                err(path)(rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Blob,
+                    Box::new(e),
+                ))
+            })?;
+            keys.insert((device, seq), holder);
+        }
         let inner = Arc::new(Inner {
             inbox_keys: Mutex::new(keys),
             merge_lock: Mutex::new(()),

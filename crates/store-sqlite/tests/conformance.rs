@@ -32,6 +32,10 @@ impl Harness for Sqlite {
         all
     }
 
+    async fn raw_erasure_bytes(&self) -> Vec<u8> {
+        self.raw_holder_bytes().await
+    }
+
     async fn tamper_audit(&self, seq: i64, action: &str) {
         let n = self
             .store

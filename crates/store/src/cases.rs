@@ -337,22 +337,34 @@ pub trait CaseStore: Send + Sync + 'static {
         &self,
         id: OverrideId,
     ) -> impl Future<Output = StoreResult<Option<(HolderId, Override)>>> + Send;
-    /// Manual changes, only those awaiting approval when `pending_only`, by id.
+    /// Manual changes, only those awaiting approval when `pending_only`, by id: at most `limit`
+    /// of those with an id above `after` (a page; the next starts after the last id).
     fn overrides(
         &self,
         pending_only: bool,
+        after: i64,
+        limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<(HolderId, Override)>>> + Send;
-    /// Files an appeal.
+    /// Files an appeal, unless the holder has `max_open` undecided appeals already
+    /// ([`StoreError::Refused`], decided in the same transaction as the insert, so concurrent
+    /// filings cannot pass the cap together).
     fn add_appeal(
         &self,
         holder: &HolderId,
         text: &str,
         at: OffsetDateTime,
+        max_open: u32,
     ) -> impl Future<Output = StoreResult<Appeal>> + Send;
     /// A holder's appeals.
     fn appeals_of(&self, holder: &HolderId) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
-    /// Appeals, only those not yet decided when `open_only`, by id.
-    fn appeals(&self, open_only: bool) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
+    /// Appeals, only those not yet decided when `open_only`, by id: at most `limit` of those with
+    /// an id above `after` (a page; the next starts after the last id).
+    fn appeals(
+        &self,
+        open_only: bool,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Appeal>>> + Send;
     /// Records the decision on an appeal: [`StoreError::NotFound`] for no such appeal,
     /// [`StoreError::Refused`] when it was decided already.
     fn decide_appeal(

@@ -8,8 +8,24 @@ use time::OffsetDateTime;
 
 use crate::StoreResult;
 
+/// What became of one scan handed to [`CheckinStore::record_checkins`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored now.
+    New,
+    /// The same `(device, seq)` with the same code was stored before (a retry): stored once.
+    Again,
+    /// The `(device, seq)` is taken by another holder's check-in: nothing was stored.
+    Taken,
+}
+
 /// Check-ins.
 pub trait CheckinStore: Send + Sync + 'static {
+    /// Records check-ins durably and says, for each in `batch` (in its order), whether it was
+    /// stored now, was stored before (same device, seq and holder), or could not be because its
+    /// `(device, seq)` already holds another holder's check-in (stored before, or earlier in the
+    /// same batch). Nothing is reported stored that is not.
+    fn record_checkins(&self, batch: &[CheckIn]) -> impl Future<Output = StoreResult<Vec<Recorded>>> + Send;
     /// Records check-ins durably; a check-in whose `(device, seq)` is already stored is stored and
     /// read once. Returns how many were new, except that PostgreSQL counts a scan re-sent within its
     /// still-open hour again (its duplicates are removed when the hour closes).

@@ -251,7 +251,8 @@ pub trait HolderStore: Send + Sync + 'static {
         code_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<OtpCheck>> + Send;
-    /// Stores a session under the hash of its token.
+    /// Stores a session under the hash of its token; a holder's session also marks the holder
+    /// active at its start (inactive holders are erased by retention).
     fn insert_session(
         &self,
         token_hash: &[u8; 32],
@@ -263,4 +264,29 @@ pub trait HolderStore: Send + Sync + 'static {
     fn revoke_session(&self, token_hash: &[u8; 32]) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Ends every session of a principal; returns how many.
     fn revoke_sessions_of(&self, principal: &Principal) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Erases a holder in one transaction ([`crate::ERASE`] and the holder's check-ins): the
+    /// sealed personal data, the lookup hashes, sessions, facts, cases, exposures, overrides,
+    /// appeals and check-ins. Returns whether there was such a holder. The bytes are unreadable
+    /// in the database's files once [`HolderStore::scrub_erased`] has run.
+    fn erase_holder(&self, holder: &HolderId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Holders inactive since `before` with nothing holding a colour ([`crate::INACTIVE_HOLDERS`],
+    /// and no check-in stored), by id, at most `limit`.
+    fn inactive_holders(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<HolderId>>> + Send;
+    /// Deletes test results sampled before `tests_before` and appeals decided before
+    /// `appeals_before`; returns how many of each.
+    fn purge_personal(
+        &self,
+        tests_before: OffsetDateTime,
+        appeals_before: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<(u64, u64)>> + Send;
+    /// Makes what erasures and purges deleted unreadable in the database's files: SQLite deletes
+    /// with `secure_delete` (freed space is zeroed) and this truncates the write-ahead logs;
+    /// PostgreSQL rewrites the holders table and its indexes (`VACUUM FULL`, an exclusive lock
+    /// for the rewrite's duration) and vacuums the other tables erasure touches.
+    fn scrub_erased(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }

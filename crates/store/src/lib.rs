@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod consent;
 pub mod credentials;
 pub mod crypto;
+mod erasure;
 mod health;
 mod holders;
 pub mod proposals;
@@ -28,13 +29,14 @@ pub use cases::{
     Activity, Appeal, CaseStore, DEFAULT_RETENTION, ExposureKey, ExposureState, FLAGGED_HOLDERS, Fact,
     NewOverride, PURGES, PurgeReport, Purged, StoredExposure,
 };
-pub use checkins::CheckinStore;
+pub use checkins::{CheckinStore, Recorded};
 pub use consent::{
     Consent, ConsentGiven, ConsentRefusal, ConsentScope, LabReport, MAX_CONSENT, NewConsent, PurposeStore,
     ReadCount,
 };
 pub use credentials::{AccountChange, CredentialStore, SecondFactor, SignInFailures, StaffSession};
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
+pub use erasure::{ERASE, INACTIVE_HOLDERS, PURGE_DECIDED_APPEALS, PURGE_TESTS, PersonalPurge};
 pub use health::HealthStore;
 pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,

@@ -2,13 +2,15 @@
 //! reads the row(s), calls the rule here, and writes what the rule returned. Nothing here does
 //! I/O, so each rule is tested with plain values.
 
-use healthcode_domain::{AppealId, DeviceId, OfficerId, Override, OverrideId};
+use std::collections::HashMap;
+
+use healthcode_domain::{AppealId, CheckIn, DeviceId, HolderId, OfficerId, Override, OverrideId};
 use time::{Duration, OffsetDateTime};
 
 use crate::proposals::{ApprovalPolicy, Proposal, ProposalState};
 use crate::{
-    Appeal, Device, ExposureKey, ExposureState, Officer, OtpCheck, OtpLimits, Role, StoreError, StoreResult,
-    StoredExposure,
+    Appeal, Device, ExposureKey, ExposureState, Officer, OtpCheck, OtpLimits, Recorded, Role, StoreError,
+    StoreResult, StoredExposure,
 };
 
 /// A phone's send counters, as stored beside its one-time code.
@@ -182,6 +184,47 @@ pub fn revoke_device(id: DeviceId, found: Option<Device>, at: OffsetDateTime) ->
     }
     d.revoked_at = Some(at);
     Ok(d)
+}
+
+/// Sorts a batch of scans against what is stored: `stored(device, seq)` gives the holder whose
+/// check-in holds that key already, if any. Returns each scan's outcome (in the batch's order)
+/// and the positions of those to store. Within the batch the first scan of a key wins: a later
+/// one with the same holder is [`Recorded::Again`], with another holder [`Recorded::Taken`].
+pub fn sort_checkins(
+    batch: &[CheckIn],
+    mut stored: impl FnMut(i64, i64) -> StoreResult<Option<HolderId>>,
+) -> StoreResult<(Vec<Recorded>, Vec<usize>)> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut fresh = Vec::with_capacity(batch.len());
+    let mut first: HashMap<(i64, i64), usize> = HashMap::with_capacity(batch.len());
+    for (i, c) in batch.iter().enumerate() {
+        let key = (c.device.0, c.seq);
+        let holder = match first.get(&key) {
+            Some(&j) => Some(batch[j].holder.clone()),
+            None => stored(key.0, key.1)?,
+        };
+        outcomes.push(match holder {
+            None => {
+                first.insert(key, i);
+                fresh.push(i);
+                Recorded::New
+            }
+            Some(h) if h == c.holder => Recorded::Again,
+            Some(_) => Recorded::Taken,
+        });
+    }
+    Ok((outcomes, fresh))
+}
+
+/// Whether a holder with `open` undecided appeals may file another under a cap of `max_open`:
+/// [`StoreError::Refused`], saying so, when not.
+pub fn may_file_appeal(open: u64, max_open: u32) -> StoreResult<()> {
+    if open >= u64::from(max_open) {
+        return Err(StoreError::Refused(format!(
+            "{open} appeals are still open; at most {max_open} may wait for a decision at once"
+        )));
+    }
+    Ok(())
 }
 
 /// The appeal `id` (as `found`) with its decision, to be written: [`StoreError::NotFound`] for no

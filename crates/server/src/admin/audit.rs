@@ -158,6 +158,12 @@ pub struct PurgeView {
     pub reports: u64,
     /// Exposures.
     pub exposures: u64,
+    /// Test results past their retention.
+    pub test_results: u64,
+    /// Decided appeals past their retention.
+    pub decided_appeals: u64,
+    /// Holders erased for inactivity.
+    pub erased_holders: u64,
 }
 
 /// Deletes what is older than the retention period now (admins); also runs hourly.
@@ -168,7 +174,8 @@ pub(crate) async fn purge<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
 ) -> Result<Json<PurgeView>, ApiError> {
-    let r = crate::ops::purge_once(app.store(), app.settings.retention).await?;
+    let retention = crate::ops::Retention::new(app.settings.retention, &app.settings.personal_retention);
+    let crate::ops::Purged { report: r, personal } = crate::ops::purge_once(app.store(), &retention).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
@@ -182,6 +189,9 @@ pub(crate) async fn purge<S: Store>(
         declarations: r.declarations,
         reports: r.reports,
         exposures: r.exposures,
+        test_results: personal.tests,
+        decided_appeals: personal.appeals,
+        erased_holders: personal.holders,
     }))
 }
 

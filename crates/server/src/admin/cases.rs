@@ -56,9 +56,7 @@ pub(crate) async fn add_case<S: Store>(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = require_holder(&app, &req.holder).await?;
     let t = now();
-    if req.onset > t {
-        return Err(ApiError::InvalidField("onset is in the future".into()));
-    }
+    app.plausible("onset", req.onset, t, false)?;
     let c = app.store.add_case(&id, req.onset, t).await?;
     app.statuses.invalidate(&id);
     app.audit(

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use healthcode_domain::{AppealId, Colour, HolderId, OverrideId};
 use healthcode_store::{NewOverride, Store, StoreError};
@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::access::Purpose;
 use crate::auth::{Officers, Staff};
 use crate::holders::AppealView;
+use crate::limits::{PageQuery, next_link};
 use crate::problem::{ApiError, Json, Path, Problem, Query};
 
 use super::records::require_holder;
@@ -112,31 +112,42 @@ pub(crate) async fn propose_override<S: Store>(
     Ok((StatusCode::CREATED, Json(override_view(id, o))))
 }
 
-/// Which overrides.
+/// Which overrides, and which page.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PendingQuery {
     #[serde(default)]
     pub(crate) pending: bool,
+    #[serde(default)]
+    pub(crate) after: i64,
+    pub(crate) limit: Option<u32>,
 }
 
-/// Manual changes (`?pending=true`: those awaiting approval).
+/// Manual changes (`?pending=true`: those awaiting approval), by id, a page at a time: a full
+/// page links the next in its `Link` header.
 #[utoipa::path(get, path = "/overrides", tag = "cases", security(("officer" = [])),
-    params(("pending" = Option<bool>, Query, description = "only those awaiting approval")), responses(
-    (status = 200, description = "overrides", body = Vec<OverrideView>),
+    params(
+        ("pending" = Option<bool>, Query, description = "only those awaiting approval"),
+        ("after" = Option<i64>, Query, description = "start after this id (the last of the previous page)"),
+        ("limit" = Option<u32>, Query, description = "items in the page, at most [limits] page_max (the default)"),
+    ), responses(
+    (status = 200, description = "a page of overrides", body = Vec<OverrideView>,
+        headers(("Link" = String, description = "rel=\"next\": the next page, when this one is full"))),
 ))]
 pub(crate) async fn list_overrides<S: Store>(
     State(app): State<Arc<App<S>>>,
     _me: Staff<Officers>,
     Query(q): Query<PendingQuery>,
-) -> Result<Json<Vec<OverrideView>>, ApiError> {
-    Ok(Json(
-        app.store
-            .overrides(q.pending)
-            .await?
-            .into_iter()
-            .map(|(h, o)| override_view(h, o))
-            .collect(),
-    ))
+) -> Result<(HeaderMap, Json<Vec<OverrideView>>), ApiError> {
+    let size = PageQuery::new(q.after, q.limit).size(app.limits().page_max)?;
+    let page = app.store.overrides(q.pending, q.after, size).await?;
+    let link = next_link(
+        &format!("/api/v1/admin/overrides?pending={}&", q.pending),
+        page.last().map(|(_, o)| o.id.0),
+        page.len(),
+        size,
+    );
+    let views: Vec<OverrideView> = page.into_iter().map(|(h, o)| override_view(h, o)).collect();
+    Ok((link, Json(views)))
 }
 
 /// Approves a proposed change as a second officer (the proposer cannot).
@@ -175,35 +186,61 @@ pub(crate) async fn approve_override<S: Store>(
     Ok(Json(override_view(holder, o)))
 }
 
-/// Which appeals.
+/// Which appeals, and which page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct OpenQuery {
     #[serde(default)]
     pub(crate) open: bool,
+    #[serde(default)]
+    pub(crate) after: i64,
+    pub(crate) limit: Option<u32>,
 }
 
-/// Appeals (`?open=true`: undecided). Reading an appeal is recorded in its holder's access log.
+/// Appeals (`?open=true`: undecided), by id, a page at a time: a full page links the next in its
+/// `Link` header. Each page viewed is one audit entry naming the appeals shown (so a flood of
+/// appeals cannot flood the log).
 #[utoipa::path(get, path = "/appeals", tag = "cases", security(("officer" = [])),
-    params(("open" = Option<bool>, Query, description = "only undecided")), responses(
-    (status = 200, description = "appeals", body = Vec<AppealView>),
+    params(
+        ("open" = Option<bool>, Query, description = "only undecided"),
+        ("after" = Option<i64>, Query, description = "start after this id (the last of the previous page)"),
+        ("limit" = Option<u32>, Query, description = "items in the page, at most [limits] page_max (the default)"),
+    ), responses(
+    (status = 200, description = "a page of appeals", body = Vec<AppealView>,
+        headers(("Link" = String, description = "rel=\"next\": the next page, when this one is full"))),
 ))]
 pub(crate) async fn list_appeals<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Query(q): Query<OpenQuery>,
-) -> Result<Json<Vec<AppealView>>, ApiError> {
-    let appeals = app.store.appeals(q.open).await?;
-    for a in &appeals {
-        app.audit(
-            me.actor(),
-            me.role.as_str(),
-            "appeal-read",
-            Some(a.holder.clone()),
-            Purpose::AppealReview { appeal: a.id.0 }.describe(),
-        )
-        .await?;
-    }
-    Ok(Json(appeals.into_iter().map(AppealView::from).collect()))
+) -> Result<(HeaderMap, Json<Vec<AppealView>>), ApiError> {
+    let size = PageQuery::new(q.after, q.limit).size(app.limits().page_max)?;
+    let appeals = app.store.appeals(q.open, q.after, size).await?;
+    let ids: Vec<String> = appeals.iter().map(|a| a.id.0.to_string()).collect();
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "appeals-page-read",
+        None,
+        format!(
+            "appeal review: {} appeals after {} ({})",
+            appeals.len(),
+            q.after,
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.join(",")
+            }
+        ),
+    )
+    .await?;
+    let link = next_link(
+        &format!("/api/v1/admin/appeals?open={}&", q.open),
+        appeals.last().map(|a| a.id.0),
+        appeals.len(),
+        size,
+    );
+    let views: Vec<AppealView> = appeals.into_iter().map(AppealView::from).collect();
+    Ok((link, Json(views)))
 }
 
 /// A decision on an appeal.

@@ -427,9 +427,7 @@ pub(crate) async fn add_test<S: Store>(
     if lab.is_empty() || lab.chars().count() > 200 {
         return Err(ApiError::InvalidField("lab: 1 to 200 characters".into()));
     }
-    if req.sampled_at > now() + time::Duration::minutes(5) {
-        return Err(ApiError::InvalidField("sampled_at is in the future".into()));
-    }
+    app.plausible("sampled_at", req.sampled_at, now(), false)?;
     app.store
         .add_fact(
             &id,

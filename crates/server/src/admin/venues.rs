@@ -311,6 +311,11 @@ pub(crate) async fn add_risk_area<S: Store>(
     if req.until.is_some_and(|u| u <= req.from) {
         return Err(ApiError::InvalidField("until must be after from".into()));
     }
+    let t = crate::now();
+    app.plausible("from", req.from, t, true)?;
+    if let Some(until) = req.until {
+        app.plausible("until", until, t, true)?;
+    }
     let what = format!(
         "declare {} {} from {}",
         region.as_str(),

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use healthcode_domain::{DailyReport, HealthDeclaration, HolderId, Issuer, Symptom, TravelDeclaration};
 use healthcode_policy::{Cause, Status};
-use healthcode_store::{Fact, Store};
+use healthcode_store::{Fact, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
@@ -463,7 +463,7 @@ pub(crate) async fn export<S: Store>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppealRequest {
-    /// Why the colour is wrong (1-2000 characters).
+    /// Why the colour is wrong (1 to `[limits] appeal_max_chars` characters, 2000 by default).
     pub text: String,
 }
 
@@ -508,6 +508,7 @@ impl From<healthcode_store::Appeal> for AppealView {
 /// Files an appeal against the current colour.
 #[utoipa::path(post, path = "/me/appeals", tag = "holders", security(("holder" = [])), request_body = AppealRequest, responses(
     (status = 201, description = "filed", body = AppealView),
+    (status = 409, description = "as many appeals as allowed wait for a decision already; nothing stored", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "empty or too long", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn appeal<S: Store>(
@@ -516,12 +517,22 @@ pub(crate) async fn appeal<S: Store>(
     Json(req): Json<AppealRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let text = req.text.trim();
-    if text.is_empty() || text.chars().count() > 2000 {
-        return Err(ApiError::InvalidField(
-            "text must have 1 to 2000 characters".into(),
-        ));
+    let max = app.limits().appeal_max_chars;
+    if text.is_empty() || text.chars().count() > max as usize {
+        return Err(ApiError::InvalidField(format!(
+            "text must have 1 to {max} characters"
+        )));
     }
-    let a = app.store.add_appeal(&me.holder, text, now()).await?;
+    let a = app
+        .store
+        .add_appeal(&me.holder, text, now(), app.limits().open_appeals_per_holder)
+        .await
+        .map_err(|e| match e {
+            StoreError::Refused(why) => {
+                ApiError::Refused(format!("{why}; wait for a decision on one before filing another"))
+            }
+            other => other.into(),
+        })?;
     Ok((StatusCode::CREATED, Json(AppealView::from(a))))
 }
 

@@ -1,8 +1,10 @@
 //! The holder's side, one file an area: `otp` (one-time codes), `registration` (residents and
 //! visitors, sign-in and sign-out), `proofing` (the registry's answers, alerts to a document's
-//! holder, phone changes by the holder) and `me` (the holder's own resources under `/api/v1/me`). This
-//! file names the routes and the OpenAPI part.
+//! holder, phone changes by the holder), `me` (the holder's own resources under `/api/v1/me`) and
+//! `erasure` (the holder's request to erase their account and data). This file names the routes
+//! and the OpenAPI part.
 
+pub(crate) mod erasure;
 mod me;
 mod otp;
 mod proofing;
@@ -19,6 +21,8 @@ use utoipa::OpenApi;
 use crate::App;
 use crate::problem::ApiError;
 
+pub(crate) use erasure::{__path_erase_me, erase_me};
+pub use erasure::{Erased, ErasureRequest};
 pub use me::*;
 pub use otp::*;
 pub use proofing::*;
@@ -40,7 +44,8 @@ pub use registration::*;
         access_log,
         export,
         appeal,
-        my_appeals
+        my_appeals,
+        erase_me
     ),
     components(schemas(
         OtpRequest,
@@ -59,7 +64,9 @@ pub use registration::*;
         Export,
         AppealRequest,
         AppealView,
-        ExportedCheckIn
+        ExportedCheckIn,
+        ErasureRequest,
+        Erased
     ))
 )]
 pub struct HolderApi;
@@ -79,6 +86,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/me/access-log", get(access_log::<S>))
         .route("/api/v1/me/export", get(export::<S>))
         .route("/api/v1/me/appeals", post(appeal::<S>).get(my_appeals::<S>))
+        .route("/api/v1/me/erasure", post(erase_me::<S>))
 }
 
 time::serde::format_description!(pub(crate) iso_date, Date, "[year]-[month]-[day]");

@@ -10,8 +10,8 @@ use std::time::Duration as StdDuration;
 
 use healthcode_policy::Policy;
 use healthcode_store::{
-    AuditEntry, ChainBreak, HeadMismatch, PurgeReport, Role, Store, StoreError, all_audit_records,
-    verify_chain, verify_tree_heads,
+    AuditEntry, ChainBreak, HeadMismatch, Role, Store, StoreError, all_audit_records, verify_chain,
+    verify_tree_heads,
 };
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
@@ -20,9 +20,11 @@ use time::{Duration, OffsetDateTime};
 use crate::datadir::DataDir;
 use crate::problem::ApiError;
 use crate::{App, Config, StartError, now};
+pub use erasure::{Purged, Retention};
 
 pub mod backup;
 pub mod demo;
+pub mod erasure;
 pub mod trace;
 pub mod witness;
 
@@ -92,32 +94,50 @@ pub fn configured_policy(config: &Config) -> Result<Policy, StartError> {
     }
 }
 
-/// Deletes what is older than the retention period, and records that it did in the audit log.
-pub async fn purge_once<S: Store>(store: &S, retention: Duration) -> Result<PurgeReport, StoreError> {
+/// Deletes what is older than its retention, erases holders inactive past theirs, and records
+/// each in the audit log (an erasure as `holder-erased`, naming the holder's id only).
+pub async fn purge_once<S: Store>(store: &S, retention: &Retention) -> Result<Purged, StoreError> {
     let t = now();
-    let report = store.purge(t - retention).await?;
+    let report = store.purge(t - retention.records).await?;
+    let personal = erasure::purge_personal(store, retention, t).await?;
     store
         .append_audit(&AuditEntry {
             at: t,
             actor: "system".into(),
             role: "system".into(),
             action: format!(
-                "purge: {} check-ins, {} declarations, {} reports, {} exposures",
-                report.checkins, report.declarations, report.reports, report.exposures
+                "purge: {} check-ins, {} declarations, {} reports, {} exposures, {} test results, {} decided appeals, {} inactive holders",
+                report.checkins,
+                report.declarations,
+                report.reports,
+                report.exposures,
+                personal.tests,
+                personal.appeals,
+                personal.holders
             ),
             subject: None,
-            purpose: format!("retention of {} days", retention.whole_days()),
+            purpose: format!(
+                "retention of {} days; tests {} days, decided appeals {} days, inactive holders {} days",
+                retention.records.whole_days(),
+                retention.tests.whole_days(),
+                retention.decided_appeals.whole_days(),
+                retention.holders_inactive.whole_days()
+            ),
         })
         .await?;
-    Ok(report)
+    Ok(Purged { report, personal })
 }
 
 /// Purges at start and every hour after, while the server runs.
-pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Duration) {
+pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Retention) {
     loop {
         let Some(a) = app.upgrade() else { return };
-        match purge_once(a.store(), retention).await {
-            Ok(r) => tracing::info!(deleted = r.total(), "retention purge"),
+        match purge_once(a.store(), &retention).await {
+            Ok(r) => tracing::info!(
+                deleted = r.report.total() + r.personal.tests + r.personal.appeals,
+                erased = r.personal.holders,
+                "retention purge"
+            ),
             Err(e) => tracing::error!(error = %crate::problem::ErrorChain(&e), "retention purge failed"),
         }
         drop(a);
@@ -125,20 +145,20 @@ pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Durat
     }
 }
 
-struct Purge(Duration);
+struct Purge(Retention);
 
 impl StoreWork for Purge {
-    type Output = PurgeReport;
+    type Output = Purged;
 
-    async fn run<S: Store>(self, store: S) -> Result<PurgeReport, StartError> {
-        Ok(purge_once(&store, self.0).await?)
+    async fn run<S: Store>(self, store: S) -> Result<Purged, StartError> {
+        Ok(purge_once(&store, &self.0).await?)
     }
 }
 
 /// Opens the configured store (the data directory must exist) and runs [`purge_once`] on it:
 /// the `healthcode purge` command.
-pub async fn purge_now(config: &Config) -> Result<PurgeReport, StartError> {
-    let retention = Duration::days(config.retention_days.into());
+pub async fn purge_now(config: &Config) -> Result<Purged, StartError> {
+    let retention = Retention::from_config(config);
     let _held = hold_sqlite_dir(config)?;
     with_store(config, &config.data_dir, false, 2, Purge(retention)).await
 }

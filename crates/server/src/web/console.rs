@@ -65,6 +65,16 @@ macro_rules! json {
     };
 }
 
+/// The first page of a paged list (its `Link` to the next is the API's).
+macro_rules! first_page {
+    ($ctx:expr, $call:expr) => {
+        match $call.await {
+            Ok((_, crate::problem::Json(v))) => v,
+            Err(e) => return page_error($ctx, SIGNIN, e),
+        }
+    };
+}
+
 /// The signed-in account, for the navigation: its name, and which sections its role may open.
 pub struct Who {
     name: String,
@@ -357,7 +367,7 @@ async fn overrides<S: Store>(
 ) -> Response {
     let me = staff!(ctx, me);
     let who = who(&me);
-    let overrides = json!(
+    let overrides = first_page!(
         ctx,
         admin::list_overrides(State(app), me, crate::problem::Query(PendingQuery::default()))
     );
@@ -560,9 +570,17 @@ async fn appeals<S: Store>(
 ) -> Response {
     let me = staff!(ctx, me);
     let who = who(&me);
-    let appeals = json!(
+    let appeals = first_page!(
         ctx,
-        admin::list_appeals(State(app), me, crate::problem::Query(OpenQuery { open: true }))
+        admin::list_appeals(
+            State(app),
+            me,
+            crate::problem::Query(OpenQuery {
+                open: true,
+                after: 0,
+                limit: None
+            })
+        )
     );
     render(&Appeals {
         ctx,

@@ -145,14 +145,14 @@ pub async fn overrides_need_two_officers<H: Harness>(h: &H) {
 pub async fn appeals_are_kept<H: Harness>(h: &H) {
     let s = h.store();
     let a = s
-        .add_appeal(&hid(1), "I was not at the mall that day; 我那天不在商场", T)
+        .add_appeal(&hid(1), "I was not at the mall that day; 我那天不在商场", T, 10)
         .await
         .unwrap();
     let b = s
-        .add_appeal(&hid(1), "second", T + Duration::hours(1))
+        .add_appeal(&hid(1), "second", T + Duration::hours(1), 10)
         .await
         .unwrap();
-    s.add_appeal(&hid(2), "other", T).await.unwrap();
+    s.add_appeal(&hid(2), "other", T, 10).await.unwrap();
     assert_eq!(s.appeals_of(&hid(1)).await.unwrap(), vec![a, b]);
 }
 
@@ -210,20 +210,20 @@ pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
     assert_eq!(s.override_by_id(o1.id).await.unwrap(), Some((hid(1), o1.clone())));
     assert!(s.override_by_id(OverrideId(999_999)).await.unwrap().is_none());
     assert_eq!(
-        s.overrides(false).await.unwrap(),
+        s.overrides(false, 0, 100).await.unwrap(),
         vec![(hid(1), o1), (hid(2), o2.clone())]
     );
-    assert_eq!(s.overrides(true).await.unwrap(), vec![(hid(2), o2)]);
+    assert_eq!(s.overrides(true, 0, 100).await.unwrap(), vec![(hid(2), o2)]);
 
     // Appeals, all or open; a decision is made once.
-    let a1 = s.add_appeal(&hid(1), "not me", T).await.unwrap();
-    let a2 = s.add_appeal(&hid(2), "left before", T).await.unwrap();
+    let a1 = s.add_appeal(&hid(1), "not me", T, 10).await.unwrap();
+    let a2 = s.add_appeal(&hid(2), "left before", T, 10).await.unwrap();
     let a3 = s
-        .add_appeal(&hid(1), "again", T + Duration::hours(1))
+        .add_appeal(&hid(1), "again", T + Duration::hours(1), 10)
         .await
         .unwrap();
     assert_eq!(
-        s.appeals(true).await.unwrap(),
+        s.appeals(true, 0, 100).await.unwrap(),
         vec![a1.clone(), a2.clone(), a3.clone()]
     );
     let at = T + Duration::hours(2);
@@ -238,9 +238,12 @@ pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
             ..a2.clone()
         }
     );
-    assert_eq!(s.appeals(true).await.unwrap(), vec![a1.clone(), a3.clone()]);
     assert_eq!(
-        s.appeals(false).await.unwrap(),
+        s.appeals(true, 0, 100).await.unwrap(),
+        vec![a1.clone(), a3.clone()]
+    );
+    assert_eq!(
+        s.appeals(false, 0, 100).await.unwrap(),
         vec![a1.clone(), decided.clone(), a3.clone()]
     );
     assert!(matches!(
@@ -272,8 +275,8 @@ pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
         "{tries:?}"
     );
     let won = won.remove(0);
-    assert_eq!(s.appeals(false).await.unwrap()[0], won);
-    assert_eq!(s.appeals(true).await.unwrap(), vec![a3]);
+    assert_eq!(s.appeals(false, 0, 100).await.unwrap()[0], won);
+    assert_eq!(s.appeals(true, 0, 100).await.unwrap(), vec![a3]);
 }
 
 pub async fn purge_deletes_what_is_older_than_retention<H: Harness>(h: &H) {

@@ -20,6 +20,7 @@ mod credentials;
 mod exposures;
 mod health;
 mod holders;
+mod limits;
 mod proposals;
 mod staff;
 
@@ -31,6 +32,7 @@ pub use credentials::*;
 pub use exposures::*;
 pub use health::*;
 pub use holders::*;
+pub use limits::*;
 pub use proposals::*;
 pub use staff::*;
 
@@ -42,6 +44,10 @@ pub trait Harness: Send + Sync {
     fn store(&self) -> &Self::S;
     /// Every stored byte of the holders table (or the whole database), as it lies on disk.
     fn raw_holder_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
+    /// Every byte of the database's files that could hold a holder's personal data (the
+    /// holders and appeals tables and their indexes, or the whole database with its logs), as
+    /// the pages lie, not as rows read back: what an erasure must leave without the holder.
+    fn raw_erasure_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
     /// Overwrites the `action` of audit entry `seq` directly in the database.
     fn tamper_audit(&self, seq: i64, action: &str) -> impl Future<Output = ()> + Send;
     /// Moves every acknowledged check-in from the backend's inbox (if it has one) into its indexed
@@ -99,6 +105,11 @@ macro_rules! conformance_tests {
             a_case_reaches_its_holder_and_exposed_contacts_only,
             consents_are_kept_listed_and_revoked_by_their_holder_only,
             reads_are_counted_for_the_digest_which_is_sent_once_a_day,
+            appeals_are_capped_per_holder,
+            lists_come_in_pages,
+            a_reused_sequence_number_is_refused,
+            an_erased_holder_is_gone_down_to_the_bytes,
+            retention_finds_inactive_holders_and_old_records,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
