@@ -539,10 +539,11 @@ try {
   // The printed code shows in B's access log with its consent.
   await visit(b, '/me/access-log')
   assert.match(await b.textContent('[data-test=access-log]'), new RegExp(`printed code with consent \\(consent ${consentB}\\)`))
+  assert.match(await b.textContent('[data-test=access-log]'), /lab result \(report LAB-2026-1129-07\)/)
   // And on B's page of what happened: the use of the consent, by whom.
   await visit(b, '/me/notifications')
   assert.match(await b.textContent('[data-test=notifications]'), new RegExp(`consent-use[\\s\\S]*consent ${consentB}`))
-  assert.match(await b.textContent('[data-test=access-log]'), /lab result \(report LAB-2026-1129-07\)/)
+  await visit(b, '/me/access-log')
   // The page checks its entries against the published transparency log, and keeps the head.
   await b.waitForSelector('[data-test=log-check][data-state=checked]', { timeout: 30000 })
   assert.match(await b.textContent('[data-test=log-check]'), /^Checked against the published log of /)

@@ -543,16 +543,16 @@ mod tests {
             rec(
                 2,
                 t,
-                "staff:1",
-                "risk-area-add",
-                "CN-SH high from 2026-11-30T03:05:00Z",
+                "staff:2",
+                "approve-risk-area-declare",
+                "proposal 1 by staff:1, done: CN-SH high from 2026-11-30T03:05:00Z",
             ),
             rec(
                 3,
                 t,
-                "staff:1",
-                "risk-area-add",
-                "CN-BJ high from 2026-12-30T03:05:00Z",
+                "staff:2",
+                "approve-risk-area-declare",
+                "proposal 2 by staff:1, done: CN-BJ high from 2026-12-30T03:05:00Z",
             ),
         ];
         let mut c = Clusters::default();

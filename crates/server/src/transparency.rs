@@ -141,6 +141,25 @@ pub async fn publish<S: Store>(app: &App<S>) -> Result<SignedTreeHead, ApiError>
         (tree.len(), tree.root())
     };
     let previous = t.latest();
+    let kept = app.store.latest_tree_head().await?;
+    // The first head since start: the tree rebuilt from the rows must still contain the last head
+    // this log kept, or the rows were rewritten (or removed) while the server was down.
+    if previous.is_none()
+        && let Some(k) = &kept
+    {
+        let tree = t.tree.read().await;
+        let holds = k.tree_size <= tree_size
+            && tokio::task::block_in_place(|| tree.root_at(k.tree_size)).is_ok_and(|r| r == k.root_hash);
+        if !holds {
+            tracing::error!(
+                kept_size = k.tree_size,
+                tree_size,
+                "the audit log's rows no longer contain the last tree head this server kept: they \
+                 were rewritten or removed while it was down (witnesses will report the new head as \
+                 inconsistent)"
+            );
+        }
+    }
     // Heads are dated strictly after the one before.
     let timestamp = now_ms().max(previous.as_ref().map_or(0, |p| p.head.timestamp + 1));
     let signed = t.signer.sign(TreeHead {
@@ -148,7 +167,6 @@ pub async fn publish<S: Store>(app: &App<S>) -> Result<SignedTreeHead, ApiError>
         root_hash,
         timestamp,
     });
-    let kept = app.store.latest_tree_head().await?;
     if kept.is_none_or(|k| k.tree_size != tree_size || k.root_hash != root_hash) {
         app.store
             .save_tree_head(&StoredTreeHead {

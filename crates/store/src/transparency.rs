@@ -93,8 +93,12 @@ impl LogTree {
     }
 
     /// Appends the next audit record, if it is the record this tree expects: numbered one past
-    /// the tree's size and linked to its last leaf. Returns whether it was appended.
+    /// the tree's size, linked to its last leaf, and hashing to its stored hash (an entry whose
+    /// text was edited under an unchanged hash is refused). Returns whether it was appended.
     pub fn push_record(&mut self, r: &AuditRecord) -> bool {
+        if crate::audit::chain_hash(&r.prev_hash, r.seq, &r.entry) != r.hash {
+            return false;
+        }
         let expected_seq = i64::try_from(self.len()).unwrap_or(i64::MAX).saturating_add(1);
         let linked = match self.tree.items().last() {
             Some(last) => *last == r.prev_hash,

@@ -146,6 +146,13 @@ pub async fn prepare(
         // A demonstration moves on quickly: a holder registered at the counter signs in seconds
         // later, not a minute.
         otp_resend_seconds: 5,
+        // A demonstration (and the load generator and browser story run on it) scans the same
+        // few codes at the same doors again and again: each scan is its own check-in, not folded
+        // into one visit.
+        limits: crate::limits::LimitsConfig {
+            same_visit_seconds: 0,
+            ..crate::limits::LimitsConfig::default()
+        },
         ..Config::default()
     };
     let policy = super::configured_policy(&config)?;
