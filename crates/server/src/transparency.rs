@@ -316,6 +316,7 @@ async fn with_tree<S: Store, T: Send>(
     responses(
         (status = 200, description = "the proof", body = ConsistencyView),
         (status = 404, description = "no such tree has been published", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "first is larger than second", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn consistency<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -358,6 +359,7 @@ pub struct InclusionView {
     responses(
         (status = 200, description = "the proof", body = InclusionView),
         (status = 404, description = "no such leaf or tree has been published", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "index is not below tree_size", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn inclusion<S: Store>(
     State(app): State<Arc<App<S>>>,
