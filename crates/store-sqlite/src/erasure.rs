@@ -18,6 +18,10 @@ const CHECKPOINT_TRIES: u32 = 40;
 impl SqliteStore {
     pub(crate) fn erase(&self, holder: &HolderId) -> StoreResult<bool> {
         let id = holder.as_bytes();
+        // No merge may run meanwhile: a merge reads the inbox before it takes the check-ins
+        // file's writer, so a chunk it read before this erasure would otherwise be copied into the
+        // indexed table after it, and the erased holder's check-ins would come back.
+        let _no_merge = tokio::task::block_in_place(|| lock(&self.inner.merge_lock))?;
         self.write(|tx| {
             let (row, children) = ERASE
                 .split_last()
