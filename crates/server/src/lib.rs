@@ -37,6 +37,7 @@ pub mod limits;
 pub mod metrics;
 mod openapi;
 pub mod ops;
+pub mod policies;
 pub mod problem;
 pub mod router;
 pub mod scans;
@@ -78,7 +79,7 @@ struct TrustState {
 pub struct App<S> {
     store: Arc<S>,
     keystore: Keystore,
-    policy: Policy,
+    policies: policies::PolicyState,
     settings: Settings,
     trust: RwLock<TrustState>,
     vault: access::Vault,
@@ -120,10 +121,17 @@ struct Settings {
     personal_retention: limits::RetentionConfig,
 }
 
+impl<S> App<S> {
+    /// The colour policy in force: the newest published version ([`policies`]).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policies.get()
+    }
+}
+
 impl<S> std::fmt::Debug for App<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("policy", &self.policy.version())
+            .field("policy", &self.policy().version())
             .finish_non_exhaustive()
     }
 }
@@ -218,7 +226,7 @@ impl<S: Store> App<S> {
         let app = Arc::new(App {
             store: store.clone(),
             keystore,
-            policy,
+            policies: policies::PolicyState::new(policy),
             settings: Settings {
                 code_ttl: Duration::seconds(config.code_ttl_seconds.into()),
                 holder_session: Duration::days(config.holder_session_days.into()),
@@ -290,11 +298,6 @@ impl<S: Store> App<S> {
         &self.vault
     }
 
-    /// The colour policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     fn refresh_trust(&self) -> Result<(), ApiError> {
         let t = now();
         if let Ok(guard) = self.trust.read()
@@ -329,7 +332,9 @@ impl<S: Store> App<S> {
 
     /// The holder's colour now, with reasons, and the name hint (cached: [`status`]).
     pub async fn code_view(&self, holder: &HolderId) -> Result<Arc<CodeView>, ApiError> {
-        self.statuses.code_view(self.store(), &self.policy, holder).await
+        self.statuses
+            .code_view(self.store(), &self.policy(), holder)
+            .await
     }
 
     /// Signs a code for a holder's current view, valid for `ttl` (never beyond its key); returns
@@ -341,7 +346,7 @@ impl<S: Store> App<S> {
         ttl: Duration,
     ) -> Result<(Token, OffsetDateTime), ApiError> {
         self.statuses
-            .sign_code(&self.keystore, &self.policy, holder, view, ttl)
+            .sign_code(&self.keystore, &self.policy(), holder, view, ttl)
     }
 
     /// Appends to the audit log.
@@ -468,6 +473,8 @@ impl ops::StoreWork for Serve<'_> {
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
         let app = App::start(store, self.keystore, self.crypto, self.policy, self.config)?;
+        policies::adopt(&app).await?;
+        tokio::spawn(policies::follow_task(Arc::downgrade(&app)));
         let metrics = app.metrics.clone();
         let digest = consent::told::start_digests(Arc::downgrade(&app), self.config.notify.clone());
         Ok((router(app, self.config), metrics, digest))

@@ -144,7 +144,7 @@ impl<S> App<S> {
         now: OffsetDateTime,
         future: bool,
     ) -> Result<(), ApiError> {
-        self.policy
+        self.policy()
             .plausibility()
             .check(field, t, now, future)
             .map_err(|e| ApiError::InvalidField(e.0))

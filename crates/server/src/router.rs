@@ -26,7 +26,15 @@ use crate::{App, Config, admin, front, holders, metrics, problem, scans, transpa
 one-time code sent by SMS; venue devices with a device key; officers with a password. Every error \
 is RFC 9457 problem+json with a stable `type`."
     ),
-    paths(healthz, readyz, trust_list, policy, metrics_text),
+    paths(
+        healthz,
+        readyz,
+        trust_list,
+        crate::policies::policy,
+        crate::policies::list,
+        crate::policies::one,
+        metrics_text
+    ),
     nest(
         (path = "/api/v1", api = holders::HolderApi),
         (path = "/api/v1", api = scans::ScanApi),
@@ -34,7 +42,12 @@ is RFC 9457 problem+json with a stable `type`."
         (path = "/api/v1/admin", api = admin::AdminApi),
         (path = "/api/v1", api = crate::consent::ConsentApi),
     ),
-    components(schemas(Problem, PolicyDocument)),
+    components(schemas(
+        Problem,
+        crate::policies::PolicyDocument,
+        crate::policies::PublishedVersion,
+        crate::policies::PublishedPolicyText
+    )),
     modifiers(&SecuritySchemes, &SharedStatuses),
 )]
 pub struct ApiDoc;
@@ -76,7 +89,9 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
         .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(metrics_text::<S>))
         .route("/api/v1/trust-list", get(trust_list::<S>))
-        .route("/api/v1/policy", get(policy::<S>))
+        .route("/api/v1/policy", get(crate::policies::policy::<S>))
+        .route("/api/v1/policies", get(crate::policies::list::<S>))
+        .route("/api/v1/policies/{version}", get(crate::policies::one::<S>))
         .route("/api/v1/transparency/head", get(transparency::head::<S>))
         .route(
             "/api/v1/transparency/consistency",
@@ -169,24 +184,6 @@ async fn trust_list<S: Store>(State(app): State<Arc<App<S>>>) -> Result<impl Int
         ],
         list,
     ))
-}
-
-/// The published colour policy.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct PolicyDocument {
-    /// The version recorded with every colour it produces.
-    pub version: String,
-    /// The policy file as published, every rule stated.
-    pub source: String,
-}
-
-/// The colour policy in force.
-#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, description = "the policy", body = PolicyDocument)))]
-async fn policy<S: Store>(State(app): State<Arc<App<S>>>) -> axum::Json<PolicyDocument> {
-    axum::Json(PolicyDocument {
-        version: app.policy.version().to_owned(),
-        source: app.policy.source().to_owned(),
-    })
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

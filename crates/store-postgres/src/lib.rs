@@ -73,6 +73,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_limits_erasure",
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
+    ("0014_policies", include_str!("../migrations/0014_policies.sql")),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

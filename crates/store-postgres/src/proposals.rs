@@ -3,11 +3,12 @@
 
 use healthcode_domain::OfficerId;
 use healthcode_store::rows::{
-    LISTED_RISK_AREA_COLS, OFFICER_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row, proposal_row,
+    LISTED_RISK_AREA_COLS, OFFICER_COLS, POLICY_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row,
+    policy_row, proposal_row,
 };
 use healthcode_store::{
     AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    StoreError, StoreResult, credentials, rules,
+    PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
@@ -147,6 +148,25 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             .await
             .map_err(db)?;
         }
+        Act::PolicyPublish {
+            version,
+            sha256,
+            source,
+        } => {
+            let n = c
+                .execute(
+                    "INSERT INTO policies (version, sha256, source, published_at, proposal, proposed_by, approved_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (version) DO NOTHING",
+                    &[version, sha256, source, &at, &p.id, &p.proposed_by.0, &approver.0],
+                )
+                .await
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "policy version {version} is already published"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -269,5 +289,39 @@ impl ProposalStore for PgStore {
             .await
             .map_err(db)?;
         each(&rows, listed_risk_area_row)
+    }
+
+    async fn published_policies(&self) -> StoreResult<Vec<PublishedPolicy>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(&format!("SELECT {POLICY_COLS} FROM policies ORDER BY seq"), &[])
+            .await
+            .map_err(db)?;
+        each(&rows, policy_row)
+    }
+
+    async fn publish_first_policy(
+        &self,
+        version: &str,
+        sha256: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(db)?;
+        // Nodes starting together: one publishes, the others find it.
+        tx.execute("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await
+            .map_err(db)?;
+        let n = tx
+            .execute(
+                "INSERT INTO policies (version, sha256, source, published_at)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM policies)",
+                &[&version, &sha256, &source, &at],
+            )
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n > 0)
     }
 }

@@ -82,6 +82,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_limits_erasure",
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
+    ("0014_policies", include_str!("../migrations/0014_policies.sql")),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

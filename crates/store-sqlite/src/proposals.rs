@@ -2,11 +2,12 @@
 
 use healthcode_domain::OfficerId;
 use healthcode_store::rows::{
-    LISTED_RISK_AREA_COLS, OFFICER_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row, proposal_row,
+    LISTED_RISK_AREA_COLS, OFFICER_COLS, POLICY_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row,
+    policy_row, proposal_row,
 };
 use healthcode_store::{
     AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    StoreError, StoreResult, credentials, rules,
+    PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use rusqlite::{Transaction, params};
 use time::OffsetDateTime;
@@ -119,6 +120,24 @@ fn apply(tx: &Transaction<'_>, p: &Proposal, at: OffsetDateTime) -> StoreResult<
             )
             .map_err(backend)?;
         }
+        Act::PolicyPublish {
+            version,
+            sha256,
+            source,
+        } => {
+            let n = tx
+                .execute(
+                    "INSERT INTO policies (version, sha256, source, published_at, proposal, proposed_by, approved_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (version) DO NOTHING",
+                    params![version, sha256, source, ts(at), p.id, p.proposed_by.0, approver.0],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "policy version {version} is already published"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -208,5 +227,29 @@ impl ProposalStore for SqliteStore {
     async fn listed_risk_areas(&self) -> StoreResult<Vec<ListedRiskArea>> {
         let sql = format!("SELECT {LISTED_RISK_AREA_COLS} FROM risk_areas ORDER BY id");
         self.read(|c| query_all(c, &sql, [], listed_risk_area_row))
+    }
+
+    async fn published_policies(&self) -> StoreResult<Vec<PublishedPolicy>> {
+        let sql = format!("SELECT {POLICY_COLS} FROM policies ORDER BY seq");
+        self.read(|c| query_all(c, &sql, [], policy_row))
+    }
+
+    async fn publish_first_policy(
+        &self,
+        version: &str,
+        sha256: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO policies (version, sha256, source, published_at)
+                     SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM policies)",
+                    params![version, sha256, source, ts(at)],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
     }
 }

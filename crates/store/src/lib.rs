@@ -41,7 +41,9 @@ pub use health::HealthStore;
 pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,
 };
-pub use proposals::{Act, ApprovalPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore};
+pub use proposals::{
+    Act, ApprovalPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore, PublishedPolicy,
+};
 pub use staff::{Device, NewVenue, Officer, Role, StaffStore};
 pub use transparency::{LogTree, StoredTreeHead};
 

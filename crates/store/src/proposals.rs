@@ -70,6 +70,17 @@ pub enum Act {
         /// Why.
         note: String,
     },
+    /// Publishes a new colour policy version: from the approval on, every colour is computed by
+    /// it. The text is the whole policy file, checked when proposed; its SHA-256 is what both
+    /// officers signed off.
+    PolicyPublish {
+        /// The version the file names (unique: a published version is never replaced).
+        version: String,
+        /// SHA-256 of `source`, hex.
+        sha256: String,
+        /// The policy file.
+        source: String,
+    },
 }
 
 impl Act {
@@ -82,6 +93,7 @@ impl Act {
             Act::AccountCreate { .. } => "account-create",
             Act::RoleGrant { .. } => "role-grant",
             Act::ExposureDecisions { .. } => "exposure-decisions",
+            Act::PolicyPublish { .. } => "policy-publish",
         }
     }
 
@@ -193,6 +205,24 @@ pub struct ListedRiskArea {
     pub ended_at: Option<OffsetDateTime>,
 }
 
+/// A colour policy version as published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPolicy {
+    /// The order of publication, 1 for the first.
+    pub seq: i64,
+    /// The version the file names.
+    pub version: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The policy file.
+    pub source: String,
+    /// When it took effect.
+    pub published_at: OffsetDateTime,
+    /// The approved proposal that published it, with its proposer and approver; `None` for the
+    /// configured policy the store first ran with.
+    pub proposal: Option<(i64, OfficerId, OfficerId)>,
+}
+
 /// Proposals and their approval.
 pub trait ProposalStore: Send + Sync + 'static {
     /// Records a proposal by `by` at `at`, open until `expires_at`.
@@ -235,4 +265,15 @@ pub trait ProposalStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Proposal>> + Send;
     /// Risk areas with their ids, ended ones too, by id.
     fn listed_risk_areas(&self) -> impl Future<Output = StoreResult<Vec<ListedRiskArea>>> + Send;
+    /// Every published colour policy version, oldest first; the last is in force.
+    fn published_policies(&self) -> impl Future<Output = StoreResult<Vec<PublishedPolicy>>> + Send;
+    /// Records `policy` (no proposal) as the first published version, if none is yet; says
+    /// whether it did. Idempotent: a store that has a published policy keeps it.
+    fn publish_first_policy(
+        &self,
+        version: &str,
+        sha256: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }

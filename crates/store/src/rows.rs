@@ -254,6 +254,25 @@ pub fn proposal_row(r: &dyn Columns) -> StoreResult<crate::Proposal> {
     })
 }
 
+/// The columns [`policy_row`] reads.
+pub const POLICY_COLS: &str =
+    "seq, version, sha256, source, published_at, proposal, proposed_by, approved_by";
+
+/// A published policy, from [`POLICY_COLS`].
+pub fn policy_row(r: &dyn Columns) -> StoreResult<crate::PublishedPolicy> {
+    Ok(crate::PublishedPolicy {
+        seq: r.int(0)?,
+        version: r.text(1)?.to_owned(),
+        sha256: r.text(2)?.to_owned(),
+        source: r.text(3)?.to_owned(),
+        published_at: r.time(4)?,
+        proposal: match (r.opt_int(5)?, r.opt_int(6)?, r.opt_int(7)?) {
+            (Some(p), Some(by), Some(approver)) => Some((p, OfficerId(by), OfficerId(approver))),
+            _ => None,
+        },
+    })
+}
+
 /// The columns [`case_row`] reads.
 pub const CASE_COLS: &str = "id, holder, onset, confirmed_at";
 

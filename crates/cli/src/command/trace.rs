@@ -88,8 +88,13 @@ fn failed(what: &str) -> impl FnOnce(healthcode_exposure::TraceError) -> StartEr
 impl StoreWork for Run {
     type Output = Outcome;
 
-    async fn run<S: Store>(self, store: S) -> Result<Outcome, StartError> {
+    async fn run<S: Store>(mut self, store: S) -> Result<Outcome, StartError> {
         let store = &store;
+        // The published version in force, as the server traces with; the file only for a store
+        // that has never been served.
+        self.policy = healthcode_server::policies::in_force(store, self.policy)
+            .await
+            .map_err(|e| StartError::msg(format!("cannot read the published colour policy: {e}")))?;
         let ids = case_ids(store, &self.which).await?;
         let mut built = None;
         let index = if self.index {

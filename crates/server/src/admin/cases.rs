@@ -175,14 +175,15 @@ pub(crate) async fn run_trace<S: Store>(
         healthcode_exposure::TraceError::Store(e) => ApiError::from(e),
         other => ApiError::internal("tracing failed", other),
     };
-    let tracer = healthcode_exposure::Tracer::new(app.store(), app.policy.tracing())
+    let policy = app.policy();
+    let tracer = healthcode_exposure::Tracer::new(app.store(), policy.tracing())
         .await
         .map_err(failed)?;
     let (r, contacts) = tracer.trace(app.store(), cases).await.map_err(failed)?;
     for h in &contacts {
         app.statuses.invalidate(h);
     }
-    let recorded_as = healthcode_exposure::recorded_state(app.policy.tracing()).as_str();
+    let recorded_as = healthcode_exposure::recorded_state(policy.tracing()).as_str();
     app.audit(
         actor,
         role,

@@ -4,8 +4,9 @@
 //! changes at a service counter, the document seen), `venues` (venues, devices, risk areas),
 //! `records` (finding a holder, personal data with a purpose, printed codes, test results),
 //! `cases` (cases, tracing, exposure review),
-//! `overrides` (two-officer changes, appeals), `proposals` (two people for risk areas, accounts
-//! and roles, bulk exposure decisions: listing, approval, withdrawal), `audit` (the log, its verification, purge). This
+//! `overrides` (two-officer changes, appeals), `policies` (proposing a colour policy version),
+//! `proposals` (two people for risk areas, accounts and roles, bulk exposure decisions, policy
+//! versions: listing, approval, withdrawal), `audit` (the log, its verification, purge). This
 //! file names the routes and the OpenAPI part. Every change and every read of personal data is
 //! audited.
 
@@ -15,6 +16,7 @@ mod cases;
 mod counter;
 mod lifecycle;
 mod overrides;
+mod policies;
 mod proposals;
 mod records;
 mod second_factor;
@@ -39,6 +41,7 @@ pub use cases::*;
 pub use counter::*;
 pub use lifecycle::*;
 pub use overrides::*;
+pub use policies::*;
 pub use proposals::*;
 pub use records::*;
 pub use second_factor::*;
@@ -76,6 +79,7 @@ pub use venues::*;
         change_risk_level,
         end_risk_area,
         list_risk_areas,
+        propose_policy,
         list_proposals,
         approve_proposal,
         withdraw_proposal,
@@ -125,6 +129,7 @@ pub use venues::*;
         RiskAreaRequest,
         RiskAreaView,
         RiskLevelChange,
+        PolicyProposal,
         ProposalView,
         ProposalPage,
         BulkExposureDecision,
@@ -223,6 +228,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
             post(change_risk_level::<S>),
         )
         .route("/api/v1/admin/risk-areas/{id}/end", post(end_risk_area::<S>))
+        .route("/api/v1/admin/policies", post(propose_policy::<S>))
         .route("/api/v1/admin/proposals", get(list_proposals::<S>))
         .route(
             "/api/v1/admin/proposals/{id}/approve",

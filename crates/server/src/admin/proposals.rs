@@ -23,8 +23,8 @@ use super::rfc;
 pub struct ProposalView {
     /// Id.
     pub id: i64,
-    /// risk-area-declare, risk-area-level, risk-area-end, account-create, role-grant or
-    /// exposure-decisions.
+    /// risk-area-declare, risk-area-level, risk-area-end, account-create, role-grant,
+    /// exposure-decisions or policy-publish.
     pub kind: String,
     /// What approval does (an account's one-time password is never shown here).
     #[schema(value_type = Object)]
@@ -220,6 +220,10 @@ pub(crate) async fn approve_proposal<S: Store>(
                 level.as_str(),
                 super::rfc(*from)
             ),
+            Act::PolicyPublish { version, sha256, .. } => format!(
+                "proposal {id} by staff:{}, done: colour policy {version} (sha256 {sha256}) in force",
+                p.proposed_by.0
+            ),
             _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
         },
     )
@@ -241,6 +245,10 @@ async fn after_approval<S: Store>(app: &App<S>, p: &Proposal) -> Result<(), ApiE
                 .await?;
         }
         Act::RoleGrant { .. } => {}
+        Act::PolicyPublish { .. } => {
+            // In force here at once; other nodes follow within seconds.
+            crate::policies::follow_once(app).await?;
+        }
     }
     debug_assert_eq!(p.state, ProposalState::Approved);
     Ok(())

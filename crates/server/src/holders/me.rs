@@ -68,7 +68,7 @@ pub(crate) fn reasons_view<S: Store>(app: &App<S>, status: &Status) -> Vec<Reaso
             let (rule, description, fact) = match &r.cause {
                 Cause::Rule { rule, fact } => (
                     rule.clone(),
-                    app.policy
+                    app.policy()
                         .rules()
                         .iter()
                         .find(|x| &x.id == rule)
@@ -249,7 +249,7 @@ pub(crate) async fn declare<S: Store>(
         Declaration::Travel { region, from, until } => {
             let region =
                 Issuer::parse(&region).map_err(|e| ApiError::InvalidField(format!("region: {e}")))?;
-            let today = t.to_offset(app.policy.utc_offset()).date();
+            let today = t.to_offset(app.policy().utc_offset()).date();
             if from > until || until > today {
                 return Err(ApiError::InvalidField(
                     "from must not be after until, and until not after today".into(),

@@ -80,12 +80,12 @@ pub(crate) async fn send_otp<S: Store>(
         .vault
         .lookup_hash("otp", &format!("{}:{code}", phone.as_str()));
     let t = now();
-    let today = t.to_offset(app.policy.utc_offset()).date();
+    let today = t.to_offset(app.policy().utc_offset()).date();
     // Counted before the store is asked, so that a spent budget stores no code and uses up none
     // of the phone's sends; given back below if the store or the gateway refuses.
     app.sms_budget.spend(&phone, today).map_err(|e| {
         tracing::warn!(target: "healthcode::sms", "{e}");
-        ApiError::RateLimited(e.to_string(), seconds_to_next_day(t, app.policy.utc_offset()))
+        ApiError::RateLimited(e.to_string(), seconds_to_next_day(t, app.policy().utc_offset()))
     })?;
     let issued = app
         .store

@@ -102,7 +102,7 @@ pub(crate) async fn register<S: Store>(
     Json(req): Json<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = now();
-    let today = t.to_offset(app.policy.utc_offset()).date();
+    let today = t.to_offset(app.policy().utc_offset()).date();
     let (challenge, otp) = match &req {
         Registration::Resident { challenge, otp, .. } | Registration::Visitor { challenge, otp, .. } => {
             (challenge.clone(), otp.clone())

@@ -156,7 +156,7 @@ async fn dashboard<S: Store>(
         return axum::response::Redirect::to("/console/audit").into_response();
     }
     let t = now();
-    let offset = app.policy.utc_offset();
+    let offset = app.policy().utc_offset();
     let since = t - Duration::days(14);
     let built = async {
         let activity = app.store.activity(since, DASHBOARD_FLAGGED).await?;

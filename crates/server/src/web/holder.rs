@@ -91,17 +91,34 @@ async fn signout<S: Store>(State(app): State<Arc<App<S>>>, headers: axum::http::
 #[template(path = "policy.html")]
 struct PolicyPage {
     ctx: Ctx,
-    version: String,
-    source: String,
+    shown: crate::policies::PublishedPolicyText,
+    versions: Vec<crate::policies::PublishedVersion>,
 }
 
-/// The colour rules in force, as published.
-async fn policy<S: Store>(State(app): State<Arc<App<S>>>, ctx: Ctx) -> Response {
-    render(&PolicyPage {
-        ctx,
-        version: app.policy.version().to_owned(),
-        source: app.policy.source().to_owned(),
-    })
+/// Which published version to show.
+#[derive(Debug, serde::Deserialize)]
+struct VersionQuery {
+    version: Option<String>,
+}
+
+/// The colour rules: the version in force (or the one asked for, e.g. the version that decided
+/// a holder's colour), and every published version with its SHA-256 and the two officers who
+/// published it.
+async fn policy<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    Query(q): Query<VersionQuery>,
+) -> Response {
+    let version = q.version.unwrap_or_else(|| app.policy().version().to_owned());
+    let shown = match crate::policies::published(&app, &version).await {
+        Ok(p) => p,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    let versions = match crate::policies::versions(&app).await {
+        Ok(v) => v,
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    render(&PolicyPage { ctx, shown, versions })
 }
 
 #[derive(Template)]

@@ -82,7 +82,7 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for Ctx {
             .unwrap_or_else(|| "/".into());
         Ok(Ctx {
             lang,
-            offset: app.policy.utc_offset(),
+            offset: app.policy().utc_offset(),
             here,
         })
     }

@@ -363,3 +363,70 @@ pub async fn bulk_exposure_decisions_wait_for_approval<H: Harness>(h: &H) {
     assert_eq!(left.len(), 1, "another case's exposure was decided");
     assert_eq!(left[0].holder, hid(7));
 }
+
+pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
+    let s = h.store();
+    let [a, b, _] = three_officers(s).await;
+    assert!(s.published_policies().await.unwrap().is_empty());
+    // The configured policy becomes the first version once; a second start keeps it.
+    assert!(
+        s.publish_first_policy("v1", "aa", "version = \"v1\"", T)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.publish_first_policy("v9", "bb", "version = \"v9\"", T)
+            .await
+            .unwrap()
+    );
+    let first = s.published_policies().await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].version.as_str(), first[0].proposal), ("v1", None));
+
+    let publish = |v: &str| Act::PolicyPublish {
+        version: v.into(),
+        sha256: format!("sha-of-{v}"),
+        source: format!("version = \"{v}\""),
+    };
+    let p = s
+        .propose(&publish("v2"), a, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.published_policies().await.unwrap().len(),
+        1,
+        "published by one officer"
+    );
+    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
+    s.approve_proposal(p.id, b, T + Duration::minutes(1), DAY)
+        .await
+        .unwrap();
+    let all = s.published_policies().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let v2 = &all[1];
+    assert_eq!(
+        (v2.version.as_str(), v2.sha256.as_str(), v2.source.as_str()),
+        ("v2", "sha-of-v2", "version = \"v2\"")
+    );
+    assert_eq!(v2.proposal, Some((p.id, a, b)));
+    assert_eq!(v2.published_at, T + Duration::minutes(1));
+    assert!(v2.seq > all[0].seq);
+
+    // A published version is never replaced: approving a second "v2" fails and undoes itself.
+    let again = s
+        .propose(&publish("v2"), b, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    match s
+        .approve_proposal(again.id, a, T + Duration::minutes(2), DAY)
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("already published"), "{m}"),
+        other => panic!("a second v2 was published: {other:?}"),
+    }
+    assert_eq!(
+        s.proposal(again.id).await.unwrap().unwrap().state,
+        ProposalState::Pending
+    );
+    assert_eq!(s.published_policies().await.unwrap().len(), 2);
+}

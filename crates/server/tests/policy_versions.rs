@@ -1,0 +1,276 @@
+//! A new colour policy version, tried as a dishonest insider would: one officer publishing a
+//! softer (or harsher) policy alone, approving their own proposal, replacing a published version
+//! under its old name, slipping in a broken file, or editing the server's policy file and
+//! restarting; and the legitimate path: two officers publish it, colours follow it at once, the
+//! holder's page names the version that decided their colour, and anyone can read every version
+//! with its SHA-256 and who signed it off.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, problem_type};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+common::on_both_backends!(
+    a_new_policy_takes_effect_only_when_a_second_officer_approves_it,
+    a_broken_file_or_a_reused_version_changes_nothing,
+);
+
+const FIRST: &str = "default-2026.1";
+
+/// The policy in force, from the public endpoint.
+async fn in_force(app: &TestApp) -> Value {
+    app.get("/api/v1/policy", None).await
+}
+
+/// The default policy under `version`, where a confirmed case and a positive test are yellow
+/// instead of red.
+async fn softer(app: &TestApp, version: &str) -> String {
+    let source = in_force(app).await["source"].as_str().unwrap().to_owned();
+    let renamed = source.replace(
+        &format!("version = \"{FIRST}\""),
+        &format!("version = \"{version}\""),
+    );
+    // The first two rules are the confirmed case's and the positive test's.
+    let softer = renamed.replacen("colour = \"red\"", "colour = \"yellow\"", 2);
+    assert_ne!(softer, source);
+    softer
+}
+
+/// A page as a browser gets it, with the holder's session when given.
+async fn page(app: &TestApp, path: &str, token: Option<&str>) -> String {
+    let mut req = reqwest::Client::new().get(app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
+fn sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn a_new_policy_takes_effect_only_when_a_second_officer_approves_it(app: &TestApp) {
+    let (a, b) = (app.officer().await.clone(), app.second_officer().await.clone());
+    let holder = app.register_resident().await;
+    app.confirm_case(&a, &holder).await;
+    let code = app.code(&holder).await;
+    assert_eq!(
+        (code["colour"].as_str(), code["policy_version"].as_str()),
+        (Some("red"), Some(FIRST))
+    );
+
+    // The configured policy is the first published version, by nobody.
+    let versions = app.get("/api/v1/policies", None).await;
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    assert_eq!(versions[0]["version"], FIRST);
+    assert_eq!(versions[0]["in_force"], true);
+    assert!(versions[0]["proposal"].is_null());
+    assert_eq!(
+        versions[0]["sha256"].as_str().unwrap(),
+        sha256(in_force(app).await["source"].as_str().unwrap())
+    );
+
+    // One officer proposes: nothing changes yet, and they cannot approve it themselves.
+    let source = softer(app, "city-2026.2").await;
+    let (s, p) = app
+        .call(
+            "POST",
+            "/api/v1/admin/policies",
+            Some(&a.token),
+            Some(json!({"source": source})),
+        )
+        .await;
+    assert_eq!(s, 202, "{p}");
+    assert_eq!(p["kind"], "policy-publish");
+    assert_eq!(p["act"]["sha256"].as_str().unwrap(), sha256(&source));
+    let id = p["id"].as_i64().unwrap();
+    assert_eq!(in_force(app).await["version"], FIRST);
+    assert_eq!(app.code(&holder).await["colour"], "red");
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), problem_type(&v)),
+        (409, "urn:healthcode:problem:refused"),
+        "{v}"
+    );
+    assert_eq!(in_force(app).await["version"], FIRST);
+
+    // A second officer approves: in force at once, the holder's colour follows and names it.
+    app.approve(&b, id).await;
+    let now_in_force = in_force(app).await;
+    assert_eq!(now_in_force["version"], "city-2026.2");
+    assert_eq!(now_in_force["source"].as_str().unwrap(), source);
+    let code = app.code(&holder).await;
+    assert_eq!(
+        (code["colour"].as_str(), code["policy_version"].as_str()),
+        (Some("yellow"), Some("city-2026.2")),
+        "{code}"
+    );
+
+    // Anyone can list both versions and who signed the new one off, and read the old one.
+    let versions = app.get("/api/v1/policies", None).await;
+    let list = versions.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{versions}");
+    let new = &list[1];
+    assert_eq!(new["version"], "city-2026.2");
+    assert_eq!(new["in_force"], true);
+    assert_eq!(list[0]["in_force"], false);
+    assert_eq!(new["proposal"], id);
+    assert_eq!(new["proposed_by"], a.id);
+    assert_eq!(new["approved_by"], b.id);
+    assert_eq!(new["sha256"].as_str().unwrap(), sha256(&source));
+    let old = app.get(&format!("/api/v1/policies/{FIRST}"), None).await;
+    assert!(old["source"].as_str().unwrap().contains(FIRST));
+    let (s, v) = app
+        .call("GET", "/api/v1/policies/never-published", None, None)
+        .await;
+    assert_eq!(s, 404, "{v}");
+
+    // The holder's page links the version that decided the colour; that page shows it.
+    let me = page(app, "/me", Some(&holder.token)).await;
+    assert!(me.contains("/policy?version=city-2026.2"), "{me}");
+    let shown = page(app, "/policy?version=city-2026.2", None).await;
+    assert!(shown.contains(&sha256(&source)), "{shown}");
+    assert!(
+        shown.contains(&format!("staff:{}, staff:{}", a.id, b.id)),
+        "{shown}"
+    );
+    let earlier = page(app, &format!("/policy?version={FIRST}"), None).await;
+    assert!(earlier.contains("no longer in force"), "{earlier}");
+
+    // The log says who proposed and who published, with the hash.
+    let log = app.audit_log().await;
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "propose-policy-publish" && e["actor"] == a.actor.as_str()),
+        "{log:?}"
+    );
+    let done = log
+        .iter()
+        .find(|e| e["action"] == "approve-policy-publish")
+        .expect("the approval is audited");
+    assert_eq!(done["actor"], b.actor.as_str());
+    assert!(
+        done["purpose"].as_str().unwrap().contains(&sha256(&source)),
+        "{done}"
+    );
+}
+
+async fn a_broken_file_or_a_reused_version_changes_nothing(app: &TestApp) {
+    let (a, b) = (app.officer().await.clone(), app.second_officer().await.clone());
+    let proposals = async || {
+        app.get("/api/v1/admin/proposals", Some(&a.token)).await["proposals"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = proposals().await;
+    // Not a policy at all, and a policy whose rule names an unknown colour: 422, nothing proposed.
+    for broken in [
+        "version = \"x\"\n[[rules]\n".to_owned(),
+        softer(app, "city-bad")
+            .await
+            .replacen("colour = \"yellow\"", "colour = \"purple\"", 1),
+    ] {
+        let (s, v) = app
+            .call(
+                "POST",
+                "/api/v1/admin/policies",
+                Some(&a.token),
+                Some(json!({"source": broken})),
+            )
+            .await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v["detail"].as_str().unwrap().starts_with("source:"), "{v}");
+    }
+    // The version in force cannot be proposed again under its name with other rules.
+    let (s, v) = app
+        .call(
+            "POST",
+            "/api/v1/admin/policies",
+            Some(&a.token),
+            Some(json!({"source": softer(app, FIRST).await})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(proposals().await, before);
+    // Nor can two proposals of one version both be published: the second approval is refused
+    // and undone.
+    let source = softer(app, "city-2026.3").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let p = app
+            .post(
+                "/api/v1/admin/policies",
+                Some(&a.token),
+                json!({"source": source}),
+            )
+            .await;
+        ids.push(p["id"].as_i64().unwrap());
+    }
+    app.approve(&b, ids[0]).await;
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{}/approve", ids[1]),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("already published"), "{v}");
+    assert_eq!(
+        app.get("/api/v1/policies", None).await.as_array().unwrap().len(),
+        2
+    );
+}
+
+/// Someone with the server's configuration edits the policy file and restarts: the published
+/// version stays in force, and a version two officers published survives the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_policy_file_does_not_replace_the_published_version() {
+    let mut app = TestApp::sqlite().await;
+    let (a, b) = (app.officer().await.clone(), app.second_officer().await.clone());
+    let holder = app.register_resident().await;
+    app.confirm_case(&a, &holder).await;
+    let harsh = softer(&app, "edited-on-disk").await;
+    let file = app.config.data_dir.join("edited-policy.toml");
+    std::fs::write(&file, &harsh).unwrap();
+    app.config.policy_file = Some(file.clone());
+    app.restart().await;
+    assert_eq!(in_force(&app).await["version"], FIRST);
+    assert_eq!(app.code(&holder).await["colour"], "red");
+    assert_eq!(
+        app.get("/api/v1/policies", None).await.as_array().unwrap().len(),
+        1
+    );
+
+    // Published by two officers, a version survives a restart whatever the file says.
+    let source = softer(&app, "city-2026.4").await;
+    let p = app
+        .post(
+            "/api/v1/admin/policies",
+            Some(&a.token),
+            json!({"source": source}),
+        )
+        .await;
+    app.approve(&b, p["id"].as_i64().unwrap()).await;
+    app.restart().await;
+    assert_eq!(in_force(&app).await["version"], "city-2026.4");
+    assert_eq!(app.code(&holder).await["policy_version"], "city-2026.4");
+    app.stop().await;
+}
