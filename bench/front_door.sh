@@ -19,11 +19,17 @@ serve() { shift; env "$@" RUST_LOG=error "$BIN" serve --data-dir "$DIR" --listen
 stop() { kill -TERM "$PID"; wait "$PID" || true; }
 
 for r in $(seq "$ROUNDS"); do
-  for mode in shedding no-shedding; do
-    if [ $mode = shedding ]; then serve $mode X=1; else
-      serve $mode HEALTHCODE__MAX_IN_FLIGHT=100000 HEALTHCODE__MAX_QUEUE_MS=60000; fi
+  # Clients that wait as Retry-After says (the app, the scanner, loadgen by default), clients that
+  # retry at once, and no shedding at all.
+  for mode in shedding shedding-ignored no-shedding; do
+    FLAGS=()
+    case $mode in
+      shedding) serve $mode X=1 ;;
+      shedding-ignored) serve $mode X=1; FLAGS=(--ignore-retry-after) ;;
+      no-shedding) serve $mode HEALTHCODE__MAX_IN_FLIGHT=100000 HEALTHCODE__MAX_QUEUE_MS=60000 ;;
+    esac
     echo "== round $r, open, 6000 connections, $mode"
-    "$BIN" loadgen --demo-dir "$DIR" --url "http://$ADDR" --scenario open --connections 6000 --duration 10 --warmup 3 || true
+    "$BIN" loadgen --demo-dir "$DIR" --url "http://$ADDR" --scenario open --connections 6000 --duration 10 --warmup 3 "${FLAGS[@]}" || true
     stop
   done
   for sync in full normal; do

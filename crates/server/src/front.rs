@@ -55,6 +55,7 @@ const REFUSING_AT_ONCE: usize = 256;
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    shedder: Shedder,
     metrics: Arc<Metrics>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -78,8 +79,22 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        match open.clone().try_acquire_owned() {
-            Ok(permit) => {
+        // A server that is behind takes no new connection: answering it costs little, serving it
+        // would make every connection already open wait longer.
+        let permit = if shedder.behind() {
+            shedder.metrics.shed.inc();
+            None
+        } else {
+            match open.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    metrics.connections_refused.inc();
+                    None
+                }
+            }
+        };
+        match permit {
+            Some(permit) => {
                 let conn = Connection {
                     router: router.clone(),
                     peer,
@@ -91,8 +106,7 @@ pub async fn serve(
                     drop(permit);
                 });
             }
-            Err(_) => {
-                metrics.connections_refused.inc();
+            None => {
                 if let Ok(permit) = refusing.clone().try_acquire_owned() {
                     tokio::spawn(async move {
                         refuse(stream).await;
@@ -117,21 +131,25 @@ pub async fn serve(
     Ok(())
 }
 
-/// The answer to a connection over the cap, written without reading the request.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/problem+json\r\n\
-retry-after: 1\r\n\
-connection: close\r\n\
-content-length: 153\r\n\r\n\
-{\"type\":\"urn:healthcode:problem:unavailable\",\"title\":\"Service unavailable\",\"status\":503,\"detail\":\"too many connections are open; retry shortly\"}";
+/// The body of the answer to a connection refused at the door (over the cap, or while the server
+/// is behind), written without reading the request.
+const REFUSAL_BODY: &str = r#"{"type":"urn:healthcode:problem:unavailable","title":"Service unavailable","status":503,"detail":"the server is at capacity; retry shortly"}"#;
 
-/// Answers a connection over the cap with 503 and closes it: what it sent first is read (briefly)
+/// The whole answer: head and body.
+fn refusal() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    )
+}
+
+/// Answers a connection refused at the door with 503 and closes it: what it sent first is read (briefly)
 /// so that closing does not reset the connection before the client reads the answer.
 async fn refuse(mut stream: TcpStream) {
     let mut buf = [0u8; 2048];
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        stream.write_all(REFUSAL).await?;
+        stream.write_all(refusal().as_bytes()).await?;
         stream.shutdown().await
     })
     .await;
@@ -350,7 +368,10 @@ impl AsyncWrite for Watched {
 /// timer fires: the time work that is ready waits for a core) is above `max_queue` and at least
 /// [`BUSY`] requests are in flight (a delay with few requests in flight is not this server's
 /// queue: another process has the cores, and refusing would not help). Such a request is answered
-/// 503 with Retry-After before any work is done for it.
+/// 503 with Retry-After before any work is done for it, and its connection is closed; while the
+/// server is behind, a new connection is answered so at the door. The delay and the workers'
+/// busy share are exported (`healthcode_scheduling_delay_seconds`,
+/// `healthcode_workers_busy_ratio`); docs/BENCHMARKS.md says why the busy share does not shed.
 #[derive(Debug, Clone)]
 pub struct Shedder {
     gate: Arc<Semaphore>,
@@ -364,15 +385,26 @@ pub struct Shedder {
 /// How often the scheduling delay is sampled.
 const LAG_PROBE: Duration = Duration::from_millis(10);
 
+/// Over how long the workers' busy share (a gauge) is measured.
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
+
 /// Requests in flight from which a scheduling delay sheds.
 pub const BUSY: usize = 16;
 
 impl Shedder {
-    /// A shedder with its lag probe running (it stops when the last clone is dropped).
+    /// A shedder with its probe running (it stops when the last clone is dropped).
     pub fn start(max_in_flight: usize, max_queue: Duration, metrics: Arc<Metrics>) -> Shedder {
         let lag_us = Arc::new(AtomicU64::new(0));
         let weak = Arc::downgrade(&lag_us);
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let gauges = metrics.clone();
         tokio::spawn(async move {
+            let busy_total = || {
+                (0..runtime.num_workers())
+                    .map(|w| runtime.worker_total_busy_duration(w))
+                    .sum::<Duration>()
+            };
+            let (mut window_start, mut busy_before) = (Instant::now(), busy_total());
             loop {
                 let start = Instant::now();
                 tokio::time::sleep(LAG_PROBE).await;
@@ -382,7 +414,17 @@ impl Shedder {
                 // The larger of the new sample and the last value decayed by a quarter: a spike is
                 // seen at once and forgotten within tens of milliseconds once it is over.
                 let old = lag.load(Ordering::Relaxed);
-                lag.store(sample.max(old - old / 4), Ordering::Relaxed);
+                let new = sample.max(old - old / 4);
+                lag.store(new, Ordering::Relaxed);
+                gauges.scheduling_delay.set(new as f64 / 1e6);
+                let wall = window_start.elapsed();
+                if wall >= BUSY_WINDOW {
+                    let now_busy = busy_total();
+                    let spent = now_busy.saturating_sub(busy_before).as_secs_f64();
+                    let share = spent / (wall.as_secs_f64() * runtime.num_workers().max(1) as f64);
+                    gauges.workers_busy.set(share.min(1.0));
+                    (window_start, busy_before) = (Instant::now(), now_busy);
+                }
             }
         });
         Shedder {
@@ -396,7 +438,7 @@ impl Shedder {
 
     /// Whether the server is behind: late by more than `max_queue` with [`BUSY`] requests in
     /// flight.
-    fn behind(&self) -> bool {
+    pub fn behind(&self) -> bool {
         let in_flight = self.max_in_flight.saturating_sub(self.gate.available_permits());
         in_flight >= BUSY.min(self.max_in_flight)
             && Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > self.max_queue
@@ -405,6 +447,17 @@ impl Shedder {
     fn refuse(&self) -> Response {
         self.metrics.shed.inc();
         ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response()
+    }
+
+    /// A refusal because the server is behind: the connection is closed after it, so that the
+    /// client leaves the queue of connections waiting for a turn until it retries.
+    fn refuse_and_close(&self) -> Response {
+        let mut resp = self.refuse();
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        resp
     }
 }
 
@@ -415,7 +468,7 @@ pub async fn shed(State(s): State<Shedder>, req: Request, next: Next) -> Respons
         return next.run(req).await;
     }
     if s.behind() {
-        return s.refuse();
+        return s.refuse_and_close();
     }
     let _permit = match s.gate.try_acquire() {
         Ok(p) => p,

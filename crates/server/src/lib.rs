@@ -376,6 +376,7 @@ impl<S: Store> App<S> {
 pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
+    shedder: front::Shedder,
     metrics: Arc<metrics::Metrics>,
     limits: front::Limits,
     /// The data directory, held until the server stops.
@@ -417,12 +418,13 @@ impl Bound {
         let Bound {
             listener,
             router,
+            shedder,
             metrics,
             limits,
             lock,
             ..
         } = self;
-        let served = front::serve(listener, router, metrics, limits, shutdown).await;
+        let served = front::serve(listener, router, shedder, metrics, limits, shutdown).await;
         drop(lock);
         served
     }
@@ -439,13 +441,14 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         policy,
         config,
     };
-    let (router, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
+    let (router, shedder, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
     Ok(Bound {
         listener,
         router,
+        shedder,
         metrics,
         limits: front::Limits {
             header_read: std::time::Duration::from_secs(config.header_read_timeout_seconds),
@@ -469,7 +472,12 @@ struct Serve<'a> {
 }
 
 impl ops::StoreWork for Serve<'_> {
-    type Output = (Router, Arc<metrics::Metrics>, consent::told::DigestTrigger);
+    type Output = (
+        Router,
+        front::Shedder,
+        Arc<metrics::Metrics>,
+        consent::told::DigestTrigger,
+    );
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
         let app = App::start(store, self.keystore, self.crypto, self.policy, self.config)?;
@@ -477,6 +485,7 @@ impl ops::StoreWork for Serve<'_> {
         tokio::spawn(policies::follow_task(Arc::downgrade(&app)));
         let metrics = app.metrics.clone();
         let digest = consent::told::start_digests(Arc::downgrade(&app), self.config.notify.clone());
-        Ok((router(app, self.config), metrics, digest))
+        let (router, shedder) = router(app, self.config);
+        Ok((router, shedder, metrics, digest))
     }
 }

@@ -3,7 +3,7 @@
 //! flight and requests shed.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -70,6 +70,10 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Check-ins waiting for the group commit.
     pub queue_depth: Gauge<i64, AtomicI64>,
+    /// How late a short timer fires: the time work that is ready waits for a core (seconds).
+    pub scheduling_delay: Gauge<f64, AtomicU64>,
+    /// The share of the last tenth of a second the runtime's workers spent running tasks.
+    pub workers_busy: Gauge<f64, AtomicU64>,
     /// Alerts for abuse over the last day, by kind.
     pub alerts: Family<AlertLabels, Gauge>,
 }
@@ -96,6 +100,18 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let connections_refused = Counter::default();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let scheduling_delay = Gauge::<f64, AtomicU64>::default();
+        let workers_busy = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "scheduling_delay_seconds",
+            "How late a 10 ms timer fires: the time ready work waits for a core (load shedding reads it)",
+            scheduling_delay.clone(),
+        );
+        registry.register(
+            "workers_busy_ratio",
+            "The share of the last 100 ms the runtime's workers spent running tasks",
+            workers_busy.clone(),
+        );
         let alerts = Family::<AlertLabels, Gauge>::default();
         registry.register(
             "abuse_alerts",
@@ -140,6 +156,8 @@ impl Default for Metrics {
             connections_refused,
             in_flight,
             queue_depth,
+            scheduling_delay,
+            workers_busy,
             alerts,
         }
     }

@@ -153,6 +153,15 @@ async fn a_connection_over_the_cap_is_answered_503_with_retry_after_and_closed()
     assert!(lower.contains("retry-after: 1"), "{text}");
     assert!(lower.contains("content-type: application/problem+json"), "{text}");
     let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    // The length it declares is the body's (a longer one left clients waiting for bytes).
+    let declared = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(declared, body.len(), "{text}");
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["status"], 503);
     assert_eq!(v["type"], "urn:healthcode:problem:unavailable");

@@ -58,6 +58,10 @@ pub struct LoadgenArgs {
     /// Client worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Send the next request at once after a 503, as a client that ignores Retry-After would
+    /// (by default a connection waits as long as Retry-After says, as the app and the scanner do).
+    #[arg(long)]
+    ignore_retry_after: bool,
 }
 
 struct Plan {
@@ -68,6 +72,7 @@ struct Plan {
     tokens: Vec<String>,
     batch: usize,
     seq_base: i64,
+    honour_retry_after: bool,
 }
 
 #[derive(Default)]
@@ -188,6 +193,7 @@ impl LoadgenArgs {
             tokens,
             batch: self.batch,
             seq_base,
+            honour_retry_after: !self.ignore_retry_after,
         })
     }
 
@@ -279,11 +285,20 @@ async fn worker(
             break;
         }
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let status = one(client, plan, n).await;
+        let (status, retry_after) = one(client, plan, n).await.unzip();
         let done = Instant::now();
+        // A shed connection waits as it is told before its next request, as real clients do.
+        if let (Some(503), Some(secs)) = (status, retry_after.flatten())
+            && plan.honour_retry_after
+        {
+            let until = (done + Duration::from_secs(secs)).min(clock.end);
+            tokio::time::sleep_until(until.into()).await;
+            next = next.max(until);
+        }
         if scheduled < clock.measure_from {
             continue;
         }
+
         let took = (done - scheduled).as_micros().max(1) as u64;
         match status {
             Some(s) if (200..300).contains(&s) => {
@@ -304,8 +319,9 @@ async fn worker(
     t
 }
 
-/// Sends request number `n`; its status, or `None` when it failed to complete.
-async fn one(client: &reqwest::Client, plan: &Plan, n: u64) -> Option<u16> {
+/// Sends request number `n`; its status and Retry-After (seconds), or `None` when it failed to
+/// complete.
+async fn one(client: &reqwest::Client, plan: &Plan, n: u64) -> Option<(u16, Option<u64>)> {
     let pick = |v: &Vec<String>| v[(n as usize) % v.len()].clone();
     let req = match plan.scenario {
         Scenario::Noop => client.get(format!("{}/healthz", plan.url)),
@@ -342,6 +358,11 @@ async fn one(client: &reqwest::Client, plan: &Plan, n: u64) -> Option<u16> {
     };
     let resp = req.send().await.ok()?;
     let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let _ = resp.bytes().await.ok()?;
-    Some(status)
+    Some((status, retry_after))
 }
