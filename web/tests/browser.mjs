@@ -464,6 +464,9 @@ try {
 
   // An appeal answered.
   await visit(o, '/console/appeals', 'console-appeals')
+  // Every pending proposal of any kind, and the form for a new colour policy version.
+  await visit(o, '/console/proposals', 'console-proposals')
+  assert.match(await o.inputValue('#p-source'), /^# healthcode colour policy/)
   const appeal = o.locator('[data-test=appeals] li', { hasText: 'ten minutes only' })
   await appeal.locator('input[name=note]').fill('The exposure stands; a negative test ends it.')
   await Promise.all([o.waitForEvent('load'), appeal.locator('button[value=false]').click()])

@@ -108,6 +108,23 @@ async fn a_new_policy_takes_effect_only_when_a_second_officer_approves_it(app: &
         "{v}"
     );
     assert_eq!(in_force(app).await["version"], FIRST);
+    // The console's proposals page offers it to the second officer to approve, with the file's
+    // hash and text, and to its proposer only to withdraw.
+    let for_b = page(app, "/console/proposals", Some(&b.token)).await;
+    assert!(
+        for_b.contains(&format!("/api/v1/admin/proposals/{id}/approve")),
+        "{for_b}"
+    );
+    assert!(for_b.contains(&sha256(&source)), "{for_b}");
+    let for_a = page(app, "/console/proposals", Some(&a.token)).await;
+    assert!(
+        for_a.contains(&format!("/api/v1/admin/proposals/{id}/withdraw")),
+        "{for_a}"
+    );
+    assert!(
+        !for_a.contains(&format!("/api/v1/admin/proposals/{id}/approve")),
+        "{for_a}"
+    );
 
     // A second officer approves: in force at once, the holder's colour follows and names it.
     app.approve(&b, id).await;

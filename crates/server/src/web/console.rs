@@ -35,6 +35,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/console/cases/{id}", get(case::<S>))
         .route("/console/overrides", get(overrides::<S>))
         .route("/console/areas", get(areas::<S>))
+        .route("/console/proposals", get(proposals::<S>))
         .route("/console/venues", get(venues::<S>))
         .route("/console/venues/{id}/poster", get(poster::<S>))
         .route("/console/appeals", get(appeals::<S>))
@@ -446,6 +447,95 @@ async fn areas<S: Store>(
         who,
         areas,
         pending,
+    })
+}
+
+/// A proposal awaiting a second person, as the proposals page lists it.
+pub struct PendingProposal {
+    id: i64,
+    kind: String,
+    /// The act in words: its fields, the policy file and any password left out.
+    what: String,
+    /// For a policy version: its version, SHA-256 and text.
+    policy: Option<(String, String, String)>,
+    proposed_by: i64,
+    expires_at: OffsetDateTime,
+    mine: bool,
+    /// Whether this account holds the role that may approve it.
+    may_approve: bool,
+}
+
+impl PendingProposal {
+    fn of(p: &admin::ProposalView, me: OfficerId, role: Role) -> PendingProposal {
+        let text = |k: &str| {
+            p.act
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let policy = (p.kind == "policy-publish").then(|| (text("version"), text("sha256"), text("source")));
+        let what = p
+            .act
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "source" | "password_hash" | "act"))
+                    .map(|(k, v)| format!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .unwrap_or_default();
+        let may_approve = match p.approver_role.as_str() {
+            "admin" => role == Role::Admin,
+            _ => matches!(role, Role::Officer | Role::Admin),
+        };
+        PendingProposal {
+            id: p.id,
+            kind: p.kind.clone(),
+            what,
+            policy,
+            proposed_by: p.proposed_by,
+            expires_at: p.expires_at,
+            mine: p.proposed_by == me.0,
+            may_approve,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/proposals.html")]
+struct Proposals {
+    ctx: Ctx,
+    section: &'static str,
+    who: Who,
+    pending: Vec<PendingProposal>,
+    policy_version: String,
+    policy_source: String,
+}
+
+/// Every proposal awaiting a second person, of any kind, with approve or withdraw; and the form
+/// that proposes a new colour policy version (the one in force to start from).
+async fn proposals<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ctx: Ctx,
+    me: Result<Staff<Officers>, ApiError>,
+) -> Response {
+    let me = staff!(ctx, me);
+    let who = who(&me);
+    let (id, role) = (me.id, me.role);
+    let pending = match admin::pending(&app, &me, 200).await {
+        Ok(found) => found.iter().map(|p| PendingProposal::of(p, id, role)).collect(),
+        Err(e) => return page_error(ctx, SIGNIN, e),
+    };
+    let policy = app.policy();
+    render(&Proposals {
+        ctx,
+        section: "proposals",
+        who,
+        pending,
+        policy_version: policy.version().to_owned(),
+        policy_source: policy.source().to_owned(),
     })
 }
 
