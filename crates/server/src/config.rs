@@ -27,8 +27,12 @@ data_dir = "healthcode-data"
 region = "CN-ZJ"
 # How long a served code is valid.
 code_ttl_seconds = 300
-# The colour policy; the built-in default when not set.
+# The colour policy file: the first published version of a new store (the built-in default when
+# not set). Afterwards versions are published by two officers and this file is not read for
+# colours. A store that has holders but no published version (it predates versions) publishes the
+# file only when its SHA-256 is named here, after checking it:
 # policy_file = "policy.toml"
+# policy_first_sha256 = "…"
 # The address people reach the pages at, printed on venue posters; when not set, the address
 # the console was opened with.
 # public_url = "https://healthcode.example"
@@ -240,6 +244,10 @@ pub struct Config {
     /// Policy file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<PathBuf>,
+    /// The SHA-256 of the policy file, named by the operator to publish it as the first version
+    /// of a store that has holders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_first_sha256: Option<String>,
     /// Where people reach the pages (for venue posters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
@@ -402,6 +410,7 @@ impl Default for Config {
             region: "CN-ZJ".into(),
             code_ttl_seconds: 300,
             policy_file: None,
+            policy_first_sha256: None,
             public_url: None,
             retention_days: 28,
             tree_head_interval_ms: default_tree_head_interval_ms(),
@@ -451,6 +460,7 @@ impl std::fmt::Debug for Config {
             .field("region", &self.region)
             .field("code_ttl_seconds", &self.code_ttl_seconds)
             .field("policy_file", &self.policy_file)
+            .field("policy_first_sha256", &self.policy_first_sha256)
             .field("retention_days", &self.retention_days)
             .field("sms", &self.sms)
             .field("identity", &self.identity)

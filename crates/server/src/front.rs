@@ -55,7 +55,6 @@ const REFUSING_AT_ONCE: usize = 256;
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    shedder: Shedder,
     metrics: Arc<Metrics>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -79,18 +78,11 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        // A server that is behind takes no new connection: answering it costs little, serving it
-        // would make every connection already open wait longer.
-        let permit = if shedder.behind() {
-            shedder.metrics.shed.inc();
-            None
-        } else {
-            match open.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    metrics.connections_refused.inc();
-                    None
-                }
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                metrics.connections_refused.inc();
+                None
             }
         };
         match permit {
@@ -131,8 +123,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// The body of the answer to a connection refused at the door (over the cap, or while the server
-/// is behind), written without reading the request.
+/// The body of the answer to a connection over the cap, written without reading the request.
 const REFUSAL_BODY: &str = r#"{"type":"urn:healthcode:problem:unavailable","title":"Service unavailable","status":503,"detail":"the server is at capacity; retry shortly"}"#;
 
 /// The whole answer: head and body.
@@ -368,8 +359,9 @@ impl AsyncWrite for Watched {
 /// timer fires: the time work that is ready waits for a core) is above `max_queue` and at least
 /// [`BUSY`] requests are in flight (a delay with few requests in flight is not this server's
 /// queue: another process has the cores, and refusing would not help). Such a request is answered
-/// 503 with Retry-After before any work is done for it, and its connection is closed; while the
-/// server is behind, a new connection is answered so at the door. The delay and the workers'
+/// 503 with Retry-After before any work is done for it, and its connection is closed. The
+/// connection cap alone refuses at the door (a check of liveness or metrics arrives on a new
+/// connection and must get through when the server is behind). The delay and the workers'
 /// busy share are exported (`healthcode_scheduling_delay_seconds`,
 /// `healthcode_workers_busy_ratio`); docs/BENCHMARKS.md says why the busy share does not shed.
 #[derive(Debug, Clone)]
@@ -438,7 +430,7 @@ impl Shedder {
 
     /// Whether the server is behind: late by more than `max_queue` with [`BUSY`] requests in
     /// flight.
-    pub fn behind(&self) -> bool {
+    fn behind(&self) -> bool {
         let in_flight = self.max_in_flight.saturating_sub(self.gate.available_permits());
         in_flight >= BUSY.min(self.max_in_flight)
             && Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > self.max_queue

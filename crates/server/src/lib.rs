@@ -376,7 +376,6 @@ impl<S: Store> App<S> {
 pub struct Bound {
     listener: tokio::net::TcpListener,
     router: Router,
-    shedder: front::Shedder,
     metrics: Arc<metrics::Metrics>,
     limits: front::Limits,
     /// The data directory, held until the server stops.
@@ -418,13 +417,12 @@ impl Bound {
         let Bound {
             listener,
             router,
-            shedder,
             metrics,
             limits,
             lock,
             ..
         } = self;
-        let served = front::serve(listener, router, shedder, metrics, limits, shutdown).await;
+        let served = front::serve(listener, router, metrics, limits, shutdown).await;
         drop(lock);
         served
     }
@@ -441,14 +439,13 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         policy,
         config,
     };
-    let (router, shedder, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
+    let (router, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
     Ok(Bound {
         listener,
         router,
-        shedder,
         metrics,
         limits: front::Limits {
             header_read: std::time::Duration::from_secs(config.header_read_timeout_seconds),
@@ -472,20 +469,15 @@ struct Serve<'a> {
 }
 
 impl ops::StoreWork for Serve<'_> {
-    type Output = (
-        Router,
-        front::Shedder,
-        Arc<metrics::Metrics>,
-        consent::told::DigestTrigger,
-    );
+    type Output = (Router, Arc<metrics::Metrics>, consent::told::DigestTrigger);
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
+        policies::publish_first(&store, &self.policy, self.config.policy_first_sha256.as_deref()).await?;
         let app = App::start(store, self.keystore, self.crypto, self.policy, self.config)?;
         policies::adopt(&app).await?;
         tokio::spawn(policies::follow_task(Arc::downgrade(&app)));
         let metrics = app.metrics.clone();
         let digest = consent::told::start_digests(Arc::downgrade(&app), self.config.notify.clone());
-        let (router, shedder) = router(app, self.config);
-        Ok((router, shedder, metrics, digest))
+        Ok((router(app, self.config), metrics, digest))
     }
 }

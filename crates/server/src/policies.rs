@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 
 use axum::extract::State;
 use healthcode_policy::Policy;
-use healthcode_store::{PublishedPolicy, Store};
+use healthcode_store::{AuditEntry, FirstPolicy, PublishedPolicy, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -44,7 +44,7 @@ impl PolicyState {
         }
     }
 
-    fn seq(&self) -> i64 {
+    pub(crate) fn seq(&self) -> i64 {
         match self.current.read() {
             Ok(g) => g.1,
             Err(poisoned) => poisoned.into_inner().1,
@@ -69,32 +69,63 @@ pub fn sha256_hex(source: &str) -> String {
         .collect()
 }
 
-/// At start: publishes the configured policy as the first version if the store has none (audited),
-/// then takes the version in force. A configured file that differs from it is not used: a new
-/// version takes effect only when two officers publish it, which the log says.
-pub(crate) async fn adopt<S: Store>(app: &App<S>) -> Result<(), StartError> {
-    let configured = app.policy();
+/// Before the server starts on a store: publishes the configured policy as the first version if
+/// the store has none (audited: by `system` on a new store, by `operator` when a store with
+/// holders needed the file's hash named in `policy_first_sha256`); refuses to start when such a
+/// store's file is not named, or named wrongly.
+pub(crate) async fn publish_first<S: Store>(
+    store: &S,
+    configured: &Policy,
+    pin: Option<&str>,
+) -> Result<(), StartError> {
     let sha = sha256_hex(configured.source());
+    let pinned = pin.is_some_and(|p| p.trim().eq_ignore_ascii_case(&sha));
+    if let Some(p) = pin
+        && !pinned
+    {
+        return Err(StartError::msg(format!(
+            "policy_first_sha256 is {p}, but the policy file {} hashes to {sha}",
+            configured.version()
+        )));
+    }
     let t = now();
-    let first = app
-        .store()
-        .publish_first_policy(configured.version(), &sha, configured.source(), t)
+    let first = store
+        .publish_first_policy(configured.version(), &sha, configured.source(), t, pinned)
         .await
         .map_err(|e| StartError::caused("cannot publish the first colour policy", e))?;
-    if first {
-        app.audit(
-            "system".into(),
-            "system",
-            "policy-first-published",
-            None,
-            format!(
-                "the configured policy {} (sha256 {sha}) is the first version",
+    let (actor, how) = match first {
+        FirstPolicy::Exists => return Ok(()),
+        FirstPolicy::NeedsPin => {
+            return Err(StartError::msg(format!(
+                "this store has holders but no published colour policy; check the policy file {} and name its hash to publish it as the first version: policy_first_sha256 = \"{sha}\"",
+                configured.version()
+            )));
+        }
+        FirstPolicy::Published if pinned => ("operator", "named by its hash in the configuration"),
+        FirstPolicy::Published => ("system", "a new store"),
+    };
+    store
+        .append_audit(&AuditEntry {
+            at: t,
+            actor: actor.into(),
+            role: actor.into(),
+            action: "policy-first-published".into(),
+            subject: None,
+            purpose: format!(
+                "the configured policy {} (sha256 {sha}) is the first version: {how}",
                 configured.version()
             ),
-        )
+        })
         .await
-        .map_err(|e| StartError::msg(format!("cannot audit the first colour policy: {e}")))?;
-    }
+        .map_err(|e| StartError::caused("cannot audit the first colour policy", e))?;
+    Ok(())
+}
+
+/// Once the server's state is up: takes the version in force. A configured file that differs
+/// from it is not used: a new version takes effect only when two officers publish it, which the
+/// log says.
+pub(crate) async fn adopt<S: Store>(app: &App<S>) -> Result<(), StartError> {
+    let configured = app.policy();
     follow_once(app)
         .await
         .map_err(|e| StartError::msg(format!("cannot read the published colour policy: {e}")))?;
@@ -109,32 +140,77 @@ pub(crate) async fn adopt<S: Store>(app: &App<S>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The newest published version in `store`, or `configured` when none is published yet (a
-/// store never served): for the command line's work on a store.
-pub async fn in_force<S: Store>(store: &S, configured: Policy) -> Result<Policy, ApiError> {
-    match store.published_policies().await?.last() {
-        Some(p) => Policy::parse(&p.source)
-            .map_err(|e| ApiError::internal(format!("published policy {} does not parse", p.version), e)),
-        None => Ok(configured),
+/// For a tool that fills a store it made (the demo, `simulate`): the configured policy becomes
+/// the store's first version before any holder is added, as the operator's choice, audited.
+pub async fn publish_for_tool<S: Store>(store: &S, policy: &Policy, tool: &str) -> Result<(), StartError> {
+    let sha = sha256_hex(policy.source());
+    let t = now();
+    let first = store
+        .publish_first_policy(policy.version(), &sha, policy.source(), t, true)
+        .await
+        .map_err(|e| StartError::caused("cannot publish the first colour policy", e))?;
+    if first == FirstPolicy::Published {
+        store
+            .append_audit(&AuditEntry {
+                at: t,
+                actor: "operator".into(),
+                role: "operator".into(),
+                action: "policy-first-published".into(),
+                subject: None,
+                purpose: format!(
+                    "the configured policy {} (sha256 {sha}) is the first version: {tool}",
+                    policy.version()
+                ),
+            })
+            .await
+            .map_err(|e| StartError::caused("cannot audit the first colour policy", e))?;
     }
+    Ok(())
+}
+
+/// A published version's policy, if its text still hashes to what was signed off and parses.
+fn usable(p: &PublishedPolicy) -> Result<Policy, String> {
+    if sha256_hex(&p.source) != p.sha256 {
+        return Err(format!(
+            "published policy {} no longer hashes to its recorded SHA-256",
+            p.version
+        ));
+    }
+    Policy::parse(&p.source).map_err(|e| format!("published policy {} does not parse: {e}", p.version))
+}
+
+/// The newest usable published version in `store`, or `configured` when none is (a store never
+/// served): for the command line's work on a store.
+pub async fn in_force<S: Store>(store: &S, configured: Policy) -> Result<Policy, ApiError> {
+    let all = store.published_policies().await?;
+    Ok(all
+        .iter()
+        .rev()
+        .find_map(|p| usable(p).ok())
+        .unwrap_or(configured))
 }
 
 /// Takes the newest published version if it is not the one in force here; says whether it did.
+/// A version whose text no longer hashes to what was signed off, or no longer parses (a rollback
+/// of the binary, a tampered row), is passed over for the newest one before it that is usable,
+/// with an error in the log: the server keeps serving colours.
 pub(crate) async fn follow_once<S: Store>(app: &App<S>) -> Result<bool, ApiError> {
     let all = app.store().published_policies().await?;
-    let Some(last) = all.last() else {
-        return Ok(false);
-    };
-    if last.seq == app.policies.seq() {
-        return Ok(false);
+    for p in all.iter().rev() {
+        if p.seq == app.policies.seq() {
+            return Ok(false);
+        }
+        match usable(p) {
+            Ok(policy) => {
+                tracing::info!(version = p.version, "colour policy in force");
+                app.policies.set(policy, p.seq);
+                app.statuses.invalidate_all();
+                return Ok(true);
+            }
+            Err(e) => tracing::error!(error = %e, "a published colour policy is passed over"),
+        }
     }
-    // Checked when proposed; a stored text that no longer parses keeps the version in force.
-    let policy = Policy::parse(&last.source)
-        .map_err(|e| ApiError::internal(format!("published policy {} does not parse", last.version), e))?;
-    tracing::info!(version = last.version, "colour policy in force");
-    app.policies.set(policy, last.seq);
-    app.statuses.invalidate_all();
-    Ok(true)
+    Ok(false)
 }
 
 /// Follows the store's published versions while the server lives.
@@ -174,7 +250,7 @@ pub struct PublishedVersion {
     /// When it took effect.
     #[serde(with = "time::serde::rfc3339")]
     pub published_at: OffsetDateTime,
-    /// Whether it is the version in force.
+    /// Whether it is the version this node computes colours with.
     pub in_force: bool,
     /// The proposal that published it; absent for the configured first version.
     pub proposal: Option<i64>,
@@ -185,13 +261,13 @@ pub struct PublishedVersion {
 }
 
 impl PublishedVersion {
-    fn of(p: &PublishedPolicy, last: i64) -> PublishedVersion {
+    fn of(p: &PublishedPolicy, here: i64) -> PublishedVersion {
         PublishedVersion {
             seq: p.seq,
             version: p.version.clone(),
             sha256: p.sha256.clone(),
             published_at: p.published_at,
-            in_force: p.seq == last,
+            in_force: p.seq == here,
             proposal: p.proposal.map(|(id, _, _)| id),
             proposed_by: p.proposal.map(|(_, by, _)| by.0),
             approved_by: p.proposal.map(|(_, _, by)| by.0),
@@ -212,8 +288,8 @@ pub struct PublishedPolicyText {
 /// Every published version, oldest first, with who signed it off.
 pub(crate) async fn versions<S: Store>(app: &App<S>) -> Result<Vec<PublishedVersion>, ApiError> {
     let all = app.store().published_policies().await?;
-    let last = all.last().map_or(0, |p| p.seq);
-    Ok(all.iter().map(|p| PublishedVersion::of(p, last)).collect())
+    let here = app.policies.seq();
+    Ok(all.iter().map(|p| PublishedVersion::of(p, here)).collect())
 }
 
 /// The colour policy in force on this node.
@@ -255,11 +331,11 @@ pub(crate) async fn published<S: Store>(
     version: &str,
 ) -> Result<PublishedPolicyText, ApiError> {
     let all = app.store().published_policies().await?;
-    let last = all.last().map_or(0, |p| p.seq);
+    let here = app.policies.seq();
     all.iter()
         .find(|p| p.version == version)
         .map(|p| PublishedPolicyText {
-            published: PublishedVersion::of(p, last),
+            published: PublishedVersion::of(p, here),
             source: p.source.clone(),
         })
         .ok_or_else(|| ApiError::NotFound(format!("no policy version {version:?} was published")))

@@ -76,16 +76,15 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
-/// The router, with limits, time-outs, load shedding and metrics; and the shedder, which the
-/// accept loop asks too.
-pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> (Router, front::Shedder) {
+/// The router, with limits, time-outs, load shedding and metrics.
+pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> Router {
     let metrics = app.metrics.clone();
     let shedder = front::Shedder::start(
         config.max_in_flight,
         StdDuration::from_millis(config.max_queue_ms),
         metrics.clone(),
     );
-    let routes = Router::new()
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(metrics_text::<S>))
@@ -122,8 +121,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, config: &Config) -> (Router, front::Sh
             metrics.clone(),
             metrics::track,
         ))
-        .layer(axum::middleware::from_fn_with_state(shedder.clone(), front::shed));
-    (routes, shedder)
+        .layer(axum::middleware::from_fn_with_state(shedder, front::shed))
 }
 
 /// Prometheus metrics. When `HEALTHCODE_METRICS_TOKEN` is set, only with that bearer token.

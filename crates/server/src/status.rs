@@ -4,6 +4,7 @@
 //! case, an override; a new risk area clears every entry).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -36,6 +37,9 @@ pub struct CodeView {
 #[derive(Debug, Default)]
 pub struct StatusCache {
     views: Mutex<HashMap<HolderId, (Arc<CodeView>, OffsetDateTime)>>,
+    /// Bumped by [`StatusCache::invalidate_all`]: a colour computed across a bump (under a policy
+    /// or risk areas since replaced) is answered but not kept.
+    generation: AtomicU64,
     areas: RwLock<Option<(Arc<Vec<RiskArea>>, Instant)>>,
     signer: RwLock<Option<(Arc<Signer>, OffsetDateTime, Instant)>>,
 }
@@ -50,6 +54,7 @@ impl StatusCache {
 
     /// Forgets every cached colour and the risk areas.
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut m) = self.views.lock() {
             m.clear();
         }
@@ -82,6 +87,7 @@ impl StatusCache {
         holder: &HolderId,
     ) -> Result<Arc<CodeView>, ApiError> {
         let t = now();
+        let generation = self.generation.load(Ordering::SeqCst);
         if let Ok(m) = self.views.lock()
             && let Some((v, until)) = m.get(holder)
             && t < *until
@@ -110,7 +116,9 @@ impl StatusCache {
             status,
             name_hint: row.name_hint,
         });
-        if let Ok(mut m) = self.views.lock() {
+        if let Ok(mut m) = self.views.lock()
+            && self.generation.load(Ordering::SeqCst) == generation
+        {
             if m.len() >= CACHE_LIMIT {
                 m.retain(|_, (_, u)| *u > t);
                 if m.len() >= CACHE_LIMIT {

@@ -28,12 +28,14 @@ async fn in_force(app: &TestApp) -> Value {
 /// The default policy under `version`, where a confirmed case and a positive test are yellow
 /// instead of red.
 async fn softer(app: &TestApp, version: &str) -> String {
-    let source = in_force(app).await["source"].as_str().unwrap().to_owned();
+    let now = in_force(app).await;
+    let source = now["source"].as_str().unwrap().to_owned();
     let renamed = source.replace(
-        &format!("version = \"{FIRST}\""),
+        &format!("version = \"{}\"", now["version"].as_str().unwrap()),
         &format!("version = \"{version}\""),
     );
-    // The first two rules are the confirmed case's and the positive test's.
+    // The first two rules are the confirmed case's and the positive test's (already yellow
+    // when the version in force is itself a softer one: then only the version differs).
     let softer = renamed.replacen("colour = \"red\"", "colour = \"yellow\"", 2);
     assert_ne!(softer, source);
     softer
@@ -214,6 +216,37 @@ async fn a_broken_file_or_a_reused_version_changes_nothing(app: &TestApp) {
         assert_eq!(s, 422, "{v}");
         assert!(v["detail"].as_str().unwrap().starts_with("source:"), "{v}");
     }
+    // A version that could pass for another, a file too long to read, hidden characters: 422.
+    let base = softer(app, "city-x").await;
+    for (bad, says) in [
+        (
+            base.replace("version = \"city-x\"", "version = \"city-2026.2 \""),
+            "the version must be",
+        ),
+        (
+            base.replace("version = \"city-x\"", "version = \"city\u{200B}-x\""),
+            "U+200B",
+        ),
+        (base.replacen("# healthcode", "# \u{202E}healthcode", 1), "U+202E"),
+        (
+            format!("{base}\n#{}\n", "x".repeat(70_000)),
+            "at most 65536 bytes",
+        ),
+    ] {
+        let (s, v) = app
+            .call(
+                "POST",
+                "/api/v1/admin/policies",
+                Some(&a.token),
+                Some(json!({"source": bad})),
+            )
+            .await;
+        assert_eq!(s, 422, "{v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains(says),
+            "{v} does not say {says:?}"
+        );
+    }
     // The version in force cannot be proposed again under its name with other rules.
     let (s, v) = app
         .call(
@@ -249,11 +282,113 @@ async fn a_broken_file_or_a_reused_version_changes_nothing(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("already published"), "{v}");
+    // Refused as no longer in place of the version in force (the first one was published).
+    assert!(v["detail"].as_str().unwrap().contains("in force now"), "{v}");
     assert_eq!(
         app.get("/api/v1/policies", None).await.as_array().unwrap().len(),
         2
     );
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{}/withdraw", ids[1]),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // One officer cannot flood the proposals: three pending at most.
+    for n in 0..3 {
+        let (s, v) = app
+            .call(
+                "POST",
+                "/api/v1/admin/policies",
+                Some(&a.token),
+                Some(json!({"source": softer(app, &format!("flood-{n}")).await})),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    let (s, v) = app
+        .call(
+            "POST",
+            "/api/v1/admin/policies",
+            Some(&a.token),
+            Some(json!({"source": softer(app, "flood-3").await})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("withdraw one"), "{v}");
+    // A proposal made before another version was published cannot roll it back.
+    let pending = app
+        .get("/api/v1/admin/proposals?pending=true", Some(&b.token))
+        .await;
+    let stale: Vec<i64> = pending["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "policy-publish")
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stale.len(), 3, "{pending}");
+    app.approve(&b, stale[0]).await;
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{}/approve", stale[1]),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("in force now"), "{v}");
+    assert_eq!(in_force(app).await["version"], "flood-0");
+}
+
+/// A store from before policy versions (holders, no published version) does not take whatever
+/// file is on disk: the server refuses to start until the operator names the file's hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_from_before_versions_publishes_the_file_only_when_its_hash_is_named() {
+    let mut app = TestApp::sqlite().await;
+    let holder = app.register_resident().await;
+    let source = in_force(&app).await["source"].as_str().unwrap().to_owned();
+    app.stop().await;
+    let db = app.config.data_dir.join("healthcode.db");
+    let old = healthcode_store_sqlite::SqliteStore::open(&db, healthcode_store_sqlite::OpenMode::MustExist)
+        .unwrap();
+    old.raw_execute("DROP TABLE policies").unwrap();
+    old.raw_execute("DELETE FROM schema_migrations WHERE name = '0014_policies'")
+        .unwrap();
+    drop(old);
+    let refused = healthcode_server::bind(&app.config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("policy_first_sha256 = \"{}\"", sha256(&source))),
+        "{refused}"
+    );
+    // A wrong hash is refused too, naming the right one.
+    app.config.policy_first_sha256 = Some("00".repeat(32));
+    let refused = healthcode_server::bind(&app.config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains(&sha256(&source)), "{refused}");
+    app.config.policy_first_sha256 = Some(sha256(&source));
+    app.start_again().await;
+    assert_eq!(in_force(&app).await["version"], FIRST);
+    assert_eq!(app.code(&holder).await["policy_version"], FIRST);
+    let log = app.audit_log().await;
+    // The first start's (by the system, a new store) and now the operator's.
+    let first = log
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "policy-first-published")
+        .unwrap();
+    assert_eq!(first["actor"], "operator", "{first}");
+    app.stop().await;
 }
 
 /// Someone with the server's configuration edits the policy file and restarts: the published
@@ -264,9 +399,9 @@ async fn an_edited_policy_file_does_not_replace_the_published_version() {
     let (a, b) = (app.officer().await.clone(), app.second_officer().await.clone());
     let holder = app.register_resident().await;
     app.confirm_case(&a, &holder).await;
-    let harsh = softer(&app, "edited-on-disk").await;
+    let edited = softer(&app, "edited-on-disk").await;
     let file = app.config.data_dir.join("edited-policy.toml");
-    std::fs::write(&file, &harsh).unwrap();
+    std::fs::write(&file, &edited).unwrap();
     app.config.policy_file = Some(file.clone());
     app.restart().await;
     assert_eq!(in_force(&app).await["version"], FIRST);

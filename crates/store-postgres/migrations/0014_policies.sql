@@ -14,3 +14,10 @@ CREATE TABLE policies (
     CHECK (proposal IS NULL OR (proposed_by IS NOT NULL AND approved_by IS NOT NULL
                                 AND proposed_by <> approved_by))
 );
+-- Never changed, never deleted: a published version stays what the officers signed off.
+CREATE FUNCTION policies_are_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'a published policy version is never changed or deleted';
+END $$;
+CREATE TRIGGER policies_kept BEFORE UPDATE OR DELETE ON policies
+    FOR EACH ROW EXECUTE FUNCTION policies_are_kept();

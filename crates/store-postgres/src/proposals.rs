@@ -7,8 +7,8 @@ use healthcode_store::rows::{
     policy_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    PublishedPolicy, StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, FirstPolicy, ListedRiskArea, Officer, Proposal, ProposalState,
+    ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
@@ -150,9 +150,20 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
         }
         Act::PolicyPublish {
             version,
+            replaces,
             sha256,
             source,
         } => {
+            // Approvals of two versions wait for each other here: each checks what is in force.
+            c.execute("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE", &[])
+                .await
+                .map_err(db)?;
+            let newest: i64 = c
+                .query_one("SELECT coalesce(max(seq), 0) FROM policies", &[])
+                .await
+                .map_err(db)?
+                .get(0);
+            rules::still_in_force(*replaces, newest)?;
             let n = c
                 .execute(
                     "INSERT INTO policies (version, sha256, source, published_at, proposal, proposed_by, approved_by)
@@ -306,22 +317,31 @@ impl ProposalStore for PgStore {
         sha256: &str,
         source: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<bool> {
+        pinned: bool,
+    ) -> StoreResult<FirstPolicy> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
         // Nodes starting together: one publishes, the others find it.
         tx.execute("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE", &[])
             .await
             .map_err(db)?;
-        let n = tx
-            .execute(
-                "INSERT INTO policies (version, sha256, source, published_at)
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM policies)",
+        let row = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM policies), EXISTS (SELECT 1 FROM holders)",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let outcome = rules::first_policy(row.get(0), row.get(1), pinned);
+        if outcome == FirstPolicy::Published {
+            tx.execute(
+                "INSERT INTO policies (version, sha256, source, published_at) VALUES ($1, $2, $3, $4)",
                 &[&version, &sha256, &source, &at],
             )
             .await
             .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(n > 0)
+        Ok(outcome)
     }
 }

@@ -14,3 +14,8 @@ CREATE TABLE policies (
     CHECK (proposal IS NULL OR (proposed_by IS NOT NULL AND approved_by IS NOT NULL
                                 AND proposed_by <> approved_by))
 );
+-- Never changed, never deleted: a published version stays what the officers signed off.
+CREATE TRIGGER policies_never_updated BEFORE UPDATE ON policies
+BEGIN SELECT RAISE(ABORT, 'a published policy version is never changed'); END;
+CREATE TRIGGER policies_never_deleted BEFORE DELETE ON policies
+BEGIN SELECT RAISE(ABORT, 'a published policy version is never deleted'); END;

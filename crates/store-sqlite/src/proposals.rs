@@ -6,8 +6,8 @@ use healthcode_store::rows::{
     policy_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    PublishedPolicy, StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, FirstPolicy, ListedRiskArea, Officer, Proposal, ProposalState,
+    ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use rusqlite::{Transaction, params};
 use time::OffsetDateTime;
@@ -122,9 +122,14 @@ fn apply(tx: &Transaction<'_>, p: &Proposal, at: OffsetDateTime) -> StoreResult<
         }
         Act::PolicyPublish {
             version,
+            replaces,
             sha256,
             source,
         } => {
+            let newest: i64 = tx
+                .query_row("SELECT coalesce(max(seq), 0) FROM policies", [], |r| r.get(0))
+                .map_err(backend)?;
+            rules::still_in_force(*replaces, newest)?;
             let n = tx
                 .execute(
                     "INSERT INTO policies (version, sha256, source, published_at, proposal, proposed_by, approved_by)
@@ -240,16 +245,25 @@ impl ProposalStore for SqliteStore {
         sha256: &str,
         source: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<bool> {
+        pinned: bool,
+    ) -> StoreResult<FirstPolicy> {
         self.write(|tx| {
-            let n = tx
-                .execute(
-                    "INSERT INTO policies (version, sha256, source, published_at)
-                     SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM policies)",
+            let (any_policy, any_holder): (bool, bool) = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM policies), EXISTS (SELECT 1 FROM holders)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(backend)?;
+            let outcome = rules::first_policy(any_policy, any_holder, pinned);
+            if outcome == FirstPolicy::Published {
+                tx.execute(
+                    "INSERT INTO policies (version, sha256, source, published_at) VALUES (?1, ?2, ?3, ?4)",
                     params![version, sha256, source, ts(at)],
                 )
                 .map_err(backend)?;
-            Ok(n > 0)
+            }
+            Ok(outcome)
         })
     }
 }

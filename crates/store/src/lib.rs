@@ -42,7 +42,7 @@ pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,
 };
 pub use proposals::{
-    Act, ApprovalPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore, PublishedPolicy,
+    Act, ApprovalPolicy, FirstPolicy, ListedRiskArea, Proposal, ProposalState, ProposalStore, PublishedPolicy,
 };
 pub use staff::{Device, NewVenue, Officer, Role, StaffStore};
 pub use transparency::{LogTree, StoredTreeHead};

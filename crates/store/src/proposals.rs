@@ -76,6 +76,9 @@ pub enum Act {
     PolicyPublish {
         /// The version the file names (unique: a published version is never replaced).
         version: String,
+        /// The publication (`seq`) in force when proposed: approval publishes only while it still
+        /// is, so an old proposal cannot roll back a newer version.
+        replaces: i64,
         /// SHA-256 of `source`, hex.
         sha256: String,
         /// The policy file.
@@ -205,6 +208,18 @@ pub struct ListedRiskArea {
     pub ended_at: Option<OffsetDateTime>,
 }
 
+/// What [`ProposalStore::publish_first_policy`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPolicy {
+    /// The file is now the first version.
+    Published,
+    /// A version was published before; nothing changed.
+    Exists,
+    /// The store holds holders but no published version (it predates versions): the file is
+    /// published only when the operator names its hash.
+    NeedsPin,
+}
+
 /// A colour policy version as published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedPolicy {
@@ -267,13 +282,15 @@ pub trait ProposalStore: Send + Sync + 'static {
     fn listed_risk_areas(&self) -> impl Future<Output = StoreResult<Vec<ListedRiskArea>>> + Send;
     /// Every published colour policy version, oldest first; the last is in force.
     fn published_policies(&self) -> impl Future<Output = StoreResult<Vec<PublishedPolicy>>> + Send;
-    /// Records `policy` (no proposal) as the first published version, if none is yet; says
-    /// whether it did. Idempotent: a store that has a published policy keeps it.
+    /// Records a policy file (no proposal) as the first published version when none is yet: on a
+    /// store without holders, or when `pinned` (the operator named the file's hash). A store that
+    /// has a published policy keeps it.
     fn publish_first_policy(
         &self,
         version: &str,
         sha256: &str,
         source: &str,
         at: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+        pinned: bool,
+    ) -> impl Future<Output = StoreResult<FirstPolicy>> + Send;
 }

@@ -372,6 +372,31 @@ pub fn updated(rows: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
     Ok(())
 }
 
+/// Whether a proposed policy version may still be published: only while the publication it was
+/// proposed in place of (`replaces`, a `seq`) is the newest, so that an old proposal cannot roll
+/// back a newer version.
+pub fn still_in_force(replaces: i64, newest: i64) -> StoreResult<()> {
+    if replaces == newest {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "this version was proposed in place of publication {replaces}, but publication {newest} is in force now; propose it again"
+        )))
+    }
+}
+
+/// Whether a policy file becomes the first published version: only when none is published, and
+/// then on a store without holders (a new installation) or when the operator pinned its hash.
+pub fn first_policy(any_policy: bool, any_holder: bool, pinned: bool) -> crate::FirstPolicy {
+    if any_policy {
+        crate::FirstPolicy::Exists
+    } else if !any_holder || pinned {
+        crate::FirstPolicy::Published
+    } else {
+        crate::FirstPolicy::NeedsPin
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

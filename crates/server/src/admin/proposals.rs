@@ -204,30 +204,36 @@ pub(crate) async fn approve_proposal<S: Store>(
         }
         Err(e) => return Err(e.into()),
     };
-    after_approval(&app, &p).await?;
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        &format!("approve-{}", p.act.kind()),
-        None,
-        // What took effect, in the words the alerts read (`CN-SH high from …`).
-        match &p.act {
-            Act::RiskAreaDeclare {
-                region, level, from, ..
-            } => format!(
-                "proposal {id} by staff:{}, done: {region} {} from {}",
-                p.proposed_by.0,
-                level.as_str(),
-                super::rfc(*from)
-            ),
-            Act::PolicyPublish { version, sha256, .. } => format!(
-                "proposal {id} by staff:{}, done: colour policy {version} (sha256 {sha256}) in force",
-                p.proposed_by.0
-            ),
-            _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
-        },
-    )
-    .await?;
+    // The act is done and committed: its record comes first, then what this node forgets (a
+    // failure there is logged, and the other nodes catch up on their own).
+    let audited = app
+        .audit(
+            me.actor(),
+            me.role.as_str(),
+            &format!("approve-{}", p.act.kind()),
+            None,
+            // What took effect, in the words the alerts read (`CN-SH high from …`).
+            match &p.act {
+                Act::RiskAreaDeclare {
+                    region, level, from, ..
+                } => format!(
+                    "proposal {id} by staff:{}, done: {region} {} from {}",
+                    p.proposed_by.0,
+                    level.as_str(),
+                    super::rfc(*from)
+                ),
+                Act::PolicyPublish { version, sha256, .. } => format!(
+                    "proposal {id} by staff:{}, done: colour policy {version} (sha256 {sha256}) in force",
+                    p.proposed_by.0
+                ),
+                _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
+            },
+        )
+        .await;
+    if let Err(e) = after_approval(&app, &p).await {
+        tracing::error!(proposal = id, error = %e, "an approved act is done, but this node could not catch up with it");
+    }
+    audited?;
     Ok(Json(ProposalView::of(&p, t)))
 }
 

@@ -162,6 +162,7 @@ pub async fn prepare(
         .map_err(|e| StartError::caused("cannot mark the demo directory", e))?;
     let store = SqliteStore::open(&DataDir::database_in(dir), OpenMode::Create)
         .map_err(|e| StartError::caused("cannot open the demo's store", e))?;
+    crate::policies::publish_for_tool(&store, &policy, "made by healthcode demo").await?;
     let region = data_dir.keystore.issuer().clone();
     let seeder = Seeder {
         store: &store,

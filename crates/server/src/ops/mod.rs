@@ -319,6 +319,7 @@ pub async fn unlock_account_now(config: &Config, username: &str) -> Result<bool,
 
 struct Simulate<'a> {
     dir: &'a DataDir,
+    policy: Policy,
     params: &'a healthcode_exposure::simulate::CityParams,
     progress: healthcode_exposure::simulate::Progress<'a>,
 }
@@ -327,6 +328,7 @@ impl StoreWork for Simulate<'_> {
     type Output = (healthcode_exposure::simulate::CityReport, f64);
 
     async fn run<S: Store>(self, store: S) -> Result<Self::Output, StartError> {
+        crate::policies::publish_for_tool(&store, &self.policy, "made by healthcode simulate").await?;
         let r = healthcode_exposure::simulate::simulate(&store, &self.dir.crypto, self.params, self.progress)
             .await?;
         let t = std::time::Instant::now();
@@ -346,6 +348,7 @@ pub async fn simulate_now(
     let dir = DataDir::open_or_create(&config.data_dir, &config.region, now())?;
     let work = Simulate {
         dir: &dir,
+        policy: configured_policy(config)?,
         params,
         progress,
     };

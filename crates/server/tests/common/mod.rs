@@ -562,6 +562,11 @@ impl TestApp {
         task.await.unwrap().unwrap();
     }
 
+    /// Starts a stopped server again on the same data (and the configuration as it is now).
+    pub async fn start_again(&mut self) {
+        self.run().await;
+    }
+
     /// Stops the server and starts it again on the same data, at a new address.
     pub async fn restart(&mut self) {
         self.stop().await;

@@ -102,6 +102,7 @@ macro_rules! conformance_tests {
             proposals_are_listed_paged_withdrawn_and_expire,
             bulk_exposure_decisions_wait_for_approval,
             a_policy_version_is_published_only_on_approval,
+            a_store_with_holders_publishes_a_first_policy_only_when_pinned,
             lab_reports_are_unique_and_found_by_reference,
             a_case_reaches_its_holder_and_exposed_contacts_only,
             consents_are_kept_listed_and_revoked_by_their_holder_only,

@@ -368,28 +368,27 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
     let s = h.store();
     let [a, b, _] = three_officers(s).await;
     assert!(s.published_policies().await.unwrap().is_empty());
-    // The configured policy becomes the first version once; a second start keeps it.
-    assert!(
-        s.publish_first_policy("v1", "aa", "version = \"v1\"", T)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.publish_first_policy("v9", "bb", "version = \"v9\"", T)
-            .await
-            .unwrap()
-    );
-    let first = s.published_policies().await.unwrap();
-    assert_eq!(first.len(), 1);
-    assert_eq!((first[0].version.as_str(), first[0].proposal), ("v1", None));
+    // On a new store the configured file becomes the first version once; a second start keeps it.
+    let first = |v: &'static str, pinned| s.publish_first_policy(v, "aa", "version = \"v\"", T, pinned);
+    assert_eq!(first("v1", false).await.unwrap(), FirstPolicy::Published);
+    assert_eq!(first("v9", true).await.unwrap(), FirstPolicy::Exists);
+    let all = s.published_policies().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].version.as_str(), all[0].proposal), ("v1", None));
 
-    let publish = |v: &str| Act::PolicyPublish {
+    let publish = |v: &str, replaces: i64| Act::PolicyPublish {
         version: v.into(),
+        replaces,
         sha256: format!("sha-of-{v}"),
         source: format!("version = \"{v}\""),
     };
     let p = s
-        .propose(&publish("v2"), a, T, T + Duration::hours(72))
+        .propose(&publish("v2", all[0].seq), a, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    // Proposed in place of v1 too, but approved only after v2: it would roll v2 back.
+    let stale = s
+        .propose(&publish("v1b", all[0].seq), b, T, T + Duration::hours(72))
         .await
         .unwrap();
     assert_eq!(
@@ -411,10 +410,17 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
     assert_eq!(v2.proposal, Some((p.id, a, b)));
     assert_eq!(v2.published_at, T + Duration::minutes(1));
     assert!(v2.seq > all[0].seq);
+    match s
+        .approve_proposal(stale.id, a, T + Duration::minutes(2), DAY)
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("in force now"), "{m}"),
+        other => panic!("an old proposal rolled back a newer version: {other:?}"),
+    }
 
     // A published version is never replaced: approving a second "v2" fails and undoes itself.
     let again = s
-        .propose(&publish("v2"), b, T, T + Duration::hours(72))
+        .propose(&publish("v2", v2.seq), b, T, T + Duration::hours(72))
         .await
         .unwrap();
     match s
@@ -429,4 +435,15 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
         ProposalState::Pending
     );
     assert_eq!(s.published_policies().await.unwrap().len(), 2);
+}
+
+pub async fn a_store_with_holders_publishes_a_first_policy_only_when_pinned<H: Harness>(h: &H) {
+    let s = h.store();
+    let (r, _) = resident(1);
+    s.insert_holder(&r).await.unwrap();
+    let first = |pinned| s.publish_first_policy("v1", "aa", "version = \"v1\"", T, pinned);
+    assert_eq!(first(false).await.unwrap(), FirstPolicy::NeedsPin);
+    assert!(s.published_policies().await.unwrap().is_empty());
+    assert_eq!(first(true).await.unwrap(), FirstPolicy::Published);
+    assert_eq!(s.published_policies().await.unwrap().len(), 1);
 }
