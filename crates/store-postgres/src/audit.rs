@@ -1,8 +1,11 @@
 //! The audit log on PostgreSQL.
 
 use healthcode_domain::HolderId;
-use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, hash32, tree_head_row};
-use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead};
+use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, audit_time, hash32, tree_head_row};
+use healthcode_store::{
+    AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead, audit_ns,
+};
+use time::OffsetDateTime;
 
 use crate::PgStore;
 use crate::rows::{db, each, one};
@@ -51,6 +54,25 @@ impl AuditStore for PgStore {
             .await
             .map_err(db)?;
         each(&rows, audit_row)
+    }
+
+    async fn audit_count(
+        &self,
+        actor: &str,
+        action: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<(u64, Option<OffsetDateTime>)> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), MIN(at_ns) FROM audit_log WHERE action = $1 AND at_ns >= $2 AND actor = $3",
+                &[&action, &audit_ns(since)?, &actor],
+            )
+            .await
+            .map_err(db)?;
+        let n: i64 = row.try_get(0).map_err(db)?;
+        let first: Option<i64> = row.try_get(1).map_err(db)?;
+        Ok((n.max(0) as u64, first.map(audit_time).transpose()?))
     }
 
     async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {

@@ -73,6 +73,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_limits_erasure",
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
+    ("0015_insiders", include_str!("../migrations/0015_insiders.sql")),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

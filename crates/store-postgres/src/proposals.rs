@@ -44,8 +44,13 @@ fn touched(n: u64, what: String) -> StoreResult<()> {
     rules::updated(n, || what)
 }
 
-/// Does an approved proposal's act.
-async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> StoreResult<()> {
+/// Does an approved proposal's act (`password_hash`: an account's one-time password).
+async fn apply(
+    c: &impl GenericClient,
+    p: &Proposal,
+    at: OffsetDateTime,
+    password_hash: Option<&str>,
+) -> StoreResult<()> {
     let (approver, _) = p.decided.unwrap_or((p.proposed_by, at));
     match &p.act {
         Act::RiskAreaDeclare {
@@ -79,11 +84,8 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             .map_err(db)?,
             format!("risk area {area} in force"),
         )?,
-        Act::AccountCreate {
-            username,
-            role,
-            password_hash,
-        } => {
+        Act::AccountCreate { username, role } => {
+            let password_hash = rules::one_time_password_for(username, password_hash)?;
             let taken = c
                 .query_opt("SELECT id FROM officers WHERE username = $1", &[username])
                 .await
@@ -94,7 +96,7 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             c.execute(
                 "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by)
                  VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
-                &[username, &role.as_str(), password_hash, &at, &p.proposed_by.0, &approver.0],
+                &[username, &role.as_str(), &password_hash, &at, &p.proposed_by.0, &approver.0],
             )
             .await
             .map_err(|e| match e.code() {
@@ -138,14 +140,22 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             .await
             .map_err(db)?;
         }
-        Act::ExposureDecisions { case, apply, .. } => {
+        Act::ExposureDecisions {
+            case,
+            apply,
+            count,
+            upto,
+            ..
+        } => {
             let state = if *apply { "applied" } else { "dismissed" };
-            c.execute(
-                "UPDATE exposures SET state = $1 WHERE case_id = $2 AND state = 'pending'",
-                &[&state, case],
-            )
-            .await
-            .map_err(db)?;
+            let n = c
+                .execute(
+                    "UPDATE exposures SET state = $1 WHERE case_id = $2 AND state = 'pending' AND id <= $3",
+                    &[&state, case, upto],
+                )
+                .await
+                .map_err(db)?;
+            rules::bulk_decided(*case, n, *count)?;
         }
     }
     Ok(())
@@ -236,6 +246,7 @@ impl ProposalStore for PgStore {
         by: OfficerId,
         at: OffsetDateTime,
         policy: ApprovalPolicy,
+        password_hash: Option<&str>,
     ) -> StoreResult<Proposal> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -254,7 +265,7 @@ impl ProposalStore for PgStore {
         )
         .await
         .map_err(db)?;
-        apply(&*tx, &p, at).await?;
+        apply(&*tx, &p, at, password_hash).await?;
         tx.commit().await.map_err(db)?;
         Ok(p)
     }

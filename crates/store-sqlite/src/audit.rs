@@ -1,9 +1,12 @@
 //! The audit log on SQLite.
 
 use healthcode_domain::HolderId;
-use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, hash32, tree_head_row};
-use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead};
+use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, audit_time, hash32, tree_head_row};
+use healthcode_store::{
+    AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead, audit_ns,
+};
 use rusqlite::params;
+use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::rows::{backend, query_all, query_first};
@@ -41,6 +44,24 @@ impl AuditStore for SqliteStore {
     async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2");
         self.read(|c| query_all(c, &sql, params![after, limit], audit_row))
+    }
+
+    async fn audit_count(
+        &self,
+        actor: &str,
+        action: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<(u64, Option<OffsetDateTime>)> {
+        let since = audit_ns(since)?;
+        let (n, first) = self.read(|c| {
+            c.query_row(
+                "SELECT COUNT(*), MIN(at_ns) FROM audit_log WHERE action = ?1 AND at_ns >= ?2 AND actor = ?3",
+                params![action, since, actor],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            )
+            .map_err(backend)
+        })?;
+        Ok((n.max(0) as u64, first.map(audit_time).transpose()?))
     }
 
     async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {

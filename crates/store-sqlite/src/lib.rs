@@ -82,6 +82,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_limits_erasure",
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
+    ("0015_insiders", include_str!("../migrations/0015_insiders.sql")),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

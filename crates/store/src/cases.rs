@@ -254,12 +254,24 @@ pub struct Activity {
 pub trait CaseStore: Send + Sync + 'static {
     /// Records a declaration, report or test result.
     fn add_fact(&self, holder: &HolderId, fact: &Fact) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Records a confirmed case.
+    /// Records a confirmed case, by nobody in particular (tracing's tests, the command line, the
+    /// demo): [`CaseStore::add_case_by`] with no recorder.
     fn add_case(
         &self,
         holder: &HolderId,
         onset: OffsetDateTime,
         confirmed_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<ConfirmedCase>> + Send {
+        self.add_case_by(holder, onset, confirmed_at, None)
+    }
+    /// Records a confirmed case, and the staff member who recorded it (a case opens no personal
+    /// data to them: [`crate::PurposeStore::case_recorded_by`]).
+    fn add_case_by(
+        &self,
+        holder: &HolderId,
+        onset: OffsetDateTime,
+        confirmed_at: OffsetDateTime,
+        recorded_by: Option<OfficerId>,
     ) -> impl Future<Output = StoreResult<ConfirmedCase>> + Send;
     /// A case and whose it is.
     fn case(&self, id: CaseId)
@@ -304,6 +316,9 @@ pub trait CaseStore: Send + Sync + 'static {
         &self,
         case: CaseId,
     ) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
+    /// How many of a case's exposures wait for review, and the highest id among them (0 when
+    /// none): what a bulk decision proposed now covers ([`crate::Act::ExposureDecisions`]).
+    fn pending_exposure_mark(&self, case: CaseId) -> impl Future<Output = StoreResult<(u64, i64)>> + Send;
     /// Exposures waiting for review, by case, holder, venue and contact start, at most `limit`.
     fn pending_exposures(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
     /// Records the review of a pending exposure, in one transaction, and returns it in its new

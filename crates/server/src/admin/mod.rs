@@ -127,6 +127,7 @@ pub use venues::*;
         RiskLevelChange,
         ProposalView,
         ProposalPage,
+        Approved,
         BulkExposureDecision,
         BulkExposureOutcome,
         CounterPerson,
