@@ -348,6 +348,7 @@ impl CaseStore for PgStore {
         officer: OfficerId,
         at: OffsetDateTime,
         policy: healthcode_store::ApprovalPolicy,
+        audit: Option<&healthcode_store::AuditEntry>,
     ) -> StoreResult<Override> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -374,6 +375,9 @@ impl CaseStore for PgStore {
         )
         .await
         .map_err(db)?;
+        if let Some(e) = audit {
+            crate::audit::append_in(&*tx, e).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(o)
     }

@@ -4,7 +4,7 @@
 //! data and lookup hashes, appeals' words, lab reports' identity hashes, and the ids and facts)
 //! with `VACUUM FULL`, which writes new files and drops the old. It takes each table's exclusive
 //! lock while it runs: the server runs it at most every few minutes, in the background, after
-//! erasures (and at each retention purge), never once per erasure.
+//! erasures, at start and after a retention purge that deleted anything, never once per erasure.
 
 use healthcode_domain::HolderId;
 use healthcode_store::{

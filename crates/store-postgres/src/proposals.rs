@@ -6,8 +6,8 @@ use healthcode_store::rows::{
     LISTED_RISK_AREA_COLS, OFFICER_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, AuditEntry, ListedRiskArea, Officer, Proposal, ProposalState,
+    ProposalStore, StoreError, StoreResult, credentials, rules,
 };
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
@@ -247,6 +247,7 @@ impl ProposalStore for PgStore {
         at: OffsetDateTime,
         policy: ApprovalPolicy,
         password_hash: Option<&str>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Proposal> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -266,6 +267,9 @@ impl ProposalStore for PgStore {
         .await
         .map_err(db)?;
         apply(&*tx, &p, at, password_hash).await?;
+        if let Some(e) = audit {
+            crate::audit::append_in(&*tx, e).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(p)
     }

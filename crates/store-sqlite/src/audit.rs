@@ -14,31 +14,7 @@ use crate::rows::{backend, query_all, query_first};
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
         // The one writer connection serialises appends: the chain has one head.
-        self.write(|tx| {
-            let head = query_first(
-                tx,
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.int(0)?, hash32(r.blob(1)?)?)),
-            )?;
-            let record = AuditRecord::next(head, e);
-            tx.execute(
-                &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    record.seq,
-                    record.at_ns()?,
-                    e.actor,
-                    e.role,
-                    e.action,
-                    e.subject.as_ref().map(HolderId::as_bytes),
-                    e.purpose,
-                    record.prev_hash,
-                    record.hash
-                ],
-            )
-            .map_err(backend)?;
-            Ok(record)
-        })
+        self.write(|tx| append_in(tx, e))
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
@@ -98,4 +74,32 @@ pub(crate) fn head_numbers(h: &StoredTreeHead) -> StoreResult<(i64, i64)> {
         i64::try_from(h.tree_size).map_err(|_| StoreError::Refused("tree size out of range".into()))?;
     let at = i64::try_from(h.signed_at_ms).map_err(|_| StoreError::Refused("time out of range".into()))?;
     Ok((size, at))
+}
+
+/// Appends to the audit log inside the writer's transaction `tx` (an approval records itself in
+/// the transaction that does it).
+pub(crate) fn append_in(tx: &rusqlite::Transaction<'_>, e: &AuditEntry) -> StoreResult<AuditRecord> {
+    let head = query_first(
+        tx,
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((r.int(0)?, hash32(r.blob(1)?)?)),
+    )?;
+    let record = AuditRecord::next(head, e);
+    tx.execute(
+        &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            record.seq,
+            record.at_ns()?,
+            e.actor,
+            e.role,
+            e.action,
+            e.subject.as_ref().map(HolderId::as_bytes),
+            e.purpose,
+            record.prev_hash,
+            record.hash
+        ],
+    )
+    .map_err(backend)?;
+    Ok(record)
 }

@@ -271,6 +271,7 @@ impl CaseStore for SqliteStore {
         officer: OfficerId,
         at: OffsetDateTime,
         policy: healthcode_store::ApprovalPolicy,
+        audit: Option<&healthcode_store::AuditEntry>,
     ) -> StoreResult<Override> {
         let sql = format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = ?1");
         self.write(|tx| {
@@ -289,6 +290,9 @@ impl CaseStore for SqliteStore {
                 params![officer.0, ts(at), id.0],
             )
             .map_err(backend)?;
+            if let Some(e) = audit {
+                crate::audit::append_in(tx, e)?;
+            }
             Ok(o)
         })
     }

@@ -5,8 +5,8 @@ use healthcode_store::rows::{
     LISTED_RISK_AREA_COLS, OFFICER_COLS, PROPOSAL_COLS, listed_risk_area_row, officer_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, ListedRiskArea, Officer, Proposal, ProposalState, ProposalStore,
-    StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, AuditEntry, ListedRiskArea, Officer, Proposal, ProposalState,
+    ProposalStore, StoreError, StoreResult, credentials, rules,
 };
 use rusqlite::{Transaction, params};
 use time::OffsetDateTime;
@@ -201,6 +201,7 @@ impl ProposalStore for SqliteStore {
         at: OffsetDateTime,
         policy: ApprovalPolicy,
         password_hash: Option<&str>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Proposal> {
         let sql = format!("SELECT {PROPOSAL_COLS} FROM proposals WHERE id = ?1");
         self.write(|tx| {
@@ -212,6 +213,9 @@ impl ProposalStore for SqliteStore {
             )
             .map_err(backend)?;
             apply(tx, &p, at, password_hash)?;
+            if let Some(e) = audit {
+                crate::audit::append_in(tx, e)?;
+            }
             Ok(p)
         })
     }

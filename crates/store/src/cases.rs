@@ -339,13 +339,14 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Approves a change as a second officer, in one transaction with the approval rule
     /// ([`rules::check_approver`](crate::rules::check_approver): not the proposer, not an account
     /// the proposer made, old enough, an enabled officer or admin; [`StoreError::Refused`]
-    /// otherwise).
+    /// otherwise). `audit`, when given, is appended to the audit log in the same transaction.
     fn approve_override(
         &self,
         id: OverrideId,
         officer: OfficerId,
         at: OffsetDateTime,
         policy: crate::ApprovalPolicy,
+        audit: Option<&crate::AuditEntry>,
     ) -> impl Future<Output = StoreResult<Override>> + Send;
     /// A manual change and whose colour it sets.
     fn override_by_id(

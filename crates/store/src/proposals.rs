@@ -237,7 +237,9 @@ pub trait ProposalStore: Send + Sync + 'static {
     /// proposal be pending and unexpired ([`StoreError::Refused`] otherwise; a refusal of the
     /// act itself, e.g. demoting the last admin, too). `password_hash` is the argon2id hash of
     /// the one-time password an account created by the act gets (made for and shown to the
-    /// approver only); an [`Act::AccountCreate`] without one is refused.
+    /// approver only); an [`Act::AccountCreate`] without one is refused. `audit`, when given,
+    /// is appended to the audit log in the same transaction, after the act: an approval is
+    /// never done unrecorded, nor recorded undone.
     fn approve_proposal(
         &self,
         id: i64,
@@ -245,6 +247,7 @@ pub trait ProposalStore: Send + Sync + 'static {
         at: OffsetDateTime,
         policy: ApprovalPolicy,
         password_hash: Option<&str>,
+        audit: Option<&crate::AuditEntry>,
     ) -> impl Future<Output = StoreResult<Proposal>> + Send;
     /// Risk areas with their ids, ended ones too, by id.
     fn listed_risk_areas(&self) -> impl Future<Output = StoreResult<Vec<ListedRiskArea>>> + Send;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use healthcode_store::{Act, Proposal, ProposalState, Store, StoreError};
+use healthcode_store::{Act, AuditEntry, Proposal, ProposalState, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -185,8 +185,9 @@ pub struct Approved {
 /// account the proposer made (or that made the proposer), for one whose credentials the
 /// proposer last reset or re-enabled (or the reverse), for an account younger than
 /// `[governance] approver_min_age_hours` or reset more recently, for one without the role, and
-/// once it is no longer pending or has expired; every refusal is audited. Approving an account
-/// makes its one-time password, given in this answer only.
+/// once it is no longer pending or has expired; every refusal is audited. The approval is
+/// recorded in the audit log in the same transaction that does it. Approving an account makes
+/// its one-time password, given in this answer only.
 #[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
     params(("id" = i64, Path, description = "proposal id")), responses(
     (status = 200, description = "approved and done (with an account's one-time password)", body = Approved),
@@ -198,8 +199,9 @@ pub(crate) async fn approve_proposal<S: Store>(
     me: Staff<Officers>,
     Path(id): Path<i64>,
 ) -> Result<Json<Approved>, ApiError> {
+    let found = app.store.proposal(id).await?;
     // An account made by this approval gets its one-time password now, for the approver alone.
-    let password = match app.store.proposal(id).await? {
+    let password = match &found {
         Some(Proposal {
             act: Act::AccountCreate { .. },
             ..
@@ -211,9 +213,25 @@ pub(crate) async fn approve_proposal<S: Store>(
         None => None,
     };
     let t = now();
+    // The approval's record, written by the store in the transaction that approves and does it.
+    let record = found.as_ref().map(|p| AuditEntry {
+        at: t,
+        actor: me.actor(),
+        role: me.role.as_str().to_owned(),
+        action: format!("approve-{}", p.act.kind()),
+        subject: None,
+        purpose: approval_words(id, p),
+    });
     let result = app
         .store
-        .approve_proposal(id, me.id, t, app.governance.approval(), hash.as_deref())
+        .approve_proposal(
+            id,
+            me.id,
+            t,
+            app.governance.approval(),
+            hash.as_deref(),
+            record.as_ref(),
+        )
         .await;
     let p = match result {
         Ok(p) => p,
@@ -231,29 +249,26 @@ pub(crate) async fn approve_proposal<S: Store>(
         Err(e) => return Err(e.into()),
     };
     after_approval(&app, &p).await?;
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        &format!("approve-{}", p.act.kind()),
-        None,
-        // What took effect, in the words the alerts read (`CN-SH high from …`).
-        match &p.act {
-            Act::RiskAreaDeclare {
-                region, level, from, ..
-            } => format!(
-                "proposal {id} by staff:{}, done: {region} {} from {}",
-                p.proposed_by.0,
-                level.as_str(),
-                super::rfc(*from)
-            ),
-            _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
-        },
-    )
-    .await?;
     Ok(Json(Approved {
         proposal: ProposalView::of(&p, t),
         one_time_password: password,
     }))
+}
+
+/// What an approval did, as the audit log says it, in the words the alerts read (`CN-SH high
+/// from …`).
+fn approval_words(id: i64, p: &Proposal) -> String {
+    match &p.act {
+        Act::RiskAreaDeclare {
+            region, level, from, ..
+        } => format!(
+            "proposal {id} by staff:{}, done: {region} {} from {}",
+            p.proposed_by.0,
+            level.as_str(),
+            super::rfc(*from)
+        ),
+        _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
+    }
 }
 
 /// What this node forgets once an act is done.

@@ -3,8 +3,8 @@
 //! everything of theirs is deleted at once, every session ends, the audit log keeps that an
 //! erasure happened (`holder-erased`, the id only), and the deleted bytes are scrubbed from the
 //! database's files in the background: at most once every [`SCRUB_EVERY`] on a node, however
-//! many erasures come (PostgreSQL's scrub rewrites and locks whole tables), and at every
-//! retention purge (at start and hourly), so a scrub a stopped node still owed happens then.
+//! many erasures come (PostgreSQL's scrub rewrites and locks whole tables); the retention purge
+//! scrubs at start (so a scrub a stopped node still owed happens then) and whenever it deletes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -153,7 +153,7 @@ fn scrub_soon<S: Store>(app: &Arc<App<S>>) {
         let scrubbed = app.store.scrub_erased().await;
         *last = Some(std::time::Instant::now());
         if let Err(e) = scrubbed {
-            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next purge tries again");
+            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next scrub tries again");
         }
     });
 }

@@ -317,7 +317,7 @@ pub async fn retention_finds_inactive_holders_and_old_records<H: Harness>(h: &H)
         })
         .await
         .unwrap();
-    s.approve_override(o.id, approver, T, ApprovalPolicy::default())
+    s.approve_override(o.id, approver, T, ApprovalPolicy::default(), None)
         .await
         .unwrap();
     s.record_checkins(&[scan_at(DeviceId(1), 1, 5, T - Duration::days(3))])

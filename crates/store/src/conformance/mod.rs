@@ -100,6 +100,7 @@ macro_rules! conformance_tests {
             a_risk_area_is_declared_changed_and_ended_on_approval,
             accounts_and_roles_change_only_on_approval,
             an_account_whose_credentials_the_proposer_reset_approves_nothing_of_theirs,
+            an_approval_is_recorded_in_the_transaction_that_does_it,
             proposals_are_listed_paged_withdrawn_and_expire,
             bulk_exposure_decisions_wait_for_approval,
             lab_reports_are_unique_and_found_by_reference,

@@ -57,15 +57,15 @@ pub async fn overrides_follow_the_approval_rule<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_override(o.id, young.id, T, DAY).await,
+        s.approve_override(o.id, young.id, T, DAY, None).await,
         "younger than 24 hours",
     );
     refused(
-        s.approve_override(o.id, auditor.id, T, DAY).await,
+        s.approve_override(o.id, auditor.id, T, DAY, None).await,
         "enabled officer",
     );
     refused(
-        s.approve_override(o.id, OfficerId(999_999), T, DAY).await,
+        s.approve_override(o.id, OfficerId(999_999), T, DAY, None).await,
         "does not exist",
     );
     assert!(
@@ -77,7 +77,7 @@ pub async fn overrides_follow_the_approval_rule<H: Harness>(h: &H) {
     let none = ApprovalPolicy {
         approver_min_age: Duration::ZERO,
     };
-    let done = s.approve_override(o.id, young.id, T, none).await.unwrap();
+    let done = s.approve_override(o.id, young.id, T, none, None).await.unwrap();
     assert_eq!(done.approval, Some((young.id, T)));
 }
 
@@ -97,12 +97,12 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         "declared by one officer alone"
     );
     refused(
-        s.approve_proposal(p.id, a, T, DAY, None).await,
+        s.approve_proposal(p.id, a, T, DAY, None, None).await,
         "different person",
     );
     assert!(s.risk_areas().await.unwrap().is_empty());
     let done = s
-        .approve_proposal(p.id, b, T + Duration::minutes(5), DAY, None)
+        .approve_proposal(p.id, b, T + Duration::minutes(5), DAY, None, None)
         .await
         .unwrap();
     assert_eq!(done.state, ProposalState::Approved);
@@ -116,7 +116,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         ("CN-SH", RiskLevel::High, None)
     );
     refused(
-        s.approve_proposal(p.id, b, T, DAY, None).await,
+        s.approve_proposal(p.id, b, T, DAY, None, None).await,
         "approved already",
     );
     assert_eq!(s.risk_areas().await.unwrap().len(), 1, "approved twice");
@@ -128,7 +128,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
     };
     let p = s.propose(&lower, b, T, T + Duration::hours(72)).await.unwrap();
     assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::High);
-    s.approve_proposal(p.id, a, T + Duration::hours(1), DAY, None)
+    s.approve_proposal(p.id, a, T + Duration::hours(1), DAY, None, None)
         .await
         .unwrap();
     assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::Low);
@@ -139,7 +139,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         1,
         "ended by one officer alone"
     );
-    s.approve_proposal(p.id, b, T + Duration::hours(2), DAY, None)
+    s.approve_proposal(p.id, b, T + Duration::hours(2), DAY, None, None)
         .await
         .unwrap();
     assert!(
@@ -153,7 +153,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
     // An ended area cannot be ended or changed again: the approval is refused and undone.
     let again = s.propose(&end, a, T, T + Duration::hours(72)).await.unwrap();
     assert!(matches!(
-        s.approve_proposal(again.id, b, T + Duration::hours(3), DAY, None)
+        s.approve_proposal(again.id, b, T + Duration::hours(3), DAY, None, None)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -171,7 +171,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         .await
         .unwrap();
     assert!(matches!(
-        s.approve_proposal(missing.id, b, T, DAY, None).await,
+        s.approve_proposal(missing.id, b, T, DAY, None, None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -197,13 +197,13 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .unwrap();
     assert!(s.officer_by_username("puppet").await.unwrap().is_none());
     refused(
-        s.approve_proposal(p.id, root.id, T, DAY, None).await,
+        s.approve_proposal(p.id, root.id, T, DAY, None, None).await,
         "different person",
     );
     assert!(s.officer_by_username("puppet").await.unwrap().is_none());
     // The approval brings the one-time password (made for the approver): without one, nothing.
     refused(
-        s.approve_proposal(p.id, second.id, T, DAY, None).await,
+        s.approve_proposal(p.id, second.id, T, DAY, None, None).await,
         "one-time password",
     );
     assert!(s.officer_by_username("puppet").await.unwrap().is_none());
@@ -211,7 +211,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         s.proposal(p.id).await.unwrap().unwrap().state,
         ProposalState::Pending
     );
-    s.approve_proposal(p.id, second.id, T, DAY, ONE_TIME)
+    s.approve_proposal(p.id, second.id, T, DAY, ONE_TIME, None)
         .await
         .unwrap();
     let puppet = s.officer_by_username("puppet").await.unwrap().unwrap();
@@ -240,7 +240,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(grant.id, puppet.id, T + Duration::days(2), DAY, None)
+        s.approve_proposal(grant.id, puppet.id, T + Duration::days(2), DAY, None, None)
             .await,
         "created it",
     );
@@ -255,7 +255,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(by_puppet.id, root.id, T + Duration::days(2), DAY, None)
+        s.approve_proposal(by_puppet.id, root.id, T + Duration::days(2), DAY, None, None)
             .await,
         "created it",
     );
@@ -272,7 +272,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(p.id, puppet.id, T + Duration::hours(23), DAY, None)
+        s.approve_proposal(p.id, puppet.id, T + Duration::hours(23), DAY, None, None)
             .await,
         "younger than 24 hours",
     );
@@ -287,12 +287,12 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     assert!(matches!(
-        s.approve_proposal(dup.id, root.id, T, DAY, ONE_TIME).await,
+        s.approve_proposal(dup.id, root.id, T, DAY, ONE_TIME, None).await,
         Err(StoreError::Conflict(_))
     ));
     // The role takes effect only on approval by an eligible second admin.
     assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Admin);
-    s.approve_proposal(grant.id, third.id, T, DAY, None)
+    s.approve_proposal(grant.id, third.id, T, DAY, None, None)
         .await
         .unwrap();
     assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Officer);
@@ -309,7 +309,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         )
         .await
         .unwrap();
-    refused(s.approve_proposal(own.id, root.id, T, DAY, None).await, "");
+    refused(s.approve_proposal(own.id, root.id, T, DAY, None, None).await, "");
     assert_eq!(s.officer(third.id).await.unwrap().unwrap().role, Role::Admin);
 }
 
@@ -334,7 +334,10 @@ pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) 
     refused(s.withdraw_proposal(ids[0], b, T).await, "only the proposer");
     let w = s.withdraw_proposal(ids[0], a, T).await.unwrap();
     assert_eq!((w.state, w.decided), (ProposalState::Withdrawn, Some((a, T))));
-    refused(s.approve_proposal(ids[0], b, T, DAY, None).await, "withdrawn");
+    refused(
+        s.approve_proposal(ids[0], b, T, DAY, None, None).await,
+        "withdrawn",
+    );
     refused(s.withdraw_proposal(ids[0], a, T).await, "withdrawn");
     assert!(matches!(
         s.withdraw_proposal(999_999, a, T).await,
@@ -350,7 +353,10 @@ pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) 
         .map(|p| p.id)
         .collect();
     assert_eq!(pending, vec![ids[1], ids[2], ids[4]]);
-    refused(s.approve_proposal(ids[3], b, later, DAY, None).await, "expired");
+    refused(
+        s.approve_proposal(ids[3], b, later, DAY, None, None).await,
+        "expired",
+    );
     assert_eq!(s.proposals(false, later, 0, 10).await.unwrap().len(), 5);
 }
 
@@ -391,11 +397,11 @@ pub async fn bulk_exposure_decisions_wait_for_approval<H: Harness>(h: &H) {
     assert!(s.pending_exposure_mark(case.id).await.unwrap().1 > upto);
     assert_eq!(s.pending_exposures(100).await.unwrap().len(), 6);
     refused(
-        s.approve_proposal(p.id, a, T, DAY, None).await,
+        s.approve_proposal(p.id, a, T, DAY, None, None).await,
         "different person",
     );
     assert!(s.holder_facts(&hid(2)).await.unwrap().exposures.is_empty());
-    s.approve_proposal(p.id, b, T, DAY, None).await.unwrap();
+    s.approve_proposal(p.id, b, T, DAY, None, None).await.unwrap();
     for n in 2..6 {
         assert_eq!(s.holder_facts(&hid(n)).await.unwrap().exposures.len(), 1);
     }
@@ -446,13 +452,19 @@ pub async fn an_account_whose_credentials_the_proposer_reset_approves_nothing_of
     s.set_officer_password(victim.id, "$argon2id$chosen", false)
         .await
         .unwrap();
-    refused(s.approve_proposal(p.id, victim.id, T, DAY, None).await, "reset");
+    refused(
+        s.approve_proposal(p.id, victim.id, T, DAY, None, None).await,
+        "reset",
+    );
     // Nor the reverse: what the victim's account proposes, root does not approve.
     let q = s
         .propose(&declare("CN-BJ"), victim.id, T, T + Duration::days(30))
         .await
         .unwrap();
-    refused(s.approve_proposal(q.id, root.id, T, DAY, None).await, "reset");
+    refused(
+        s.approve_proposal(q.id, root.id, T, DAY, None, None).await,
+        "reset",
+    );
     // Disabled and re-enabled by root: the same.
     s.change_account(third.id, root.id, AccountChange::Disable, T - Duration::days(3))
         .await
@@ -460,7 +472,10 @@ pub async fn an_account_whose_credentials_the_proposer_reset_approves_nothing_of
     s.change_account(third.id, root.id, AccountChange::Enable, T - Duration::days(2))
         .await
         .unwrap();
-    refused(s.approve_proposal(p.id, third.id, T, DAY, None).await, "reset");
+    refused(
+        s.approve_proposal(p.id, third.id, T, DAY, None, None).await,
+        "reset",
+    );
     assert!(matches!(
         s.reset_officer_password(OfficerId(999_999), "$argon2id$x", root.id, T)
             .await,
@@ -471,13 +486,87 @@ pub async fn an_account_whose_credentials_the_proposer_reset_approves_nothing_of
         .await
         .unwrap();
     refused(
-        s.approve_proposal(p.id, victim.id, T, DAY, None).await,
+        s.approve_proposal(p.id, victim.id, T, DAY, None, None).await,
         "less than 24 hours ago",
     );
     assert!(s.risk_areas().await.unwrap().is_empty());
     // A day after that reset (root no longer knows the credentials), the victim may approve.
-    s.approve_proposal(p.id, victim.id, T + Duration::hours(23), DAY, None)
+    s.approve_proposal(p.id, victim.id, T + Duration::hours(23), DAY, None, None)
         .await
         .unwrap();
     assert_eq!(s.risk_areas().await.unwrap().len(), 1);
+}
+
+pub async fn an_approval_is_recorded_in_the_transaction_that_does_it<H: Harness>(h: &H) {
+    let s = h.store();
+    let root = admin(s, "root", T - Duration::days(30)).await;
+    let second = admin(s, "second", T - Duration::days(30)).await;
+    let record = |what: &str| AuditEntry {
+        at: T,
+        actor: format!("officer:{}:second", second.id.0),
+        role: "admin".into(),
+        action: "approve-account-create".into(),
+        subject: None,
+        purpose: what.into(),
+    };
+    let recorded = || async { all_audit_records(s).await.unwrap() };
+    let create = |name: &str| Act::AccountCreate {
+        username: name.into(),
+        role: Role::Officer,
+    };
+    const ONE_TIME: Option<&str> = Some("$argon2id$one-time");
+    // The act fails (the name is taken): the approval is undone, and nothing is recorded.
+    admin(s, "taken", T - Duration::days(30)).await;
+    let dup = s
+        .propose(&create("taken"), root.id, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.approve_proposal(dup.id, second.id, T, DAY, ONE_TIME, Some(&record("dup")))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A refused approver: nothing recorded either.
+    refused(
+        s.approve_proposal(dup.id, root.id, T, DAY, ONE_TIME, Some(&record("own")))
+            .await,
+        "different person",
+    );
+    assert!(recorded().await.is_empty());
+    // Done: the account and its record, together.
+    let p = s
+        .propose(&create("fresh"), root.id, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    s.approve_proposal(p.id, second.id, T, DAY, ONE_TIME, Some(&record("fresh")))
+        .await
+        .unwrap();
+    assert!(s.officer_by_username("fresh").await.unwrap().is_some());
+    let log = recorded().await;
+    assert_eq!(
+        log.iter().map(|r| r.entry.purpose.as_str()).collect::<Vec<_>>(),
+        vec!["fresh"]
+    );
+    // An override's approval likewise, and the chain still verifies.
+    let o = s
+        .propose_override(&NewOverride {
+            holder: hid(1),
+            colour: Colour::Green,
+            reason: "lab mix-up".into(),
+            proposed_by: root.id,
+            proposed_at: T,
+            expires_at: T + Duration::days(7),
+        })
+        .await
+        .unwrap();
+    let approve = AuditEntry {
+        action: "override-approve".into(),
+        subject: Some(hid(1)),
+        ..record("override")
+    };
+    s.approve_override(o.id, second.id, T, DAY, Some(&approve))
+        .await
+        .unwrap();
+    assert_eq!(recorded().await.len(), 2);
+    assert_eq!(verify_audit(s).await.unwrap(), Ok(2));
 }
