@@ -330,6 +330,13 @@ try {
   await o.goto(BASE + '/console')
   await o.waitForURL(/\/console\/signin/)
   await firstSignIn(o, officer, 'a long new password 1', '/console', 'console-enrol')
+  // A second officer records the labs' reports (a record opens no one's data to whoever made
+  // it) and approves what the first proposes.
+  const second = demo.accounts.find((x) => x.role === 'officer' && x.username !== officer.username)
+  const ctxW = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
+  const w = await watched(ctxW, 'second officer')
+  await w.goto(BASE + '/console/signin')
+  await firstSignIn(w, second, 'a third long password 3', '/console')
 
   // At the service counter the officer registers a resident the registry knows, with the ID card
   // in hand and the code the resident reads out from the phone; the resident then signs in with
@@ -366,13 +373,15 @@ try {
   assert.equal(await c.getAttribute('#code', 'data-colour'), 'green')
   await ctxC.close()
 
+  // The lab's report arrives first (the second officer records it): its reference then reaches
+  // B only, for the first officer.
   await visit(o, '/console/cases')
-  // The lab's report arrives first: its reference then reaches B only.
-  await o.fill('#l-ref', 'LAB-2026-1129-07')
-  await o.fill('#l-lab', 'Zhejiang CDC')
-  await o.fill('#l-resident', idB)
-  await o.click('form[data-api$="admin/lab-reports"] button[type=submit]')
-  await o.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
+  await visit(w, '/console/cases')
+  await w.fill('#l-ref', 'LAB-2026-1129-07')
+  await w.fill('#l-lab', 'Zhejiang CDC')
+  await w.fill('#l-resident', idB)
+  await w.click('form[data-api$="admin/lab-reports"] button[type=submit]')
+  await w.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
   await o.fill('#s-name', personB.name)
   await o.fill('#s-resident', idB)
   await o.fill('#s-ref', 'LAB-2026-1129-07')
@@ -477,11 +486,12 @@ try {
   // An override needs a second officer: the proposer cannot approve it, another officer can.
   step('an override, proposed by one officer and approved by another')
   await visit(o, '/console/cases')
-  await o.fill('#l-ref', 'LAB-2026-1129-09')
-  await o.fill('#l-lab', 'Zhejiang CDC')
-  await o.fill('#l-resident', idA)
-  await o.click('form[data-api$="admin/lab-reports"] button[type=submit]')
-  await o.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
+  await visit(w, '/console/cases')
+  await w.fill('#l-ref', 'LAB-2026-1129-09')
+  await w.fill('#l-lab', 'Zhejiang CDC')
+  await w.fill('#l-resident', idA)
+  await w.click('form[data-api$="admin/lab-reports"] button[type=submit]')
+  await w.waitForSelector('form[data-api$="admin/lab-reports"] .status:not(:empty)')
   await o.fill('#s-name', personA.name)
   await o.fill('#s-resident', idA)
   await o.fill('#s-ref', 'LAB-2026-1129-09')
@@ -498,11 +508,6 @@ try {
   await proposed.locator('button[data-post]').click()
   await proposed.locator('.status.error').waitFor()
   await record(o, 'console-overrides')
-  const second = demo.accounts.find((x) => x.role === 'officer' && x.username !== officer.username)
-  const ctxW = await browser.newContext({ ...ctxOpts, viewport: DESKTOP })
-  const w = await watched(ctxW, 'second officer')
-  await w.goto(BASE + '/console/signin')
-  await firstSignIn(w, second, 'a third long password 3', '/console')
   await visit(w, '/console/overrides')
   await Promise.all([
     w.waitForEvent('load'),

@@ -99,8 +99,11 @@ impl Purpose {
     /// Checks the purpose against the records, for `staff` reading `holder` at `at`: the case
     /// reaches the holder, the appeal is the holder's, the consent record is the holder's, of the
     /// scope, given to this staff account or any officer, unexpired and unrevoked; the lab report
-    /// names the holder's document. Returns the consent record used, when there is one. A record
-    /// that does not exist is a 422; one that exists and does not bind this holder a 403.
+    /// names the holder's document. A case or a lab report opens nothing to the staff member who
+    /// recorded it (one person would otherwise make the record and read under it): another
+    /// reads. Returns the consent record used, when there is one. A record that does not exist
+    /// is a 422; one that exists and does not bind this holder, or was recorded by the reader, a
+    /// 403.
     pub async fn check<S: Store>(
         &self,
         store: &S,
@@ -111,6 +114,11 @@ impl Purpose {
         self.check_before_lookup(store).await?;
         match self {
             Purpose::CaseInvestigation { case } => {
+                if store.case_recorded_by(CaseId(*case)).await? == Some(staff) {
+                    return Err(ApiError::Forbidden(format!(
+                        "purpose: case {case} was recorded by this account; another officer investigates it"
+                    )));
+                }
                 if !store.case_reaches(CaseId(*case), &holder.id).await? {
                     return Err(ApiError::Forbidden(format!(
                         "purpose: case {case} does not reach this holder (neither the case nor an exposure from it)"
@@ -141,6 +149,11 @@ impl Purpose {
             }
             Purpose::LabResult { reference } => {
                 let report = lab_report(store, reference).await?;
+                if report.recorded_by == staff {
+                    return Err(ApiError::Forbidden(format!(
+                        "purpose: lab report {reference} was recorded by this account; another officer reads under it"
+                    )));
+                }
                 if report.identity_hash != holder.identity_hash {
                     return Err(ApiError::Forbidden(format!(
                         "purpose: lab report {reference} names another person"

@@ -103,6 +103,8 @@ pub struct App<S> {
     metrics: Arc<metrics::Metrics>,
     transparency: transparency::Transparency,
     scrub: holders::erasure::ScrubState,
+    /// Single exposure decisions are counted and recorded one at a time (the hourly cap).
+    single_decisions: tokio::sync::Mutex<()>,
 }
 
 /// The parts of the configuration handlers read.
@@ -267,6 +269,7 @@ impl<S: Store> App<S> {
             metrics: Arc::new(metrics::Metrics::default()),
             transparency: transparency::Transparency::new(tree_head_signer, tree_head_interval),
             scrub: holders::erasure::ScrubState::default(),
+            single_decisions: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(commit::run(store, receiver));
         tokio::spawn(ops::retention_task(

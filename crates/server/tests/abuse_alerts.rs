@@ -49,7 +49,7 @@ fn of_kind<'a>(alerts: &'a [Value], kind: &str) -> Vec<&'a Value> {
 async fn an_officer_reading_many_holders_at_night_is_flagged_by_name(app: &TestApp) {
     let officer = app.officer().await;
     let patient = resident(app, 1).await;
-    let case = app.confirm_case(officer, &patient).await;
+    let case = app.confirm_case(app.second_officer().await, &patient).await;
     for _ in 0..3 {
         app.read_for_case(officer, &patient, case).await;
     }

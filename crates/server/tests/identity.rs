@@ -30,15 +30,16 @@ async fn try_register(app: &TestApp, mut registration: Value) -> (u16, Value) {
 }
 
 /// The officer's search for a lab result by name and resident ID number, under a lab report
-/// recorded for that number (once).
+/// recorded for that number (once, by a second officer: a report opens nothing to its recorder).
 async fn lab_search(app: &TestApp, name: &str, id: &str) -> (u16, Value) {
     let officer = app.officer().await.token.clone();
+    let recorder = app.second_officer().await.token.clone();
     let reference = format!("LAB-{}", id.trim());
     let (st, v) = app
         .call(
             "POST",
             "/api/v1/admin/lab-reports",
-            Some(&officer),
+            Some(&recorder),
             Some(json!({"reference": reference, "lab": "Zhejiang CDC", "resident_id": id})),
         )
         .await;
@@ -910,7 +911,7 @@ async fn every_holder_search_is_checked_first_and_audited_found_or_not(app: &Tes
     let lab = json!({"purpose": "lab-result", "reference": "LAB-2026-1130-02"});
     app.post(
         "/api/v1/admin/lab-reports",
-        Some(&officer.token),
+        Some(&app.second_officer().await.token),
         json!({"reference": "LAB-2026-1130-02", "lab": "Zhejiang CDC", "resident_id": resident_id_of_the_resident()}),
     )
     .await;

@@ -81,7 +81,7 @@ async fn a_case_that_does_not_reach_the_holder_opens_nothing_and_is_recorded(app
     let visitor = app.register_visitor().await;
     let officer = app.officer().await.clone();
     // A real case, of the visitor's; the resident is green and unrelated to it.
-    let case = app.confirm_case(&officer, &visitor).await;
+    let case = app.confirm_case(app.second_officer().await, &visitor).await;
     let before = reads_of(app, &resident).await;
     let (st, p) = read(
         app,
@@ -133,7 +133,7 @@ async fn an_exposed_contact_is_readable_for_the_case_it_came_from(app: &TestApp)
     let visitor = app.register_visitor().await;
     let officer = app.officer().await.clone();
     let mall = app.mall().await;
-    let case = app.confirm_case(&officer, &visitor).await;
+    let case = app.confirm_case(app.second_officer().await, &visitor).await;
     // Not reached before an exposure from the case is recorded.
     let (st, _) = read(
         app,
@@ -187,7 +187,7 @@ async fn an_exposed_contact_is_readable_for_the_case_it_came_from(app: &TestApp)
     assert_eq!(st, 200, "{record}");
     assert_eq!(record["personal_data"]["name"], "张三丰");
     // A case of the resident's own does not reach the visitor through the resident's exposure.
-    let own = app.confirm_case(&officer, &resident).await;
+    let own = app.confirm_case(app.second_officer().await, &resident).await;
     let (st, _) = read(
         app,
         &officer.token,
@@ -537,6 +537,8 @@ async fn a_lab_report_reaches_only_the_person_it_names(app: &TestApp) {
     let resident = app.register_resident().await;
     let visitor = app.register_visitor().await;
     let officer = app.officer().await.clone();
+    // The report is recorded by a second officer: a record opens nothing to whoever made it.
+    let recorder = app.second_officer().await.clone();
     let lab = json!({"purpose": "lab-result", "reference": "LAB-2026-1130-07"});
     let search = |name: &str, doc: Value| {
         let mut body = json!({"name": name, "purpose": lab.clone()});
@@ -565,17 +567,21 @@ async fn a_lab_report_reaches_only_the_person_it_names(app: &TestApp) {
     let report = app
         .post(
             "/api/v1/admin/lab-reports",
-            Some(&officer.token),
+            Some(&recorder.token),
             json!({"reference": "LAB-2026-1130-07", "lab": "Zhejiang CDC", "resident_id": resident_id_of_the_resident()}),
         )
         .await;
-    assert_eq!(report["recorded_by"], format!("staff:{}", officer.id), "{report}");
+    assert_eq!(
+        report["recorded_by"],
+        format!("staff:{}", recorder.id),
+        "{report}"
+    );
     // The same reference again, naming the visitor: refused, the report unchanged.
     let (st, _) = app
         .call(
             "POST",
             "/api/v1/admin/lab-reports",
-            Some(&officer.token),
+            Some(&recorder.token),
             Some(json!({"reference": "LAB-2026-1130-07", "lab": "Zhejiang CDC", "passport": "L898902C3", "nationality": "SWE"})),
         )
         .await;
@@ -616,13 +622,95 @@ async fn a_lab_report_reaches_only_the_person_it_names(app: &TestApp) {
         )
         .await;
     assert_eq!(st, 201);
-    let (st, _) = read(app, &officer.token, &resident, lab).await;
+    let (st, _) = read(app, &officer.token, &resident, lab.clone()).await;
     assert_eq!(st, 200);
     assert!(
         told_actions(app, &resident)
             .await
             .contains(&("other".to_owned(), "lab-report-record".to_owned()))
     );
+    // The officer who recorded the report cannot read under it, nor find the person by it: a
+    // 403, recorded against the resident.
+    let before = reads_of(app, &resident).await;
+    let (st, p) = read(app, &recorder.token, &resident, lab.clone()).await;
+    assert_eq!(
+        (st, problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    assert!(
+        p["detail"].as_str().unwrap().contains("recorded by this account"),
+        "{p}"
+    );
+    let (st, _) = app
+        .call(
+            "POST",
+            "/api/v1/admin/holders/search",
+            Some(&recorder.token),
+            Some(search(
+                "张三丰",
+                json!({"resident_id": resident_id_of_the_resident()}),
+            )),
+        )
+        .await;
+    assert_eq!(st, 403);
+    assert_eq!(reads_of(app, &resident).await, before);
+    let refused = app
+        .audit_log()
+        .await
+        .iter()
+        .filter(|e| e["action"] == "read-refused" && e["actor"] == recorder.actor.as_str())
+        .count();
+    assert_eq!(refused, 1);
+}
+
+// ---- One officer makes the record and reads under it ----
+
+async fn a_case_opens_nothing_to_the_officer_who_recorded_it(app: &TestApp) {
+    let resident = app.register_resident().await;
+    let officer = app.officer().await.clone();
+    // The officer confirms a case for the resident (a positive test first), then cites it.
+    let case = app.confirm_case(&officer, &resident).await;
+    let before = reads_of(app, &resident).await;
+    let (st, p) = read(
+        app,
+        &officer.token,
+        &resident,
+        json!({"purpose": "case-investigation", "case": case}),
+    )
+    .await;
+    assert_eq!(
+        (st, problem_type(&p)),
+        (403, "urn:healthcode:problem:forbidden"),
+        "{p}"
+    );
+    assert!(
+        !p.to_string().contains("张三丰"),
+        "personal data in a refusal: {p}"
+    );
+    assert_eq!(
+        reads_of(app, &resident).await,
+        before,
+        "opened by the case's recorder"
+    );
+    let log = app.audit_log().await;
+    assert!(
+        log.iter().any(|e| e["action"] == "read-refused"
+            && e["actor"] == officer.actor.as_str()
+            && e["subject"] == resident.hex.as_str()),
+        "the refusal is not recorded"
+    );
+    assert!(
+        told_actions(app, &resident)
+            .await
+            .contains(&("read".to_owned(), "read-refused".to_owned()))
+    );
+    // A second officer investigates the case: the read is allowed and recorded.
+    let record = app
+        .read_for_case(app.second_officer().await, &resident, case)
+        .await;
+    assert_eq!(record["personal_data"]["name"], "张三丰");
+    assert_eq!(reads_of(app, &resident).await, before + 1);
 }
 
 // ---- What the holder is told ----
@@ -631,7 +719,7 @@ async fn the_holder_is_told_of_a_colour_change_and_a_read_at_once(app: &TestApp)
     let resident = app.register_resident().await;
     let officer = app.officer().await.clone();
     assert_eq!(told(app, &resident).await, Vec::<Value>::new());
-    let case = app.confirm_case(&officer, &resident).await;
+    let case = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(&officer, &resident, case).await;
     let list = told(app, &resident).await;
     let kinds: Vec<(&str, &str)> = list
@@ -672,7 +760,7 @@ async fn reads_are_texted_to_the_holder_once_a_day(app: &TestApp) {
     let resident = app.register_resident().await;
     let visitor = app.register_visitor().await;
     let officer = app.officer().await.clone();
-    let case = app.confirm_case(&officer, &resident).await;
+    let case = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(&officer, &resident, case).await;
     app.read_for_case(&officer, &resident, case).await;
     let digest = app.read_digest.clone().unwrap();
@@ -713,6 +801,7 @@ common::on_both_backends!(
     a_consent_by_a_code_read_out_binds_the_holder_the_officer_and_is_used_once,
     an_in_person_consent_is_attested_and_told_to_the_holder,
     a_lab_report_reaches_only_the_person_it_names,
+    a_case_opens_nothing_to_the_officer_who_recorded_it,
     the_holder_is_told_of_a_colour_change_and_a_read_at_once,
     reads_are_texted_to_the_holder_once_a_day,
 );

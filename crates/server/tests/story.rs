@@ -154,7 +154,7 @@ async fn a_confirmed_case_turns_the_code_red_and_a_green_only_venue_turns_it_awa
 async fn a_holder_sees_who_read_their_data(app: &TestApp) {
     let resident = app.register_resident().await;
     let officer = app.officer().await;
-    let case_id = app.confirm_case(officer, &resident).await;
+    let case_id = app.confirm_case(app.second_officer().await, &resident).await;
     // The officer reads the resident's record for the case: the holder sees it in the access log.
     let rec = app.read_for_case(officer, &resident, case_id).await;
     assert_eq!(rec["personal_data"]["name"], "张三丰");
@@ -250,7 +250,7 @@ async fn a_holder_exports_everything_kept_about_them(app: &TestApp) {
     app.scan(&mall, &token, 0).await;
     app.scan(&clinic, &token, 1).await;
     let officer = app.officer().await;
-    let case_id = app.confirm_case(officer, &resident).await;
+    let case_id = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(officer, &resident, case_id).await;
     let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
     // Personal data, check-ins, facts, the access log.
@@ -512,7 +512,7 @@ async fn the_audit_chain_verifies(app: &TestApp) {
     // A morning's work: staff accounts, a holder, a case, a read of the record.
     let resident = app.register_resident().await;
     let officer = app.officer().await;
-    let case_id = app.confirm_case(officer, &resident).await;
+    let case_id = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(officer, &resident, case_id).await;
     let auditor = &app.auditor().await.token;
     let v = app.get("/api/v1/admin/audit/verify", Some(auditor)).await;

@@ -159,7 +159,7 @@ async fn rewrite_without_reads(app: &TestApp, subject_hex: &str) -> usize {
 async fn the_witness_and_audit_verify_catch_a_rewrite_of_the_audit_rows(app: &TestApp) {
     let resident = app.register_resident().await;
     let officer = app.officer().await;
-    let case_id = app.confirm_case(officer, &resident).await;
+    let case_id = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(officer, &resident, case_id).await;
     app.read_for_case(officer, &resident, case_id).await;
     let state_dir = tempfile::tempdir().unwrap();
@@ -237,7 +237,7 @@ async fn the_witness_and_audit_verify_catch_a_rewrite_of_the_audit_rows(app: &Te
 async fn a_holders_entries_are_proved_in_the_published_log(app: &TestApp) {
     let resident = app.register_resident().await;
     let officer = app.officer().await;
-    let case_id = app.confirm_case(officer, &resident).await;
+    let case_id = app.confirm_case(app.second_officer().await, &resident).await;
     app.read_for_case(officer, &resident, case_id).await;
     let log = app.get("/api/v1/me/access-log", Some(&resident.token)).await;
     let entries = log.as_array().unwrap();

@@ -20,6 +20,7 @@ common::on_both_backends!(
     an_account_in_its_first_day_approves_nothing,
     one_admin_alone_makes_no_account_and_grants_no_role,
     proposals_are_paged_withdrawn_only_by_their_proposer_and_audited,
+    an_admin_who_reset_an_account_cannot_approve_through_it,
 );
 
 const REFUSED: &str = "urn:healthcode:problem:refused";
@@ -287,9 +288,18 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
     let v = created.1;
     let id = v["proposal"]["id"].as_i64().unwrap();
     assert!(v["proposal"]["act"].get("password_hash").is_none(), "{v}");
-    let sign_in = json!({"username": "shadow", "password": v["one_time_password"], "new_password": "lantern orbit mango vessel"});
+    // The proposer is not told the account's password: it is made at approval.
+    assert!(
+        !v.to_string().contains("password"),
+        "the proposer learns the new account's credentials: {v}"
+    );
+    let listed = app
+        .get("/api/v1/admin/proposals?pending=true", Some(&root.token))
+        .await;
+    assert!(!listed.to_string().contains("password"), "{listed}");
+    let guess = json!({"username": "shadow", "password": "anything at all", "new_password": "lantern orbit mango vessel"});
     let (st, _) = app
-        .call("POST", "/api/v1/admin/sessions", None, Some(sign_in.clone()))
+        .call("POST", "/api/v1/admin/sessions", None, Some(guess))
         .await;
     assert_eq!(st, 401, "an account proposed by one admin signed in");
     let listed = app.get("/api/v1/admin/officers", Some(&root.token)).await;
@@ -297,9 +307,14 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
     // Root cannot approve it; an officer (not an admin) cannot either.
     refused(try_approve(app, root, id).await, "different person");
     refused(try_approve(app, officer, id).await, "enabled admin");
-    // The second admin approves: the account exists and signs in with its one-time password.
+    // The second admin approves: the account exists, and its one-time password is in the
+    // approval's answer, to the approver only; the account signs in with it.
     let done = app.approve(second, id).await;
     assert_eq!(done["state"], "approved");
+    let password = done["one_time_password"].as_str().unwrap();
+    assert!(password.len() >= 12, "{done}");
+    let sign_in =
+        json!({"username": "shadow", "password": password, "new_password": "lantern orbit mango vessel"});
     let (st, body) = app
         .call("POST", "/api/v1/admin/sessions", None, Some(sign_in))
         .await;
@@ -332,7 +347,8 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
         .call("GET", "/api/v1/admin/officers", Some(&officer.token), None)
         .await;
     assert_eq!(st, 403, "a role granted by one admin alone");
-    app.approve(second, gid).await;
+    let granted = app.approve(second, gid).await;
+    assert!(granted.get("one_time_password").is_none(), "{granted}");
     app.get("/api/v1/admin/officers", Some(&officer.token)).await;
     let log = app.audit_log().await;
     assert!(log.iter().any(
@@ -418,7 +434,28 @@ async fn proposals_are_paged_withdrawn_only_by_their_proposer_and_audited(app: &
 mod bulk {
     use super::*;
 
-    common::on_both_backends!(configured by review_with_small_bulk; one_officer_alone_decides_no_crowd_of_exposures);
+    common::on_both_backends!(configured by review_with_small_bulk;
+        one_officer_alone_decides_no_crowd_of_exposures,
+        single_decisions_cannot_be_looped_past_the_bulk_threshold,
+    );
+
+    /// Records a pending exposure of `holder` to `case` at `venue` from `start` (seconds since
+    /// 1970) for an hour, behind the server's back, numbered as tracing numbers them: tracing
+    /// needs hours of overlap that a test cannot wait for.
+    async fn raw_pending_exposure(app: &TestApp, holder: &Holder, case: i64, venue: i64, start: i64) {
+        let (hex, end) = (&holder.hex, start + 3600);
+        let sql = match app.config.database_url {
+            Some(_) => format!(
+                "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade, state) \
+                 VALUES ('\\x{hex}'::bytea, {case}, {venue}, to_timestamp({start}), to_timestamp({end}), to_timestamp({start}), to_timestamp({end}), 60, 'same-place', 'pending')"
+            ),
+            None => format!(
+                "INSERT INTO exposures (holder, case_id, venue, contact_start, contact_end, case_start, case_end, overlap_minutes, grade, state, id) \
+                 VALUES (X'{hex}', {case}, {venue}, {start}, {end}, {start}, {end}, 60, 'same-place', 'pending', (SELECT COALESCE(MAX(id), 0) + 1 FROM exposures))"
+            ),
+        };
+        app.raw_sql(&sql).await;
+    }
 
     /// Exposures wait for an officer's review, and more than two at once need a second officer.
     fn review_with_small_bulk(c: &mut Config) {
@@ -483,6 +520,11 @@ mod bulk {
         for c in &contacts {
             assert_eq!(colour(app, c).await, "green");
         }
+        // After the proposal, another contact of the case is recorded: the approval, proposed
+        // for three, does not decide it.
+        let late = app.register_resident().await;
+        let start = now().unix_timestamp() - 7200;
+        raw_pending_exposure(app, &late, case, mall.id, start).await;
         app.approve(b, id).await;
         for c in &contacts {
             assert_ne!(
@@ -491,6 +533,33 @@ mod bulk {
                 "an approved exposure did not count"
             );
         }
+        assert_eq!(
+            colour(app, &late).await,
+            "green",
+            "decided without being proposed"
+        );
+        let exposures = app
+            .get(&format!("/api/v1/admin/cases/{case}/exposures"), Some(&a.token))
+            .await;
+        let states: Vec<(&str, &str)> = exposures
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["holder"].as_str().unwrap(), e["state"].as_str().unwrap()))
+            .collect();
+        assert!(states.contains(&(late.hex.as_str(), "pending")), "{exposures}");
+        assert_eq!(
+            states.iter().filter(|(_, s)| *s == "applied").count(),
+            3,
+            "{exposures}"
+        );
+        // The late one is decided on its own.
+        app.post(
+            "/api/v1/admin/exposures/decision",
+            Some(&b.token),
+            json!({"holder": late.hex, "case": case, "venue": mall.id, "contact_from": rfc3339(time::OffsetDateTime::from_unix_timestamp(start).unwrap()), "apply": false, "note": "was elsewhere"}),
+        )
+        .await;
         // Nothing is pending now; a decision on nothing is refused.
         let (st, p) = app
             .call(
@@ -511,4 +580,138 @@ mod bulk {
             .await;
         assert_eq!(st, 404);
     }
+
+    async fn single_decisions_cannot_be_looped_past_the_bulk_threshold(app: &TestApp) {
+        let (a, b) = (app.officer().await, app.second_officer().await);
+        let mall = app.mall().await;
+        let case_holder = app.register_visitor().await;
+        let contact = app.register_resident().await;
+        let case = app.confirm_case(b, &case_holder).await;
+        // Four visits of one contact, each a pending exposure: more than the configured two.
+        let first = now().unix_timestamp() - 86_400;
+        let starts: Vec<i64> = (0..4).map(|n| first + n * 7200).collect();
+        for s in &starts {
+            raw_pending_exposure(app, &contact, case, mall.id, *s).await;
+        }
+        let decide = |s: i64| {
+            json!({"holder": contact.hex, "case": case, "venue": mall.id,
+                "contact_from": rfc3339(time::OffsetDateTime::from_unix_timestamp(s).unwrap()),
+                "apply": false, "note": "one at a time"})
+        };
+        // Officer A decides two, one at a time: the most one officer may in an hour.
+        for s in &starts[..2] {
+            app.post("/api/v1/admin/exposures/decision", Some(&a.token), decide(*s))
+                .await;
+        }
+        // The third is refused, saying why and when to retry; nothing is decided.
+        let resp = app
+            .client
+            .post(app.url("/api/v1/admin/exposures/decision"))
+            .bearer_auth(&a.token)
+            .json(&decide(starts[2]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 429);
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry), "{retry}");
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(problem_type(&p), "urn:healthcode:problem:rate-limited", "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("propose a bulk decision"),
+            "{p}"
+        );
+        let exposures = app
+            .get(&format!("/api/v1/admin/cases/{case}/exposures"), Some(&b.token))
+            .await;
+        let pending = exposures
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["state"] == "pending")
+            .count();
+        assert_eq!(pending, 2, "{exposures}");
+        // Another officer's count is their own.
+        app.post(
+            "/api/v1/admin/exposures/decision",
+            Some(&b.token),
+            decide(starts[2]),
+        )
+        .await;
+        // Officer A's way on is a decision on the case: the one left is within the threshold.
+        let (st, v) = app
+            .call(
+                "POST",
+                &format!("/api/v1/admin/cases/{case}/exposures/decision"),
+                Some(&a.token),
+                Some(json!({"apply": false, "note": "the rest"})),
+            )
+            .await;
+        assert_eq!((st.as_u16(), v["decided"].as_u64()), (200, Some(1)), "{v}");
+    }
+}
+
+/// Proposes declaring `region` high-risk as `staff`; returns the proposal's id.
+async fn propose_area(app: &TestApp, staff: &Staff, region: &str) -> i64 {
+    let p = app
+        .post(
+            "/api/v1/admin/risk-areas",
+            Some(&staff.token),
+            json!({"region": region, "level": "high", "from": rfc3339(now())}),
+        )
+        .await;
+    p["id"].as_i64().unwrap()
+}
+
+async fn an_admin_who_reset_an_account_cannot_approve_through_it(app: &TestApp) {
+    let root = app.admin().await;
+    let officer_a = app.officer().await;
+    let b = app.second_officer().await;
+    let id = propose_area(app, root, "CN-SH").await;
+    // Root resets officer B's second factor (and with it the password), so holds B's one-time
+    // password, signs in as B, chooses B's new password and enrols a factor of root's own.
+    let reset = app
+        .ok(
+            "DELETE",
+            &format!("/api/v1/admin/officers/{}/second-factor", b.id),
+            Some(&root.token),
+            None,
+        )
+        .await;
+    let one_time = reset["one_time_password"].as_str().unwrap().to_owned();
+    let hijacked = app.staff_sign_in(&b.username, &one_time).await;
+    assert_eq!(hijacked.id, b.id);
+    refused(try_approve(app, &hijacked, id).await, "reset");
+    // A reset less than a day old makes the account new for anyone's proposal, too.
+    let other = propose_area(app, officer_a, "CN-BJ").await;
+    refused(try_approve(app, &hijacked, other).await, "less than 24 hours ago");
+    // Disabling and re-enabling an account counts as a reset.
+    for path in ["disable", "enable"] {
+        app.ok(
+            "POST",
+            &format!("/api/v1/admin/officers/{}/{path}", officer_a.id),
+            Some(&root.token),
+            None,
+        )
+        .await;
+    }
+    let officer_a_now = Staff {
+        token: app.sign_in_again(officer_a).await,
+        ..officer_a.clone()
+    };
+    refused(try_approve(app, &officer_a_now, id).await, "reset");
+    let areas = app.get("/api/v1/admin/risk-areas", Some(&root.token)).await;
+    assert_eq!(areas, json!([]), "approved through an account its proposer reset");
+    let log = app.audit_log().await;
+    let refusals = log
+        .iter()
+        .filter(|e| e["action"] == "approve-refused")
+        .filter(|e| e["purpose"].as_str().unwrap().contains("reset"))
+        .count();
+    assert_eq!(refusals, 3, "the refusals are not audited");
+    // An eligible admin nobody reset approves: the area is in force.
+    let done = app.approve(app.second_admin().await, id).await;
+    assert_eq!(done["state"], "approved", "{done}");
+    let areas = app.get("/api/v1/admin/risk-areas", Some(&root.token)).await;
+    assert_eq!(areas.as_array().unwrap().len(), 1, "{areas}");
 }

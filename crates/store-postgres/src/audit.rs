@@ -1,8 +1,13 @@
 //! The audit log on PostgreSQL.
 
 use healthcode_domain::HolderId;
-use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, hash32, tree_head_row};
-use healthcode_store::{AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead};
+use healthcode_store::rows::{AUDIT_COLS, TREE_HEAD_COLS, audit_row, audit_time, hash32, tree_head_row};
+use healthcode_store::{
+    AuditEntry, AuditRecord, AuditStore, StoreError, StoreResult, StoredTreeHead, audit_ns,
+};
+use time::OffsetDateTime;
+
+use tokio_postgres::GenericClient;
 
 use crate::PgStore;
 use crate::rows::{db, each, one};
@@ -11,32 +16,7 @@ impl AuditStore for PgStore {
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<AuditRecord> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
-        // Appends are serialised so the chain has one head.
-        tx.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-            .await
-            .map_err(db)?;
-        let last = tx
-            .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])
-            .await
-            .map_err(db)?;
-        let head = one(last.as_ref(), |r| Ok((r.int(0)?, hash32(r.blob(1)?)?)))?;
-        let record = AuditRecord::next(head, e);
-        tx.execute(
-            &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
-            &[
-                &record.seq,
-                &record.at_ns()?,
-                &e.actor,
-                &e.role,
-                &e.action,
-                &e.subject.as_ref().map(HolderId::as_bytes),
-                &e.purpose,
-                &&record.prev_hash[..],
-                &&record.hash[..],
-            ],
-        )
-        .await
-        .map_err(db)?;
+        let record = append_in(&*tx, e).await?;
         tx.commit().await.map_err(db)?;
         Ok(record)
     }
@@ -51,6 +31,25 @@ impl AuditStore for PgStore {
             .await
             .map_err(db)?;
         each(&rows, audit_row)
+    }
+
+    async fn audit_count(
+        &self,
+        actor: &str,
+        action: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<(u64, Option<OffsetDateTime>)> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), MIN(at_ns) FROM audit_log WHERE action = $1 AND at_ns >= $2 AND actor = $3",
+                &[&action, &audit_ns(since)?, &actor],
+            )
+            .await
+            .map_err(db)?;
+        let n: i64 = row.try_get(0).map_err(db)?;
+        let first: Option<i64> = row.try_get(1).map_err(db)?;
+        Ok((n.max(0) as u64, first.map(audit_time).transpose()?))
     }
 
     async fn audit_of_subject(&self, holder: &HolderId) -> StoreResult<Vec<AuditRecord>> {
@@ -103,4 +102,36 @@ impl AuditStore for PgStore {
             .map_err(db)?;
         one(row.as_ref(), tree_head_row)
     }
+}
+
+/// Appends to the audit log inside the transaction `c` is in (an approval records itself in the
+/// transaction that does it). Appends are serialised, so the chain has one head: the table's
+/// lock is held until that transaction ends.
+pub(crate) async fn append_in(c: &impl GenericClient, e: &AuditEntry) -> StoreResult<AuditRecord> {
+    c.batch_execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .map_err(db)?;
+    let last = c
+        .query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])
+        .await
+        .map_err(db)?;
+    let head = one(last.as_ref(), |r| Ok((r.int(0)?, hash32(r.blob(1)?)?)))?;
+    let record = AuditRecord::next(head, e);
+    c.execute(
+        &format!("INSERT INTO audit_log ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+        &[
+            &record.seq,
+            &record.at_ns()?,
+            &e.actor,
+            &e.role,
+            &e.action,
+            &e.subject.as_ref().map(HolderId::as_bytes),
+            &e.purpose,
+            &&record.prev_hash[..],
+            &&record.hash[..],
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(record)
 }

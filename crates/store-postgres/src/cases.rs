@@ -76,17 +76,18 @@ impl CaseStore for PgStore {
         Ok(())
     }
 
-    async fn add_case(
+    async fn add_case_by(
         &self,
         holder: &HolderId,
         onset: OffsetDateTime,
         confirmed_at: OffsetDateTime,
+        recorded_by: Option<OfficerId>,
     ) -> StoreResult<ConfirmedCase> {
         let c = self.conn().await?;
         let row = c
             .query_one(
-                "INSERT INTO cases (holder, onset, confirmed_at) VALUES ($1, $2, $3) RETURNING id",
-                &[&holder.as_bytes(), &onset, &confirmed_at],
+                "INSERT INTO cases (holder, onset, confirmed_at, recorded_by) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&holder.as_bytes(), &onset, &confirmed_at, &recorded_by.map(|o| o.0)],
             )
             .await
             .map_err(db)?;
@@ -217,6 +218,19 @@ impl CaseStore for PgStore {
         .map_err(db)
     }
 
+    async fn pending_exposure_mark(&self, case: CaseId) -> StoreResult<(u64, i64)> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0)::bigint FROM exposures WHERE case_id = $1 AND state = 'pending'",
+                &[&case.0],
+            )
+            .await
+            .map_err(db)?;
+        let n: i64 = row.try_get(0).map_err(db)?;
+        Ok((n.max(0) as u64, row.try_get(1).map_err(db)?))
+    }
+
     async fn exposures_of_case(&self, case: CaseId) -> StoreResult<Vec<StoredExposure>> {
         let c = self.conn().await?;
         let rows = c
@@ -334,6 +348,7 @@ impl CaseStore for PgStore {
         officer: OfficerId,
         at: OffsetDateTime,
         policy: healthcode_store::ApprovalPolicy,
+        audit: Option<&healthcode_store::AuditEntry>,
     ) -> StoreResult<Override> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -360,6 +375,9 @@ impl CaseStore for PgStore {
         )
         .await
         .map_err(db)?;
+        if let Some(e) = audit {
+            crate::audit::append_in(&*tx, e).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(o)
     }

@@ -1,6 +1,6 @@
 //! Lab reports, consents, the reach of a case and read digests on PostgreSQL.
 
-use healthcode_domain::{CaseId, HolderId};
+use healthcode_domain::{CaseId, HolderId, OfficerId};
 use healthcode_store::consent::{CONSENT_COLS, LAB_REPORT_COLS, READ_ACTION, consent_row, lab_report_row};
 use healthcode_store::rows::holder_id;
 use healthcode_store::{Consent, LabReport, NewConsent, PurposeStore, ReadCount, StoreError, StoreResult};
@@ -54,6 +54,15 @@ impl PurposeStore for PgStore {
             .await
             .map_err(db)?;
         row.try_get(0).map_err(db)
+    }
+
+    async fn case_recorded_by(&self, case: CaseId) -> StoreResult<Option<OfficerId>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt("SELECT recorded_by FROM cases WHERE id = $1", &[&case.0])
+            .await
+            .map_err(db)?;
+        Ok(one(row.as_ref(), |r| r.opt_int(0))?.flatten().map(OfficerId))
     }
 
     async fn add_consent(&self, n: &NewConsent) -> StoreResult<Consent> {

@@ -138,8 +138,15 @@ impl CredentialStore for PgStore {
         let found = one(row.as_ref(), officer_row)?;
         let o = credentials::change_account(found, id, by, admins as u64, change, at)?;
         tx.execute(
-            "UPDATE officers SET role = $1, disabled_at = $2 WHERE id = $3",
-            &[&o.role.as_str(), &o.disabled_at, &id.0],
+            "UPDATE officers SET role = $1, disabled_at = $2, credentials_reset_by = $3, credentials_reset_at = $4
+             WHERE id = $5",
+            &[
+                &o.role.as_str(),
+                &o.disabled_at,
+                &o.credentials_reset_by.map(|b| b.0),
+                &o.credentials_reset_at,
+                &id.0,
+            ],
         )
         .await
         .map_err(db)?;
@@ -244,6 +251,27 @@ impl CredentialStore for PgStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n > 0)
+    }
+
+    async fn reset_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        by: OfficerId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE officers SET password_hash = $1, must_change_password = TRUE,
+                        credentials_reset_by = $2, credentials_reset_at = $3
+                 WHERE id = $4",
+                &[&password_hash, &by.0, &at, &id.0],
+            )
+            .await
+            .map_err(db)?;
+        rules::updated(n, || format!("account {}", id.0))
     }
 
     async fn use_totp_step(&self, id: OfficerId, step: i64) -> StoreResult<bool> {

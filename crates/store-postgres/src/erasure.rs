@@ -1,13 +1,14 @@
 //! Erasure on PostgreSQL. A deleted row stays in its page until a vacuum, and a plain vacuum
 //! leaves its bytes in the page's free space (and the index entries'), so
-//! [`PgStore::scrub`] rewrites the tables that hold a person's data in readable form (`holders`:
-//! sealed data and lookup hashes; `appeals`: their words) with `VACUUM FULL`, which writes new
-//! files and drops the old; the other tables erasure touches hold ids and facts and get a plain
-//! vacuum.
+//! [`PgStore::scrub`] rewrites every table erasure deletes from ([`erased_tables`]: the sealed
+//! data and lookup hashes, appeals' words, lab reports' identity hashes, and the ids and facts)
+//! with `VACUUM FULL`, which writes new files and drops the old. It takes each table's exclusive
+//! lock while it runs: the server runs it at most every few minutes, in the background, after
+//! erasures, at start and after a retention purge that deleted anything, never once per erasure.
 
 use healthcode_domain::HolderId;
 use healthcode_store::{
-    ERASE, INACTIVE_HOLDERS, PURGE_DECIDED_APPEALS, PURGE_TESTS, StoreError, StoreResult,
+    ERASE, INACTIVE_HOLDERS, PURGE_DECIDED_APPEALS, PURGE_TESTS, StoreError, StoreResult, erased_tables,
 };
 use time::OffsetDateTime;
 
@@ -81,12 +82,10 @@ impl PgStore {
         let c = self.conn().await?;
         // One statement each: several in one message would run as one transaction block, where
         // VACUUM cannot.
-        for sql in [
-            "VACUUM FULL holders",
-            "VACUUM FULL appeals",
-            "VACUUM sessions, health_declarations, travel_declarations, daily_reports, test_results, exposures, cases, overrides",
-        ] {
-            c.batch_execute(sql).await.map_err(db)?;
+        for table in erased_tables() {
+            c.batch_execute(&format!("VACUUM FULL {table}"))
+                .await
+                .map_err(db)?;
         }
         Ok(())
     }

@@ -74,6 +74,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
     ("0014_policies", include_str!("../migrations/0014_policies.sql")),
+    ("0015_insiders", include_str!("../migrations/0015_insiders.sql")),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

@@ -7,8 +7,8 @@ use healthcode_store::rows::{
     policy_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, FirstPolicy, ListedRiskArea, Officer, Proposal, ProposalState,
-    ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, AuditEntry, FirstPolicy, ListedRiskArea, Officer, Proposal,
+    ProposalState, ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use time::OffsetDateTime;
 use tokio_postgres::GenericClient;
@@ -45,8 +45,13 @@ fn touched(n: u64, what: String) -> StoreResult<()> {
     rules::updated(n, || what)
 }
 
-/// Does an approved proposal's act.
-async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> StoreResult<()> {
+/// Does an approved proposal's act (`password_hash`: an account's one-time password).
+async fn apply(
+    c: &impl GenericClient,
+    p: &Proposal,
+    at: OffsetDateTime,
+    password_hash: Option<&str>,
+) -> StoreResult<()> {
     let (approver, _) = p.decided.unwrap_or((p.proposed_by, at));
     match &p.act {
         Act::RiskAreaDeclare {
@@ -80,11 +85,8 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             .map_err(db)?,
             format!("risk area {area} in force"),
         )?,
-        Act::AccountCreate {
-            username,
-            role,
-            password_hash,
-        } => {
+        Act::AccountCreate { username, role } => {
+            let password_hash = rules::one_time_password_for(username, password_hash)?;
             let taken = c
                 .query_opt("SELECT id FROM officers WHERE username = $1", &[username])
                 .await
@@ -95,7 +97,7 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             c.execute(
                 "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by)
                  VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
-                &[username, &role.as_str(), password_hash, &at, &p.proposed_by.0, &approver.0],
+                &[username, &role.as_str(), &password_hash, &at, &p.proposed_by.0, &approver.0],
             )
             .await
             .map_err(|e| match e.code() {
@@ -139,14 +141,22 @@ async fn apply(c: &impl GenericClient, p: &Proposal, at: OffsetDateTime) -> Stor
             .await
             .map_err(db)?;
         }
-        Act::ExposureDecisions { case, apply, .. } => {
+        Act::ExposureDecisions {
+            case,
+            apply,
+            count,
+            upto,
+            ..
+        } => {
             let state = if *apply { "applied" } else { "dismissed" };
-            c.execute(
-                "UPDATE exposures SET state = $1 WHERE case_id = $2 AND state = 'pending'",
-                &[&state, case],
-            )
-            .await
-            .map_err(db)?;
+            let n = c
+                .execute(
+                    "UPDATE exposures SET state = $1 WHERE case_id = $2 AND state = 'pending' AND id <= $3",
+                    &[&state, case, upto],
+                )
+                .await
+                .map_err(db)?;
+            rules::bulk_decided(*case, n, *count)?;
         }
         Act::PolicyPublish {
             version,
@@ -267,6 +277,8 @@ impl ProposalStore for PgStore {
         by: OfficerId,
         at: OffsetDateTime,
         policy: ApprovalPolicy,
+        password_hash: Option<&str>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Proposal> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(db)?;
@@ -285,7 +297,10 @@ impl ProposalStore for PgStore {
         )
         .await
         .map_err(db)?;
-        apply(&*tx, &p, at).await?;
+        apply(&*tx, &p, at, password_hash).await?;
+        if let Some(e) = audit {
+            crate::audit::append_in(&*tx, e).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(p)
     }

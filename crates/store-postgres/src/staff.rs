@@ -179,6 +179,8 @@ impl StaffStore for PgStore {
             second_factor: false,
             created_by: None,
             creation_approved_by: None,
+            credentials_reset_by: None,
+            credentials_reset_at: None,
         })
     }
 

@@ -50,8 +50,8 @@ impl Harness for Postgres {
     }
 
     async fn raw_erasure_bytes(&self) -> Vec<u8> {
-        // The pages as they lie (pageinspect, through the buffer cache), of the tables and every
-        // index on them: what a plain DELETE or VACUUM would leave readable.
+        // The pages as they lie (pageinspect, through the buffer cache), of every table erasure
+        // deletes from and every index on them: what a plain DELETE or VACUUM would leave readable.
         let mut tries = 0;
         while let Err(e) = self
             .store
@@ -63,13 +63,17 @@ impl Harness for Postgres {
             assert!(tries < 5, "pageinspect: {e}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let tables = healthcode_store::erased_tables()
+            .map(|t| format!("'{t}'::regclass"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let rels = self
             .store
-            .raw_query(
+            .raw_query(&format!(
                 "SELECT c.oid::regclass::text FROM pg_class c
-                 WHERE c.oid IN ('holders'::regclass, 'appeals'::regclass)
-                    OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('holders'::regclass, 'appeals'::regclass))",
-            )
+                 WHERE c.oid IN ({tables})
+                    OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ({tables}))"
+            ))
             .await
             .unwrap();
         let mut all = Vec::new();

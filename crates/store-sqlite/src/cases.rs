@@ -50,16 +50,22 @@ impl CaseStore for SqliteStore {
         })
     }
 
-    async fn add_case(
+    async fn add_case_by(
         &self,
         holder: &HolderId,
         onset: OffsetDateTime,
         confirmed_at: OffsetDateTime,
+        recorded_by: Option<OfficerId>,
     ) -> StoreResult<ConfirmedCase> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO cases (holder, onset, confirmed_at) VALUES (?1, ?2, ?3)",
-                params![holder.as_bytes(), ts(onset), ts(confirmed_at)],
+                "INSERT INTO cases (holder, onset, confirmed_at, recorded_by) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    holder.as_bytes(),
+                    ts(onset),
+                    ts(confirmed_at),
+                    recorded_by.map(|o| o.0)
+                ],
             )
             .map_err(backend)?;
             Ok(ConfirmedCase {
@@ -127,15 +133,19 @@ impl CaseStore for SqliteStore {
         state: ExposureState,
     ) -> StoreResult<u64> {
         self.write(|tx| {
+            // Numbered in the order recorded: the one writer takes the next numbers.
+            let mut next: i64 = tx
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM exposures", [], |r| r.get(0))
+                .map_err(backend)?;
             let mut s = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO exposures ({EXPOSURE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    "INSERT INTO exposures ({EXPOSURE_COLS}, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT DO NOTHING"
                 ))
                 .map_err(backend)?;
             let mut n = 0u64;
             for (h, e) in exposures {
-                n += s
+                let added = s
                     .execute(params![
                         h.as_bytes(),
                         e.case.0,
@@ -146,11 +156,25 @@ impl CaseStore for SqliteStore {
                         ts(e.contact_interval.1),
                         e.overlap_minutes,
                         e.grade.as_str(),
-                        state.as_str()
+                        state.as_str(),
+                        next
                     ])
                     .map_err(backend)? as u64;
+                next += added as i64;
+                n += added;
             }
             Ok(n)
+        })
+    }
+
+    async fn pending_exposure_mark(&self, case: CaseId) -> StoreResult<(u64, i64)> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM exposures WHERE case_id = ?1 AND state = 'pending'",
+                [case.0],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?)),
+            )
+            .map_err(backend)
         })
     }
 
@@ -247,6 +271,7 @@ impl CaseStore for SqliteStore {
         officer: OfficerId,
         at: OffsetDateTime,
         policy: healthcode_store::ApprovalPolicy,
+        audit: Option<&healthcode_store::AuditEntry>,
     ) -> StoreResult<Override> {
         let sql = format!("SELECT {OVERRIDE_COLS} FROM overrides WHERE id = ?1");
         self.write(|tx| {
@@ -265,6 +290,9 @@ impl CaseStore for SqliteStore {
                 params![officer.0, ts(at), id.0],
             )
             .map_err(backend)?;
+            if let Some(e) = audit {
+                crate::audit::append_in(tx, e)?;
+            }
             Ok(o)
         })
     }

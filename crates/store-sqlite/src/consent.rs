@@ -1,6 +1,6 @@
 //! Lab reports, consents, the reach of a case and read digests on SQLite.
 
-use healthcode_domain::{CaseId, HolderId};
+use healthcode_domain::{CaseId, HolderId, OfficerId};
 use healthcode_store::consent::{CONSENT_COLS, LAB_REPORT_COLS, READ_ACTION, consent_row, lab_report_row};
 use healthcode_store::rows::holder_id;
 use healthcode_store::{Consent, LabReport, NewConsent, PurposeStore, ReadCount, StoreError, StoreResult};
@@ -47,6 +47,15 @@ impl PurposeStore for SqliteStore {
             )
             .map_err(backend)
         })
+    }
+
+    async fn case_recorded_by(&self, case: CaseId) -> StoreResult<Option<OfficerId>> {
+        self.read(|c| {
+            query_first(c, "SELECT recorded_by FROM cases WHERE id = ?1", [case.0], |r| {
+                r.opt_int(0)
+            })
+        })
+        .map(|o| o.flatten().map(OfficerId))
     }
 
     async fn add_consent(&self, n: &NewConsent) -> StoreResult<Consent> {

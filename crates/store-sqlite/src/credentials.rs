@@ -115,8 +115,15 @@ impl CredentialStore for SqliteStore {
                 .map_err(backend)?;
             let o = credentials::change_account(found, id, by, admins.max(0) as u64, change, at)?;
             tx.execute(
-                "UPDATE officers SET role = ?1, disabled_at = ?2 WHERE id = ?3",
-                params![o.role.as_str(), o.disabled_at.map(ts), id.0],
+                "UPDATE officers SET role = ?1, disabled_at = ?2, credentials_reset_by = ?3, credentials_reset_at = ?4
+                 WHERE id = ?5",
+                params![
+                    o.role.as_str(),
+                    o.disabled_at.map(ts),
+                    o.credentials_reset_by.map(|b| b.0),
+                    o.credentials_reset_at.map(ts),
+                    id.0
+                ],
             )
             .map_err(backend)?;
             Ok(o)
@@ -202,6 +209,26 @@ impl CredentialStore for SqliteStore {
             tx.execute("DELETE FROM staff_recovery_codes WHERE officer = ?1", [id.0])
                 .map_err(backend)?;
             Ok(n > 0)
+        })
+    }
+
+    async fn reset_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        by: OfficerId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE officers SET password_hash = ?1, must_change_password = 1,
+                            credentials_reset_by = ?2, credentials_reset_at = ?3
+                     WHERE id = ?4",
+                    params![password_hash, by.0, ts(at), id.0],
+                )
+                .map_err(backend)?;
+            rules::updated(n as u64, || format!("account {}", id.0))
         })
     }
 

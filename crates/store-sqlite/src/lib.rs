@@ -83,6 +83,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0013_limits_erasure.sql"),
     ),
     ("0014_policies", include_str!("../migrations/0014_policies.sql")),
+    ("0015_insiders", include_str!("../migrations/0015_insiders.sql")),
 ];
 /// The migrations of the check-ins file.
 const CHECKIN_MIGRATIONS: &[(&str, &str)] = &[(

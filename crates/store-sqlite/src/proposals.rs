@@ -6,8 +6,8 @@ use healthcode_store::rows::{
     policy_row, proposal_row,
 };
 use healthcode_store::{
-    AccountChange, Act, ApprovalPolicy, FirstPolicy, ListedRiskArea, Officer, Proposal, ProposalState,
-    ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
+    AccountChange, Act, ApprovalPolicy, AuditEntry, FirstPolicy, ListedRiskArea, Officer, Proposal,
+    ProposalState, ProposalStore, PublishedPolicy, StoreError, StoreResult, credentials, rules,
 };
 use rusqlite::{Transaction, params};
 use time::OffsetDateTime;
@@ -34,8 +34,13 @@ pub(crate) fn check_approver(
     rules::check_approver(p.as_ref(), a.as_ref(), needed, policy, at)
 }
 
-/// Does an approved proposal's act.
-fn apply(tx: &Transaction<'_>, p: &Proposal, at: OffsetDateTime) -> StoreResult<()> {
+/// Does an approved proposal's act (`password_hash`: an account's one-time password).
+fn apply(
+    tx: &Transaction<'_>,
+    p: &Proposal,
+    at: OffsetDateTime,
+    password_hash: Option<&str>,
+) -> StoreResult<()> {
     let (approver, _) = p.decided.unwrap_or((p.proposed_by, at));
     let touched = |n: usize, what: &str| rules::updated(n as u64, || what.to_owned());
     match &p.act {
@@ -67,11 +72,8 @@ fn apply(tx: &Transaction<'_>, p: &Proposal, at: OffsetDateTime) -> StoreResult<
             .map_err(backend)?,
             &format!("risk area {area} in force"),
         )?,
-        Act::AccountCreate {
-            username,
-            role,
-            password_hash,
-        } => {
+        Act::AccountCreate { username, role } => {
+            let password_hash = rules::one_time_password_for(username, password_hash)?;
             let taken: Option<i64> = query_first(
                 tx,
                 "SELECT id FROM officers WHERE username = ?1",
@@ -112,13 +114,21 @@ fn apply(tx: &Transaction<'_>, p: &Proposal, at: OffsetDateTime) -> StoreResult<
             )
             .map_err(backend)?;
         }
-        Act::ExposureDecisions { case, apply, .. } => {
+        Act::ExposureDecisions {
+            case,
+            apply,
+            count,
+            upto,
+            ..
+        } => {
             let state = if *apply { "applied" } else { "dismissed" };
-            tx.execute(
-                "UPDATE exposures SET state = ?1 WHERE case_id = ?2 AND state = 'pending'",
-                params![state, case],
-            )
-            .map_err(backend)?;
+            let n = tx
+                .execute(
+                    "UPDATE exposures SET state = ?1 WHERE case_id = ?2 AND state = 'pending' AND id <= ?3",
+                    params![state, case, upto],
+                )
+                .map_err(backend)?;
+            rules::bulk_decided(*case, n as u64, *count)?;
         }
         Act::PolicyPublish {
             version,
@@ -214,6 +224,8 @@ impl ProposalStore for SqliteStore {
         by: OfficerId,
         at: OffsetDateTime,
         policy: ApprovalPolicy,
+        password_hash: Option<&str>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Proposal> {
         let sql = format!("SELECT {PROPOSAL_COLS} FROM proposals WHERE id = ?1");
         self.write(|tx| {
@@ -224,7 +236,10 @@ impl ProposalStore for SqliteStore {
                 params![by.0, ts(at), id],
             )
             .map_err(backend)?;
-            apply(tx, &p, at)?;
+            apply(tx, &p, at, password_hash)?;
+            if let Some(e) = audit {
+                crate::audit::append_in(tx, e)?;
+            }
             Ok(p)
         })
     }

@@ -90,6 +90,12 @@ impl AuditRecord {
     }
 }
 
+/// A time as the audit log stores it: nanoseconds since 1970 ([`StoreError::Refused`] past the
+/// year 2262).
+pub fn audit_ns(at: OffsetDateTime) -> StoreResult<i64> {
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| StoreError::Refused("time out of range".into()))
+}
+
 /// Where and why the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("audit chain broken at entry {seq}: {reason}")]
@@ -138,6 +144,14 @@ pub trait AuditStore: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// How many entries `actor` made with `action` at or after `since`, and when the earliest of
+    /// them was (what a cap per person and hour counts).
+    fn audit_count(
+        &self,
+        actor: &str,
+        action: &str,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<(u64, Option<OffsetDateTime>)>> + Send;
     /// Audit records whose subject is this holder, in order.
     fn audit_of_subject(
         &self,

@@ -254,12 +254,24 @@ pub struct Activity {
 pub trait CaseStore: Send + Sync + 'static {
     /// Records a declaration, report or test result.
     fn add_fact(&self, holder: &HolderId, fact: &Fact) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Records a confirmed case.
+    /// Records a confirmed case, by nobody in particular (tracing's tests, the command line, the
+    /// demo): [`CaseStore::add_case_by`] with no recorder.
     fn add_case(
         &self,
         holder: &HolderId,
         onset: OffsetDateTime,
         confirmed_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<ConfirmedCase>> + Send {
+        self.add_case_by(holder, onset, confirmed_at, None)
+    }
+    /// Records a confirmed case, and the staff member who recorded it (a case opens no personal
+    /// data to them: [`crate::PurposeStore::case_recorded_by`]).
+    fn add_case_by(
+        &self,
+        holder: &HolderId,
+        onset: OffsetDateTime,
+        confirmed_at: OffsetDateTime,
+        recorded_by: Option<OfficerId>,
     ) -> impl Future<Output = StoreResult<ConfirmedCase>> + Send;
     /// A case and whose it is.
     fn case(&self, id: CaseId)
@@ -304,6 +316,9 @@ pub trait CaseStore: Send + Sync + 'static {
         &self,
         case: CaseId,
     ) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
+    /// How many of a case's exposures wait for review, and the highest id among them (0 when
+    /// none): what a bulk decision proposed now covers ([`crate::Act::ExposureDecisions`]).
+    fn pending_exposure_mark(&self, case: CaseId) -> impl Future<Output = StoreResult<(u64, i64)>> + Send;
     /// Exposures waiting for review, by case, holder, venue and contact start, at most `limit`.
     fn pending_exposures(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<StoredExposure>>> + Send;
     /// Records the review of a pending exposure, in one transaction, and returns it in its new
@@ -324,13 +339,14 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Approves a change as a second officer, in one transaction with the approval rule
     /// ([`rules::check_approver`](crate::rules::check_approver): not the proposer, not an account
     /// the proposer made, old enough, an enabled officer or admin; [`StoreError::Refused`]
-    /// otherwise).
+    /// otherwise). `audit`, when given, is appended to the audit log in the same transaction.
     fn approve_override(
         &self,
         id: OverrideId,
         officer: OfficerId,
         at: OffsetDateTime,
         policy: crate::ApprovalPolicy,
+        audit: Option<&crate::AuditEntry>,
     ) -> impl Future<Output = StoreResult<Override>> + Send;
     /// A manual change and whose colour it sets.
     fn override_by_id(

@@ -235,6 +235,9 @@ pub trait PurposeStore: Send + Sync {
     /// Whether `holder` is case `case`'s holder or has an exposure (in any state) from it.
     fn case_reaches(&self, case: CaseId, holder: &HolderId)
     -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The staff member who recorded case `case` (`None`: no such case, or nobody recorded it
+    /// through the API).
+    fn case_recorded_by(&self, case: CaseId) -> impl Future<Output = StoreResult<Option<OfficerId>>> + Send;
     /// Records a consent; returns it with its id.
     fn add_consent(&self, consent: &NewConsent) -> impl Future<Output = StoreResult<Consent>> + Send;
     /// The consent with this id.

@@ -79,7 +79,8 @@ pub fn next_failure(
 pub enum AccountChange {
     /// It can no longer sign in; its sessions end.
     Disable,
-    /// It can sign in again.
+    /// It can sign in again; the admin who re-enabled it is recorded as the last to reset its
+    /// credentials (the approval rule reads it).
     Enable,
     /// A new role.
     Role(Role),
@@ -123,7 +124,11 @@ pub fn change_account(
         AccountChange::Enable if o.disabled_at.is_none() => {
             return Err(StoreError::Refused(format!("{} is active already", o.username)));
         }
-        AccountChange::Enable => o.disabled_at = None,
+        AccountChange::Enable => {
+            o.disabled_at = None;
+            o.credentials_reset_by = Some(by);
+            o.credentials_reset_at = Some(at);
+        }
         AccountChange::Role(r) => o.role = r,
     }
     Ok(o)
@@ -288,6 +293,17 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// Removes the second factor and the recovery codes (the owner enrols again); false when
     /// there was none.
     fn reset_second_factor(&self, id: OfficerId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// An admin's reset of an account's password: `password_hash` (of a one-time password, to
+    /// be replaced at the next sign-in), and `by` at `at` recorded as the last to reset the
+    /// account's credentials (the approval rule reads them; the owner's own changes later keep
+    /// them). [`StoreError::NotFound`] for no such account.
+    fn reset_officer_password(
+        &self,
+        id: OfficerId,
+        password_hash: &str,
+        by: OfficerId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Takes time step `step` as used if it is after the last used one; false (a replay) if not.
     fn use_totp_step(&self, id: OfficerId, step: i64) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Spends the recovery code with this hash at `at`; false when it is unknown or spent.
@@ -350,6 +366,8 @@ mod tests {
             second_factor: true,
             created_by: None,
             creation_approved_by: None,
+            credentials_reset_by: None,
+            credentials_reset_at: None,
         }
     }
 
@@ -401,6 +419,10 @@ mod tests {
         assert!(change_account(Some(disabled.clone()), off.id, me, 1, AccountChange::Disable, T).is_err());
         let enabled = change_account(Some(disabled), off.id, me, 1, AccountChange::Enable, T).unwrap();
         assert_eq!(enabled.disabled_at, None);
+        assert_eq!(
+            (enabled.credentials_reset_by, enabled.credentials_reset_at),
+            (Some(me), Some(T))
+        );
         assert!(matches!(
             change_account(None, OfficerId(9), me, 1, AccountChange::Enable, T),
             Err(StoreError::NotFound(_))

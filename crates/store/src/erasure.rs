@@ -4,9 +4,13 @@
 //! bytes unreadable in its files ([`crate::HolderStore::scrub_erased`]).
 
 /// The statements that erase one holder (`$1`, the holder id) besides their check-ins, children
-/// first and the holder row (sealed personal data, identity and phone lookup hashes) last. The
-/// audit log is kept: it names the holder by id only, and the erasure is recorded in it.
-pub const ERASE: [&str; 12] = [
+/// first and the holder row (sealed personal data, identity and phone lookup hashes) last: every
+/// table that names the holder, by id, by the identity hash of their document (lab reports) or
+/// by their phone's lookup hash (one-time codes). The audit log is kept: it names the holder by
+/// id only, and the erasure is recorded in it.
+pub const ERASE: [&str; 14] = [
+    "DELETE FROM lab_reports WHERE identity_hash IN (SELECT identity_hash FROM holders WHERE id = $1)",
+    "DELETE FROM one_time_codes WHERE phone_hash IN (SELECT phone_hash FROM holders WHERE id = $1)",
     "DELETE FROM sessions WHERE holder = $1",
     "DELETE FROM consents WHERE holder = $1",
     "DELETE FROM read_digests WHERE holder = $1",
@@ -20,6 +24,14 @@ pub const ERASE: [&str; 12] = [
     "DELETE FROM appeals WHERE holder = $1",
     "DELETE FROM holders WHERE id = $1",
 ];
+
+/// The tables [`ERASE`] deletes from, in its order: those whose files a scrub rewrites.
+pub fn erased_tables() -> impl Iterator<Item = &'static str> {
+    ERASE.iter().filter_map(|sql| {
+        sql.strip_prefix("DELETE FROM ")
+            .and_then(|rest| rest.split_whitespace().next())
+    })
+}
 
 /// Holders inactive since `$1` (no sign-in since, or never and registered before) with no fact
 /// since then that could hold a colour (a case, a test, an exposure, a declaration, a report)
@@ -51,4 +63,22 @@ pub struct PersonalPurge {
     pub tests: u64,
     /// Decided appeals past their retention.
     pub appeals: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_erasure_statement_names_its_table() {
+        let tables: Vec<_> = erased_tables().collect();
+        assert_eq!(tables.len(), ERASE.len());
+        assert_eq!(tables.first(), Some(&"lab_reports"));
+        assert_eq!(tables.last(), Some(&"holders"), "the holder row goes last");
+        assert!(
+            tables
+                .iter()
+                .all(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
+    }
 }

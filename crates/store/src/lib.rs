@@ -22,7 +22,7 @@ mod staff;
 pub mod transparency;
 
 pub use audit::{
-    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, verify_audit,
+    AuditEntry, AuditRecord, AuditStore, ChainBreak, HeadMismatch, all_audit_records, audit_ns, verify_audit,
     verify_chain, verify_tree_heads,
 };
 pub use cases::{
@@ -36,7 +36,9 @@ pub use consent::{
 };
 pub use credentials::{AccountChange, CredentialStore, SecondFactor, SignInFailures, StaffSession};
 pub use crypto::{Crypto, CryptoError, KeyMaterial, identity_key};
-pub use erasure::{ERASE, INACTIVE_HOLDERS, PURGE_DECIDED_APPEALS, PURGE_TESTS, PersonalPurge};
+pub use erasure::{
+    ERASE, INACTIVE_HOLDERS, PURGE_DECIDED_APPEALS, PURGE_TESTS, PersonalPurge, erased_tables,
+};
 pub use health::HealthStore;
 pub use holders::{
     HolderKind, HolderStore, OtpCheck, OtpLimits, PersonalData, Principal, SealedHolder, Session,

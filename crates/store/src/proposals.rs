@@ -42,14 +42,13 @@ pub enum Act {
         /// The area's id.
         area: i64,
     },
-    /// Creates a staff account with a one-time password (shown to the proposer once).
+    /// Creates a staff account. Its one-time password is made at approval and shown to the
+    /// approver only (the approving request brings its hash): the proposer never knows it.
     AccountCreate {
         /// Username.
         username: String,
         /// Role.
         role: Role,
-        /// argon2id hash of the one-time password.
-        password_hash: String,
     },
     /// Changes the role of an account.
     RoleGrant {
@@ -58,8 +57,8 @@ pub enum Act {
         /// The new role.
         role: Role,
     },
-    /// Applies or dismisses every pending exposure of a case (more than a single officer may
-    /// decide at once).
+    /// Applies or dismisses the exposures of a case pending when proposed (more than a single
+    /// officer may decide at once); exposures recorded since are left pending.
     ExposureDecisions {
         /// The case.
         case: i64,
@@ -67,6 +66,8 @@ pub enum Act {
         apply: bool,
         /// How many were pending when proposed; approval decides those still pending.
         count: u64,
+        /// The highest id among them: approval decides only exposures up to it.
+        upto: i64,
         /// Why.
         note: String,
     },
@@ -115,9 +116,18 @@ impl Act {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Reads a stored act back; anything else is [`StoreError::Corrupt`].
+    /// Reads a stored act back; anything else is [`StoreError::Corrupt`]. An account proposed
+    /// before passwords were made at approval carries the hash of a password its proposer was
+    /// shown: it is dropped, and approval makes a new one.
     pub fn from_stored(s: &str) -> StoreResult<Act> {
-        serde_json::from_str(s).map_err(|e| crate::StoreError::Corrupt(format!("proposal act: {e}")))
+        let corrupt = |e: serde_json::Error| crate::StoreError::Corrupt(format!("proposal act: {e}"));
+        let mut v: serde_json::Value = serde_json::from_str(s).map_err(corrupt)?;
+        if let Some(o) = v.as_object_mut()
+            && o.get("act").and_then(serde_json::Value::as_str) == Some("account-create")
+        {
+            o.remove("password_hash");
+        }
+        serde_json::from_value(v).map_err(corrupt)
     }
 }
 
@@ -270,13 +280,19 @@ pub trait ProposalStore: Send + Sync + 'static {
     /// Approves a proposal as `by` and does its act, in one transaction: the approver must pass
     /// [`rules::check_approver`](crate::rules::check_approver) against the proposer, and the
     /// proposal be pending and unexpired ([`StoreError::Refused`] otherwise; a refusal of the
-    /// act itself, e.g. demoting the last admin, too).
+    /// act itself, e.g. demoting the last admin, too). `password_hash` is the argon2id hash of
+    /// the one-time password an account created by the act gets (made for and shown to the
+    /// approver only); an [`Act::AccountCreate`] without one is refused. `audit`, when given,
+    /// is appended to the audit log in the same transaction, after the act: an approval is
+    /// never done unrecorded, nor recorded undone.
     fn approve_proposal(
         &self,
         id: i64,
         by: OfficerId,
         at: OffsetDateTime,
         policy: ApprovalPolicy,
+        password_hash: Option<&str>,
+        audit: Option<&crate::AuditEntry>,
     ) -> impl Future<Output = StoreResult<Proposal>> + Send;
     /// Risk areas with their ids, ended ones too, by id.
     fn listed_risk_areas(&self) -> impl Future<Output = StoreResult<Vec<ListedRiskArea>>> + Send;

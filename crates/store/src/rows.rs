@@ -212,7 +212,8 @@ pub fn session_row(r: &dyn Columns) -> StoreResult<Session> {
 
 /// The columns [`officer_row`] reads.
 pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at, \
-     disabled_at, totp_secret IS NOT NULL, created_by, creation_approved_by";
+     disabled_at, totp_secret IS NOT NULL, created_by, creation_approved_by, credentials_reset_by, \
+     credentials_reset_at";
 
 /// An officer account, from [`OFFICER_COLS`]; an unknown role is [`StoreError::Corrupt`], never
 /// some other role.
@@ -229,6 +230,8 @@ pub fn officer_row(r: &dyn Columns) -> StoreResult<Officer> {
         second_factor: r.boolean(7)?,
         created_by: r.opt_int(8)?.map(OfficerId),
         creation_approved_by: r.opt_int(9)?.map(OfficerId),
+        credentials_reset_by: r.opt_int(10)?.map(OfficerId),
+        credentials_reset_at: r.opt_time(11)?,
     })
 }
 

@@ -263,9 +263,11 @@ pub fn approve_override(
 /// The one approval rule for every two-person act (overrides, risk areas, accounts and roles,
 /// bulk exposure decisions), called inside the approving transaction with both accounts as
 /// stored: the approver is not the proposer; neither account was proposed or approved into
-/// being by the other (an admin cannot make a second self); the approver's account is at least
-/// `policy.approver_min_age` old at `at`; both are enabled and hold `needed` (an admin holds the
-/// officer's role too). Every refusal is [`StoreError::Refused`] saying which rule.
+/// being by the other (an admin cannot make a second self); neither had its credentials last
+/// reset (password, second factor) or was last re-enabled by the other (who then knew them);
+/// the approver's account is at least `policy.approver_min_age` old at `at`, and so is its last
+/// reset (a freshly reset account counts as new); both are enabled and hold `needed` (an admin
+/// holds the officer's role too). Every refusal is [`StoreError::Refused`] saying which rule.
 pub fn check_approver(
     proposer: Option<&Officer>,
     approver: Option<&Officer>,
@@ -289,6 +291,12 @@ pub fn check_approver(
     if made_by(approver, proposer.id) || made_by(proposer, approver.id) {
         return refuse("an account cannot approve what the admin who created it proposed, nor the reverse");
     }
+    let reset_by = |o: &Officer, by: OfficerId| o.credentials_reset_by == Some(by);
+    if reset_by(approver, proposer.id) || reset_by(proposer, approver.id) {
+        return refuse(
+            "an account whose credentials the proposer reset (or that the proposer re-enabled) cannot approve the proposer's acts, nor the reverse",
+        );
+    }
     if approver.disabled_at.is_some() || !holds(approver) {
         return refuse(&format!(
             "the approver must be an enabled {} account",
@@ -304,6 +312,15 @@ pub fn check_approver(
     if at - approver.created_at < policy.approver_min_age {
         return refuse(&format!(
             "the approver's account is younger than {} hours",
+            policy.approver_min_age.whole_hours()
+        ));
+    }
+    if approver
+        .credentials_reset_at
+        .is_some_and(|r| at - r < policy.approver_min_age)
+    {
+        return refuse(&format!(
+            "the approver's credentials were reset (or the account re-enabled) less than {} hours ago",
             policy.approver_min_age.whole_hours()
         ));
     }
@@ -338,6 +355,30 @@ pub fn approve_proposal(
     p.state = ProposalState::Approved;
     p.decided = Some((by, at));
     Ok(p)
+}
+
+/// Checks a bulk decision's approval: it decided `decided` exposures numbered up to the
+/// proposal's mark, of `count` pending when proposed. More means exposures recorded after the
+/// proposal came in under the mark (PostgreSQL numbers rows before they commit):
+/// [`StoreError::Refused`], and the approval is undone.
+pub fn bulk_decided(case: i64, decided: u64, count: u64) -> StoreResult<()> {
+    if decided > count {
+        return Err(StoreError::Refused(format!(
+            "case {case} has exposures recorded since the proposal among those it covers; propose again"
+        )));
+    }
+    Ok(())
+}
+
+/// The one-time password hash an account created at approval gets: the one the approving
+/// request brought (made for the approver, never shown to the proposer); [`StoreError::Refused`]
+/// when it brought none.
+pub fn one_time_password_for<'a>(username: &str, brought: Option<&'a str>) -> StoreResult<&'a str> {
+    brought.filter(|h| !h.is_empty()).ok_or_else(|| {
+        StoreError::Refused(format!(
+            "the account {username} is created with a one-time password made for its approver; none was given"
+        ))
+    })
 }
 
 /// Withdraws a proposal as `by` at `at`: only its proposer, only while pending.
@@ -663,6 +704,8 @@ mod tests {
             second_factor: true,
             created_by: None,
             creation_approved_by: None,
+            credentials_reset_by: None,
+            credentials_reset_at: None,
         }
     }
 
@@ -718,6 +761,33 @@ mod tests {
         assert!(refused(check(&officer, &disabled, Role::Officer)).contains("enabled officer"));
         assert!(refused(check(&disabled, &officer, Role::Officer)).contains("proposer"));
         assert!(check_approver(None, Some(&officer), Role::Officer, policy, T).is_err());
+    }
+
+    #[test]
+    fn the_approval_rule_refuses_an_account_whose_credentials_the_other_reset() {
+        let policy = ApprovalPolicy::default();
+        let admin = staff(1, Role::Admin, 100);
+        let check = |p: &Officer, a: &Officer| check_approver(Some(p), Some(a), Role::Admin, policy, T);
+        // Reset (or re-enabled) by the proposer long ago: refused, in either direction.
+        let victim = Officer {
+            credentials_reset_by: Some(admin.id),
+            credentials_reset_at: Some(T - Duration::days(30)),
+            ..staff(2, Role::Admin, 100)
+        };
+        assert!(refused(check(&admin, &victim)).contains("reset"));
+        assert!(refused(check(&victim, &admin)).contains("reset"));
+        // Reset by a third admin: fine for the first admin once a day has passed since.
+        let other = staff(3, Role::Admin, 100);
+        let by_other = |ago: Duration| Officer {
+            credentials_reset_by: Some(other.id),
+            credentials_reset_at: Some(T - ago),
+            ..staff(2, Role::Admin, 100)
+        };
+        assert!(check(&admin, &by_other(Duration::hours(24))).is_ok());
+        let fresh = by_other(Duration::hours(24) - Duration::seconds(1));
+        assert!(refused(check(&admin, &fresh)).contains("less than 24 hours ago"));
+        // The proposer's own recent reset does not stop a second person approving.
+        assert!(check(&fresh, &admin).is_ok());
     }
 
     #[test]

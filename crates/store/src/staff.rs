@@ -106,6 +106,11 @@ pub struct Officer {
     pub created_by: Option<OfficerId>,
     /// The second admin who approved it.
     pub creation_approved_by: Option<OfficerId>,
+    /// The admin who last reset its password or second factor, or re-enabled it (and so knew,
+    /// or could have set, its credentials); `None` when nobody has.
+    pub credentials_reset_by: Option<OfficerId>,
+    /// When that was.
+    pub credentials_reset_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for Officer {
@@ -118,6 +123,8 @@ impl std::fmt::Debug for Officer {
             .field("second_factor", &self.second_factor)
             .field("created_by", &self.created_by)
             .field("creation_approved_by", &self.creation_approved_by)
+            .field("credentials_reset_by", &self.credentials_reset_by)
+            .field("credentials_reset_at", &self.credentials_reset_at)
             .finish_non_exhaustive()
     }
 }
@@ -171,7 +178,7 @@ pub trait StaffStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<Officer>>> + Send;
     /// All officers, by id.
     fn officers(&self) -> impl Future<Output = StoreResult<Vec<Officer>>> + Send;
-    /// Replaces an officer's password hash.
+    /// Replaces an officer's password hash (its owner's change: who last reset it stays recorded).
     fn set_officer_password(
         &self,
         id: OfficerId,

@@ -308,8 +308,8 @@ pub async fn create_account<S: Store>(
     Ok((StaffView::of(&o, false), password))
 }
 
-/// A proposed account and its one-time password (shown once, to the proposer; replaced at first
-/// sign-in). The account exists once a second admin approves the proposal.
+/// A proposed account. It exists once a second admin approves the proposal; its one-time
+/// password is made then and shown to that admin only (the proposer never learns it).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountProposed {
     /// The proposal a second admin approves (`POST /proposals/{id}/approve`).
@@ -318,12 +318,12 @@ pub struct AccountProposed {
     pub username: String,
     /// The role.
     pub role: String,
-    /// The one-time password it will have.
-    pub one_time_password: String,
 }
 
-/// Proposes a staff account (admins); it exists once a second, eligible admin approves. The
-/// command line (`healthcode admin create`) stays the bootstrap and break-glass path.
+/// Proposes a staff account (admins); it exists once a second, eligible admin approves, whose
+/// approval answers with its one-time password (so the proposing admin never holds the new
+/// account's credentials). The command line (`healthcode admin create`) stays the bootstrap and
+/// break-glass path.
 #[utoipa::path(post, path = "/officers", tag = "officers", security(("officer" = [])), request_body = NewOfficer, responses(
     (status = 202, description = "proposed, awaiting a second admin", body = AccountProposed),
     (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
@@ -340,12 +340,9 @@ pub(crate) async fn create_officer<S: Store>(
     if app.store().officer_by_username(username).await?.is_some() {
         return Err(ApiError::Conflict(format!("the username {username} is taken")));
     }
-    let password = one_time_password()?;
-    let password_hash = app.passwords.hash(password.clone()).await?;
     let act = Act::AccountCreate {
         username: username.into(),
         role,
-        password_hash,
     };
     let proposal = propose(&app, &me, act, format!("create {username} as {}", role.as_str())).await?;
     Ok((
@@ -354,7 +351,6 @@ pub(crate) async fn create_officer<S: Store>(
             proposal,
             username: username.into(),
             role: role.as_str().into(),
-            one_time_password: password,
         }),
     ))
 }

@@ -45,7 +45,8 @@ pub struct CaseView {
     pub confirmed_at: OffsetDateTime,
 }
 
-/// Records a confirmed case, confirmed now (officers), and starts tracing its contacts.
+/// Records a confirmed case, confirmed now (officers), and starts tracing its contacts. The case
+/// opens no one's personal data to the officer who recorded it: another officer investigates.
 #[utoipa::path(post, path = "/cases", tag = "cases", security(("officer" = [])), request_body = CaseRequest, responses(
     (status = 201, description = "recorded", body = CaseView),
 ))]
@@ -57,7 +58,7 @@ pub(crate) async fn add_case<S: Store>(
     let id = require_holder(&app, &req.holder).await?;
     let t = now();
     app.plausible("onset", req.onset, t, false)?;
-    let c = app.store.add_case(&id, req.onset, t).await?;
+    let c = app.store.add_case_by(&id, req.onset, t, Some(me.id)).await?;
     app.statuses.invalidate(&id);
     app.audit(
         me.actor(),
@@ -334,10 +335,46 @@ pub struct ExposureDecision {
     pub note: String,
 }
 
-/// Applies or dismisses a pending exposure (officers); audited.
+/// The audit log's actions for one exposure decided on its own.
+const SINGLE_DECISIONS: [&str; 2] = ["exposure-apply", "exposure-dismiss"];
+
+/// Refuses a single exposure decision by `me` when they made `[governance]
+/// bulk_exposure_two_person_above` of them in the hour before (counted from the audit log): one
+/// at a time, in a loop, is how a bulk decision would otherwise avoid its second officer. 429
+/// with Retry-After (when the oldest of the hour's decisions leaves the hour).
+async fn single_decisions_left<S: Store>(app: &App<S>, me: &Staff<Officers>) -> Result<(), ApiError> {
+    let cap = u64::from(app.governance.bulk_exposure_two_person_above);
+    let t = now();
+    let hour = time::Duration::hours(1);
+    let (mut made, mut oldest) = (0, None::<OffsetDateTime>);
+    for action in SINGLE_DECISIONS {
+        let (n, first) = app.store.audit_count(&me.actor(), action, t - hour).await?;
+        made += n;
+        oldest = match (oldest, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if made < cap {
+        return Ok(());
+    }
+    let wait = oldest.map_or(hour, |o| o + hour - t);
+    Err(ApiError::RateLimited(
+        format!(
+            "{made} exposures decided one at a time in the last hour, the most one officer may ({cap}); \
+             to decide more, propose a bulk decision for a second officer to approve (POST /api/v1/admin/cases/{{id}}/exposures/decision)"
+        ),
+        u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1),
+    ))
+}
+
+/// Applies or dismisses a pending exposure (officers); audited. One officer decides at most
+/// `[governance] bulk_exposure_two_person_above` this way in an hour (429 after: propose a bulk
+/// decision instead).
 #[utoipa::path(post, path = "/exposures/decision", tag = "cases", security(("officer" = [])), request_body = ExposureDecision, responses(
     (status = 200, description = "decided", body = ExposureView),
     (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "this officer decided the hour's most one at a time: propose a bulk decision, or retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn decide_exposure<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -348,6 +385,10 @@ pub(crate) async fn decide_exposure<S: Store>(
     if note.is_empty() || note.chars().count() > 500 {
         return Err(ApiError::InvalidField("note: 1 to 500 characters".into()));
     }
+    // One decision at a time on this node, so that decisions sent at once cannot all pass the
+    // count before any is recorded.
+    let _turn = app.single_decisions.lock().await;
+    single_decisions_left(&app, &me).await?;
     let holder = holder_id(&req.holder)?;
     let key = healthcode_store::ExposureKey {
         holder: holder.clone(),
@@ -435,10 +476,13 @@ pub(crate) async fn decide_case_exposures<S: Store>(
     }
     let verb = if req.apply { "apply" } else { "dismiss" };
     if count > u64::from(app.governance.bulk_exposure_two_person_above) {
+        // The proposal covers the exposures pending now, and none recorded after.
+        let (count, upto) = app.store.pending_exposure_mark(case).await?;
         let act = Act::ExposureDecisions {
             case: id,
             apply: req.apply,
             count,
+            upto,
             note: note.into(),
         };
         let what = format!("{verb} {count} pending exposures of case {id}: {note}");

@@ -97,7 +97,8 @@ pub(crate) async fn disable_account<S: Store>(
     ))
 }
 
-/// Re-enables a disabled account (admins). Audited.
+/// Re-enables a disabled account (admins); as after a reset, it approves none of that admin's
+/// proposals, and nobody's for `[governance] approver_min_age_hours`. Audited.
 #[utoipa::path(post, path = "/officers/{id}/enable", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
     (status = 200, description = "enabled", body = StaffView),
@@ -176,7 +177,9 @@ pub struct PasswordReset {
 
 /// Resets an account's password (admins): a new one-time password, shown once, which its owner
 /// must replace at the next sign-in; every session of the account ends. The second factor stays
-/// (reset it separately when the phone is lost too). Audited.
+/// (reset it separately when the phone is lost too). The admin is recorded as the last to reset
+/// the account's credentials: it approves none of that admin's proposals, nor they its, and
+/// nobody's for `[governance] approver_min_age_hours`. Audited.
 #[utoipa::path(post, path = "/officers/{id}/password-reset", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
     (status = 201, description = "reset; the one-time password, shown once", body = PasswordReset),
@@ -200,7 +203,9 @@ pub(crate) async fn reset_password<S: Store>(
         format!("{}: a new one-time password", target.username),
     )
     .await?;
-    app.store().set_officer_password(target.id, &hash, true).await?;
+    app.store()
+        .reset_officer_password(target.id, &hash, me.id, now())
+        .await?;
     let sessions_ended = end_sessions_of(&app, target.id).await?;
     let now_view = account(&app, id).await?;
     Ok((
@@ -260,7 +265,9 @@ pub(crate) async fn reset_second_factor<S: Store>(
     )
     .await?;
     app.store().reset_second_factor(target.id).await?;
-    app.store().set_officer_password(target.id, &hash, true).await?;
+    app.store()
+        .reset_officer_password(target.id, &hash, me.id, now())
+        .await?;
     let sessions_ended = end_sessions_of(&app, target.id).await?;
     Ok(Json(PasswordReset {
         officer: StaffView::of(&account(&app, id).await?, false),

@@ -132,6 +132,7 @@ pub use venues::*;
         PolicyProposal,
         ProposalView,
         ProposalPage,
+        Approved,
         BulkExposureDecision,
         BulkExposureOutcome,
         CounterPerson,

@@ -166,23 +166,25 @@ pub(crate) async fn approve_override<S: Store>(
         .override_by_id(OverrideId(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no override {id}")))?;
+    let t = now();
+    // Recorded by the store in the transaction that approves.
+    let record = healthcode_store::AuditEntry {
+        at: t,
+        actor: me.actor(),
+        role: me.role.as_str().to_owned(),
+        action: "override-approve".into(),
+        subject: Some(holder.clone()),
+        purpose: format!("override {id}"),
+    };
     let o = app
         .store
-        .approve_override(OverrideId(id), me.id, now(), app.governance.approval())
+        .approve_override(OverrideId(id), me.id, t, app.governance.approval(), Some(&record))
         .await
         .map_err(|e| match e {
             StoreError::Refused(m) => ApiError::Refused(format!("a second officer must approve: {m}")),
             other => other.into(),
         })?;
     app.statuses.invalidate(&holder);
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        "override-approve",
-        Some(holder.clone()),
-        format!("override {id}"),
-    )
-    .await?;
     Ok(Json(override_view(holder, o)))
 }
 

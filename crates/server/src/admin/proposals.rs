@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use healthcode_store::{Act, Proposal, ProposalState, Store, StoreError};
+use healthcode_store::{Act, AuditEntry, Proposal, ProposalState, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Officers, Staff};
+use crate::auth::{Officers, Staff, one_time_password};
 use crate::problem::{ApiError, Json, Path, Problem, Query};
 use crate::{App, now};
 
@@ -26,7 +26,8 @@ pub struct ProposalView {
     /// risk-area-declare, risk-area-level, risk-area-end, account-create, role-grant,
     /// exposure-decisions or policy-publish.
     pub kind: String,
-    /// What approval does (an account's one-time password is never shown here).
+    /// What approval does (an account's one-time password is not part of it: it is made at
+    /// approval and shown to the approver only).
     #[schema(value_type = Object)]
     pub act: serde_json::Value,
     /// Who may approve: "officer" (officers and admins) or "admin".
@@ -52,7 +53,6 @@ impl ProposalView {
     pub(crate) fn of(p: &Proposal, at: OffsetDateTime) -> ProposalView {
         let mut act = serde_json::to_value(&p.act).unwrap_or_default();
         if let Some(o) = act.as_object_mut() {
-            o.remove("password_hash");
             o.remove("act");
         }
         let state = if p.expired(at) {
@@ -169,13 +169,28 @@ pub(crate) async fn pending<S: Store>(
         .collect())
 }
 
+/// An approved proposal, and for an account it created, that account's one-time password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Approved {
+    /// The proposal, approved.
+    #[serde(flatten)]
+    pub proposal: ProposalView,
+    /// For an account created by the approval: its one-time password, shown once, to the
+    /// approver only (its owner replaces it at the first sign-in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_time_password: Option<String>,
+}
+
 /// Approves a proposal as a second person and does it. Refused (409) for the proposer, for an
-/// account the proposer made (or that made the proposer), for an account younger than
-/// `[governance] approver_min_age_hours`, for one without the role, and once it is no longer
-/// pending or has expired; every refusal is audited.
+/// account the proposer made (or that made the proposer), for one whose credentials the
+/// proposer last reset or re-enabled (or the reverse), for an account younger than
+/// `[governance] approver_min_age_hours` or reset more recently, for one without the role, and
+/// once it is no longer pending or has expired; every refusal is audited. The approval is
+/// recorded in the audit log in the same transaction that does it. Approving an account makes
+/// its one-time password, given in this answer only.
 #[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
     params(("id" = i64, Path, description = "proposal id")), responses(
-    (status = 200, description = "approved and done", body = ProposalView),
+    (status = 200, description = "approved and done (with an account's one-time password)", body = Approved),
     (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "this person may not approve it, or it is no longer pending", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -183,11 +198,40 @@ pub(crate) async fn approve_proposal<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
-) -> Result<Json<ProposalView>, ApiError> {
+) -> Result<Json<Approved>, ApiError> {
+    let found = app.store.proposal(id).await?;
+    // An account made by this approval gets its one-time password now, for the approver alone.
+    let password = match &found {
+        Some(Proposal {
+            act: Act::AccountCreate { .. },
+            ..
+        }) => Some(one_time_password()?),
+        _ => None,
+    };
+    let hash = match &password {
+        Some(p) => Some(app.passwords.hash(p.clone()).await?),
+        None => None,
+    };
     let t = now();
+    // The approval's record, written by the store in the transaction that approves and does it.
+    let record = found.as_ref().map(|p| AuditEntry {
+        at: t,
+        actor: me.actor(),
+        role: me.role.as_str().to_owned(),
+        action: format!("approve-{}", p.act.kind()),
+        subject: None,
+        purpose: approval_words(id, p),
+    });
     let result = app
         .store
-        .approve_proposal(id, me.id, t, app.governance.approval())
+        .approve_proposal(
+            id,
+            me.id,
+            t,
+            app.governance.approval(),
+            hash.as_deref(),
+            record.as_ref(),
+        )
         .await;
     let p = match result {
         Ok(p) => p,
@@ -204,37 +248,35 @@ pub(crate) async fn approve_proposal<S: Store>(
         }
         Err(e) => return Err(e.into()),
     };
-    // The act is done and committed: its record comes first, then what this node forgets (a
-    // failure there is logged, and the other nodes catch up on their own).
-    let audited = app
-        .audit(
-            me.actor(),
-            me.role.as_str(),
-            &format!("approve-{}", p.act.kind()),
-            None,
-            // What took effect, in the words the alerts read (`CN-SH high from …`).
-            match &p.act {
-                Act::RiskAreaDeclare {
-                    region, level, from, ..
-                } => format!(
-                    "proposal {id} by staff:{}, done: {region} {} from {}",
-                    p.proposed_by.0,
-                    level.as_str(),
-                    super::rfc(*from)
-                ),
-                Act::PolicyPublish { version, sha256, .. } => format!(
-                    "proposal {id} by staff:{}, done: colour policy {version} (sha256 {sha256}) in force",
-                    p.proposed_by.0
-                ),
-                _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
-            },
-        )
-        .await;
+    // The act and its record are committed together; what this node forgets after is logged if
+    // it fails (the other nodes catch up on their own).
     if let Err(e) = after_approval(&app, &p).await {
         tracing::error!(proposal = id, error = %e, "an approved act is done, but this node could not catch up with it");
     }
-    audited?;
-    Ok(Json(ProposalView::of(&p, t)))
+    Ok(Json(Approved {
+        proposal: ProposalView::of(&p, t),
+        one_time_password: password,
+    }))
+}
+
+/// What an approval did, as the audit log says it, in the words the alerts read (`CN-SH high
+/// from …`).
+fn approval_words(id: i64, p: &Proposal) -> String {
+    match &p.act {
+        Act::RiskAreaDeclare {
+            region, level, from, ..
+        } => format!(
+            "proposal {id} by staff:{}, done: {region} {} from {}",
+            p.proposed_by.0,
+            level.as_str(),
+            super::rfc(*from)
+        ),
+        Act::PolicyPublish { version, sha256, .. } => format!(
+            "proposal {id} by staff:{}, done: colour policy {version} (sha256 {sha256}) in force",
+            p.proposed_by.0
+        ),
+        _ => format!("proposal {id} by staff:{}, done", p.proposed_by.0),
+    }
 }
 
 /// What this node forgets once an act is done.

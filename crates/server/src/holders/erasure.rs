@@ -2,7 +2,9 @@
 //! a hold is in force (a colour other than green, or a case recent enough to be traced), otherwise
 //! everything of theirs is deleted at once, every session ends, the audit log keeps that an
 //! erasure happened (`holder-erased`, the id only), and the deleted bytes are scrubbed from the
-//! database's files in the background.
+//! database's files in the background: at most once every [`SCRUB_EVERY`] on a node, however
+//! many erasures come (PostgreSQL's scrub rewrites and locks whole tables); the retention purge
+//! scrubs at start (so a scrub a stopped node still owed happens then) and whenever it deletes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,11 +20,16 @@ use crate::auth::HolderAuth;
 use crate::problem::{ApiError, Json, Problem};
 use crate::{App, now};
 
-/// Scrubs of erased data: one at a time, and at most one waiting.
+/// The shortest time between the ends of two scrubs a node runs after erasures.
+pub const SCRUB_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Scrubs of erased data: one at a time, at most one waiting, and at most one every
+/// [`SCRUB_EVERY`].
 #[derive(Debug, Default)]
 pub struct ScrubState {
     pending: std::sync::atomic::AtomicBool,
-    running: tokio::sync::Mutex<()>,
+    /// Held while a scrub runs; when the last one ended.
+    last: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The request, confirmed.
@@ -117,19 +124,56 @@ pub(crate) async fn erase_me<S: Store>(
     }))
 }
 
-/// Scrubs the deleted bytes in the background, one scrub at a time; erasures while one waits
-/// are covered by it.
+/// How long a scrub asked for at `now` waits, the last having ended at `last`.
+fn scrub_wait(last: Option<std::time::Instant>, now: std::time::Instant) -> std::time::Duration {
+    last.map_or(std::time::Duration::ZERO, |l| {
+        (l + SCRUB_EVERY).saturating_duration_since(now)
+    })
+}
+
+/// Scrubs the deleted bytes in the background, one scrub at a time and at most one every
+/// [`SCRUB_EVERY`]; erasures while one waits are covered by it (they committed before it
+/// starts). The wait holds no reference to the app: a node stopping meanwhile leaves the scrub
+/// to the retention purge at its next start.
 fn scrub_soon<S: Store>(app: &Arc<App<S>>) {
     if app.scrub.pending.swap(true, Ordering::AcqRel) {
         return;
     }
     let app = Arc::downgrade(app);
     tokio::spawn(async move {
+        let wait = {
+            let Some(app) = app.upgrade() else { return };
+            let last = *app.scrub.last.lock().await;
+            scrub_wait(last, std::time::Instant::now())
+        };
+        tokio::time::sleep(wait).await;
         let Some(app) = app.upgrade() else { return };
-        let _one = app.scrub.running.lock().await;
+        let mut last = app.scrub.last.lock().await;
         app.scrub.pending.store(false, Ordering::Release);
-        if let Err(e) = app.store.scrub_erased().await {
-            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next purge tries again");
+        let scrubbed = app.store.scrub_erased().await;
+        *last = Some(std::time::Instant::now());
+        if let Err(e) = scrubbed {
+            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next scrub tries again");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{SCRUB_EVERY, scrub_wait};
+
+    #[test]
+    fn a_scrub_waits_for_the_interval_after_the_last() {
+        let t = Instant::now();
+        assert_eq!(scrub_wait(None, t), Duration::ZERO, "the first goes at once");
+        assert_eq!(scrub_wait(Some(t), t), SCRUB_EVERY);
+        assert_eq!(
+            scrub_wait(Some(t), t + Duration::from_secs(60)),
+            SCRUB_EVERY - Duration::from_secs(60)
+        );
+        assert_eq!(scrub_wait(Some(t), t + SCRUB_EVERY), Duration::ZERO);
+        assert_eq!(scrub_wait(Some(t), t + SCRUB_EVERY * 2), Duration::ZERO);
+    }
 }

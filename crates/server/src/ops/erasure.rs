@@ -51,6 +51,22 @@ pub struct Purged {
     pub personal: PersonalPurge,
 }
 
+impl Purged {
+    /// Whether it deleted anything (and so left bytes to scrub).
+    pub fn deleted_any(&self) -> bool {
+        self.report.total() + self.personal.tests + self.personal.appeals + self.personal.holders > 0
+    }
+}
+
+/// Makes deleted bytes unreadable in the database's files (`HolderStore::scrub_erased`); a scrub
+/// that cannot finish now (readers holding SQLite's log, a long transaction on PostgreSQL) is
+/// logged, and the next one covers it.
+pub(crate) async fn scrub<S: Store>(store: &S) {
+    if let Err(e) = store.scrub_erased().await {
+        tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next scrub tries again");
+    }
+}
+
 /// Erases a holder (account, personal data, records: `HolderStore::erase_holder`) and, when there
 /// was one, records that it happened in the audit log as `holder-erased`, with the holder's id
 /// and why, nothing else. Returns whether there was such a holder.
@@ -77,9 +93,8 @@ pub async fn erase<S: Store>(
     Ok(found)
 }
 
-/// Deletes test results and decided appeals past their retention, erases inactive holders, and
-/// then makes the deleted bytes unreadable (a scrub that cannot finish now, because readers hold
-/// SQLite's log, is logged and repeated by the next purge).
+/// Deletes test results and decided appeals past their retention and erases inactive holders
+/// (the caller scrubs the deleted bytes after recording the purge: [`scrub`]).
 pub(crate) async fn purge_personal<S: Store>(
     store: &S,
     r: &Retention,
@@ -105,9 +120,6 @@ pub(crate) async fn purge_personal<S: Store>(
         if batch.len() < ERASE_BATCH as usize || erased == 0 {
             break;
         }
-    }
-    if let Err(e) = store.scrub_erased().await {
-        tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next purge tries again");
     }
     Ok(PersonalPurge {
         holders,

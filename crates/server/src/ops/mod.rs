@@ -95,7 +95,8 @@ pub fn configured_policy(config: &Config) -> Result<Policy, StartError> {
 }
 
 /// Deletes what is older than its retention, erases holders inactive past theirs, and records
-/// each in the audit log (an erasure as `holder-erased`, naming the holder's id only).
+/// each in the audit log (an erasure as `holder-erased`, naming the holder's id only); then, when
+/// it deleted anything, scrubs the deleted bytes from the database's files.
 pub async fn purge_once<S: Store>(store: &S, retention: &Retention) -> Result<Purged, StoreError> {
     let t = now();
     let report = store.purge(t - retention.records).await?;
@@ -125,21 +126,35 @@ pub async fn purge_once<S: Store>(store: &S, retention: &Retention) -> Result<Pu
             ),
         })
         .await?;
-    Ok(Purged { report, personal })
+    let purged = Purged { report, personal };
+    // After the record, so that a long scrub does not hold it back.
+    if purged.deleted_any() {
+        erasure::scrub(store).await;
+    }
+    Ok(purged)
 }
 
-/// Purges at start and every hour after, while the server runs.
+/// Purges at start and every hour after, while the server runs. The purge at start also scrubs
+/// when it deleted nothing: erasures whose background scrub a stopped node still owed are
+/// covered then.
 pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Retention) {
+    let mut first = true;
     loop {
         let Some(a) = app.upgrade() else { return };
         match purge_once(a.store(), &retention).await {
-            Ok(r) => tracing::info!(
-                deleted = r.report.total() + r.personal.tests + r.personal.appeals,
-                erased = r.personal.holders,
-                "retention purge"
-            ),
+            Ok(r) => {
+                tracing::info!(
+                    deleted = r.report.total() + r.personal.tests + r.personal.appeals,
+                    erased = r.personal.holders,
+                    "retention purge"
+                );
+                if first && !r.deleted_any() {
+                    erasure::scrub(a.store()).await;
+                }
+            }
             Err(e) => tracing::error!(error = %crate::problem::ErrorChain(&e), "retention purge failed"),
         }
+        first = false;
         drop(a);
         tokio::time::sleep(StdDuration::from_secs(3600)).await;
     }

@@ -104,6 +104,16 @@ struct AccountRow {
     sessions: Vec<SessionView>,
 }
 
+/// A proposed account awaiting a second admin.
+struct ProposedAccount {
+    id: i64,
+    username: String,
+    role: String,
+    proposed_by: i64,
+    /// Proposed by the signed-in admin (who may withdraw it, not approve it).
+    mine: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/accounts.html")]
 struct Accounts {
@@ -112,6 +122,7 @@ struct Accounts {
     who: Who,
     roles: Vec<&'static str>,
     accounts: Vec<AccountRow>,
+    proposed: Vec<ProposedAccount>,
 }
 
 /// Every staff account with its state and sessions, and what admins do with them.
@@ -138,6 +149,30 @@ async fn accounts<S: Store>(
             };
         accounts.push(AccountRow { account, sessions });
     }
+    // Proposed accounts, approved here by a second admin, whose answer shows the one-time password.
+    let mut proposed = Vec::new();
+    if let Some(officer) = me.narrowed::<crate::auth::Officers>() {
+        let pending = match admin::pending(&app, &officer, 200).await {
+            Ok(p) => p,
+            Err(e) => return page_error(ctx, SIGNIN, e),
+        };
+        for p in pending.into_iter().filter(|p| p.kind == "account-create") {
+            let field = |k: &str| {
+                p.act
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            proposed.push(ProposedAccount {
+                id: p.id,
+                username: field("username"),
+                role: field("role"),
+                proposed_by: p.proposed_by,
+                mine: p.proposed_by == me.id.0,
+            });
+        }
+    }
     render(&Accounts {
         ctx,
         section: "accounts",
@@ -147,5 +182,6 @@ async fn accounts<S: Store>(
             .map(|r| r.as_str())
             .collect(),
         accounts,
+        proposed,
     })
 }

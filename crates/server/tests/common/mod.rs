@@ -734,8 +734,8 @@ impl TestApp {
     }
 
     /// A staff account made through the API as two admins make one: `root` proposes it and
-    /// `admin-b` approves. Returns its one-time password. The account is new, so it approves
-    /// nothing in its first day.
+    /// `admin-b` approves. Returns its one-time password, which only the approval's answer
+    /// gives. The account is new, so it approves nothing in its first day.
     pub async fn create_account(&self, username: &str, role: &str) -> String {
         let root = self.admin().await;
         let v = self
@@ -746,8 +746,9 @@ impl TestApp {
             )
             .await;
         let id = v["proposal"]["id"].as_i64().unwrap();
-        self.approve(self.second_admin().await, id).await;
-        v["one_time_password"].as_str().unwrap().to_owned()
+        assert!(v.get("one_time_password").is_none(), "{v}");
+        let done = self.approve(self.second_admin().await, id).await;
+        done["one_time_password"].as_str().unwrap().to_owned()
     }
 
     /// Approves proposal `id` as `staff` (it must succeed); returns the proposal.

@@ -24,6 +24,19 @@ pub async fn audit_chain_verifies_and_names_a_tampered_entry<H: Harness>(h: &H) 
     assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![6, 7, 8]);
     let mine = s.audit_of_subject(&hid(1)).await.unwrap();
     assert_eq!(mine.len(), 3);
+    // Counted by actor and action from a time on, with the earliest counted: officer-1 read at
+    // minutes 1, 4, 7 and 10.
+    assert_eq!(
+        s.audit_count("officer-1", "read-personal-data", T).await.unwrap(),
+        (4, Some(T + Duration::minutes(1)))
+    );
+    assert_eq!(
+        s.audit_count("officer-1", "read-personal-data", T + Duration::minutes(5))
+            .await
+            .unwrap(),
+        (2, Some(T + Duration::minutes(7)))
+    );
+    assert_eq!(s.audit_count("officer-1", "purge", T).await.unwrap(), (0, None));
     assert!(mine.iter().all(|r| r.entry.subject == Some(hid(1))));
     // Concurrent appends still form one chain.
     let entries: Vec<AuditEntry> = (0..20)

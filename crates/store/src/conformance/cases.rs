@@ -119,23 +119,25 @@ pub async fn overrides_need_two_officers<H: Harness>(h: &H) {
         .unwrap();
     assert!(o.approval.is_none());
     assert!(matches!(
-        s.approve_override(o.id, a, T, ApprovalPolicy::default()).await,
+        s.approve_override(o.id, a, T, ApprovalPolicy::default(), None)
+            .await,
         Err(StoreError::Refused(_))
     ));
     let f = s.holder_facts(&hid(1)).await.unwrap();
     assert_eq!(f.overrides.len(), 1);
     assert!(f.overrides[0].approval.is_none(), "a refused approval was stored");
     let approved = s
-        .approve_override(o.id, b, T + Duration::minutes(3), ApprovalPolicy::default())
+        .approve_override(o.id, b, T + Duration::minutes(3), ApprovalPolicy::default(), None)
         .await
         .unwrap();
     assert_eq!(approved.approval, Some((b, T + Duration::minutes(3))));
     assert!(matches!(
-        s.approve_override(o.id, c, T, ApprovalPolicy::default()).await,
+        s.approve_override(o.id, c, T, ApprovalPolicy::default(), None)
+            .await,
         Err(StoreError::Refused(_))
     ));
     assert!(matches!(
-        s.approve_override(OverrideId(999_999), c, T, ApprovalPolicy::default())
+        s.approve_override(OverrideId(999_999), c, T, ApprovalPolicy::default(), None)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -203,7 +205,7 @@ pub async fn listings_and_appeal_decisions<H: Harness>(h: &H) {
     let o1 = s.propose_override(&propose(hid(1), "lab mix-up")).await.unwrap();
     let o2 = s.propose_override(&propose(hid(2), "wrong venue")).await.unwrap();
     let o1 = s
-        .approve_override(o1.id, b, T, ApprovalPolicy::default())
+        .approve_override(o1.id, b, T, ApprovalPolicy::default(), None)
         .await
         .unwrap();
     assert_eq!(s.override_by_id(o2.id).await.unwrap(), Some((hid(2), o2.clone())));

@@ -58,6 +58,16 @@ pub async fn a_case_reaches_its_holder_and_exposed_contacts_only<H: Harness>(h: 
     assert!(!s.case_reaches(case.id, &hid(4)).await.unwrap());
     assert!(!s.case_reaches(other.id, &hid(1)).await.unwrap());
     assert!(!s.case_reaches(CaseId(case.id.0 + 1000), &hid(1)).await.unwrap());
+    // Who recorded a case is kept (a case opens nothing to them); none for a case recorded
+    // without an officer, or no such case.
+    let recorded = s
+        .add_case_by(&hid(5), T - Duration::days(1), T, Some(OfficerId(7)))
+        .await
+        .unwrap();
+    assert_eq!(s.case_recorded_by(recorded.id).await.unwrap(), Some(OfficerId(7)));
+    assert_eq!(s.case_recorded_by(case.id).await.unwrap(), None);
+    assert_eq!(s.case_recorded_by(CaseId(case.id.0 + 1000)).await.unwrap(), None);
+    assert!(s.case_reaches(recorded.id, &hid(5)).await.unwrap());
 }
 
 fn new_consent(holder: u8, scope: ConsentScope, given: ConsentGiven) -> NewConsent {

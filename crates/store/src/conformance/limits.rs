@@ -176,6 +176,18 @@ pub async fn an_erased_holder_is_gone_down_to_the_bytes<H: Harness>(h: &H) {
     let (kept, _) = resident(2);
     s.insert_holder(&gone).await.unwrap();
     s.insert_holder(&kept).await.unwrap();
+    for (n, holder) in [&gone, &kept].into_iter().enumerate() {
+        // A lab report names each by the identity hash of their document.
+        s.add_lab_report(&LabReport {
+            reference: format!("LAB-{n}"),
+            lab: "Zhejiang CDC".into(),
+            identity_hash: holder.identity_hash,
+            recorded_by: OfficerId(1),
+            recorded_at: T,
+        })
+        .await
+        .unwrap();
+    }
     for id in [&gone.id, &kept.id] {
         s.add_fact(id, &Fact::Report(DailyReport { at: T, well: true }))
             .await
@@ -211,6 +223,12 @@ pub async fn an_erased_holder_is_gone_down_to_the_bytes<H: Harness>(h: &H) {
     assert!(s.holder_by_phone(&gone.phone_hash).await.unwrap().is_none());
     assert!(s.holder_by_identity(&gone.identity_hash).await.unwrap().is_none());
     assert!(s.appeals_of(&gone.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.lab_report("LAB-0").await.unwrap(),
+        None,
+        "the lab report naming them stays"
+    );
+    assert!(s.lab_report("LAB-1").await.unwrap().is_some());
     assert!(s.holder_facts(&gone.id).await.unwrap().reports.is_empty());
     assert!(s.session(&[gone.id.as_bytes()[0]; 32]).await.unwrap().is_none());
     let window = (T - Duration::hours(1), now + Duration::hours(1));
@@ -299,7 +317,7 @@ pub async fn retention_finds_inactive_holders_and_old_records<H: Harness>(h: &H)
         })
         .await
         .unwrap();
-    s.approve_override(o.id, approver, T, ApprovalPolicy::default())
+    s.approve_override(o.id, approver, T, ApprovalPolicy::default(), None)
         .await
         .unwrap();
     s.record_checkins(&[scan_at(DeviceId(1), 1, 5, T - Duration::days(3))])

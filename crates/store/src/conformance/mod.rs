@@ -44,9 +44,9 @@ pub trait Harness: Send + Sync {
     fn store(&self) -> &Self::S;
     /// Every stored byte of the holders table (or the whole database), as it lies on disk.
     fn raw_holder_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
-    /// Every byte of the database's files that could hold a holder's personal data (the
-    /// holders and appeals tables and their indexes, or the whole database with its logs), as
-    /// the pages lie, not as rows read back: what an erasure must leave without the holder.
+    /// Every byte of the database's files that could hold a holder's personal data (every table
+    /// erasure deletes from and their indexes, or the whole database with its logs), as the
+    /// pages lie, not as rows read back: what an erasure must leave without the holder.
     fn raw_erasure_bytes(&self) -> impl Future<Output = Vec<u8>> + Send;
     /// Overwrites the `action` of audit entry `seq` directly in the database.
     fn tamper_audit(&self, seq: i64, action: &str) -> impl Future<Output = ()> + Send;
@@ -99,6 +99,8 @@ macro_rules! conformance_tests {
             overrides_follow_the_approval_rule,
             a_risk_area_is_declared_changed_and_ended_on_approval,
             accounts_and_roles_change_only_on_approval,
+            an_account_whose_credentials_the_proposer_reset_approves_nothing_of_theirs,
+            an_approval_is_recorded_in_the_transaction_that_does_it,
             proposals_are_listed_paged_withdrawn_and_expire,
             bulk_exposure_decisions_wait_for_approval,
             a_policy_version_is_published_only_on_approval,

@@ -57,15 +57,15 @@ pub async fn overrides_follow_the_approval_rule<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_override(o.id, young.id, T, DAY).await,
+        s.approve_override(o.id, young.id, T, DAY, None).await,
         "younger than 24 hours",
     );
     refused(
-        s.approve_override(o.id, auditor.id, T, DAY).await,
+        s.approve_override(o.id, auditor.id, T, DAY, None).await,
         "enabled officer",
     );
     refused(
-        s.approve_override(o.id, OfficerId(999_999), T, DAY).await,
+        s.approve_override(o.id, OfficerId(999_999), T, DAY, None).await,
         "does not exist",
     );
     assert!(
@@ -77,7 +77,7 @@ pub async fn overrides_follow_the_approval_rule<H: Harness>(h: &H) {
     let none = ApprovalPolicy {
         approver_min_age: Duration::ZERO,
     };
-    let done = s.approve_override(o.id, young.id, T, none).await.unwrap();
+    let done = s.approve_override(o.id, young.id, T, none, None).await.unwrap();
     assert_eq!(done.approval, Some((young.id, T)));
 }
 
@@ -96,10 +96,13 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         s.risk_areas().await.unwrap().is_empty(),
         "declared by one officer alone"
     );
-    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
+    refused(
+        s.approve_proposal(p.id, a, T, DAY, None, None).await,
+        "different person",
+    );
     assert!(s.risk_areas().await.unwrap().is_empty());
     let done = s
-        .approve_proposal(p.id, b, T + Duration::minutes(5), DAY)
+        .approve_proposal(p.id, b, T + Duration::minutes(5), DAY, None, None)
         .await
         .unwrap();
     assert_eq!(done.state, ProposalState::Approved);
@@ -112,7 +115,10 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         (sh.area.region.as_str(), sh.area.level, sh.area.until),
         ("CN-SH", RiskLevel::High, None)
     );
-    refused(s.approve_proposal(p.id, b, T, DAY).await, "approved already");
+    refused(
+        s.approve_proposal(p.id, b, T, DAY, None, None).await,
+        "approved already",
+    );
     assert_eq!(s.risk_areas().await.unwrap().len(), 1, "approved twice");
 
     // Its level changes, then it ends, each once approved; it stays listed with its end.
@@ -122,7 +128,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
     };
     let p = s.propose(&lower, b, T, T + Duration::hours(72)).await.unwrap();
     assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::High);
-    s.approve_proposal(p.id, a, T + Duration::hours(1), DAY)
+    s.approve_proposal(p.id, a, T + Duration::hours(1), DAY, None, None)
         .await
         .unwrap();
     assert_eq!(s.risk_areas().await.unwrap()[0].level, RiskLevel::Low);
@@ -133,7 +139,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         1,
         "ended by one officer alone"
     );
-    s.approve_proposal(p.id, b, T + Duration::hours(2), DAY)
+    s.approve_proposal(p.id, b, T + Duration::hours(2), DAY, None, None)
         .await
         .unwrap();
     assert!(
@@ -147,7 +153,8 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
     // An ended area cannot be ended or changed again: the approval is refused and undone.
     let again = s.propose(&end, a, T, T + Duration::hours(72)).await.unwrap();
     assert!(matches!(
-        s.approve_proposal(again.id, b, T + Duration::hours(3), DAY).await,
+        s.approve_proposal(again.id, b, T + Duration::hours(3), DAY, None, None)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -164,7 +171,7 @@ pub async fn a_risk_area_is_declared_changed_and_ended_on_approval<H: Harness>(h
         .await
         .unwrap();
     assert!(matches!(
-        s.approve_proposal(missing.id, b, T, DAY).await,
+        s.approve_proposal(missing.id, b, T, DAY, None, None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -176,8 +183,8 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
     let create = |name: &str, role| Act::AccountCreate {
         username: name.into(),
         role,
-        password_hash: "$argon2id$one-time".into(),
     };
+    const ONE_TIME: Option<&str> = Some("$argon2id$one-time");
     // The puppet: proposed by root, approved by the second admin; it exists only then.
     let p = s
         .propose(
@@ -190,12 +197,25 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .unwrap();
     assert!(s.officer_by_username("puppet").await.unwrap().is_none());
     refused(
-        s.approve_proposal(p.id, root.id, T, DAY).await,
+        s.approve_proposal(p.id, root.id, T, DAY, None, None).await,
         "different person",
     );
     assert!(s.officer_by_username("puppet").await.unwrap().is_none());
-    s.approve_proposal(p.id, second.id, T, DAY).await.unwrap();
+    // The approval brings the one-time password (made for the approver): without one, nothing.
+    refused(
+        s.approve_proposal(p.id, second.id, T, DAY, None, None).await,
+        "one-time password",
+    );
+    assert!(s.officer_by_username("puppet").await.unwrap().is_none());
+    assert_eq!(
+        s.proposal(p.id).await.unwrap().unwrap().state,
+        ProposalState::Pending
+    );
+    s.approve_proposal(p.id, second.id, T, DAY, ONE_TIME, None)
+        .await
+        .unwrap();
     let puppet = s.officer_by_username("puppet").await.unwrap().unwrap();
+    assert_eq!(Some(puppet.password_hash.as_str()), ONE_TIME);
     assert_eq!(
         (
             puppet.role,
@@ -220,7 +240,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(grant.id, puppet.id, T + Duration::days(2), DAY)
+        s.approve_proposal(grant.id, puppet.id, T + Duration::days(2), DAY, None, None)
             .await,
         "created it",
     );
@@ -235,7 +255,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(by_puppet.id, root.id, T + Duration::days(2), DAY)
+        s.approve_proposal(by_puppet.id, root.id, T + Duration::days(2), DAY, None, None)
             .await,
         "created it",
     );
@@ -252,7 +272,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     refused(
-        s.approve_proposal(p.id, puppet.id, T + Duration::hours(23), DAY)
+        s.approve_proposal(p.id, puppet.id, T + Duration::hours(23), DAY, None, None)
             .await,
         "younger than 24 hours",
     );
@@ -267,12 +287,14 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     assert!(matches!(
-        s.approve_proposal(dup.id, root.id, T, DAY).await,
+        s.approve_proposal(dup.id, root.id, T, DAY, ONE_TIME, None).await,
         Err(StoreError::Conflict(_))
     ));
     // The role takes effect only on approval by an eligible second admin.
     assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Admin);
-    s.approve_proposal(grant.id, third.id, T, DAY).await.unwrap();
+    s.approve_proposal(grant.id, third.id, T, DAY, None, None)
+        .await
+        .unwrap();
     assert_eq!(s.officer(second.id).await.unwrap().unwrap().role, Role::Officer);
     // A proposal to demote oneself is refused at approval, as a change made at once would be.
     let own = s
@@ -287,7 +309,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         )
         .await
         .unwrap();
-    refused(s.approve_proposal(own.id, root.id, T, DAY).await, "");
+    refused(s.approve_proposal(own.id, root.id, T, DAY, None, None).await, "");
     assert_eq!(s.officer(third.id).await.unwrap().unwrap().role, Role::Admin);
 }
 
@@ -312,7 +334,10 @@ pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) 
     refused(s.withdraw_proposal(ids[0], b, T).await, "only the proposer");
     let w = s.withdraw_proposal(ids[0], a, T).await.unwrap();
     assert_eq!((w.state, w.decided), (ProposalState::Withdrawn, Some((a, T))));
-    refused(s.approve_proposal(ids[0], b, T, DAY).await, "withdrawn");
+    refused(
+        s.approve_proposal(ids[0], b, T, DAY, None, None).await,
+        "withdrawn",
+    );
     refused(s.withdraw_proposal(ids[0], a, T).await, "withdrawn");
     assert!(matches!(
         s.withdraw_proposal(999_999, a, T).await,
@@ -328,7 +353,10 @@ pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) 
         .map(|p| p.id)
         .collect();
     assert_eq!(pending, vec![ids[1], ids[2], ids[4]]);
-    refused(s.approve_proposal(ids[3], b, later, DAY).await, "expired");
+    refused(
+        s.approve_proposal(ids[3], b, later, DAY, None, None).await,
+        "expired",
+    );
     assert_eq!(s.proposals(false, later, 0, 10).await.unwrap().len(), 5);
 }
 
@@ -345,23 +373,202 @@ pub async fn bulk_exposure_decisions_wait_for_approval<H: Harness>(h: &H) {
     }
     found.push((hid(7), exposure(other.id, mall.id, T, ExposureGrade::Close)));
     s.add_exposures_as(&found, ExposureState::Pending).await.unwrap();
+    let (count, upto) = s.pending_exposure_mark(case.id).await.unwrap();
+    assert_eq!(count, 4);
+    assert_eq!(
+        s.pending_exposure_mark(CaseId(case.id.0 + 1000)).await.unwrap(),
+        (0, 0)
+    );
     let act = Act::ExposureDecisions {
         case: case.id.0,
         apply: true,
-        count: 4,
+        count,
+        upto,
         note: "all at the mall".into(),
     };
     let p = s.propose(&act, a, T, T + Duration::hours(72)).await.unwrap();
-    assert_eq!(s.pending_exposures(100).await.unwrap().len(), 5);
-    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
+    // Tracing records another contact of the case after the proposal: approval leaves it.
+    let late = (
+        hid(8),
+        exposure(case.id, mall.id, T - Duration::hours(9), ExposureGrade::Close),
+    );
+    s.add_exposures_as(&[late], ExposureState::Pending).await.unwrap();
+    assert_eq!(s.pending_exposure_mark(case.id).await.unwrap().0, 5);
+    assert!(s.pending_exposure_mark(case.id).await.unwrap().1 > upto);
+    assert_eq!(s.pending_exposures(100).await.unwrap().len(), 6);
+    refused(
+        s.approve_proposal(p.id, a, T, DAY, None, None).await,
+        "different person",
+    );
     assert!(s.holder_facts(&hid(2)).await.unwrap().exposures.is_empty());
-    s.approve_proposal(p.id, b, T, DAY).await.unwrap();
+    s.approve_proposal(p.id, b, T, DAY, None, None).await.unwrap();
     for n in 2..6 {
         assert_eq!(s.holder_facts(&hid(n)).await.unwrap().exposures.len(), 1);
     }
     let left = s.pending_exposures(100).await.unwrap();
-    assert_eq!(left.len(), 1, "another case's exposure was decided");
-    assert_eq!(left[0].holder, hid(7));
+    assert_eq!(
+        left.iter().map(|e| e.holder.clone()).collect::<Vec<_>>(),
+        vec![hid(8), hid(7)],
+        "the exposure recorded after the proposal, or another case's, was decided"
+    );
+}
+
+pub async fn an_account_whose_credentials_the_proposer_reset_approves_nothing_of_theirs<H: Harness>(h: &H) {
+    let s = h.store();
+    let root = admin(s, "root", T - Duration::days(30)).await;
+    let victim = admin(s, "victim", T - Duration::days(30)).await;
+    let third = admin(s, "third", T - Duration::days(30)).await;
+    let fourth = admin(s, "fourth", T - Duration::days(30)).await;
+    let declare = |region: &str| Act::RiskAreaDeclare {
+        region: region.into(),
+        level: RiskLevel::High,
+        from: T - Duration::days(1),
+        until: None,
+    };
+    let p = s
+        .propose(&declare("CN-SH"), root.id, T, T + Duration::days(30))
+        .await
+        .unwrap();
+    // Root resets the victim's password a week before, so knows it and signs in as the victim;
+    // the victim's own change of password afterwards keeps the record.
+    s.reset_officer_password(victim.id, "$argon2id$known", root.id, T - Duration::days(7))
+        .await
+        .unwrap();
+    let v = s.officer(victim.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            v.password_hash.as_str(),
+            v.must_change_password,
+            v.credentials_reset_by,
+            v.credentials_reset_at
+        ),
+        (
+            "$argon2id$known",
+            true,
+            Some(root.id),
+            Some(T - Duration::days(7))
+        )
+    );
+    s.set_officer_password(victim.id, "$argon2id$chosen", false)
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(p.id, victim.id, T, DAY, None, None).await,
+        "reset",
+    );
+    // Nor the reverse: what the victim's account proposes, root does not approve.
+    let q = s
+        .propose(&declare("CN-BJ"), victim.id, T, T + Duration::days(30))
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(q.id, root.id, T, DAY, None, None).await,
+        "reset",
+    );
+    // Disabled and re-enabled by root: the same.
+    s.change_account(third.id, root.id, AccountChange::Disable, T - Duration::days(3))
+        .await
+        .unwrap();
+    s.change_account(third.id, root.id, AccountChange::Enable, T - Duration::days(2))
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(p.id, third.id, T, DAY, None, None).await,
+        "reset",
+    );
+    assert!(matches!(
+        s.reset_officer_password(OfficerId(999_999), "$argon2id$x", root.id, T)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Another admin resets the victim's password again: a day long, the victim counts as new.
+    s.reset_officer_password(victim.id, "$argon2id$again", fourth.id, T - Duration::hours(1))
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(p.id, victim.id, T, DAY, None, None).await,
+        "less than 24 hours ago",
+    );
+    assert!(s.risk_areas().await.unwrap().is_empty());
+    // A day after that reset (root no longer knows the credentials), the victim may approve.
+    s.approve_proposal(p.id, victim.id, T + Duration::hours(23), DAY, None, None)
+        .await
+        .unwrap();
+    assert_eq!(s.risk_areas().await.unwrap().len(), 1);
+}
+
+pub async fn an_approval_is_recorded_in_the_transaction_that_does_it<H: Harness>(h: &H) {
+    let s = h.store();
+    let root = admin(s, "root", T - Duration::days(30)).await;
+    let second = admin(s, "second", T - Duration::days(30)).await;
+    let record = |what: &str| AuditEntry {
+        at: T,
+        actor: format!("officer:{}:second", second.id.0),
+        role: "admin".into(),
+        action: "approve-account-create".into(),
+        subject: None,
+        purpose: what.into(),
+    };
+    let recorded = || async { all_audit_records(s).await.unwrap() };
+    let create = |name: &str| Act::AccountCreate {
+        username: name.into(),
+        role: Role::Officer,
+    };
+    const ONE_TIME: Option<&str> = Some("$argon2id$one-time");
+    // The act fails (the name is taken): the approval is undone, and nothing is recorded.
+    admin(s, "taken", T - Duration::days(30)).await;
+    let dup = s
+        .propose(&create("taken"), root.id, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.approve_proposal(dup.id, second.id, T, DAY, ONE_TIME, Some(&record("dup")))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A refused approver: nothing recorded either.
+    refused(
+        s.approve_proposal(dup.id, root.id, T, DAY, ONE_TIME, Some(&record("own")))
+            .await,
+        "different person",
+    );
+    assert!(recorded().await.is_empty());
+    // Done: the account and its record, together.
+    let p = s
+        .propose(&create("fresh"), root.id, T, T + Duration::hours(72))
+        .await
+        .unwrap();
+    s.approve_proposal(p.id, second.id, T, DAY, ONE_TIME, Some(&record("fresh")))
+        .await
+        .unwrap();
+    assert!(s.officer_by_username("fresh").await.unwrap().is_some());
+    let log = recorded().await;
+    assert_eq!(
+        log.iter().map(|r| r.entry.purpose.as_str()).collect::<Vec<_>>(),
+        vec!["fresh"]
+    );
+    // An override's approval likewise, and the chain still verifies.
+    let o = s
+        .propose_override(&NewOverride {
+            holder: hid(1),
+            colour: Colour::Green,
+            reason: "lab mix-up".into(),
+            proposed_by: root.id,
+            proposed_at: T,
+            expires_at: T + Duration::days(7),
+        })
+        .await
+        .unwrap();
+    let approve = AuditEntry {
+        action: "override-approve".into(),
+        subject: Some(hid(1)),
+        ..record("override")
+    };
+    s.approve_override(o.id, second.id, T, DAY, Some(&approve))
+        .await
+        .unwrap();
+    assert_eq!(recorded().await.len(), 2);
+    assert_eq!(verify_audit(s).await.unwrap(), Ok(2));
 }
 
 pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
@@ -396,8 +603,11 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
         1,
         "published by one officer"
     );
-    refused(s.approve_proposal(p.id, a, T, DAY).await, "different person");
-    s.approve_proposal(p.id, b, T + Duration::minutes(1), DAY)
+    refused(
+        s.approve_proposal(p.id, a, T, DAY, None, None).await,
+        "different person",
+    );
+    s.approve_proposal(p.id, b, T + Duration::minutes(1), DAY, None, None)
         .await
         .unwrap();
     let all = s.published_policies().await.unwrap();
@@ -411,7 +621,7 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
     assert_eq!(v2.published_at, T + Duration::minutes(1));
     assert!(v2.seq > all[0].seq);
     match s
-        .approve_proposal(stale.id, a, T + Duration::minutes(2), DAY)
+        .approve_proposal(stale.id, a, T + Duration::minutes(2), DAY, None, None)
         .await
     {
         Err(StoreError::Conflict(m)) => assert!(m.contains("in force now"), "{m}"),
@@ -424,7 +634,7 @@ pub async fn a_policy_version_is_published_only_on_approval<H: Harness>(h: &H) {
         .await
         .unwrap();
     match s
-        .approve_proposal(again.id, a, T + Duration::minutes(2), DAY)
+        .approve_proposal(again.id, a, T + Duration::minutes(2), DAY, None, None)
         .await
     {
         Err(StoreError::Conflict(m)) => assert!(m.contains("already published"), "{m}"),
