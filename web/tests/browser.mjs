@@ -470,12 +470,15 @@ try {
   await o.waitForSelector('[data-test=pending-areas] li:has-text("CN-HB")')
   assert.equal(await o.locator('[data-test=areas] li', { hasText: 'High' }).count(), 0)
   await record(o, 'console-areas')
+  // Every pending proposal of any kind, the area among them (its proposer may only withdraw it),
+  // and the form for a new colour policy version.
+  await visit(o, '/console/proposals', 'console-proposals')
+  const areaProposal = o.locator('[data-test=proposals] li[data-kind=risk-area-declare]', { hasText: 'CN-HB' })
+  assert.equal(await areaProposal.locator('button[data-post$="/withdraw"]').count(), 1)
+  assert.match(await o.inputValue('#p-source'), /^# healthcode colour policy/)
 
   // An appeal answered.
   await visit(o, '/console/appeals', 'console-appeals')
-  // Every pending proposal of any kind, and the form for a new colour policy version.
-  await visit(o, '/console/proposals', 'console-proposals')
-  assert.match(await o.inputValue('#p-source'), /^# healthcode colour policy/)
   const appeal = o.locator('[data-test=appeals] li', { hasText: 'ten minutes only' })
   await appeal.locator('input[name=note]').fill('The exposure stands; a negative test ends it.')
   await Promise.all([o.waitForEvent('load'), appeal.locator('button[value=false]').click()])
