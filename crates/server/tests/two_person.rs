@@ -638,12 +638,23 @@ mod bulk {
             decide(starts[2]),
         )
         .await;
-        // Officer A's way on is a decision on the case: the one left is within the threshold.
+        // Nor can officer A go on with a decision on the case, however few are left: it counts
+        // against the same hour.
         let (st, v) = app
             .call(
                 "POST",
                 &format!("/api/v1/admin/cases/{case}/exposures/decision"),
                 Some(&a.token),
+                Some(json!({"apply": false, "note": "the rest"})),
+            )
+            .await;
+        assert_eq!(st.as_u16(), 429, "{v}");
+        // Officer B, who decided one, may decide the one left.
+        let (st, v) = app
+            .call(
+                "POST",
+                &format!("/api/v1/admin/cases/{case}/exposures/decision"),
+                Some(&b.token),
                 Some(json!({"apply": false, "note": "the rest"})),
             )
             .await;
@@ -668,6 +679,20 @@ async fn an_admin_who_reset_an_account_cannot_approve_through_it(app: &TestApp) 
     let officer_a = app.officer().await;
     let b = app.second_officer().await;
     let id = propose_area(app, root, "CN-SH").await;
+    // An admin cannot reset their own account (which would clear who last held it).
+    for (method, path) in [
+        (
+            "POST",
+            format!("/api/v1/admin/officers/{}/password-reset", root.id),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/admin/officers/{}/second-factor", root.id),
+        ),
+    ] {
+        let (st, v) = app.call(method, &path, Some(&root.token), None).await;
+        assert_eq!((st.as_u16(), problem_type(&v)), (409, REFUSED), "{v}");
+    }
     // Root resets officer B's second factor (and with it the password), so holds B's one-time
     // password, signs in as B, chooses B's new password and enrols a factor of root's own.
     let reset = app

@@ -126,7 +126,9 @@ pub fn change_account(
         }
         AccountChange::Enable => {
             o.disabled_at = None;
-            o.credentials_reset_by = Some(by);
+            // Re-enabling shows no credential: the account counts as new again, and the admin who
+            // last reset it stays recorded (re-enabling by another admin does not clear them).
+            o.credentials_reset_by = o.credentials_reset_by.or(Some(by));
             o.credentials_reset_at = Some(at);
         }
         AccountChange::Role(r) => o.role = r,

@@ -338,11 +338,16 @@ pub struct ExposureDecision {
 /// The audit log's actions for one exposure decided on its own.
 const SINGLE_DECISIONS: [&str; 2] = ["exposure-apply", "exposure-dismiss"];
 
-/// Refuses a single exposure decision by `me` when they made `[governance]
-/// bulk_exposure_two_person_above` of them in the hour before (counted from the audit log): one
-/// at a time, in a loop, is how a bulk decision would otherwise avoid its second officer. 429
-/// with Retry-After (when the oldest of the hour's decisions leaves the hour).
-async fn single_decisions_left<S: Store>(app: &App<S>, me: &Staff<Officers>) -> Result<(), ApiError> {
+/// Refuses `adding` more exposure decisions by `me` alone when with those of the hour before
+/// (counted from the audit log, one record an exposure) they would pass `[governance]
+/// bulk_exposure_two_person_above`: one at a time in a loop, or a case's few at a time, is how
+/// a bulk decision would otherwise avoid its second officer. 429 with Retry-After (when the
+/// oldest of the hour's decisions leaves the hour).
+async fn single_decisions_left<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    adding: u64,
+) -> Result<(), ApiError> {
     let cap = u64::from(app.governance.bulk_exposure_two_person_above);
     let t = now();
     let hour = time::Duration::hours(1);
@@ -355,13 +360,13 @@ async fn single_decisions_left<S: Store>(app: &App<S>, me: &Staff<Officers>) -> 
             (a, b) => a.or(b),
         };
     }
-    if made < cap {
+    if made + adding <= cap {
         return Ok(());
     }
     let wait = oldest.map_or(hour, |o| o + hour - t);
     Err(ApiError::RateLimited(
         format!(
-            "{made} exposures decided one at a time in the last hour, the most one officer may ({cap}); \
+            "{made} exposures decided by you alone in the last hour; {adding} more would pass the most one officer may ({cap}); \
              to decide more, propose a bulk decision for a second officer to approve (POST /api/v1/admin/cases/{{id}}/exposures/decision)"
         ),
         u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1),
@@ -388,7 +393,7 @@ pub(crate) async fn decide_exposure<S: Store>(
     // One decision at a time on this node, so that decisions sent at once cannot all pass the
     // count before any is recorded.
     let _turn = app.single_decisions.lock().await;
-    single_decisions_left(&app, &me).await?;
+    single_decisions_left(&app, &me, 1).await?;
     let holder = holder_id(&req.holder)?;
     let key = healthcode_store::ExposureKey {
         holder: holder.clone(),
@@ -501,23 +506,31 @@ pub(crate) async fn decide_case_exposures<S: Store>(
     } else {
         ExposureState::Dismissed
     };
-    app.audit(
-        me.actor(),
-        me.role.as_str(),
-        &format!("exposure-{verb}-case"),
-        None,
-        format!("case {id}: {count} pending exposures: {note}"),
-    )
-    .await?;
+    // These count against the same hourly budget as single decisions, one record an exposure
+    // (each holder sees the decision on their own), so that a case's few at a time cannot add up
+    // past it either.
+    let _turn = app.single_decisions.lock().await;
+    single_decisions_left(&app, &me, count).await?;
     let mut decided = 0;
     for e in &pending {
         match app.store.set_exposure_state(&e.key(), state).await {
             Ok(_) => decided += 1,
             // Decided meanwhile by someone else: left as they decided.
-            Err(healthcode_store::StoreError::Refused(_)) => {}
+            Err(healthcode_store::StoreError::Refused(_)) => continue,
             Err(other) => return Err(other.into()),
         }
         app.statuses.invalidate(&e.holder);
+        app.audit(
+            me.actor(),
+            me.role.as_str(),
+            &format!("exposure-{verb}"),
+            Some(e.holder.clone()),
+            format!(
+                "case {id} venue {}: {note} (the case's {count} pending, at once)",
+                e.exposure.venue.0
+            ),
+        )
+        .await?;
     }
     Ok((
         StatusCode::OK,

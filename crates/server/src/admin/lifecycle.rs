@@ -193,6 +193,7 @@ pub(crate) async fn reset_password<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<PasswordReset>), ApiError> {
     let target = account(&app, id).await?;
+    not_own(&me, &target)?;
     let password = one_time_password()?;
     let hash = app.passwords.hash(password.clone()).await?;
     app.audit(
@@ -236,6 +237,7 @@ pub(crate) async fn reset_second_factor<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<PasswordReset>, ApiError> {
     let target = account(&app, id).await?;
+    not_own(&me, &target)?;
     if !target.second_factor {
         // A refusal leaves an entry too.
         app.audit(
@@ -537,4 +539,16 @@ pub(crate) async fn rotate_device_key<S: Store>(
             key,
         }),
     ))
+}
+
+/// An admin does not reset their own account: a reset is what another admin does for someone
+/// (one's own password is changed at `POST /api/v1/admin/me/password`), and a reset of one's own
+/// would clear the record of who last held the account's credentials.
+fn not_own(me: &Staff<Admins>, target: &Officer) -> Result<(), ApiError> {
+    if me.id == target.id {
+        return Err(ApiError::Refused(
+            "an admin cannot reset their own account; another admin can, and your own password is changed at POST /api/v1/admin/me/password".into(),
+        ));
+    }
+    Ok(())
 }

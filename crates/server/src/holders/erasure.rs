@@ -152,8 +152,10 @@ fn scrub_soon<S: Store>(app: &Arc<App<S>>) {
         app.scrub.pending.store(false, Ordering::Release);
         let scrubbed = app.store.scrub_erased().await;
         *last = Some(std::time::Instant::now());
+        drop(last);
         if let Err(e) = scrubbed {
-            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; the next scrub tries again");
+            tracing::warn!(error = %crate::problem::ErrorChain(&e), "erased data could not be scrubbed yet; trying again after the interval");
+            scrub_soon(&app);
         }
     });
 }

@@ -56,6 +56,13 @@ impl Purged {
     pub fn deleted_any(&self) -> bool {
         self.report.total() + self.personal.tests + self.personal.appeals + self.personal.holders > 0
     }
+
+    /// Whether it deleted personal data whose bytes must not stay readable: holders, tests,
+    /// appeals (expired check-ins and declarations are deleted, and their pages reused by the
+    /// database in time, without an hourly rewrite of every table).
+    pub fn erased_personal(&self) -> bool {
+        self.personal.tests + self.personal.appeals + self.personal.holders > 0
+    }
 }
 
 /// Makes deleted bytes unreadable in the database's files (`HolderStore::scrub_erased`); a scrub

@@ -128,7 +128,7 @@ pub async fn purge_once<S: Store>(store: &S, retention: &Retention) -> Result<Pu
         .await?;
     let purged = Purged { report, personal };
     // After the record, so that a long scrub does not hold it back.
-    if purged.deleted_any() {
+    if purged.erased_personal() {
         erasure::scrub(store).await;
     }
     Ok(purged)
@@ -148,7 +148,7 @@ pub(crate) async fn retention_task<S: Store>(app: Weak<App<S>>, retention: Reten
                     erased = r.personal.holders,
                     "retention purge"
                 );
-                if first && !r.deleted_any() {
+                if first && !r.erased_personal() {
                     erasure::scrub(a.store()).await;
                 }
             }
