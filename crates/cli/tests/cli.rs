@@ -540,6 +540,38 @@ fn admin_create_prints_a_one_time_password_once_per_name() {
     assert!(out.contains("was not locked"), "{out}");
     let line = fails(&["admin", "unlock", "nobody", "--data-dir", d], 2);
     assert!(line.contains("no staff account"), "{line}");
+    // A phone that is not one: refused before anything is made.
+    let line = fails(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "wu.li",
+            "--phone",
+            "12345",
+            "--data-dir",
+            d,
+        ],
+        2,
+    );
+    assert!(line.contains("--phone"), "{line}");
+    ok(&[
+        "admin",
+        "create",
+        "--username",
+        "wu.li",
+        "--phone",
+        "+8613900139055",
+        "--data-dir",
+        d,
+    ]);
+    // Break-glass reset: a new one-time password printed here; an unknown name refused.
+    let out = ok(&["admin", "reset-password", "root", "--data-dir", d]);
+    let again = out.lines().next().unwrap().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(again.len(), 16, "{out}");
+    assert_ne!(again, password);
+    let line = fails(&["admin", "reset-password", "nobody", "--data-dir", d], 2);
+    assert!(line.contains("no staff account"), "{line}");
     // The password is not stored in clear anywhere in the directory.
     for entry in std::fs::read_dir(&data).unwrap() {
         let path = entry.unwrap().path();

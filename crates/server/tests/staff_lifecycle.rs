@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestApp;
+use common::{TestApp, masked, staff_phone};
 use healthcode_server::Config;
 use serde_json::json;
 
@@ -60,13 +60,34 @@ async fn a_disabled_accounts_live_session_is_refused_at_once(app: &TestApp) {
         )
         .await;
     assert_eq!(st, 409);
+    // Re-enabling restores powers, so one admin only proposes it: still disabled until a
+    // second admin approves; the proposer cannot approve it.
+    let (st, proposal) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/officers/{}/enable", officer.id),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, 202, "{proposal}");
+    let id = proposal["id"].as_i64().unwrap();
+    let again = json!({"username": officer.username, "password": officer.password, "code": officer.next_code().await});
+    let (st, _) = app
+        .call("POST", "/api/v1/admin/sessions", None, Some(again))
+        .await;
+    assert_eq!(st, 403, "enabled by one admin alone");
+    let (st, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, 409, "the proposer approved their own proposal");
+    app.approve(app.second_admin().await, id).await;
     // Enabled again, it signs in.
-    app.post(
-        &format!("/api/v1/admin/officers/{}/enable", officer.id),
-        Some(&admin),
-        json!({}),
-    )
-    .await;
     let token = app.sign_in_again(&officer).await;
     app.get("/api/v1/admin/cases", Some(&token)).await;
     let actions: Vec<String> = app
@@ -76,7 +97,14 @@ async fn a_disabled_accounts_live_session_is_refused_at_once(app: &TestApp) {
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
     assert!(actions.contains(&"account-disable".to_owned()), "{actions:?}");
-    assert!(actions.contains(&"account-enable".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"propose-account-enable".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"approve-account-enable".to_owned()),
+        "{actions:?}"
+    );
 }
 
 async fn a_password_reset_ends_sessions_and_must_be_replaced(app: &TestApp) {
@@ -91,7 +119,10 @@ async fn a_password_reset_ends_sessions_and_must_be_replaced(app: &TestApp) {
         )
         .await;
     assert_eq!(reset["sessions_ended"], 2, "{reset}");
-    let one_time = reset["one_time_password"].as_str().unwrap().to_owned();
+    // The new password went to the owner's phone; the admin's answer says where, not what.
+    assert!(reset.get("one_time_password").is_none(), "{reset}");
+    assert_eq!(reset["sent_to"], json!(masked(&staff_phone(&officer.username))));
+    let one_time = app.gateway.password_for(&staff_phone(&officer.username));
     for token in [&officer.token, &second] {
         assert_eq!(
             app.call("GET", "/api/v1/admin/me", Some(token), None).await.0,

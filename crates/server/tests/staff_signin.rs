@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, problem_type};
+use common::{TestApp, masked, problem_type, staff_phone};
 use healthcode_server::Config;
 use serde_json::{Value, json};
 
@@ -285,7 +285,10 @@ async fn an_admin_resets_a_second_factor_and_its_owner_enrols_again(app: &TestAp
     let (st, _) = app.call("DELETE", &path, Some(&other), None).await;
     assert_eq!(st, 403);
     let reset = app.ok("DELETE", &path, Some(&admin), None).await;
-    let one_time = reset["one_time_password"].as_str().unwrap().to_owned();
+    // The new password went to the owner's phone, not to the admin.
+    assert!(reset.get("one_time_password").is_none(), "{reset}");
+    assert_eq!(reset["sent_to"], json!(masked(&staff_phone(&officer.username))));
+    let one_time = app.gateway.password_for(&staff_phone(&officer.username));
     assert_eq!(reset["officer"]["second_factor"], false, "{reset}");
     // Its sessions ended.
     let (st, _) = app

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Holder, Staff, TestApp, problem_type, rfc3339};
+use common::{Holder, Staff, TestApp, masked, problem_type, rfc3339, staff_phone};
 use healthcode_server::{Config, now};
 use serde_json::{Value, json};
 use time::Duration;
@@ -281,7 +281,7 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
             "POST",
             "/api/v1/admin/officers",
             Some(&root.token),
-            Some(json!({"username": "shadow", "role": "admin"})),
+            Some(json!({"username": "shadow", "role": "admin", "phone": staff_phone("shadow")})),
         )
         .await;
     assert_eq!(created.0, 202, "{}", created.1);
@@ -307,12 +307,22 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
     // Root cannot approve it; an officer (not an admin) cannot either.
     refused(try_approve(app, root, id).await, "different person");
     refused(try_approve(app, officer, id).await, "enabled admin");
-    // The second admin approves: the account exists, and its one-time password is in the
-    // approval's answer, to the approver only; the account signs in with it.
+    // The second admin approves: the account exists, and its one-time password goes by text to
+    // the owner's phone recorded with the proposal; neither admin's answer carries it. The
+    // owner signs in with it.
     let done = app.approve(second, id).await;
     assert_eq!(done["state"], "approved");
-    let password = done["one_time_password"].as_str().unwrap();
+    assert_eq!(
+        done["password_sent_to"],
+        json!(masked(&staff_phone("shadow"))),
+        "{done}"
+    );
+    let password = &app.gateway.password_for(&staff_phone("shadow"));
     assert!(password.len() >= 12, "{done}");
+    assert!(
+        !done.to_string().contains(password.as_str()),
+        "the approver saw the password"
+    );
     let sign_in =
         json!({"username": "shadow", "password": password, "new_password": "lantern orbit mango vessel"});
     let (st, body) = app
@@ -325,7 +335,7 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
             "POST",
             "/api/v1/admin/officers",
             Some(&root.token),
-            Some(json!({"username": "shadow", "role": "officer"})),
+            Some(json!({"username": "shadow", "role": "officer", "phone": staff_phone("shadow")})),
         )
         .await;
     assert_eq!(st, 409);
@@ -693,8 +703,9 @@ async fn an_admin_who_reset_an_account_cannot_approve_through_it(app: &TestApp) 
         let (st, v) = app.call(method, &path, Some(&root.token), None).await;
         assert_eq!((st.as_u16(), problem_type(&v)), (409, REFUSED), "{v}");
     }
-    // Root resets officer B's second factor (and with it the password), so holds B's one-time
-    // password, signs in as B, chooses B's new password and enrols a factor of root's own.
+    // Root resets officer B's second factor (and with it the password). The new password goes
+    // to B's phone, not to root; but say root has that phone in hand too: root signs in as B,
+    // chooses B's new password and enrols a factor of root's own.
     let reset = app
         .ok(
             "DELETE",
@@ -703,23 +714,29 @@ async fn an_admin_who_reset_an_account_cannot_approve_through_it(app: &TestApp) 
             None,
         )
         .await;
-    let one_time = reset["one_time_password"].as_str().unwrap().to_owned();
+    assert!(reset.get("one_time_password").is_none(), "{reset}");
+    let one_time = app.gateway.password_for(&staff_phone(&b.username));
     let hijacked = app.staff_sign_in(&b.username, &one_time).await;
     assert_eq!(hijacked.id, b.id);
     refused(try_approve(app, &hijacked, id).await, "reset");
     // A reset less than a day old makes the account new for anyone's proposal, too.
     let other = propose_area(app, officer_a, "CN-BJ").await;
     refused(try_approve(app, &hijacked, other).await, "less than 24 hours ago");
-    // Disabling and re-enabling an account counts as a reset.
+    // Disabling and re-enabling an account counts as a reset by the admin who proposed the
+    // re-enabling (a second admin approves it).
+    let mut enabling = Value::Null;
     for path in ["disable", "enable"] {
-        app.ok(
-            "POST",
-            &format!("/api/v1/admin/officers/{}/{path}", officer_a.id),
-            Some(&root.token),
-            None,
-        )
-        .await;
+        enabling = app
+            .ok(
+                "POST",
+                &format!("/api/v1/admin/officers/{}/{path}", officer_a.id),
+                Some(&root.token),
+                None,
+            )
+            .await;
     }
+    app.approve(app.second_admin().await, enabling["id"].as_i64().unwrap())
+        .await;
     let officer_a_now = Staff {
         token: app.sign_in_again(officer_a).await,
         ..officer_a.clone()

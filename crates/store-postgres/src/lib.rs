@@ -75,6 +75,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0014_policies", include_str!("../migrations/0014_policies.sql")),
     ("0015_insiders", include_str!("../migrations/0015_insiders.sql")),
+    (
+        "0016_staff_phones",
+        include_str!("../migrations/0016_staff_phones.sql"),
+    ),
 ];
 
 /// Connecting or migrating failed; the cause is the error's source.

@@ -85,8 +85,13 @@ async fn apply(
             .map_err(db)?,
             format!("risk area {area} in force"),
         )?,
-        Act::AccountCreate { username, role } => {
+        Act::AccountCreate {
+            username,
+            role,
+            phone,
+        } => {
             let password_hash = rules::one_time_password_for(username, password_hash)?;
+            let phone = rules::phone_for_account(username, phone.as_deref())?;
             let taken = c
                 .query_opt("SELECT id FROM officers WHERE username = $1", &[username])
                 .await
@@ -95,9 +100,9 @@ async fn apply(
                 return Err(StoreError::Conflict(format!("the username {username} is taken")));
             }
             c.execute(
-                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by)
-                 VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
-                &[username, &role.as_str(), &password_hash, &at, &p.proposed_by.0, &approver.0],
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by, phone)
+                 VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7)",
+                &[username, &role.as_str(), &password_hash, &at, &p.proposed_by.0, &approver.0, &phone],
             )
             .await
             .map_err(|e| match e.code() {
@@ -106,6 +111,24 @@ async fn apply(
                 }
                 _ => db(e),
             })?;
+        }
+        Act::AccountEnable { officer } => {
+            let id = OfficerId(*officer);
+            let row = c
+                .query_opt(
+                    &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
+                    &[&id.0],
+                )
+                .await
+                .map_err(db)?;
+            let found = one(row.as_ref(), officer_row)?;
+            let o = credentials::change_account(found, id, p.proposed_by, 0, AccountChange::Enable, at)?;
+            c.execute(
+                "UPDATE officers SET disabled_at = NULL, credentials_reset_by = $1, credentials_reset_at = $2 WHERE id = $3",
+                &[&o.credentials_reset_by.map(|b| b.0), &o.credentials_reset_at, &id.0],
+            )
+            .await
+            .map_err(db)?;
         }
         Act::RoleGrant { officer, role } => {
             let id = OfficerId(*officer);

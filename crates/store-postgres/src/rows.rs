@@ -100,6 +100,10 @@ impl Columns for Cols<'_> {
         self.0.try_get(i).map_err(db)
     }
 
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>> {
+        self.0.try_get(i).map_err(db)
+    }
+
     fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
         self.0.try_get(i).map_err(db)
     }

@@ -181,6 +181,7 @@ impl StaffStore for PgStore {
             creation_approved_by: None,
             credentials_reset_by: None,
             credentials_reset_at: None,
+            phone: None,
         })
     }
 
@@ -230,6 +231,16 @@ impl StaffStore for PgStore {
                 "UPDATE officers SET password_hash = $1, must_change_password = $2 WHERE id = $3",
                 &[&password_hash, &must_change_password, &id.0],
             )
+            .await
+            .map_err(db)?;
+        rules::updated(n, || format!("officer {id}"))
+    }
+
+    async fn set_officer_phone(&self, id: OfficerId, phone: &str) -> StoreResult<()> {
+        let n = self
+            .conn()
+            .await?
+            .execute("UPDATE officers SET phone = $1 WHERE id = $2", &[&phone, &id.0])
             .await
             .map_err(db)?;
         rules::updated(n, || format!("officer {id}"))

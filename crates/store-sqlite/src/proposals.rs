@@ -72,8 +72,13 @@ fn apply(
             .map_err(backend)?,
             &format!("risk area {area} in force"),
         )?,
-        Act::AccountCreate { username, role } => {
+        Act::AccountCreate {
+            username,
+            role,
+            phone,
+        } => {
             let password_hash = rules::one_time_password_for(username, password_hash)?;
+            let phone = rules::phone_for_account(username, phone.as_deref())?;
             let taken: Option<i64> = query_first(
                 tx,
                 "SELECT id FROM officers WHERE username = ?1",
@@ -84,9 +89,19 @@ fn apply(
                 return Err(StoreError::Conflict(format!("the username {username} is taken")));
             }
             tx.execute(
-                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
-                params![username, role.as_str(), password_hash, ts(at), p.proposed_by.0, approver.0],
+                "INSERT INTO officers (username, role, password_hash, must_change_password, created_at, created_by, creation_approved_by, phone)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)",
+                params![username, role.as_str(), password_hash, ts(at), p.proposed_by.0, approver.0, phone],
+            )
+            .map_err(backend)?;
+        }
+        Act::AccountEnable { officer } => {
+            let id = OfficerId(*officer);
+            let found = officer_in(tx, id)?;
+            let o = credentials::change_account(found, id, p.proposed_by, 0, AccountChange::Enable, at)?;
+            tx.execute(
+                "UPDATE officers SET disabled_at = NULL, credentials_reset_by = ?1, credentials_reset_at = ?2 WHERE id = ?3",
+                params![o.credentials_reset_by.map(|b| b.0), o.credentials_reset_at.map(ts), id.0],
             )
             .map_err(backend)?;
         }

@@ -73,6 +73,11 @@ impl Columns for Cols<'_, '_> {
         v.as_blob().map_err(StoreError::backend)
     }
 
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>> {
+        let v = self.0.get_ref(i).map_err(StoreError::backend)?;
+        v.as_str_or_null().map_err(StoreError::backend)
+    }
+
     fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
         let v = self.0.get_ref(i).map_err(StoreError::backend)?;
         v.as_blob_or_null().map_err(StoreError::backend)

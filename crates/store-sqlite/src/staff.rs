@@ -124,6 +124,7 @@ impl StaffStore for SqliteStore {
             creation_approved_by: None,
             credentials_reset_by: None,
             credentials_reset_at: None,
+            phone: None,
             })
         })
     }
@@ -154,6 +155,18 @@ impl StaffStore for SqliteStore {
                 .execute(
                     "UPDATE officers SET password_hash = ?1, must_change_password = ?2 WHERE id = ?3",
                     params![password_hash, must_change_password, id.0],
+                )
+                .map_err(backend)?;
+            rules::updated(n as u64, || format!("officer {id}"))
+        })
+    }
+
+    async fn set_officer_phone(&self, id: OfficerId, phone: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE officers SET phone = ?1 WHERE id = ?2",
+                    params![phone, id.0],
                 )
                 .map_err(backend)?;
             rules::updated(n as u64, || format!("officer {id}"))

@@ -370,6 +370,7 @@ mod tests {
             creation_approved_by: None,
             credentials_reset_by: None,
             credentials_reset_at: None,
+            phone: None,
         }
     }
 

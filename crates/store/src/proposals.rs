@@ -42,13 +42,23 @@ pub enum Act {
         /// The area's id.
         area: i64,
     },
-    /// Creates a staff account. Its one-time password is made at approval and shown to the
-    /// approver only (the approving request brings its hash): the proposer never knows it.
+    /// Creates a staff account. Its one-time password is made at approval (the approving request
+    /// brings its hash) and sent to `phone`, its owner's: neither admin knows it.
     AccountCreate {
         /// Username.
         username: String,
         /// Role.
         role: Role,
+        /// The owner's phone (E.164). `None` only in proposals made before phones were
+        /// recorded, which approval refuses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+    },
+    /// Re-enables a disabled account (which restores its powers): recorded on it as a reset by
+    /// the proposer, as [`crate::AccountChange::Enable`] does.
+    AccountEnable {
+        /// The account.
+        officer: i64,
     },
     /// Changes the role of an account.
     RoleGrant {
@@ -95,6 +105,7 @@ impl Act {
             Act::RiskAreaLevel { .. } => "risk-area-level",
             Act::RiskAreaEnd { .. } => "risk-area-end",
             Act::AccountCreate { .. } => "account-create",
+            Act::AccountEnable { .. } => "account-enable",
             Act::RoleGrant { .. } => "role-grant",
             Act::ExposureDecisions { .. } => "exposure-decisions",
             Act::PolicyPublish { .. } => "policy-publish",
@@ -105,7 +116,7 @@ impl Act {
     /// who do everything an officer does) for the rest.
     pub fn role_needed(&self) -> Role {
         match self {
-            Act::AccountCreate { .. } | Act::RoleGrant { .. } => Role::Admin,
+            Act::AccountCreate { .. } | Act::AccountEnable { .. } | Act::RoleGrant { .. } => Role::Admin,
             _ => Role::Officer,
         }
     }

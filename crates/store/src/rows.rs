@@ -30,6 +30,8 @@ pub trait Columns {
     fn opt_real(&self, i: usize) -> StoreResult<Option<f32>>;
     /// Text.
     fn text(&self, i: usize) -> StoreResult<&str>;
+    /// Text, or NULL.
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>>;
     /// Bytes.
     fn blob(&self, i: usize) -> StoreResult<&[u8]>;
     /// Bytes, or NULL.
@@ -213,7 +215,7 @@ pub fn session_row(r: &dyn Columns) -> StoreResult<Session> {
 /// The columns [`officer_row`] reads.
 pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at, \
      disabled_at, totp_secret IS NOT NULL, created_by, creation_approved_by, credentials_reset_by, \
-     credentials_reset_at";
+     credentials_reset_at, phone";
 
 /// An officer account, from [`OFFICER_COLS`]; an unknown role is [`StoreError::Corrupt`], never
 /// some other role.
@@ -232,6 +234,7 @@ pub fn officer_row(r: &dyn Columns) -> StoreResult<Officer> {
         creation_approved_by: r.opt_int(9)?.map(OfficerId),
         credentials_reset_by: r.opt_int(10)?.map(OfficerId),
         credentials_reset_at: r.opt_time(11)?,
+        phone: r.opt_text(12)?.map(str::to_owned),
     })
 }
 

@@ -390,7 +390,17 @@ pub fn bulk_decided(case: i64, decided: u64, count: u64) -> StoreResult<()> {
 pub fn one_time_password_for<'a>(username: &str, brought: Option<&'a str>) -> StoreResult<&'a str> {
     brought.filter(|h| !h.is_empty()).ok_or_else(|| {
         StoreError::Refused(format!(
-            "the account {username} is created with a one-time password made for its approver; none was given"
+            "the account {username} is created with a one-time password made at approval; none was given"
+        ))
+    })
+}
+
+/// The phone a new account's one-time password is sent to: an account proposed before phones
+/// were recorded is refused (proposed again with one, nobody but its owner learns the password).
+pub fn phone_for_account<'a>(username: &str, phone: Option<&'a str>) -> StoreResult<&'a str> {
+    phone.ok_or_else(|| {
+        StoreError::Refused(format!(
+            "the account {username} was proposed without its owner's phone, where its one-time password is sent: withdraw it and propose it again"
         ))
     })
 }
@@ -720,6 +730,7 @@ mod tests {
             creation_approved_by: None,
             credentials_reset_by: None,
             credentials_reset_at: None,
+            phone: None,
         }
     }
 

@@ -111,6 +111,10 @@ pub struct Officer {
     pub credentials_reset_by: Option<OfficerId>,
     /// When that was.
     pub credentials_reset_at: Option<OffsetDateTime>,
+    /// The owner's phone (E.164), where one-time passwords are sent: recorded with the proposal
+    /// that made the account, or by the owner (proven with a one-time code). `None` for accounts
+    /// made before phones were recorded, until their owner adds one.
+    pub phone: Option<String>,
 }
 
 impl std::fmt::Debug for Officer {
@@ -125,6 +129,7 @@ impl std::fmt::Debug for Officer {
             .field("creation_approved_by", &self.creation_approved_by)
             .field("credentials_reset_by", &self.credentials_reset_by)
             .field("credentials_reset_at", &self.credentials_reset_at)
+            .field("phone", &self.phone.as_ref().map(|_| "…"))
             .finish_non_exhaustive()
     }
 }
@@ -185,4 +190,6 @@ pub trait StaffStore: Send + Sync + 'static {
         password_hash: &str,
         must_change_password: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records the phone an account's one-time passwords are sent to.
+    fn set_officer_phone(&self, id: OfficerId, phone: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }

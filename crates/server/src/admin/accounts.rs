@@ -205,6 +205,8 @@ pub struct StaffView {
     pub second_factor: bool,
     /// Locked after repeated failed sign-ins, until an admin unlocks it.
     pub locked: bool,
+    /// The phone its one-time passwords are sent to, masked; `null` until one is recorded.
+    pub phone: Option<String>,
 }
 
 impl StaffView {
@@ -217,6 +219,11 @@ impl StaffView {
             disabled: o.disabled_at.is_some(),
             second_factor: o.second_factor,
             locked,
+            phone: o
+                .phone
+                .as_deref()
+                .and_then(|p| healthcode_domain::Phone::parse(p).ok())
+                .map(|p| p.masked()),
         }
     }
 }
@@ -267,6 +274,9 @@ pub struct NewOfficer {
     pub username: String,
     /// officer, admin or auditor.
     pub role: String,
+    /// The owner's phone, in international form (`+8613900139000`): the approval sends the
+    /// account's one-time password there, and nowhere else.
+    pub phone: String,
 }
 
 /// Checks a username.
@@ -309,7 +319,7 @@ pub async fn create_account<S: Store>(
 }
 
 /// A proposed account. It exists once a second admin approves the proposal; its one-time
-/// password is made then and shown to that admin only (the proposer never learns it).
+/// password is made then and sent to its owner's phone (neither admin learns it).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountProposed {
     /// The proposal a second admin approves (`POST /proposals/{id}/approve`).
@@ -318,15 +328,19 @@ pub struct AccountProposed {
     pub username: String,
     /// The role.
     pub role: String,
+    /// The owner's phone, masked.
+    pub phone: String,
 }
 
-/// Proposes a staff account (admins); it exists once a second, eligible admin approves, whose
-/// approval answers with its one-time password (so the proposing admin never holds the new
-/// account's credentials). The command line (`healthcode admin create`) stays the bootstrap and
-/// break-glass path.
+/// Proposes a staff account (admins), with its owner's phone; it exists once a second, eligible
+/// admin approves, and the approval sends its one-time password to that phone, so neither admin
+/// holds the new account's credentials. The command line (`healthcode admin create`) stays the
+/// bootstrap and break-glass path.
 #[utoipa::path(post, path = "/officers", tag = "officers", security(("officer" = [])), request_body = NewOfficer, responses(
     (status = 202, description = "proposed, awaiting a second admin", body = AccountProposed),
     (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "a bad username or role, or not a phone texts can be sent to", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "no SMS gateway is configured", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn create_officer<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -337,20 +351,28 @@ pub(crate) async fn create_officer<S: Store>(
         .ok_or_else(|| ApiError::InvalidField("role: officer, admin or auditor".into()))?;
     let username = req.username.trim();
     check_username(username)?;
+    let phone = super::phones::staff_phone(&app, &req.phone)?;
     if app.store().officer_by_username(username).await?.is_some() {
         return Err(ApiError::Conflict(format!("the username {username} is taken")));
     }
     let act = Act::AccountCreate {
         username: username.into(),
         role,
+        phone: Some(phone.as_str().into()),
     };
-    let proposal = propose(&app, &me, act, format!("create {username} as {}", role.as_str())).await?;
+    let what = format!(
+        "create {username} as {}, password to {}",
+        role.as_str(),
+        phone.masked()
+    );
+    let proposal = propose(&app, &me, act, what).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(AccountProposed {
             proposal,
             username: username.into(),
             role: role.as_str().into(),
+            phone: phone.masked(),
         }),
     ))
 }

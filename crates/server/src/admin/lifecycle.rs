@@ -4,9 +4,9 @@
 //! sessions. No admin can disable or demote themselves, nor the last active admin (the store
 //! decides that in the transaction that writes it).
 //!
-//! A role change is a proposal ([`change_role`]) that a second admin approves
-//! (`admin::proposals`); disabling and enabling are done at once, through
-//! [`apply_account_change`].
+//! A role change and re-enabling are proposals ([`change_role`], [`enable_account`]) that a
+//! second admin approves (`admin::proposals`); disabling, which only takes powers away, is done
+//! at once, through [`apply_account_change`].
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use crate::problem::{ApiError, Json, Path, Problem};
 use crate::signin;
 use crate::{App, now};
 
+use super::phones::{phone_of, send_password};
 use super::proposals::{ProposalView, propose};
 use super::{DeviceCreated, DeviceView, StaffView};
 
@@ -97,11 +98,13 @@ pub(crate) async fn disable_account<S: Store>(
     ))
 }
 
-/// Re-enables a disabled account (admins); as after a reset, it approves none of that admin's
-/// proposals, and nobody's for `[governance] approver_min_age_hours`. Audited.
+/// Proposes re-enabling a disabled account (admins): it restores the account's powers, so it
+/// takes effect once a second, eligible admin approves (`POST /proposals/{id}/approve`). As
+/// after a reset, the account then approves none of the proposing admin's proposals, and
+/// nobody's for `[governance] approver_min_age_hours`. Audited.
 #[utoipa::path(post, path = "/officers/{id}/enable", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
-    (status = 200, description = "enabled", body = StaffView),
+    (status = 202, description = "proposed, awaiting a second admin", body = ProposalView),
     (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "not disabled", body = Problem, content_type = "application/problem+json"),
@@ -110,10 +113,17 @@ pub(crate) async fn enable_account<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Admins>,
     Path(id): Path<i64>,
-) -> Result<Json<StaffView>, ApiError> {
-    Ok(Json(
-        apply_account_change(&app, &me, id, AccountChange::Enable).await?,
-    ))
+) -> Result<(StatusCode, Json<ProposalView>), ApiError> {
+    let target = account(&app, id).await?;
+    if target.disabled_at.is_none() {
+        return Err(ApiError::Refused(format!(
+            "{} is active already",
+            target.username
+        )));
+    }
+    let what = format!("enable {}", target.username);
+    let p = propose(&app, &me, Act::AccountEnable { officer: id }, what).await?;
+    Ok((StatusCode::ACCEPTED, Json(p)))
 }
 
 /// A new role.
@@ -164,28 +174,31 @@ pub(crate) async fn change_role<S: Store>(
     Ok((StatusCode::ACCEPTED, Json(p)))
 }
 
-/// A new one-time password, shown once.
+/// A new one-time password, sent to the account's owner.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PasswordReset {
     /// The account.
     pub officer: StaffView,
-    /// To give to its owner, who must replace it at the next sign-in.
-    pub one_time_password: String,
+    /// The phone, masked, the one-time password was sent to; its owner replaces it at the next
+    /// sign-in. The admin never sees it.
+    pub sent_to: String,
     /// Sessions that ended.
     pub sessions_ended: u64,
 }
 
-/// Resets an account's password (admins): a new one-time password, shown once, which its owner
-/// must replace at the next sign-in; every session of the account ends. The second factor stays
-/// (reset it separately when the phone is lost too). The admin is recorded as the last to reset
-/// the account's credentials: it approves none of that admin's proposals, nor they its, and
-/// nobody's for `[governance] approver_min_age_hours`. Audited.
+/// Resets an account's password (admins): a new one-time password, sent by text to the phone
+/// recorded on the account (409 when it has none), which its owner must replace at the next
+/// sign-in; every session of the account ends. The second factor stays (reset it separately
+/// when the phone is lost too). The admin is recorded as the last to reset the account's
+/// credentials: it approves none of that admin's proposals, nor they its, and nobody's for
+/// `[governance] approver_min_age_hours`. Audited.
 #[utoipa::path(post, path = "/officers/{id}/password-reset", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
-    (status = 201, description = "reset; the one-time password, shown once", body = PasswordReset),
+    (status = 201, description = "reset; the one-time password was sent to the owner's phone", body = PasswordReset),
     (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "too many passwords are being hashed at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the account has no phone to send a password to", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many passwords are being hashed at once, or the text could not be sent (nothing changed): retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn reset_password<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -194,6 +207,7 @@ pub(crate) async fn reset_password<S: Store>(
 ) -> Result<(StatusCode, Json<PasswordReset>), ApiError> {
     let target = account(&app, id).await?;
     not_own(&me, &target)?;
+    let phone = phone_of(&target)?;
     let password = one_time_password()?;
     let hash = app.passwords.hash(password.clone()).await?;
     app.audit(
@@ -201,9 +215,15 @@ pub(crate) async fn reset_password<S: Store>(
         me.role.as_str(),
         "password-reset",
         None,
-        format!("{}: a new one-time password", target.username),
+        format!(
+            "{}: a new one-time password, sent to {}",
+            target.username,
+            phone.masked()
+        ),
     )
     .await?;
+    // Sent before it is stored: a failed text changes nothing.
+    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.store()
         .reset_officer_password(target.id, &hash, me.id, now())
         .await?;
@@ -213,23 +233,23 @@ pub(crate) async fn reset_password<S: Store>(
         StatusCode::CREATED,
         Json(PasswordReset {
             officer: StaffView::of(&now_view, false),
-            one_time_password: password,
+            sent_to,
             sessions_ended,
         }),
     ))
 }
 
 /// Resets an account's second factor (admins): the TOTP secret and the recovery codes are gone,
-/// and so is the password: a new one-time password, shown once, to be replaced at the next
-/// sign-in, where the owner enrols a new factor. Whoever held the old password (written down
+/// and so is the password: a new one-time password, sent to the owner's phone, to be replaced
+/// at the next sign-in, where the owner enrols a new factor. Whoever held the old password (written down
 /// with the lost phone) cannot enrol first. Every session ends. Audited.
 #[utoipa::path(delete, path = "/officers/{id}/second-factor", tag = "officers", security(("officer" = [])),
     params(("id" = i64, Path, description = "account id")), responses(
-    (status = 200, description = "reset; the new one-time password, shown once; the owner replaces it and enrols again at the next sign-in", body = PasswordReset),
+    (status = 200, description = "reset; the new one-time password was sent to the owner's phone; the owner replaces it and enrols again at the next sign-in", body = PasswordReset),
     (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "no such account", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "it has no second factor", body = Problem, content_type = "application/problem+json"),
-    (status = 503, description = "too many passwords are being hashed at once: retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "it has no second factor, or no phone to send a password to", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "too many passwords are being hashed at once, or the text could not be sent (nothing changed): retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn reset_second_factor<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -253,6 +273,7 @@ pub(crate) async fn reset_second_factor<S: Store>(
             target.username
         )));
     }
+    let phone = phone_of(&target)?;
     let password = one_time_password()?;
     let hash = app.passwords.hash(password.clone()).await?;
     app.audit(
@@ -261,11 +282,13 @@ pub(crate) async fn reset_second_factor<S: Store>(
         "second-factor-reset",
         None,
         format!(
-            "{}: must enrol again, with a new one-time password",
-            target.username
+            "{}: must enrol again, with a new one-time password sent to {}",
+            target.username,
+            phone.masked()
         ),
     )
     .await?;
+    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.store().reset_second_factor(target.id).await?;
     app.store()
         .reset_officer_password(target.id, &hash, me.id, now())
@@ -273,7 +296,7 @@ pub(crate) async fn reset_second_factor<S: Store>(
     let sessions_ended = end_sessions_of(&app, target.id).await?;
     Ok(Json(PasswordReset {
         officer: StaffView::of(&account(&app, id).await?, false),
-        one_time_password: password,
+        sent_to,
         sessions_ended,
     }))
 }

@@ -1,5 +1,6 @@
 //! The officers' side under `/api/v1/admin`, one file an area: `accounts` (sign-in, staff
-//! accounts), `second_factor` (TOTP enrolment and its check at sign-in), `lifecycle` (disable,
+//! accounts), `second_factor` (TOTP enrolment and its check at sign-in), `phones` (where staff passwords are
+//! sent), `lifecycle` (disable,
 //! roles, resets, unlock, sessions, device key rotation), `counter` (registration and phone
 //! changes at a service counter, the document seen), `venues` (venues, devices, risk areas),
 //! `records` (finding a holder, personal data with a purpose, printed codes, test results),
@@ -16,6 +17,7 @@ mod cases;
 mod counter;
 mod lifecycle;
 mod overrides;
+mod phones;
 mod policies;
 mod proposals;
 mod records;
@@ -41,6 +43,7 @@ pub use cases::*;
 pub use counter::*;
 pub use lifecycle::*;
 pub use overrides::*;
+pub use phones::{PhoneChange, PhoneRecorded};
 pub use policies::*;
 pub use proposals::*;
 pub use records::*;
@@ -54,6 +57,7 @@ pub use venues::*;
         sign_in,
         whoami,
         change_password,
+        phones::set_my_phone,
         create_officer,
         list_officers,
         begin_enrolment,
@@ -111,6 +115,8 @@ pub use venues::*;
         StaffSession,
         StaffView,
         PasswordChange,
+        PhoneChange,
+        PhoneRecorded,
         NewOfficer,
         AccountProposed,
         MeView,
@@ -173,6 +179,7 @@ pub fn routes<S: Store>() -> Router<Arc<App<S>>> {
         .route("/api/v1/admin/sessions", post(sign_in::<S>))
         .route("/api/v1/admin/me", get(whoami::<S>))
         .route("/api/v1/admin/me/password", post(change_password::<S>))
+        .route("/api/v1/admin/me/phone", put(phones::set_my_phone::<S>))
         .route("/api/v1/admin/me/second-factor", post(begin_enrolment::<S>))
         .route(
             "/api/v1/admin/me/second-factor/confirm",

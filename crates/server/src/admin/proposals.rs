@@ -27,7 +27,7 @@ pub struct ProposalView {
     /// exposure-decisions or policy-publish.
     pub kind: String,
     /// What approval does (an account's one-time password is not part of it: it is made at
-    /// approval and shown to the approver only).
+    /// approval and sent to the owner's phone, shown here masked).
     #[schema(value_type = Object)]
     pub act: serde_json::Value,
     /// Who may approve: "officer" (officers and admins) or "admin".
@@ -54,6 +54,15 @@ impl ProposalView {
         let mut act = serde_json::to_value(&p.act).unwrap_or_default();
         if let Some(o) = act.as_object_mut() {
             o.remove("act");
+            // A staff member's phone is theirs: the admins see where the password goes, masked.
+            if let Some(phone) = o.get_mut("phone")
+                && let Some(masked) = phone
+                    .as_str()
+                    .and_then(|p| healthcode_domain::Phone::parse(p).ok())
+                    .map(|p| p.masked())
+            {
+                *phone = serde_json::Value::String(masked);
+            }
         }
         let state = if p.expired(at) {
             "expired"
@@ -169,16 +178,20 @@ pub(crate) async fn pending<S: Store>(
         .collect())
 }
 
-/// An approved proposal, and for an account it created, that account's one-time password.
+/// An approved proposal, and for an account it created, where its one-time password went.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Approved {
     /// The proposal, approved.
     #[serde(flatten)]
     pub proposal: ProposalView,
-    /// For an account created by the approval: its one-time password, shown once, to the
-    /// approver only (its owner replaces it at the first sign-in).
+    /// For an account created by the approval: the owner's phone, masked, that its one-time
+    /// password was sent to (the owner replaces it at the first sign-in). Nobody else sees it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub one_time_password: Option<String>,
+    pub password_sent_to: Option<String>,
+    /// For an account created by the approval whose password could not be sent: why, and what
+    /// to do (reset its password, which sends a new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_not_sent: Option<String>,
 }
 
 /// Approves a proposal as a second person and does it. Refused (409) for the proposer, for an
@@ -187,10 +200,11 @@ pub struct Approved {
 /// `[governance] approver_min_age_hours` or reset more recently, for one without the role, and
 /// once it is no longer pending or has expired; every refusal is audited. The approval is
 /// recorded in the audit log in the same transaction that does it. Approving an account makes
-/// its one-time password, given in this answer only.
+/// its one-time password and sends it to the phone recorded with the proposal; an account
+/// proposed without one is refused.
 #[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
     params(("id" = i64, Path, description = "proposal id")), responses(
-    (status = 200, description = "approved and done (with an account's one-time password)", body = Approved),
+    (status = 200, description = "approved and done (for an account: where its one-time password was sent)", body = Approved),
     (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "this person may not approve it, or it is no longer pending", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -200,13 +214,18 @@ pub(crate) async fn approve_proposal<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<Approved>, ApiError> {
     let found = app.store.proposal(id).await?;
-    // An account made by this approval gets its one-time password now, for the approver alone.
-    let password = match &found {
+    // An account made by this approval gets its one-time password now, for its owner's phone.
+    let (password, phone) = match &found {
         Some(Proposal {
-            act: Act::AccountCreate { .. },
+            act: Act::AccountCreate { phone, .. },
             ..
-        }) => Some(one_time_password()?),
-        _ => None,
+        }) => (
+            Some(one_time_password()?),
+            phone
+                .as_deref()
+                .and_then(|p| healthcode_domain::Phone::parse(p).ok()),
+        ),
+        _ => (None, None),
     };
     let hash = match &password {
         Some(p) => Some(app.passwords.hash(p.clone()).await?),
@@ -253,9 +272,22 @@ pub(crate) async fn approve_proposal<S: Store>(
     if let Err(e) = after_approval(&app, &p).await {
         tracing::error!(proposal = id, error = %e, "an approved act is done, but this node could not catch up with it");
     }
+    // The account exists: its password goes to its owner. A failed text leaves an account whose
+    // password nobody knows; a reset sends another.
+    let (mut password_sent_to, mut password_not_sent) = (None, None);
+    if let (Some(password), Some(phone), Act::AccountCreate { username, .. }) = (password, phone, &p.act) {
+        match super::phones::send_password(&app, &phone, username, &password).await {
+            Ok(to) => password_sent_to = Some(to),
+            Err(e) => {
+                tracing::warn!(proposal = id, error = %e, "a new staff account's password could not be sent");
+                password_not_sent = Some(format!("{e}; reset the account's password to send a new one"));
+            }
+        }
+    }
     Ok(Json(Approved {
         proposal: ProposalView::of(&p, t),
-        one_time_password: password,
+        password_sent_to,
+        password_not_sent,
     }))
 }
 
@@ -292,7 +324,7 @@ async fn after_approval<S: Store>(app: &App<S>, p: &Proposal) -> Result<(), ApiE
                 .sign_in_succeeded(&crate::signin::user_key(username))
                 .await?;
         }
-        Act::RoleGrant { .. } => {}
+        Act::RoleGrant { .. } | Act::AccountEnable { .. } => {}
         Act::PolicyPublish { .. } => {
             // In force here at once; other nodes follow within seconds.
             crate::policies::follow_once(app).await?;

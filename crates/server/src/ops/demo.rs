@@ -328,12 +328,20 @@ impl<S: Store> Seeder<'_, S> {
     async fn accounts(&self) -> Result<Vec<DemoAccount>, BoxError> {
         let mut accounts = Vec::new();
         let passwords = crate::auth::PasswordHasher::default();
-        for (username, role) in ACCOUNTS {
-            let (_, password) = {
+        for (n, (username, role)) in ACCOUNTS.into_iter().enumerate() {
+            let (view, password) = {
                 // Two days old, so that the demo's accounts can approve each other's proposals.
                 let at = self.t - Duration::days(2);
                 crate::admin::create_account(self.store, &passwords, username, role, at).await?
             };
+            // A phone of the demo's own, where a reset's password goes (the console SMS adapter
+            // writes it to the server's log).
+            self.store
+                .set_officer_phone(
+                    healthcode_domain::OfficerId(view.id),
+                    &format!("+86139001390{n:02}"),
+                )
+                .await?;
             accounts.push(DemoAccount {
                 username: username.into(),
                 role: role.as_str().into(),

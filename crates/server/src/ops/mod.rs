@@ -10,8 +10,8 @@ use std::time::Duration as StdDuration;
 
 use healthcode_policy::Policy;
 use healthcode_store::{
-    AuditEntry, ChainBreak, HeadMismatch, Role, Store, StoreError, all_audit_records, verify_chain,
-    verify_tree_heads,
+    AuditEntry, ChainBreak, HeadMismatch, Principal, Role, Store, StoreError, all_audit_records,
+    verify_chain, verify_tree_heads,
 };
 use healthcode_store_postgres::{DatabaseUrl, PgStore};
 use healthcode_store_sqlite::{OpenMode, SqliteStore};
@@ -218,6 +218,7 @@ pub async fn verify_audit_now(config: &Config) -> Result<Result<u64, AuditBroken
 struct CreateAccount<'a> {
     username: &'a str,
     role: Role,
+    phone: Option<&'a str>,
     at: OffsetDateTime,
 }
 
@@ -225,10 +226,98 @@ impl StoreWork for CreateAccount<'_> {
     type Output = String;
 
     async fn run<S: Store>(self, store: S) -> Result<String, StartError> {
-        account_with_audit(&store, self.username, self.role, self.at)
+        let phone = match self.phone {
+            Some(p) => Some(
+                healthcode_domain::Phone::parse(p).map_err(|e| StartError::msg(format!("--phone: {e}")))?,
+            ),
+            None => None,
+        };
+        let password = account_with_audit(&store, self.username, self.role, self.at)
             .await
-            .map_err(|e| StartError::caused("cannot create the account", e))
+            .map_err(|e| StartError::caused("cannot create the account", e))?;
+        if let Some(phone) = phone {
+            let o = store
+                .officer_by_username(self.username)
+                .await?
+                .ok_or_else(|| StartError::msg("the account just created is gone"))?;
+            store.set_officer_phone(o.id, phone.as_str()).await?;
+        }
+        Ok(password)
     }
+}
+
+struct ResetPassword<'a> {
+    username: &'a str,
+    second_factor: bool,
+}
+
+impl StoreWork for ResetPassword<'_> {
+    type Output = String;
+
+    async fn run<S: Store>(self, store: S) -> Result<String, StartError> {
+        let officer = store
+            .officer_by_username(self.username.trim())
+            .await?
+            .ok_or_else(|| StartError::msg(format!("no staff account is named {:?}", self.username)))?;
+        let password = crate::auth::one_time_password().map_err(|e| StartError::caused("no password", e))?;
+        let hash = crate::auth::PasswordHasher::default()
+            .hash(password.clone())
+            .await
+            .map_err(|e| StartError::caused("cannot hash the password", e))?;
+        // Audited before it is done, as in the API.
+        store
+            .append_audit(&AuditEntry {
+                at: now(),
+                actor: "operator".into(),
+                role: "system".into(),
+                action: if self.second_factor {
+                    "second-factor-reset"
+                } else {
+                    "password-reset"
+                }
+                .into(),
+                subject: None,
+                purpose: format!(
+                    "account {} ({}): a new one-time password{} (command line: break-glass)",
+                    officer.id.0,
+                    crate::signin::printable(&officer.username),
+                    if self.second_factor {
+                        ", second factor removed"
+                    } else {
+                        ""
+                    }
+                ),
+            })
+            .await?;
+        if self.second_factor && officer.second_factor {
+            store.reset_second_factor(officer.id).await?;
+        }
+        store.set_officer_password(officer.id, &hash, true).await?;
+        store.revoke_sessions_of(&Principal::Officer(officer.id)).await?;
+        Ok(password)
+    }
+}
+
+/// Gives a staff account a new one-time password, printed on the server's terminal, and ends
+/// its sessions (with `second_factor`, removes its second factor too): the `healthcode admin
+/// reset-password` command, for an account with no phone to send one to, or when no admin can
+/// sign in. Audited.
+pub async fn reset_password_now(
+    config: &Config,
+    username: &str,
+    second_factor: bool,
+) -> Result<String, StartError> {
+    with_store(
+        config,
+        &config.data_dir,
+        false,
+        2,
+        ResetPassword {
+            username,
+            second_factor,
+        },
+    )
+    .await
 }
 
 /// Creates a staff account with a one-time password in the configured store (making the data
@@ -236,16 +325,18 @@ impl StoreWork for CreateAccount<'_> {
 /// and break-glass path that needs no second admin (audited as such). Returns the password,
 /// shown once.
 pub async fn create_account_now(config: &Config, username: &str, role: Role) -> Result<String, StartError> {
-    create_account_at(config, username, role, now()).await
+    create_account_at(config, username, role, None, now()).await
 }
 
-/// [`create_account_now`] with the account's creation time given: an account created `at` in
-/// the past may approve two-person acts at once (`[governance] approver_min_age_hours`). For
+/// [`create_account_now`] with the owner's phone (where an admin's later reset sends a new
+/// password) and the account's creation time given: an account created `at` in the past may
+/// approve two-person acts at once (`[governance] approver_min_age_hours`). Past times are for
 /// restoring accounts and for tests; the audit entry says the time it was given.
 pub async fn create_account_at(
     config: &Config,
     username: &str,
     role: Role,
+    phone: Option<&str>,
     at: OffsetDateTime,
 ) -> Result<String, StartError> {
     // The first account may come before the first `serve`: make the directory as it would, and
@@ -259,7 +350,12 @@ pub async fn create_account_at(
         &config.data_dir,
         true,
         2,
-        CreateAccount { username, role, at },
+        CreateAccount {
+            username,
+            role,
+            phone,
+            at,
+        },
     )
     .await
 }

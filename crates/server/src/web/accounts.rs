@@ -109,6 +109,8 @@ struct ProposedAccount {
     id: i64,
     username: String,
     role: String,
+    /// Where its password goes, masked.
+    phone: String,
     proposed_by: i64,
     /// Proposed by the signed-in admin (who may withdraw it, not approve it).
     mine: bool,
@@ -149,7 +151,7 @@ async fn accounts<S: Store>(
             };
         accounts.push(AccountRow { account, sessions });
     }
-    // Proposed accounts, approved here by a second admin, whose answer shows the one-time password.
+    // Proposed accounts, approved here by a second admin; approval texts the password to the owner.
     let mut proposed = Vec::new();
     if let Some(officer) = me.narrowed::<crate::auth::Officers>() {
         let pending = match admin::pending(&app, &officer, 200).await {
@@ -168,6 +170,7 @@ async fn accounts<S: Store>(
                 id: p.id,
                 username: field("username"),
                 role: field("role"),
+                phone: field("phone"),
                 proposed_by: p.proposed_by,
                 mine: p.proposed_by == me.id.0,
             });

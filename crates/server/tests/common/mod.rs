@@ -116,6 +116,18 @@ impl Gateway {
         text.rsplit(' ').next().unwrap().to_owned()
     }
 
+    /// The last staff one-time password sent to a phone.
+    pub fn password_for(&self, phone: &str) -> String {
+        let msgs = self.0.lock().unwrap();
+        let (_, text) = msgs
+            .iter()
+            .rev()
+            .find(|(to, text)| to == phone && text.contains("one-time password "))
+            .expect("no password was sent to this phone");
+        let after = text.split("one-time password ").nth(1).unwrap();
+        after.split('.').next().unwrap().to_owned()
+    }
+
     /// Every text sent to a phone, oldest first.
     pub fn texts_to(&self, phone: &str) -> Vec<String> {
         let msgs = self.0.lock().unwrap();
@@ -283,6 +295,15 @@ pub enum Identity {
 pub const RESEND_SECONDS: u32 = 3;
 
 /// The staff accounts every app is made with besides `root`, on the command line's path.
+/// The phone of a staff account the tests make (E.164), from its username: where its one-time
+/// passwords are sent.
+pub fn staff_phone(username: &str) -> String {
+    let h = username.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
+    format!("+86139{:08}", h % 100_000_000)
+}
+
 const STAFF: [(&str, Role); 4] = [
     ("admin-b", Role::Admin),
     ("officer-a", Role::Officer),
@@ -507,18 +528,30 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
-        let admin_password = healthcode_server::ops::create_account_now(&config, "root", Role::Admin)
-            .await
-            .unwrap();
+        let admin_password = healthcode_server::ops::create_account_at(
+            &config,
+            "root",
+            Role::Admin,
+            Some(&staff_phone("root")),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
         // The other staff the helpers sign in are made on the command line's path too, two days
         // ago: old enough to approve what needs two people (an account younger than a day
         // approves nothing; the tests of that rule make their accounts through the API).
         let mut staff_passwords = std::collections::HashMap::new();
         let two_days_ago = OffsetDateTime::now_utc() - time::Duration::days(2);
         for (name, role) in STAFF {
-            let password = healthcode_server::ops::create_account_at(&config, name, role, two_days_ago)
-                .await
-                .unwrap();
+            let password = healthcode_server::ops::create_account_at(
+                &config,
+                name,
+                role,
+                Some(&staff_phone(name)),
+                two_days_ago,
+            )
+            .await
+            .unwrap();
             staff_passwords.insert(name, password);
         }
         let mut app = TestApp {
@@ -733,22 +766,34 @@ impl TestApp {
             .await
     }
 
-    /// A staff account made through the API as two admins make one: `root` proposes it and
-    /// `admin-b` approves. Returns its one-time password, which only the approval's answer
-    /// gives. The account is new, so it approves nothing in its first day.
+    /// A staff account made through the API as two admins make one: `root` proposes it, with
+    /// its owner's phone ([`staff_phone`]), and `admin-b` approves. Returns its one-time
+    /// password, which only the text to that phone carries (neither admin's answer does). The
+    /// account is new, so it approves nothing in its first day.
     pub async fn create_account(&self, username: &str, role: &str) -> String {
         let root = self.admin().await;
+        let phone = staff_phone(username);
         let v = self
             .post(
                 "/api/v1/admin/officers",
                 Some(&root.token),
-                json!({"username": username, "role": role}),
+                json!({"username": username, "role": role, "phone": phone}),
             )
             .await;
         let id = v["proposal"]["id"].as_i64().unwrap();
-        assert!(v.get("one_time_password").is_none(), "{v}");
+        assert!(
+            !v.to_string().contains(&phone[4..]),
+            "the whole phone is shown: {v}"
+        );
         let done = self.approve(self.second_admin().await, id).await;
-        done["one_time_password"].as_str().unwrap().to_owned()
+        assert!(done.get("one_time_password").is_none(), "{done}");
+        assert_eq!(done["password_sent_to"], json!(masked(&phone)), "{done}");
+        let password = self.gateway.password_for(&phone);
+        assert!(
+            !done.to_string().contains(&password) && !v.to_string().contains(&password),
+            "an admin saw the password"
+        );
+        password
     }
 
     /// Approves proposal `id` as `staff` (it must succeed); returns the proposal.
@@ -1086,6 +1131,11 @@ impl TestApp {
 }
 
 /// A problem's `type`.
+/// A phone as the server shows it, masked.
+pub fn masked(phone: &str) -> String {
+    healthcode_domain::Phone::parse(phone).unwrap().masked()
+}
+
 pub fn problem_type(v: &Value) -> &str {
     v["type"].as_str().unwrap_or("")
 }

@@ -183,6 +183,7 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
     let create = |name: &str, role| Act::AccountCreate {
         username: name.into(),
         role,
+        phone: Some("+8613900139001".into()),
     };
     const ONE_TIME: Option<&str> = Some("$argon2id$one-time");
     // The puppet: proposed by root, approved by the second admin; it exists only then.
@@ -226,6 +227,30 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         (Role::Admin, Some(root.id), Some(second.id), T)
     );
     assert!(puppet.must_change_password);
+    // The owner's phone, where the one-time password went, is the account's.
+    assert_eq!(puppet.phone.as_deref(), Some("+8613900139001"));
+    s.set_officer_phone(puppet.id, "+8613900139009").await.unwrap();
+    assert_eq!(
+        s.officer(puppet.id).await.unwrap().unwrap().phone.as_deref(),
+        Some("+8613900139009")
+    );
+    // An account proposed before phones were recorded is refused: nobody could be sent its
+    // password but the approver.
+    let phoneless = s
+        .propose(
+            &Act::from_stored(r#"{"act":"account-create","username":"old","role":"officer"}"#).unwrap(),
+            root.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(phoneless.id, second.id, T, DAY, ONE_TIME, None)
+            .await,
+        "owner's phone",
+    );
+    assert!(s.officer_by_username("old").await.unwrap().is_none());
     // Root proposes; the puppet cannot approve, in its first day or ever after.
     let grant = s
         .propose(
@@ -311,6 +336,51 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
         .unwrap();
     refused(s.approve_proposal(own.id, root.id, T, DAY, None, None).await, "");
     assert_eq!(s.officer(third.id).await.unwrap().unwrap().role, Role::Admin);
+    // Re-enabling restores powers: only on approval, recorded as a reset by the proposer.
+    let fourth = admin(s, "fifth", T - Duration::days(30)).await;
+    s.change_account(fourth.id, root.id, AccountChange::Disable, T)
+        .await
+        .unwrap();
+    let enable = s
+        .propose(
+            &Act::AccountEnable { officer: fourth.id.0 },
+            root.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    assert!(s.officer(fourth.id).await.unwrap().unwrap().disabled_at.is_some());
+    refused(
+        s.approve_proposal(enable.id, root.id, T, DAY, None, None).await,
+        "different person",
+    );
+    s.approve_proposal(enable.id, third.id, T, DAY, None, None)
+        .await
+        .unwrap();
+    let back = s.officer(fourth.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            back.disabled_at,
+            back.credentials_reset_by,
+            back.credentials_reset_at
+        ),
+        (None, Some(root.id), Some(T))
+    );
+    // Enabling an active account is refused at approval.
+    let again = s
+        .propose(
+            &Act::AccountEnable { officer: fourth.id.0 },
+            root.id,
+            T,
+            T + Duration::hours(72),
+        )
+        .await
+        .unwrap();
+    refused(
+        s.approve_proposal(again.id, third.id, T, DAY, None, None).await,
+        "active already",
+    );
 }
 
 pub async fn proposals_are_listed_paged_withdrawn_and_expire<H: Harness>(h: &H) {
@@ -513,6 +583,7 @@ pub async fn an_approval_is_recorded_in_the_transaction_that_does_it<H: Harness>
     let create = |name: &str| Act::AccountCreate {
         username: name.into(),
         role: Role::Officer,
+        phone: Some("+8613900139002".into()),
     };
     const ONE_TIME: Option<&str> = Some("$argon2id$one-time");
     // The act fails (the name is taken): the approval is undone, and nothing is recorded.
