@@ -1,11 +1,13 @@
-//! Staff passwords go to their owners' phones, never to an admin. Tried as a dishonest admin
-//! would, against the version where the approver of a new account (or the admin who reset one)
-//! was shown its one-time password: one admin who approved two honest accounts' creation could
-//! sign in as both before their owners did, and later have them approve each other. Now the
-//! approval and every reset text the password to the phone recorded for the account, the
-//! admins' answers say only where it went, an account with no phone cannot be reset through
-//! the API, and only the owner records or changes their phone (with their password and a code
-//! sent to the new phone).
+//! No admin alone holds another person's password. Tried as a dishonest admin would, against
+//! the version where the approver of a new account (or the admin who reset one) was shown its
+//! one-time password: one admin who approved two honest accounts' creation could sign in as
+//! both before their owners did, and later have them approve each other; and, once passwords
+//! were texted, a proposer could type their own phone. Now a new account's password is split:
+//! the first half is texted to the phone the proposer recorded, the second is in the approval's
+//! answer for the approver to hand over. A reset texts the whole password to the account's
+//! phone only once its owner has proven that phone; an account without one cannot be reset
+//! through the API; only the owner records or changes their phone (their password and a code
+//! sent to the new phone), and one phone serves one account.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,9 +17,11 @@ use common::{Backend, TestApp, masked, problem_type, staff_phone};
 use serde_json::{Value, json};
 
 common::on_both_backends!(
-    an_approver_never_sees_a_new_accounts_password,
+    neither_admin_alone_holds_a_new_accounts_password,
+    a_proposer_cannot_point_a_new_account_at_their_own_phone,
     a_proposal_needs_a_phone_texts_reach,
     a_reset_texts_the_owner_and_tells_the_admin_only_where,
+    a_proposed_phone_receives_no_reset_until_its_owner_proves_it,
     an_account_without_a_phone_is_not_reset_through_the_api,
     only_the_owner_records_their_phone_with_password_and_code,
 );
@@ -41,7 +45,7 @@ async fn first_sign_in(app: &TestApp, username: &str, password: &str) -> u16 {
         .as_u16()
 }
 
-async fn an_approver_never_sees_a_new_accounts_password(app: &TestApp) {
+async fn neither_admin_alone_holds_a_new_accounts_password(app: &TestApp) {
     // The attack: root proposes two accounts for honest colleagues; admin-b approves both and,
     // knowing both passwords, signs in first as each.
     let second = app.second_admin().await;
@@ -55,10 +59,18 @@ async fn an_approver_never_sees_a_new_accounts_password(app: &TestApp) {
         let done = app.approve(second, v["proposal"]["id"].as_i64().unwrap()).await;
         assert_eq!(done["password_sent_to"], json!(masked(&phone)), "{done}");
         assert!(done.get("one_time_password").is_none(), "{done}");
-        let password = app.gateway.password_for(&phone);
+        let first = app.gateway.password_for(&phone);
+        let second_half = done["second_half"].as_str().unwrap().to_owned();
         assert!(
-            !done.to_string().contains(&password),
-            "the approver saw it: {done}"
+            !done.to_string().contains(&first),
+            "the approver saw the texted half: {done}"
+        );
+        assert!(
+            !app.gateway
+                .texts_to(&phone)
+                .iter()
+                .any(|t| t.contains(&second_half)),
+            "the phone got the approver's half"
         );
         // Listed to the admins with the phone masked; the whole number is nowhere.
         let listed = app
@@ -67,8 +79,13 @@ async fn an_approver_never_sees_a_new_accounts_password(app: &TestApp) {
         assert!(!listed.to_string().contains(&phone), "{listed}");
         let officers = app.get("/api/v1/admin/officers", Some(&second.token)).await;
         assert!(!officers.to_string().contains(&phone), "{officers}");
-        // The owner signs in with what the text says.
-        assert_eq!(first_sign_in(app, name, &password).await, 201);
+        // The approver's half alone, or the phone's alone, signs nobody in; both do.
+        assert_eq!(first_sign_in(app, name, &second_half).await, 401);
+        assert_eq!(first_sign_in(app, name, &first).await, 401);
+        assert_eq!(
+            first_sign_in(app, name, &format!("{first}{second_half}")).await,
+            201
+        );
     }
     // Nothing the audit log holds carries a password or a whole phone number.
     let log = Value::from(app.audit_entries_after(before).await).to_string();
@@ -76,6 +93,58 @@ async fn an_approver_never_sees_a_new_accounts_password(app: &TestApp) {
         assert!(!log.contains(&staff_phone(name)), "{log}");
         assert!(log.contains(&masked(&staff_phone(name))), "{log}");
     }
+}
+
+async fn a_proposer_cannot_point_a_new_account_at_their_own_phone(app: &TestApp) {
+    // Root types their own phone for a colleague's account: refused, it is another account's.
+    let (st, v) = propose(
+        app,
+        json!({"username": "liu.honest", "role": "admin", "phone": staff_phone("root")}),
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("phone"), "{v}");
+    // A spare phone of root's that no account has: root gets the texted half and nothing more.
+    let spare = "+8613900139888";
+    let (st, v) = propose(
+        app,
+        json!({"username": "liu.honest", "role": "admin", "phone": spare}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    app.approve(app.second_admin().await, v["proposal"]["id"].as_i64().unwrap())
+        .await;
+    let texted = app.gateway.password_for(spare);
+    assert_eq!(first_sign_in(app, "liu.honest", &texted).await, 401);
+    // Nor can root later have it reset to that phone: the owner never proved it.
+    let officers = app
+        .get("/api/v1/admin/officers", Some(&app.admin().await.token))
+        .await;
+    let id = officers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["username"] == "liu.honest")
+        .map(|o| o["id"].as_i64().unwrap());
+    assert_eq!(
+        officers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["username"] == "liu.honest")
+            .unwrap()["phone_proven"],
+        false
+    );
+    let (st, v) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/officers/{}/password-reset", id.unwrap()),
+            Some(&app.second_admin().await.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("proven"), "{v}");
 }
 
 async fn a_proposal_needs_a_phone_texts_reach(app: &TestApp) {
@@ -145,6 +214,31 @@ async fn a_reset_texts_the_owner_and_tells_the_admin_only_where(app: &TestApp) {
     }
 }
 
+async fn a_proposed_phone_receives_no_reset_until_its_owner_proves_it(app: &TestApp) {
+    let password = app.create_account("ma.new", "officer").await;
+    let owner = app.staff_sign_in("ma.new", &password).await;
+    let root = app.admin().await;
+    let path = format!("/api/v1/admin/officers/{}/password-reset", owner.id);
+    let reset = async || app.call("POST", &path, Some(&root.token), Some(json!({}))).await;
+    let (st, v) = reset().await;
+    assert_eq!(st, 409, "{v}");
+    // The owner proves the phone the proposer recorded; from then on a reset reaches it.
+    let phone = staff_phone("ma.new");
+    let otp = app.otp(&phone).await;
+    let v = app
+        .ok(
+            "PUT",
+            "/api/v1/admin/me/phone",
+            Some(&owner.token),
+            Some(json!({"phone": phone, "challenge": otp.challenge, "code": otp.code, "current_password": owner.password})),
+        )
+        .await;
+    assert_eq!(v["phone"], json!(masked(&phone)));
+    let (st, v) = reset().await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["sent_to"], json!(masked(&phone)));
+}
+
 async fn an_account_without_a_phone_is_not_reset_through_the_api(app: &TestApp) {
     let root = app.admin().await;
     let auditor = app.auditor().await.clone();
@@ -195,6 +289,18 @@ async fn only_the_owner_records_their_phone_with_password_and_code(app: &TestApp
         )
         .await;
     assert!(st == 404 || st == 405, "{st}");
+    // Another account's phone is refused.
+    let taken = staff_phone("root");
+    let otp = app.otp(&taken).await;
+    let (st, v) = app
+        .call(
+            "PUT",
+            "/api/v1/admin/me/phone",
+            Some(&officer.token),
+            Some(json!({"phone": taken, "challenge": otp.challenge, "code": otp.code, "current_password": officer.password})),
+        )
+        .await;
+    assert_eq!(st, 409, "{v}");
     // A wrong password ends the session that sent it (a copied session cannot move the phone).
     let otp = app.otp(new_phone).await;
     let body = |password: &str, code: &str| json!({"phone": new_phone, "challenge": otp.challenge, "code": code, "current_password": password});

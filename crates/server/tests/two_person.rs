@@ -307,9 +307,9 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
     // Root cannot approve it; an officer (not an admin) cannot either.
     refused(try_approve(app, root, id).await, "different person");
     refused(try_approve(app, officer, id).await, "enabled admin");
-    // The second admin approves: the account exists, and its one-time password goes by text to
-    // the owner's phone recorded with the proposal; neither admin's answer carries it. The
-    // owner signs in with it.
+    // The second admin approves: the account exists, the first half of its one-time password
+    // goes by text to the owner's phone recorded with the proposal and the second half is in
+    // the approval's answer; neither admin holds both. The owner signs in with both.
     let done = app.approve(second, id).await;
     assert_eq!(done["state"], "approved");
     assert_eq!(
@@ -317,12 +317,13 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
         json!(masked(&staff_phone("shadow"))),
         "{done}"
     );
-    let password = &app.gateway.password_for(&staff_phone("shadow"));
-    assert!(password.len() >= 12, "{done}");
+    let first = app.gateway.password_for(&staff_phone("shadow"));
     assert!(
-        !done.to_string().contains(password.as_str()),
-        "the approver saw the password"
+        !done.to_string().contains(&first),
+        "the approver saw the texted half"
     );
+    let password = &format!("{first}{}", done["second_half"].as_str().unwrap());
+    assert!(password.len() >= 12, "{done}");
     let sign_in =
         json!({"username": "shadow", "password": password, "new_password": "lantern orbit mango vessel"});
     let (st, body) = app

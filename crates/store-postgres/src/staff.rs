@@ -182,6 +182,7 @@ impl StaffStore for PgStore {
             credentials_reset_by: None,
             credentials_reset_at: None,
             phone: None,
+            phone_proven_at: None,
         })
     }
 
@@ -236,11 +237,14 @@ impl StaffStore for PgStore {
         rules::updated(n, || format!("officer {id}"))
     }
 
-    async fn set_officer_phone(&self, id: OfficerId, phone: &str) -> StoreResult<()> {
+    async fn set_officer_phone(&self, id: OfficerId, phone: &str, at: OffsetDateTime) -> StoreResult<()> {
         let n = self
             .conn()
             .await?
-            .execute("UPDATE officers SET phone = $1 WHERE id = $2", &[&phone, &id.0])
+            .execute(
+                "UPDATE officers SET phone = $1, phone_proven_at = $2 WHERE id = $3",
+                &[&phone, &at, &id.0],
+            )
             .await
             .map_err(db)?;
         rules::updated(n, || format!("officer {id}"))

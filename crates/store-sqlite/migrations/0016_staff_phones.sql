@@ -1,3 +1,5 @@
--- The phone a staff account's one-time passwords are sent to (E.164): recorded with the proposal
--- that makes the account, or by its owner with a one-time code. Nobody else learns them.
+-- The phone a staff account's one-time passwords are sent to (E.164), and when its owner proved
+-- it with a one-time code: a phone recorded with the proposal that made the account is the
+-- proposer's word only, and receives only half of the first password; resets go to a proven one.
 ALTER TABLE officers ADD COLUMN phone TEXT;
+ALTER TABLE officers ADD COLUMN phone_proven_at INTEGER;

@@ -125,6 +125,7 @@ impl StaffStore for SqliteStore {
             credentials_reset_by: None,
             credentials_reset_at: None,
             phone: None,
+            phone_proven_at: None,
             })
         })
     }
@@ -161,12 +162,12 @@ impl StaffStore for SqliteStore {
         })
     }
 
-    async fn set_officer_phone(&self, id: OfficerId, phone: &str) -> StoreResult<()> {
+    async fn set_officer_phone(&self, id: OfficerId, phone: &str, at: OffsetDateTime) -> StoreResult<()> {
         self.write(|tx| {
             let n = tx
                 .execute(
-                    "UPDATE officers SET phone = ?1 WHERE id = ?2",
-                    params![phone, id.0],
+                    "UPDATE officers SET phone = ?1, phone_proven_at = ?2 WHERE id = ?3",
+                    params![phone, ts(at), id.0],
                 )
                 .map_err(backend)?;
             rules::updated(n as u64, || format!("officer {id}"))

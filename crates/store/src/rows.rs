@@ -215,7 +215,7 @@ pub fn session_row(r: &dyn Columns) -> StoreResult<Session> {
 /// The columns [`officer_row`] reads.
 pub const OFFICER_COLS: &str = "id, username, role, password_hash, must_change_password, created_at, \
      disabled_at, totp_secret IS NOT NULL, created_by, creation_approved_by, credentials_reset_by, \
-     credentials_reset_at, phone";
+     credentials_reset_at, phone, phone_proven_at";
 
 /// An officer account, from [`OFFICER_COLS`]; an unknown role is [`StoreError::Corrupt`], never
 /// some other role.
@@ -235,6 +235,7 @@ pub fn officer_row(r: &dyn Columns) -> StoreResult<Officer> {
         credentials_reset_by: r.opt_int(10)?.map(OfficerId),
         credentials_reset_at: r.opt_time(11)?,
         phone: r.opt_text(12)?.map(str::to_owned),
+        phone_proven_at: r.opt_time(13)?,
     })
 }
 

@@ -731,6 +731,7 @@ mod tests {
             credentials_reset_by: None,
             credentials_reset_at: None,
             phone: None,
+            phone_proven_at: None,
         }
     }
 

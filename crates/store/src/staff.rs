@@ -115,6 +115,9 @@ pub struct Officer {
     /// that made the account, or by the owner (proven with a one-time code). `None` for accounts
     /// made before phones were recorded, until their owner adds one.
     pub phone: Option<String>,
+    /// When the owner proved `phone` with a one-time code (or the server's operator recorded
+    /// it); `None` while it is only what the proposing admin typed.
+    pub phone_proven_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for Officer {
@@ -190,6 +193,11 @@ pub trait StaffStore: Send + Sync + 'static {
         password_hash: &str,
         must_change_password: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Records the phone an account's one-time passwords are sent to.
-    fn set_officer_phone(&self, id: OfficerId, phone: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records the phone an account's one-time passwords are sent to, proven by its owner `at`.
+    fn set_officer_phone(
+        &self,
+        id: OfficerId,
+        phone: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }

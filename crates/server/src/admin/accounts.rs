@@ -207,6 +207,8 @@ pub struct StaffView {
     pub locked: bool,
     /// The phone its one-time passwords are sent to, masked; `null` until one is recorded.
     pub phone: Option<String>,
+    /// Whether its owner has proven that phone (a reset is sent only to a proven one).
+    pub phone_proven: bool,
 }
 
 impl StaffView {
@@ -224,6 +226,7 @@ impl StaffView {
                 .as_deref()
                 .and_then(|p| healthcode_domain::Phone::parse(p).ok())
                 .map(|p| p.masked()),
+            phone_proven: o.phone_proven_at.is_some(),
         }
     }
 }
@@ -274,8 +277,8 @@ pub struct NewOfficer {
     pub username: String,
     /// officer, admin or auditor.
     pub role: String,
-    /// The owner's phone, in international form (`+8613900139000`): the approval sends the
-    /// account's one-time password there, and nowhere else.
+    /// The owner's phone, in international form (`+8613900139000`): the approval texts the
+    /// first half of the account's one-time password there. No other staff account may have it.
     pub phone: String,
 }
 
@@ -319,7 +322,7 @@ pub async fn create_account<S: Store>(
 }
 
 /// A proposed account. It exists once a second admin approves the proposal; its one-time
-/// password is made then and sent to its owner's phone (neither admin learns it).
+/// password is made then, half texted to its owner's phone, half handed over by the approver.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountProposed {
     /// The proposal a second admin approves (`POST /proposals/{id}/approve`).
@@ -333,12 +336,13 @@ pub struct AccountProposed {
 }
 
 /// Proposes a staff account (admins), with its owner's phone; it exists once a second, eligible
-/// admin approves, and the approval sends its one-time password to that phone, so neither admin
-/// holds the new account's credentials. The command line (`healthcode admin create`) stays the
+/// admin approves, and the approval texts the first half of its one-time password to that phone
+/// and gives the approver the second half to hand over, so neither admin alone holds the new
+/// account's credentials. The command line (`healthcode admin create`) stays the
 /// bootstrap and break-glass path.
 #[utoipa::path(post, path = "/officers", tag = "officers", security(("officer" = [])), request_body = NewOfficer, responses(
     (status = 202, description = "proposed, awaiting a second admin", body = AccountProposed),
-    (status = 409, description = "username taken", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "username taken, or another staff account has the phone", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "a bad username or role, or not a phone texts can be sent to", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "no SMS gateway is configured", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -355,6 +359,7 @@ pub(crate) async fn create_officer<S: Store>(
     if app.store().officer_by_username(username).await?.is_some() {
         return Err(ApiError::Conflict(format!("the username {username} is taken")));
     }
+    super::phones::not_anothers(&app, &phone, None).await?;
     let act = Act::AccountCreate {
         username: username.into(),
         role,

@@ -1,14 +1,20 @@
-//! Staff phones: where an account's one-time passwords go. An account proposed by one admin
-//! and approved by another gets its first password by text message to the phone recorded with
-//! the proposal, and a reset sends the new one to the phone on the account: no admin ever sees
-//! another person's password, so no admin can hold two accounts' credentials and have them
-//! approve each other. An owner records or changes their phone themselves, with their password
-//! and a one-time code sent to the new phone (`POST /otp`); nobody else can.
+//! Staff phones: where an account's one-time passwords go.
+//!
+//! - A new account's first password is made at approval in two halves: the first is texted to
+//!   the phone the proposing admin recorded, the second is given to the approving admin to hand
+//!   over in person. Neither admin alone holds it (a proposer who typed their own phone has half;
+//!   an approver of two honest colleagues' accounts has half of each), and an owner missing a
+//!   half knows something is wrong.
+//! - A reset sends the whole new password to the account's phone once its owner has proven it
+//!   (with a one-time code, here); until then a reset is refused, since the proposer's word for
+//!   a phone is not the owner's. No admin ever sees a reset's password.
+//! - Only the owner records or changes their phone (their password and a code sent to the new
+//!   phone by `POST /otp`); nobody else can. One phone serves one account.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use healthcode_domain::Phone;
+use healthcode_domain::{OfficerId, Phone};
 use healthcode_store::{Officer, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -35,20 +41,40 @@ pub(crate) fn staff_phone<S: Store>(app: &App<S>, s: &str) -> Result<Phone, ApiE
     Ok(phone)
 }
 
-/// The phone an account's passwords are sent to, or 409 naming what to do.
-pub(crate) fn phone_of(o: &Officer) -> Result<Phone, ApiError> {
-    o.phone
-        .as_deref()
-        .and_then(|p| Phone::parse(p).ok())
-        .ok_or_else(|| {
-            ApiError::Conflict(format!(
-                "{} has no phone to send a password to: its owner adds one on their account page, or the server's operator runs `healthcode admin reset-password {}`",
-                o.username, o.username
-            ))
-        })
+/// Refuses a phone that another staff account already has: one phone, one account (an admin
+/// cannot point a colleague's passwords at their own phone).
+pub(crate) async fn not_anothers<S: Store>(
+    app: &App<S>,
+    phone: &Phone,
+    mine: Option<OfficerId>,
+) -> Result<(), ApiError> {
+    let taken = app
+        .store()
+        .officers()
+        .await?
+        .into_iter()
+        .any(|o| Some(o.id) != mine && o.phone.as_deref() == Some(phone.as_str()));
+    if taken {
+        return Err(ApiError::Conflict(
+            "phone: another staff account has this phone; each account needs its owner's own".into(),
+        ));
+    }
+    Ok(())
 }
 
-/// Sends an account's one-time password to its owner's phone; returns the phone, masked.
+/// The proven phone an account's reset passwords are sent to, or 409 naming what to do.
+pub(crate) fn phone_of(o: &Officer) -> Result<Phone, ApiError> {
+    let phone = o.phone.as_deref().and_then(|p| Phone::parse(p).ok());
+    match phone {
+        Some(p) if o.phone_proven_at.is_some() => Ok(p),
+        _ => Err(ApiError::Conflict(format!(
+            "{} has no phone its owner has proven, so a new password cannot reach them alone: the owner confirms their phone on their account page, or the server's operator runs `healthcode admin reset-password {}`",
+            o.username, o.username
+        ))),
+    }
+}
+
+/// Sends a reset's one-time password to its owner's proven phone; returns the phone, masked.
 pub(crate) async fn send_password<S: Store>(
     app: &App<S>,
     phone: &Phone,
@@ -58,8 +84,26 @@ pub(crate) async fn send_password<S: Store>(
     let text = format!(
         "healthcode staff account {username}: one-time password {password}. Sign in and replace it at once; if you did not expect this, tell your authority."
     );
+    send(app, phone, &text).await
+}
+
+/// Sends the first half of a new account's one-time password to the phone its proposer
+/// recorded; returns the phone, masked.
+pub(crate) async fn send_first_half<S: Store>(
+    app: &App<S>,
+    phone: &Phone,
+    username: &str,
+    first: &str,
+) -> Result<String, ApiError> {
+    let text = format!(
+        "healthcode staff account {username}: first half of your one-time password {first}. The approving admin gives you the second half in person; sign in with both and replace it. If you did not expect this, tell your authority."
+    );
+    send(app, phone, &text).await
+}
+
+async fn send<S: Store>(app: &App<S>, phone: &Phone, text: &str) -> Result<String, ApiError> {
     app.sms
-        .send(phone.as_str(), &phone.masked(), &text)
+        .send(phone.as_str(), &phone.masked(), text)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the password could not be sent: {e}"), 60))?;
     Ok(phone.masked())
@@ -86,13 +130,14 @@ pub struct PhoneRecorded {
     pub phone: String,
 }
 
-/// Records the signed-in staff member's phone, where one-time passwords from a reset are sent
-/// (`POST /otp` sends the code first). The password is checked before the code, and a wrong one
+/// Records (or confirms) the signed-in staff member's phone, where one-time passwords from a
+/// reset are sent (`POST /otp` sends the code first); a phone another account has is refused. The password is checked before the code, and a wrong one
 /// ends the session, as a password change does: a copied session cannot move the account's
 /// passwords to another phone. Audited; the old phone, if any, is told.
 #[utoipa::path(put, path = "/me/phone", tag = "officers", security(("officer" = [])), request_body = PhoneChange, responses(
     (status = 200, description = "recorded", body = PhoneRecorded),
     (status = 401, description = "the password is wrong (the session has ended), or the one-time code is", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "another staff account has this phone", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "not a phone texts can be sent to", body = Problem, content_type = "application/problem+json"),
     (status = 429, description = "too many guesses from this address", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -119,6 +164,7 @@ pub(crate) async fn set_my_phone<S: Store>(
             "the password is wrong; this session has ended: sign in again".into(),
         ));
     }
+    not_anothers(&app, &phone, Some(me.id)).await?;
     accept_otp(
         &app,
         client,
@@ -137,9 +183,12 @@ pub(crate) async fn set_my_phone<S: Store>(
         format!("own phone recorded: {}", phone.masked()),
     )
     .await?;
-    app.store().set_officer_phone(me.id, phone.as_str()).await?;
+    app.store()
+        .set_officer_phone(me.id, phone.as_str(), crate::now())
+        .await?;
     if let Some(old) = officer.phone.as_deref().and_then(|p| Phone::parse(p).ok())
         && old != phone
+        && officer.phone_proven_at.is_some()
     {
         let text = format!(
             "healthcode staff account {}: its passwords now go to {}. If you did not do this, tell your authority.",

@@ -178,18 +178,26 @@ pub(crate) async fn pending<S: Store>(
         .collect())
 }
 
-/// An approved proposal, and for an account it created, where its one-time password went.
+/// An approved proposal, and for an account it created, how its one-time password reaches its
+/// owner: split in two, the first half texted to the phone the proposer recorded, the second in
+/// this answer for the approver to hand over in person. Neither admin alone holds it; an owner
+/// whose phone the proposer got wrong (or made their own) is missing half, and says so.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Approved {
     /// The proposal, approved.
     #[serde(flatten)]
     pub proposal: ProposalView,
-    /// For an account created by the approval: the owner's phone, masked, that its one-time
-    /// password was sent to (the owner replaces it at the first sign-in). Nobody else sees it.
+    /// For an account created by the approval: the phone, masked, the first half of its
+    /// one-time password was texted to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_sent_to: Option<String>,
-    /// For an account created by the approval whose password could not be sent: why, and what
-    /// to do (reset its password, which sends a new one).
+    /// For an account created by the approval: the second half of its one-time password, for
+    /// the approver to give the owner in person (never by the channel the first half took). The
+    /// owner signs in with the texted half followed by this one, and replaces the whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_half: Option<String>,
+    /// For an account created by the approval whose first half could not be sent: why, and what
+    /// to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_not_sent: Option<String>,
 }
@@ -200,11 +208,12 @@ pub struct Approved {
 /// `[governance] approver_min_age_hours` or reset more recently, for one without the role, and
 /// once it is no longer pending or has expired; every refusal is audited. The approval is
 /// recorded in the audit log in the same transaction that does it. Approving an account makes
-/// its one-time password and sends it to the phone recorded with the proposal; an account
-/// proposed without one is refused.
+/// its one-time password in two halves: the first is texted to the phone recorded with the
+/// proposal, the second is in this answer for the approver to hand over in person (an account
+/// proposed without a phone is refused).
 #[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
     params(("id" = i64, Path, description = "proposal id")), responses(
-    (status = 200, description = "approved and done (for an account: where its one-time password was sent)", body = Approved),
+    (status = 200, description = "approved and done (for an account: where the first half of its one-time password was texted, and the second half)", body = Approved),
     (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "this person may not approve it, or it is no longer pending", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -272,21 +281,27 @@ pub(crate) async fn approve_proposal<S: Store>(
     if let Err(e) = after_approval(&app, &p).await {
         tracing::error!(proposal = id, error = %e, "an approved act is done, but this node could not catch up with it");
     }
-    // The account exists: its password goes to its owner. A failed text leaves an account whose
-    // password nobody knows; a reset sends another.
-    let (mut password_sent_to, mut password_not_sent) = (None, None);
+    // The account exists: the first half of its password goes to the phone the proposer
+    // recorded, the second to the approver. A failed text leaves an account whose password
+    // nobody holds whole: once the owner has a proven phone, a reset sends a new one.
+    let (mut password_sent_to, mut password_not_sent, mut second_half) = (None, None, None);
     if let (Some(password), Some(phone), Act::AccountCreate { username, .. }) = (password, phone, &p.act) {
-        match super::phones::send_password(&app, &phone, username, &password).await {
+        let (first, second) = password.split_at(password.len() / 2);
+        second_half = Some(second.to_owned());
+        match super::phones::send_first_half(&app, &phone, username, first).await {
             Ok(to) => password_sent_to = Some(to),
             Err(e) => {
                 tracing::warn!(proposal = id, error = %e, "a new staff account's password could not be sent");
-                password_not_sent = Some(format!("{e}; reset the account's password to send a new one"));
+                password_not_sent = Some(format!(
+                    "{e}; the owner cannot sign in until the server's operator runs `healthcode admin reset-password {username}`"
+                ));
             }
         }
     }
     Ok(Json(Approved {
         proposal: ProposalView::of(&p, t),
         password_sent_to,
+        second_half,
         password_not_sent,
     }))
 }

@@ -340,6 +340,7 @@ impl<S: Store> Seeder<'_, S> {
                 .set_officer_phone(
                     healthcode_domain::OfficerId(view.id),
                     &format!("+86139001390{n:02}"),
+                    self.t,
                 )
                 .await?;
             accounts.push(DemoAccount {

@@ -240,7 +240,7 @@ impl StoreWork for CreateAccount<'_> {
                 .officer_by_username(self.username)
                 .await?
                 .ok_or_else(|| StartError::msg("the account just created is gone"))?;
-            store.set_officer_phone(o.id, phone.as_str()).await?;
+            store.set_officer_phone(o.id, phone.as_str(), now()).await?;
         }
         Ok(password)
     }

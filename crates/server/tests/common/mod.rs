@@ -116,7 +116,7 @@ impl Gateway {
         text.rsplit(' ').next().unwrap().to_owned()
     }
 
-    /// The last staff one-time password sent to a phone.
+    /// The last staff one-time password (or half of one) sent to a phone.
     pub fn password_for(&self, phone: &str) -> String {
         let msgs = self.0.lock().unwrap();
         let (_, text) = msgs
@@ -768,8 +768,9 @@ impl TestApp {
 
     /// A staff account made through the API as two admins make one: `root` proposes it, with
     /// its owner's phone ([`staff_phone`]), and `admin-b` approves. Returns its one-time
-    /// password, which only the text to that phone carries (neither admin's answer does). The
-    /// account is new, so it approves nothing in its first day.
+    /// password: the first half from the text to that phone, the second from the approval's
+    /// answer (neither admin sees both). The account is new, so it approves nothing in its
+    /// first day; its phone is not proven until its owner proves it.
     pub async fn create_account(&self, username: &str, role: &str) -> String {
         let root = self.admin().await;
         let phone = staff_phone(username);
@@ -788,12 +789,17 @@ impl TestApp {
         let done = self.approve(self.second_admin().await, id).await;
         assert!(done.get("one_time_password").is_none(), "{done}");
         assert_eq!(done["password_sent_to"], json!(masked(&phone)), "{done}");
-        let password = self.gateway.password_for(&phone);
+        let first = self.gateway.password_for(&phone);
+        let second = done["second_half"].as_str().unwrap();
         assert!(
-            !done.to_string().contains(&password) && !v.to_string().contains(&password),
-            "an admin saw the password"
+            !done.to_string().contains(&first) && !v.to_string().contains(&first),
+            "an admin saw the texted half"
         );
-        password
+        assert!(
+            !self.gateway.texts_to(&phone).iter().any(|t| t.contains(second)),
+            "the phone got the approver's half"
+        );
+        format!("{first}{second}")
     }
 
     /// Approves proposal `id` as `staff` (it must succeed); returns the proposal.

@@ -229,7 +229,17 @@ pub async fn accounts_and_roles_change_only_on_approval<H: Harness>(h: &H) {
     assert!(puppet.must_change_password);
     // The owner's phone, where the one-time password went, is the account's.
     assert_eq!(puppet.phone.as_deref(), Some("+8613900139001"));
-    s.set_officer_phone(puppet.id, "+8613900139009").await.unwrap();
+    assert_eq!(
+        puppet.phone_proven_at, None,
+        "the proposer's word is not the owner's proof"
+    );
+    s.set_officer_phone(puppet.id, "+8613900139009", T + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.officer(puppet.id).await.unwrap().unwrap().phone_proven_at,
+        Some(T + Duration::hours(1))
+    );
     assert_eq!(
         s.officer(puppet.id).await.unwrap().unwrap().phone.as_deref(),
         Some("+8613900139009")
