@@ -455,6 +455,10 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
             idle: std::time::Duration::from_secs(config.idle_timeout_seconds),
             max_connections: config.max_connections,
             grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+            admission: front::admission::AdmissionLimits {
+                wait: std::time::Duration::from_millis(config.admitted_wait_ms),
+                floor: config.admitted_floor,
+            },
         },
         lock,
         created,
