@@ -61,6 +61,23 @@ pub struct Limits {
     pub admission: AdmissionLimits,
 }
 
+/// Connections waiting to be accepted, at most (the kernel caps it at `net.core.somaxconn`):
+/// thousands of clients connecting at once, or coming back after a refusal, are not dropped
+/// (a dropped connection attempt is retried by the client's kernel only after a second).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with room for [`LISTEN_BACKLOG`] connections waiting to be accepted.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Connections over the cap being answered at once, at most; beyond them a connection is closed
 /// unanswered.
 const REFUSING_AT_ONCE: usize = 256;
@@ -187,11 +204,12 @@ fn passes_admission(path: &str) -> bool {
 
 /// The answer to a request whose connection is not admitted: 503, Retry-After, and the
 /// connection closed, so that the client leaves the sockets' queue until it retries.
-fn not_admitted(metrics: &Metrics) -> Response {
+fn not_admitted(door: &Door, metrics: &Metrics) -> Response {
     metrics.shed.inc();
-    metrics.not_admitted.inc();
+    let refused = metrics.not_admitted.inc();
+    let wait = door.retry_after(refused);
     let mut resp =
-        ApiError::Unavailable("the server is at capacity; retry shortly".into(), 1).into_response();
+        ApiError::Unavailable("the server is at capacity; retry shortly".into(), wait).into_response();
     resp.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
@@ -223,11 +241,12 @@ impl Connection {
             req.extensions_mut().insert(ConnectInfo(peer));
             let verdict = door.enter(&seat, passes_admission(req.uri().path()));
             let router = router.clone();
-            let served = (verdict == Verdict::Serve).then(|| (Busy::begin(&busy), Served(door.clone(), seat.clone())));
-            let metrics = metrics.clone();
+            let served =
+                (verdict == Verdict::Serve).then(|| (Busy::begin(&busy), Served(door.clone(), seat.clone())));
+            let (door, metrics) = (door.clone(), metrics.clone());
             async move {
                 let Some(turn) = served else {
-                    return Ok(not_admitted(&metrics));
+                    return Ok(not_admitted(&door, &metrics));
                 };
                 let resp = router.oneshot(req).await;
                 drop(turn);

@@ -443,8 +443,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         config,
     };
     let (router, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = front::listen(config.listen)
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
     Ok(Bound {
         listener,

@@ -9,11 +9,12 @@
 //! connection is admitted by its first request (or the first after it was released) and stays
 //! admitted while it has a request in flight or had one within the release window (max(4 W,
 //! 200 ms)); then a sweep releases it. A request on a connection that is not admitted, arriving
-//! while K are, is refused at once (503, Retry-After, `Connection: close`), but only while new
-//! connections are seen waiting at least W ÷ 2 between their accept and their first byte (the
-//! queue the rule is about): clients that pause between requests (a browser between clicks) keep
-//! connections counted for the window without queueing, and must not be refused by the count
-//! alone.
+//! while K are, is refused at once (503, Retry-After, `Connection: close`), but only while most
+//! new connections are seen waiting at least W ÷ 2 between their accept and their first byte read
+//! (the queue the rule is about): clients that pause between requests (a browser between clicks)
+//! keep connections counted for the window without queueing, and must not be refused by the count
+//! alone. The majority, not the shortest or the mean: under overload a few connections are read
+//! at once by luck, and a browser's speculative connection sends nothing for seconds.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -86,9 +87,16 @@ pub struct Door {
     limit: AtomicUsize,
     /// Requests completed since the last sweep.
     completed: AtomicU64,
-    /// The shortest wait from accept to first byte since the last sweep (µs; `u64::MAX`: none).
-    first_read_min_us: AtomicU64,
-    /// The wait from accept to first byte new connections are seen to have (µs).
+    /// New connections since the last sweep whose first byte was read W ÷ 2 or more after their
+    /// accept, those read sooner, and the sum of their waits (µs).
+    first_reads_late: AtomicU64,
+    first_reads_soon: AtomicU64,
+    first_reads_us: AtomicU64,
+    /// Whether most new connections waited W ÷ 2 or more, as of the last sweep that saw any.
+    queueing: AtomicBool,
+    /// Sweeps since one saw a new connection (the verdict is held for the release window).
+    quiet_sweeps: AtomicU64,
+    /// The mean wait from accept to first byte, as of the last sweep that saw any (µs).
     first_read_us: AtomicU64,
     /// Admitted seats, for the sweep to release (an entry no longer admitted is dropped by it).
     seats: Mutex<Vec<Arc<Seat>>>,
@@ -105,7 +113,11 @@ impl Door {
             admitted: AtomicUsize::new(0),
             limit: AtomicUsize::new(limits.floor),
             completed: AtomicU64::new(0),
-            first_read_min_us: AtomicU64::new(u64::MAX),
+            first_reads_late: AtomicU64::new(0),
+            first_reads_soon: AtomicU64::new(0),
+            first_reads_us: AtomicU64::new(0),
+            queueing: AtomicBool::new(false),
+            quiet_sweeps: AtomicU64::new(0),
             first_read_us: AtomicU64::new(0),
             seats: Mutex::new(Vec::new()),
             rate_bits: AtomicU64::new(0f64.to_bits()),
@@ -152,14 +164,19 @@ impl Door {
 
     /// A new connection's first bytes came `waited` after it was accepted.
     pub fn first_read(&self, waited: Duration) {
-        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX - 1);
-        self.first_read_min_us.fetch_min(us, Ordering::Relaxed);
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.first_reads_us.fetch_add(us, Ordering::Relaxed);
+        if waited >= self.limits.wait / 2 {
+            self.first_reads_late.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.first_reads_soon.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// Whether new connections are seen to queue: their first bytes are read W ÷ 2 or more after
-    /// their accept.
+    /// Whether new connections are seen to queue: most of those of the last sweep that saw any
+    /// (within the release window) had their first bytes read W ÷ 2 or more after their accept.
     fn queueing(&self) -> bool {
-        Duration::from_micros(self.first_read_us.load(Ordering::Relaxed)) >= self.limits.wait / 2
+        self.queueing.load(Ordering::Relaxed)
     }
 
     fn admit(&self, seat: &Arc<Seat>) -> bool {
@@ -207,14 +224,34 @@ impl Door {
         let old = f64::from_bits(self.rate_bits.load(Ordering::Relaxed));
         let rate = averaged_rate(old, completed, dt);
         self.rate_bits.store(rate.to_bits(), Ordering::Relaxed);
-        self.limit
-            .store(limit(rate, self.limits.wait, self.limits.floor), Ordering::Relaxed);
-        // The shortest first-read wait since the last sweep; with no new connection, the last one
-        // fades (by a quarter a sweep) rather than holding.
-        let seen = self.first_read_min_us.swap(u64::MAX, Ordering::Relaxed);
-        let old = self.first_read_us.load(Ordering::Relaxed);
-        let new = if seen == u64::MAX { old - old / 4 } else { seen };
-        self.first_read_us.store(new, Ordering::Relaxed);
+        self.limit.store(
+            limit(rate, self.limits.wait, self.limits.floor),
+            Ordering::Relaxed,
+        );
+        // Whether most new connections since the last sweep queued; with none, the last verdict
+        // holds for the release window, then lapses.
+        let late = self.first_reads_late.swap(0, Ordering::Relaxed);
+        let soon = self.first_reads_soon.swap(0, Ordering::Relaxed);
+        let waited = self.first_reads_us.swap(0, Ordering::Relaxed);
+        if let Some(mean) = waited.checked_div(late + soon) {
+            self.queueing.store(late > soon, Ordering::Relaxed);
+            self.quiet_sweeps.store(0, Ordering::Relaxed);
+            self.first_read_us.store(mean, Ordering::Relaxed);
+        } else {
+            let quiet = self.quiet_sweeps.fetch_add(1, Ordering::Relaxed) + 1;
+            let hold = release_window(self.limits.wait).as_millis()
+                / sweep_period(self.limits.wait).as_millis().max(1);
+            if u128::from(quiet) > hold {
+                self.queueing.store(false, Ordering::Relaxed);
+                self.first_read_us.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Seconds a refused client is asked to wait: 1, 2 or 3 in turn, so that the refused do not
+    /// all come back at once.
+    pub fn retry_after(&self, refused: u64) -> u64 {
+        1 + refused % 3
     }
 
     /// Admitted connections now.
@@ -232,7 +269,7 @@ impl Door {
         f64::from_bits(self.rate_bits.load(Ordering::Relaxed))
     }
 
-    /// The wait from accept to first byte new connections are seen to have.
+    /// The mean wait from accept to first byte of the new connections last seen.
     pub fn first_read_wait(&self) -> Duration {
         Duration::from_micros(self.first_read_us.load(Ordering::Relaxed))
     }
@@ -264,9 +301,7 @@ pub fn start_sweeping(door: &Arc<Door>, metrics: Arc<Metrics>) {
                 .admission_limit
                 .set(i64::try_from(door.limit()).unwrap_or(i64::MAX));
             metrics.completed_rate.set(door.rate());
-            metrics
-                .first_read_wait
-                .set(door.first_read_wait().as_secs_f64());
+            metrics.first_read_wait.set(door.first_read_wait().as_secs_f64());
         }
     });
 }
@@ -304,7 +339,8 @@ mod tests {
     #[test]
     fn the_rate_follows_completed_requests_over_about_a_second() {
         let mut r = 0.0;
-        for _ in 0..200 {
+        // Ten seconds of 500 every 25 ms.
+        for _ in 0..400 {
             r = averaged_rate(r, 500, Duration::from_millis(25));
         }
         assert!((r - 20_000.0).abs() < 50.0, "{r}");
@@ -370,7 +406,23 @@ mod tests {
     }
 
     #[test]
-    fn k_grows_with_the_completed_rate_and_the_queue_signal_fades_without_new_connections() {
+    fn the_queue_is_what_most_new_connections_see_not_the_luckiest() {
+        let d = door(1);
+        for ms in [40, 60, 1, 30] {
+            d.first_read(Duration::from_millis(ms));
+        }
+        d.sweep(Duration::from_millis(10));
+        assert!(d.queueing());
+        assert_eq!(d.first_read_wait(), Duration::from_micros(32_750));
+        for ms in [40, 2, 1] {
+            d.first_read(Duration::from_millis(ms));
+        }
+        d.sweep(Duration::from_millis(10));
+        assert!(!d.queueing());
+    }
+
+    #[test]
+    fn k_grows_with_the_completed_rate_and_the_queue_signal_lapses_without_new_connections() {
         let d = door(2);
         let s = seat();
         for _ in 0..40 {
@@ -384,9 +436,12 @@ mod tests {
         assert!((150..=500).contains(&d.limit()), "{}", d.limit());
         queue_of(&d, 100);
         assert!(d.queueing());
-        for _ in 0..10 {
+        // Held for the release window (200 ms, sweeps every 12.5 ms), then it lapses.
+        for _ in 0..16 {
             d.sweep(Duration::from_millis(10));
         }
+        assert!(d.queueing());
+        d.sweep(Duration::from_millis(10));
         assert!(!d.queueing(), "{:?}", d.first_read_wait());
     }
 
