@@ -92,10 +92,10 @@ pub struct Door {
     first_reads_late: AtomicU64,
     first_reads_soon: AtomicU64,
     first_reads_us: AtomicU64,
-    /// Whether most new connections waited W ÷ 2 or more, as of the last sweep that saw any.
+    /// Whether a sweep within the release window saw most new connections wait W ÷ 2 or more.
     queueing: AtomicBool,
-    /// Sweeps since one saw a new connection (the verdict is held for the release window).
-    quiet_sweeps: AtomicU64,
+    /// Sweeps since the last that did.
+    since_late: AtomicU64,
     /// The mean wait from accept to first byte, as of the last sweep that saw any (µs).
     first_read_us: AtomicU64,
     /// Admitted seats, for the sweep to release (an entry no longer admitted is dropped by it).
@@ -117,7 +117,7 @@ impl Door {
             first_reads_soon: AtomicU64::new(0),
             first_reads_us: AtomicU64::new(0),
             queueing: AtomicBool::new(false),
-            quiet_sweeps: AtomicU64::new(0),
+            since_late: AtomicU64::new(0),
             first_read_us: AtomicU64::new(0),
             seats: Mutex::new(Vec::new()),
             rate_bits: AtomicU64::new(0f64.to_bits()),
@@ -173,8 +173,10 @@ impl Door {
         }
     }
 
-    /// Whether new connections are seen to queue: most of those of the last sweep that saw any
-    /// (within the release window) had their first bytes read W ÷ 2 or more after their accept.
+    /// Whether new connections are seen to queue: a sweep within the release window saw most of
+    /// those since the sweep before have their first bytes read W ÷ 2 or more after their accept.
+    /// Held for the window: under overload, refused clients come back in waves, and the first of a
+    /// wave are read at once.
     fn queueing(&self) -> bool {
         self.queueing.load(Ordering::Relaxed)
     }
@@ -228,22 +230,26 @@ impl Door {
             limit(rate, self.limits.wait, self.limits.floor),
             Ordering::Relaxed,
         );
-        // Whether most new connections since the last sweep queued; with none, the last verdict
-        // holds for the release window, then lapses.
+        // Whether most new connections since the last sweep queued; the verdict holds for the
+        // release window after the last sweep that saw it, then lapses.
         let late = self.first_reads_late.swap(0, Ordering::Relaxed);
         let soon = self.first_reads_soon.swap(0, Ordering::Relaxed);
         let waited = self.first_reads_us.swap(0, Ordering::Relaxed);
         if let Some(mean) = waited.checked_div(late + soon) {
-            self.queueing.store(late > soon, Ordering::Relaxed);
-            self.quiet_sweeps.store(0, Ordering::Relaxed);
             self.first_read_us.store(mean, Ordering::Relaxed);
+        }
+        if late > soon {
+            self.queueing.store(true, Ordering::Relaxed);
+            self.since_late.store(0, Ordering::Relaxed);
         } else {
-            let quiet = self.quiet_sweeps.fetch_add(1, Ordering::Relaxed) + 1;
+            let since = self.since_late.fetch_add(1, Ordering::Relaxed) + 1;
             let hold = release_window(self.limits.wait).as_millis()
                 / sweep_period(self.limits.wait).as_millis().max(1);
-            if u128::from(quiet) > hold {
+            if u128::from(since) > hold {
                 self.queueing.store(false, Ordering::Relaxed);
-                self.first_read_us.store(0, Ordering::Relaxed);
+                if late + soon == 0 {
+                    self.first_read_us.store(0, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -414,9 +420,16 @@ mod tests {
         d.sweep(Duration::from_millis(10));
         assert!(d.queueing());
         assert_eq!(d.first_read_wait(), Duration::from_micros(32_750));
-        for ms in [40, 2, 1] {
-            d.first_read(Duration::from_millis(ms));
+        // A sweep whose new connections were mostly read at once (the head of a wave) does not
+        // end it; a release window of them does.
+        for _ in 0..16 {
+            for ms in [40, 2, 1] {
+                d.first_read(Duration::from_millis(ms));
+            }
+            d.sweep(Duration::from_millis(10));
+            assert!(d.queueing());
         }
+        d.first_read(Duration::from_millis(1));
         d.sweep(Duration::from_millis(10));
         assert!(!d.queueing());
     }
