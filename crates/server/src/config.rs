@@ -64,11 +64,15 @@ max_queue_ms = 50
 # in the sockets, before a request is read): at most max(admitted_floor, R × admitted_wait_ms)
 # connections are served at once, R being the requests completed a second over about the last
 # second. A connection is admitted by its first request and released once idle for
-# max(4 × admitted_wait_ms, 200 ms). While that many are admitted and new connections are seen
-# waiting half of admitted_wait_ms or more for their first read, a request on any other connection
-# is answered 503 with Retry-After and the connection closed (requests_not_admitted_total).
-# /healthz, /readyz and /metrics are served on any connection. admitted_wait_ms = 0: off.
-admitted_wait_ms = 50
+# max(4 × admitted_wait_ms, 200 ms). While that many are admitted and most new connections are
+# seen waiting half of admitted_wait_ms or more for their first read, a request on any other
+# connection is answered 503 with Retry-After and the connection closed
+# (requests_not_admitted_total). /healthz, /readyz and /metrics are served on any connection.
+# admitted_wait_ms is the mean wait aimed at; the slowest admitted requests wait several times as
+# long (at 6,000 connections on 2 cores, 10 gave a p99 of 67-90 ms and 50 one of 300 ms:
+# docs/BENCHMARKS.md). 0 turns admission off: do so against clients that ignore Retry-After and
+# reconnect at once, which make the server spend its time refusing them.
+admitted_wait_ms = 10
 admitted_floor = 256
 # Scans waiting for the group commit; more are refused with 503 and Retry-After.
 scan_queue = 4096
@@ -625,7 +629,7 @@ fn default_otp_resend_seconds() -> u32 {
 }
 
 fn default_admitted_wait_ms() -> u64 {
-    50
+    10
 }
 
 fn default_admitted_floor() -> usize {

@@ -5,7 +5,8 @@
 //!
 //! It keeps at most K connections *admitted*, K = max(`admitted_floor`, R × W), where R is the
 //! rate of requests it completed over about the last second and W the wait it aims at
-//! (`admitted_wait_ms`): K connections with a request each outstanding wait about K ÷ R = W. A
+//! (`admitted_wait_ms`): K connections with a request each outstanding wait about K ÷ R = W on
+//! average (the slowest several times that: docs/BENCHMARKS.md). A
 //! connection is admitted by its first request (or the first after it was released) and stays
 //! admitted while it has a request in flight or had one within the release window (max(4 W,
 //! 200 ms)); then a sweep releases it. A request on a connection that is not admitted, arriving
@@ -14,7 +15,9 @@
 //! (the queue the rule is about): clients that pause between requests (a browser between clicks)
 //! keep connections counted for the window without queueing, and must not be refused by the count
 //! alone. The majority, not the shortest or the mean: under overload a few connections are read
-//! at once by luck, and a browser's speculative connection sends nothing for seconds.
+//! at once by luck, and a browser's speculative connection sends nothing for seconds. The verdict
+//! holds for the release window after the last sweep that saw it, since refused clients come back
+//! in waves whose first connections are read at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
