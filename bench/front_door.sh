@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Shedding at thousands of connections, and the cost of synchronous=FULL, on one machine in one
-# run: alternating rounds of each setting against the same demo data (docs/BENCHMARKS.md).
+# Admission and shedding at thousands of connections, and the cost of synchronous=FULL, on one
+# machine in one run: alternating rounds of each setting against the same demo data
+# (docs/BENCHMARKS.md).
 #   bench/front_door.sh [ROUNDS]     (after: cargo build --release)
+# SCANS=0 leaves out the scans; with wrk installed, each round also runs wrk -t1 -c6000 on code-opens
+# with and without admission (wrk's latency mixes admitted and refused answers).
 set -euo pipefail
 BIN=${BIN:-target/release/healthcode}
 ROUNDS=${1:-2}
@@ -18,20 +21,43 @@ ready; kill -TERM $!; wait $! || true
 serve() { shift; env "$@" RUST_LOG=error "$BIN" serve --data-dir "$DIR" --listen "$ADDR" >/dev/null 2>&1 & PID=$!; ready; }
 stop() { kill -TERM "$PID"; wait "$PID" || true; }
 
+# wrk's script: code-opens with the demo holders' sessions, one after another.
+LUA=$(dirname "$DIR")/open.lua
+python3 - "$DIR/demo.json" "$LUA" <<'PY'
+import json, sys
+s = [h["session"] for h in json.load(open(sys.argv[1]))["holders"]]
+open(sys.argv[2], "w").write("local s = {\n" + ",\n".join('"%s"' % x for x in s) + "\n}\nlocal i = 0\n"
+    "request = function()\n  i = i + 1\n  return wrk.format(\"GET\", \"/api/v1/me/code\", {[\"Authorization\"] = \"Bearer \" .. s[(i % #s) + 1]})\nend\n")
+PY
+
 for r in $(seq "$ROUNDS"); do
-  # Clients that wait as Retry-After says (the app, the scanner, loadgen by default), clients that
-  # retry at once, and no shedding at all.
-  for mode in shedding shedding-ignored no-shedding; do
+  # Admission by connection (the default) with clients that wait as Retry-After says (the app, the
+  # scanner, loadgen by default) and with clients that retry at once; then without admission
+  # (admitted_wait_ms = 0: the in-flight shedding alone, as before admission was built).
+  for mode in admission admission-ignored no-admission; do
     FLAGS=()
     case $mode in
-      shedding) serve $mode X=1 ;;
-      shedding-ignored) serve $mode X=1; FLAGS=(--ignore-retry-after) ;;
-      no-shedding) serve $mode HEALTHCODE__MAX_IN_FLIGHT=100000 HEALTHCODE__MAX_QUEUE_MS=60000 ;;
+      admission) serve $mode X=1 ;;
+      admission-ignored) serve $mode X=1; FLAGS=(--ignore-retry-after) ;;
+      no-admission) serve $mode HEALTHCODE__ADMITTED_WAIT_MS=0 ;;
     esac
     echo "== round $r, open, 6000 connections, $mode"
     "$BIN" loadgen --demo-dir "$DIR" --url "http://$ADDR" --scenario open --connections 6000 --duration 10 --warmup 3 "${FLAGS[@]}" || true
     stop
   done
+  if command -v wrk >/dev/null; then
+    for mode in admission no-admission; do
+      case $mode in
+        admission) serve $mode X=1 ;;
+        no-admission) serve $mode HEALTHCODE__ADMITTED_WAIT_MS=0 ;;
+      esac
+      echo "== round $r, wrk, open, 6000 connections, $mode"
+      wrk -t1 -c6000 -d10s --latency -s "$LUA" "http://$ADDR" || true
+      curl -s "http://$ADDR/metrics" | grep -E '^healthcode_(requests_not_admitted_total|requests_shed_total|connections_refused_total) ' || true
+      stop
+    done
+  fi
+  [ "${SCANS:-1}" = 0 ] && continue
   for sync in full normal; do
     serve $sync HEALTHCODE__STORAGE__SYNCHRONOUS=$sync
     echo "== round $r, scans, 64 connections, synchronous=$sync"

@@ -60,6 +60,20 @@ idle_timeout_seconds = 30
 # requests_shed_total in the metrics).
 max_in_flight = 512
 max_queue_ms = 50
+# Admission by connection, which bounds the wait at thousands of connections (where the queue is
+# in the sockets, before a request is read): at most max(admitted_floor, R × admitted_wait_ms)
+# connections are served at once, R being the requests completed a second over about the last
+# second. A connection is admitted by its first request and released once idle for
+# max(4 × admitted_wait_ms, 200 ms). While that many are admitted and most new connections are
+# seen waiting half of admitted_wait_ms or more for their first read, a request on any other
+# connection is answered 503 with Retry-After and the connection closed
+# (requests_not_admitted_total). /healthz, /readyz and /metrics are served on any connection.
+# admitted_wait_ms is the mean wait aimed at; the slowest admitted requests wait several times as
+# long (at 6,000 connections on 2 cores, 10 gave a p99 of 67-90 ms and 50 one of 300 ms:
+# docs/BENCHMARKS.md). 0 turns admission off: do so against clients that ignore Retry-After and
+# reconnect at once, which make the server spend its time refusing them.
+admitted_wait_ms = 10
+admitted_floor = 256
 # Scans waiting for the group commit; more are refused with 503 and Retry-After.
 scan_queue = 4096
 # How long a holder stays signed in, and an officer.
@@ -272,6 +286,12 @@ pub struct Config {
     pub max_in_flight: usize,
     /// The longest a request waits for its turn (and the scheduling delay above which none waits).
     pub max_queue_ms: u64,
+    /// The wait admission by connection aims at (0: no admission).
+    #[serde(default = "default_admitted_wait_ms")]
+    pub admitted_wait_ms: u64,
+    /// Connections admitted whatever the measured rate.
+    #[serde(default = "default_admitted_floor")]
+    pub admitted_floor: usize,
     /// Group-commit queue bound.
     pub scan_queue: usize,
     /// Holder session lifetime.
@@ -422,6 +442,8 @@ impl Default for Config {
             idle_timeout_seconds: 30,
             max_in_flight: 512,
             max_queue_ms: 50,
+            admitted_wait_ms: default_admitted_wait_ms(),
+            admitted_floor: default_admitted_floor(),
             scan_queue: 4096,
             holder_session_days: 30,
             officer_session_hours: 12,
@@ -567,6 +589,9 @@ impl Config {
         if self.max_queue_ms == 0 || self.max_queue_ms > 60_000 {
             return Err(ConfigError("max_queue_ms must be between 1 and 60000".into()));
         }
+        if self.admitted_wait_ms > 60_000 {
+            return Err(ConfigError("admitted_wait_ms must be at most 60000".into()));
+        }
         if self.holder_session_days == 0 || self.officer_session_hours == 0 {
             return Err(ConfigError("session lifetimes must be at least 1".into()));
         }
@@ -603,6 +628,14 @@ fn default_otp_resend_seconds() -> u32 {
     60
 }
 
+fn default_admitted_wait_ms() -> u64 {
+    10
+}
+
+fn default_admitted_floor() -> usize {
+    256
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,6 +662,8 @@ mod tests {
         assert_eq!(from_sample.idle_timeout_seconds, d.idle_timeout_seconds);
         assert_eq!(from_sample.max_in_flight, d.max_in_flight);
         assert_eq!(from_sample.max_queue_ms, d.max_queue_ms);
+        assert_eq!(from_sample.admitted_wait_ms, d.admitted_wait_ms);
+        assert_eq!(from_sample.admitted_floor, d.admitted_floor);
         assert_eq!(from_sample.storage.synchronous, d.storage.synchronous);
         assert_eq!(from_sample.storage.min_free_mb, d.storage.min_free_mb);
         assert_eq!(from_sample.identity, d.identity);

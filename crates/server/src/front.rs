@@ -8,11 +8,22 @@
 //!   closed);
 //! - an idle time-out (`idle_timeout_seconds`): a kept-alive connection with no request for that
 //!   long is closed;
-//! - load shedding ([`Shedder`]): requests are handled `max_in_flight` at a time; a request that
-//!   cannot start within `max_queue_ms`, or arrives while the server's own scheduling delay is above
-//!   that, is answered 503 with Retry-After at once (`requests_shed_total`);
+//! - admission by connection ([`admission`]): at most K = max(`admitted_floor`, rate ×
+//!   `admitted_wait_ms`) connections are served at once, a connection counting from its first
+//!   request until it has been idle for the release window; while K are admitted and new
+//!   connections are seen queueing, a request on any other connection is answered 503 with
+//!   Retry-After and `Connection: close` before any work (`requests_not_admitted_total`). This is
+//!   what bounds the wait at thousands of connections, where the queue is in the sockets, before
+//!   any request is read (docs/BENCHMARKS.md);
+//! - load shedding ([`Shedder`]), a second line: requests are handled `max_in_flight` at a time; a
+//!   request that cannot start within `max_queue_ms`, or arrives while the server's own scheduling
+//!   delay is above that, is answered 503 with Retry-After at once (`requests_shed_total`);
+//! - `/healthz`, `/metrics` and `/readyz` pass admission on any connection (without admitting it),
+//!   and the first two are never shed: they are how an operator sees the overload;
 //! - draining: on shutdown the listener closes, idle connections close, and requests in flight
 //!   finish, for at most the grace period.
+
+pub mod admission;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,6 +44,7 @@ use tower::ServiceExt;
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
+use admission::{AdmissionLimits, Door, Seat, Verdict};
 
 /// The limits of the front door.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +57,25 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long requests in flight may take to finish once shutdown begins.
     pub grace: Duration,
+    /// Admission by connection.
+    pub admission: AdmissionLimits,
+}
+
+/// Connections waiting to be accepted, at most (the kernel caps it at `net.core.somaxconn`):
+/// thousands of clients connecting at once, or coming back after a refusal, are not dropped
+/// (a dropped connection attempt is retried by the client's kernel only after a second).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with room for [`LISTEN_BACKLOG`] connections waiting to be accepted.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Connections over the cap being answered at once, at most; beyond them a connection is closed
@@ -62,6 +93,10 @@ pub async fn serve(
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
     let (drain, draining) = tokio::sync::watch::channel(false);
+    let door = Arc::new(Door::new(limits.admission));
+    if door.enabled() {
+        admission::start_sweeping(&door, metrics.clone());
+    }
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -77,6 +112,7 @@ pub async fn serve(
                 }
             },
         };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
         let permit = match open.clone().try_acquire_owned() {
             Ok(p) => Some(p),
@@ -92,6 +128,9 @@ pub async fn serve(
                     peer,
                     limits,
                     draining: draining.clone(),
+                    door: door.clone(),
+                    metrics: metrics.clone(),
+                    accepted,
                 };
                 tokio::spawn(async move {
                     conn.run(stream).await;
@@ -152,21 +191,63 @@ struct Connection {
     peer: SocketAddr,
     limits: Limits,
     draining: tokio::sync::watch::Receiver<bool>,
+    door: Arc<Door>,
+    metrics: Arc<Metrics>,
+    accepted: Instant,
+}
+
+/// Paths served on any connection, admitted or not: liveness, readiness and metrics must get
+/// through exactly when the server is behind (they do not admit the connection).
+fn passes_admission(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/readyz")
+}
+
+/// The answer to a request whose connection is not admitted: 503, Retry-After, and the
+/// connection closed, so that the client leaves the sockets' queue until it retries.
+fn not_admitted(door: &Door, metrics: &Metrics) -> Response {
+    metrics.shed.inc();
+    let refused = metrics.not_admitted.inc();
+    let wait = door.retry_after(refused);
+    let mut resp =
+        ApiError::Unavailable("the server is at capacity; retry shortly".into(), wait).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
+/// The connection's seat at the door, given up when the connection ends however it ends.
+struct Seated(Arc<Door>, Arc<Seat>);
+
+impl Drop for Seated {
+    fn drop(&mut self) {
+        self.0.closed(&self.1);
+    }
 }
 
 impl Connection {
     async fn run(mut self, stream: TcpStream) {
         let watch = Arc::new(Watch::new());
+        let seated = Seated(self.door.clone(), Arc::new(Seat::default()));
         let io = TokioIo::new(Watched {
             inner: stream,
             watch: watch.clone(),
+            first_read: Some((self.accepted, self.door.clone())),
         });
         let (router, peer, busy) = (self.router, self.peer, watch.clone());
+        let (door, seat, metrics) = (self.door.clone(), seated.1.clone(), self.metrics.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            let verdict = door.enter(&seat, passes_admission(req.uri().path()));
             let router = router.clone();
-            let turn = Busy::begin(&busy);
+            let served =
+                (verdict == Verdict::Serve).then(|| (Busy::begin(&busy), Served(door.clone(), seat.clone())));
+            let (door, metrics) = (door.clone(), metrics.clone());
             async move {
+                let Some(turn) = served else {
+                    return Ok(not_admitted(&door, &metrics));
+                };
                 let resp = router.oneshot(req).await;
                 drop(turn);
                 resp
@@ -296,10 +377,22 @@ impl Drop for Busy {
     }
 }
 
+/// A served request on a seat; it leaves the seat when it ends (or is dropped).
+struct Served(Arc<Door>, Arc<Seat>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.leave(&self.1);
+    }
+}
+
 /// A socket whose reads and writes move its [`Watch`].
 struct Watched {
     inner: TcpStream,
     watch: Arc<Watch>,
+    /// Until the first bytes are read: when the connection was accepted, and the door told how
+    /// long they took.
+    first_read: Option<(Instant, Arc<Door>)>,
 }
 
 impl AsyncRead for Watched {
@@ -313,6 +406,9 @@ impl AsyncRead for Watched {
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.watch.read();
+            if let Some((accepted, door)) = this.first_read.take() {
+                door.first_read(accepted.elapsed());
+            }
         }
         r
     }

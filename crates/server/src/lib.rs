@@ -443,8 +443,7 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
         config,
     };
     let (router, metrics, digest) = ops::with_store(config, &path, created, 16, serve).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = front::listen(config.listen)
         .map_err(|e| StartError::caused(format!("cannot listen on {}", config.listen), e))?;
     Ok(Bound {
         listener,
@@ -455,6 +454,10 @@ pub async fn bind(config: &Config) -> Result<Bound, StartError> {
             idle: std::time::Duration::from_secs(config.idle_timeout_seconds),
             max_connections: config.max_connections,
             grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+            admission: front::admission::AdmissionLimits {
+                wait: std::time::Duration::from_millis(config.admitted_wait_ms),
+                floor: config.admitted_floor,
+            },
         },
         lock,
         created,

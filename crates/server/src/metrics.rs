@@ -1,6 +1,6 @@
 //! Prometheus metrics (`GET /metrics`, text format): requests and their latency by route and
 //! status, scans by decision and colour, codes served by colour, the check-in queue, requests in
-//! flight and requests shed.
+//! flight and requests shed, and the front door's admission of connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -76,6 +76,16 @@ pub struct Metrics {
     pub workers_busy: Gauge<f64, AtomicU64>,
     /// Alerts for abuse over the last day, by kind.
     pub alerts: Family<AlertLabels, Gauge>,
+    /// Requests refused because their connection was not admitted (also counted in `shed`).
+    pub not_admitted: Counter,
+    /// Connections admitted now.
+    pub admitted_connections: Gauge,
+    /// The connections that may be admitted at once (K).
+    pub admission_limit: Gauge,
+    /// Requests completed a second, averaged over about the last second.
+    pub completed_rate: Gauge<f64, AtomicU64>,
+    /// How long new connections wait between their accept and their first byte read (seconds).
+    pub first_read_wait: Gauge<f64, AtomicU64>,
 }
 
 /// Labels of an alert count.
@@ -113,6 +123,36 @@ impl Default for Metrics {
             workers_busy.clone(),
         );
         let alerts = Family::<AlertLabels, Gauge>::default();
+        let not_admitted = Counter::default();
+        let admitted_connections = Gauge::default();
+        let admission_limit = Gauge::default();
+        let completed_rate = Gauge::<f64, AtomicU64>::default();
+        let first_read_wait = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "requests_not_admitted",
+            "Requests refused with 503 (and their connection closed) because admitted_connections reached admission_limit while new connections queued; also in requests_shed",
+            not_admitted.clone(),
+        );
+        registry.register(
+            "admitted_connections",
+            "Connections admitted: with a request in flight, or one within the release window",
+            admitted_connections.clone(),
+        );
+        registry.register(
+            "admission_limit",
+            "Connections that may be admitted at once: max(admitted_floor, completed rate × admitted_wait_ms)",
+            admission_limit.clone(),
+        );
+        registry.register(
+            "completed_requests_per_second",
+            "Requests completed a second, averaged over about the last second (admission reads it)",
+            completed_rate.clone(),
+        );
+        registry.register(
+            "first_read_wait_seconds",
+            "How long new connections wait from their accept to their first byte read: the queue of sockets (admission reads it)",
+            first_read_wait.clone(),
+        );
         registry.register(
             "abuse_alerts",
             "Alerts for abuse in the audit log over the last day, by kind",
@@ -132,7 +172,7 @@ impl Default for Metrics {
         registry.register("codes_served", "Signed codes served by colour", codes.clone());
         registry.register(
             "requests_shed",
-            "Requests refused with 503 before any work: no turn within max_queue_ms, or the server behind by more than that",
+            "Requests refused with 503 before any work: their connection not admitted, no turn within max_queue_ms, or the server behind by more than that",
             shed.clone(),
         );
         registry.register(
@@ -159,6 +199,11 @@ impl Default for Metrics {
             scheduling_delay,
             workers_busy,
             alerts,
+            not_admitted,
+            admitted_connections,
+            admission_limit,
+            completed_rate,
+            first_read_wait,
         }
     }
 }

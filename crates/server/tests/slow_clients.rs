@@ -237,3 +237,119 @@ async fn many_requests_at_once_are_shed_quickly_with_503_and_counted() {
     assert_eq!(app.get("/readyz", None).await, "ready");
     app.stop().await;
 }
+
+/// Sends `head` on `s` and reads one whole answer (its head and `content-length` bytes of body).
+async fn ask(s: &mut TcpStream, head: &str) -> String {
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length: ")
+                        .map(|n| n.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("no answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed after {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_admitted_connections_new_ones_that_queue_get_503_and_close_while_admitted_ones_are_served()
+{
+    // K is the floor, 2, with so few requests completed; a new connection counts as queueing
+    // when its first bytes come 500 ms or more after its accept.
+    let mut app = TestApp::sqlite_with(|c| {
+        c.admitted_wait_ms = 1000;
+        c.admitted_floor = 2;
+        c.request_timeout_seconds = 60;
+        c.header_read_timeout_seconds = 30;
+    })
+    .await;
+    let policy = "GET /api/v1/trust-list HTTP/1.1\r\nHost: x\r\n\r\n";
+    // One connection admitted by a request answered, one by a request that stays in flight (its
+    // body never comes).
+    let mut admitted = TcpStream::connect(addr(&app)).await.unwrap();
+    let first = ask(&mut admitted, policy).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let mut held = TcpStream::connect(addr(&app)).await.unwrap();
+    held.write_all(b"POST /api/v1/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"pho")
+        .await
+        .unwrap();
+    // Connections that wait before their request, as each does in a queue of sockets; one after
+    // another, so that the door has seen the first ones' wait when the later ones ask.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..8u64 {
+        let (tx, to) = (tx.clone(), addr(&app));
+        tokio::spawn(async move {
+            let mut s = TcpStream::connect(to).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(700 + i * 150)).await;
+            s.write_all(b"GET /api/v1/trust-list HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+            let _ = tx.send((String::from_utf8_lossy(&got).into_owned(), closed.is_some()));
+        });
+    }
+    drop(tx);
+    let mut refused = 0;
+    let mut served = 0;
+    while let Some((text, closed)) = rx.recv().await {
+        if text.starts_with("HTTP/1.1 200") {
+            served += 1;
+            continue;
+        }
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        let lower = text.to_ascii_lowercase();
+        // Refused clients are told 1, 2 or 3 seconds in turn, so that they do not all come back
+        // together.
+        assert!(
+            ["retry-after: 1\r", "retry-after: 2\r", "retry-after: 3\r"]
+                .iter()
+                .any(|h| lower.contains(h)),
+            "{text}"
+        );
+        assert!(lower.contains("connection: close"), "{text}");
+        assert!(lower.contains("content-type: application/problem+json"), "{text}");
+        assert!(text.contains("urn:healthcode:problem:unavailable"), "{text}");
+        assert!(closed, "a refused connection was left open");
+        if refused == 0 {
+            // While others are refused, the admitted connection is served and liveness answers
+            // on a new connection.
+            let again = ask(&mut admitted, policy).await;
+            assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+            assert_eq!(app.get("/healthz", None).await, "ok");
+        }
+        refused += 1;
+    }
+    assert!(
+        refused > 0,
+        "8 queued connections past K = 2 and none refused ({served} served)"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(&format!("healthcode_requests_not_admitted_total {refused}\n")),
+        "{refused} refused; {metrics}"
+    );
+    assert!(metrics.contains("healthcode_admission_limit "), "{metrics}");
+    assert!(metrics.contains("healthcode_admitted_connections "), "{metrics}");
+    assert!(
+        metrics.contains("healthcode_first_read_wait_seconds "),
+        "{metrics}"
+    );
+    drop(held);
+    app.stop().await;
+}
