@@ -56,7 +56,23 @@ async fn neither_admin_alone_holds_a_new_accounts_password(app: &TestApp) {
         assert_eq!(st, 202, "{v}");
         assert_eq!(v["phone"], json!(masked(&phone)), "{v}");
         assert_eq!(v["proposal"]["act"]["phone"], json!(masked(&phone)), "{v}");
-        let done = app.approve(second, v["proposal"]["id"].as_i64().unwrap()).await;
+        let id = v["proposal"]["id"].as_i64().unwrap();
+        // The approver types the owner's phone as the owner gave it: without it, or with
+        // another, nothing is approved (and a mismatch is audited).
+        let url = format!("/api/v1/admin/proposals/{id}/approve");
+        let (st, p) = app.call("POST", &url, Some(&second.token), None).await;
+        assert_eq!(st, 422, "{p}");
+        let (st, p) = app
+            .call(
+                "POST",
+                &url,
+                Some(&second.token),
+                Some(json!({"owner_phone": "+8613900139444"})),
+            )
+            .await;
+        assert_eq!(st, 409, "{p}");
+        assert_eq!(first_sign_in(app, name, "anything at all").await, 401);
+        let done = app.approve_account(second, id, &phone).await;
         assert_eq!(done["password_sent_to"], json!(masked(&phone)), "{done}");
         assert!(done.get("one_time_password").is_none(), "{done}");
         let first = app.gateway.password_for(&phone);
@@ -104,7 +120,8 @@ async fn a_proposer_cannot_point_a_new_account_at_their_own_phone(app: &TestApp)
     .await;
     assert_eq!(st, 409, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("phone"), "{v}");
-    // A spare phone of root's that no account has: root gets the texted half and nothing more.
+    // A spare phone of root's that no account has: an approver who asks the real owner for
+    // their phone refuses it.
     let spare = "+8613900139888";
     let (st, v) = propose(
         app,
@@ -112,8 +129,26 @@ async fn a_proposer_cannot_point_a_new_account_at_their_own_phone(app: &TestApp)
     )
     .await;
     assert_eq!(st, 202, "{v}");
-    app.approve(app.second_admin().await, v["proposal"]["id"].as_i64().unwrap())
+    let id = v["proposal"]["id"].as_i64().unwrap();
+    let (st, p) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&app.second_admin().await.token),
+            Some(json!({"owner_phone": staff_phone("liu.honest")})),
+        )
         .await;
+    assert_eq!(st, 409, "{p}");
+    assert!(
+        app.audit_log()
+            .await
+            .iter()
+            .any(|e| e["action"] == "approve-refused"
+                && e["purpose"].as_str().unwrap().contains("not the one proposed"))
+    );
+    // A careless approver who takes the proposer's word for it: root gets the texted half and
+    // nothing more.
+    app.approve_account(app.second_admin().await, id, spare).await;
     let texted = app.gateway.password_for(spare);
     assert_eq!(first_sign_in(app, "liu.honest", &texted).await, 401);
     // Nor can root later have it reset to that phone: the owner never proved it.

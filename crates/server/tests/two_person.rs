@@ -42,6 +42,19 @@ async fn try_approve(app: &TestApp, staff: &Staff, id: i64) -> (u16, Value) {
     (st.as_u16(), v)
 }
 
+/// [`try_approve`] of a staff account, with its owner's phone as the owner gave it.
+async fn try_approve_account(app: &TestApp, staff: &Staff, id: i64, owner: &str) -> (u16, Value) {
+    let (st, v) = app
+        .call(
+            "POST",
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&staff.token),
+            Some(json!({"owner_phone": staff_phone(owner)})),
+        )
+        .await;
+    (st.as_u16(), v)
+}
+
 /// Asserts a refusal (409) whose detail says `why`.
 fn refused(answer: (u16, Value), why: &str) {
     let (st, p) = answer;
@@ -305,12 +318,18 @@ async fn one_admin_alone_makes_no_account_and_grants_no_role(app: &TestApp) {
     let listed = app.get("/api/v1/admin/officers", Some(&root.token)).await;
     assert!(!listed.to_string().contains("shadow"));
     // Root cannot approve it; an officer (not an admin) cannot either.
-    refused(try_approve(app, root, id).await, "different person");
-    refused(try_approve(app, officer, id).await, "enabled admin");
+    refused(
+        try_approve_account(app, root, id, "shadow").await,
+        "different person",
+    );
+    refused(
+        try_approve_account(app, officer, id, "shadow").await,
+        "enabled admin",
+    );
     // The second admin approves: the account exists, the first half of its one-time password
     // goes by text to the owner's phone recorded with the proposal and the second half is in
     // the approval's answer; neither admin holds both. The owner signs in with both.
-    let done = app.approve(second, id).await;
+    let done = app.approve_account(second, id, &staff_phone("shadow")).await;
     assert_eq!(done["state"], "approved");
     assert_eq!(
         done["password_sent_to"],

@@ -3,3 +3,5 @@
 -- proposer's word only, and receives only half of the first password; resets go to a proven one.
 ALTER TABLE officers ADD COLUMN phone TEXT,
                      ADD COLUMN phone_proven_at timestamptz;
+-- One phone, one staff account.
+CREATE UNIQUE INDEX officers_phone ON officers (phone);

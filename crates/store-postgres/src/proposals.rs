@@ -92,6 +92,15 @@ async fn apply(
         } => {
             let password_hash = rules::one_time_password_for(username, password_hash)?;
             let phone = rules::phone_for_account(username, phone.as_deref())?;
+            let phone_taken = c
+                .query_opt("SELECT id FROM officers WHERE phone = $1", &[&phone])
+                .await
+                .map_err(db)?;
+            if phone_taken.is_some() {
+                return Err(StoreError::Conflict(
+                    "another staff account has this phone".into(),
+                ));
+            }
             let taken = c
                 .query_opt("SELECT id FROM officers WHERE username = $1", &[username])
                 .await

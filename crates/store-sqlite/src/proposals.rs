@@ -79,6 +79,15 @@ fn apply(
         } => {
             let password_hash = rules::one_time_password_for(username, password_hash)?;
             let phone = rules::phone_for_account(username, phone.as_deref())?;
+            let phone_taken: Option<i64> =
+                query_first(tx, "SELECT id FROM officers WHERE phone = ?1", [phone], |r| {
+                    r.int(0)
+                })?;
+            if phone_taken.is_some() {
+                return Err(StoreError::Conflict(
+                    "another staff account has this phone".into(),
+                ));
+            }
             let taken: Option<i64> = query_first(
                 tx,
                 "SELECT id FROM officers WHERE username = ?1",

@@ -139,6 +139,7 @@ pub use venues::*;
         ProposalView,
         ProposalPage,
         Approved,
+        ApprovalRequest,
         BulkExposureDecision,
         BulkExposureOutcome,
         CounterPerson,

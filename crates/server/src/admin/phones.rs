@@ -48,12 +48,20 @@ pub(crate) async fn not_anothers<S: Store>(
     phone: &Phone,
     mine: Option<OfficerId>,
 ) -> Result<(), ApiError> {
-    let taken = app
+    let on_account = app
         .store()
         .officers()
         .await?
         .into_iter()
         .any(|o| Some(o.id) != mine && o.phone.as_deref() == Some(phone.as_str()));
+    // An account still awaiting approval has it too (its approval checks again, in the store).
+    let proposed = app
+        .store()
+        .proposals(true, crate::now(), 0, 1000)
+        .await?
+        .into_iter()
+        .any(|p| matches!(&p.act, healthcode_store::Act::AccountCreate { phone: Some(q), .. } if q == phone.as_str()));
+    let taken = on_account || proposed;
     if taken {
         return Err(ApiError::Conflict(
             "phone: another staff account has this phone; each account needs its owner's own".into(),

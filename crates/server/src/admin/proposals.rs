@@ -207,22 +207,35 @@ pub struct Approved {
 /// proposer last reset or re-enabled (or the reverse), for an account younger than
 /// `[governance] approver_min_age_hours` or reset more recently, for one without the role, and
 /// once it is no longer pending or has expired; every refusal is audited. The approval is
-/// recorded in the audit log in the same transaction that does it. Approving an account makes
+/// recorded in the audit log in the same transaction that does it. The approver of an account
+/// types its owner's phone, as the owner gives it (`owner_phone`), which must be the one the
+/// proposal recorded (409 and audited otherwise). Approving an account makes
 /// its one-time password in two halves: the first is texted to the phone recorded with the
 /// proposal, the second is in this answer for the approver to hand over in person (an account
 /// proposed without a phone is refused).
 #[utoipa::path(post, path = "/proposals/{id}/approve", tag = "governance", security(("officer" = [])),
-    params(("id" = i64, Path, description = "proposal id")), responses(
+    params(("id" = i64, Path, description = "proposal id")), request_body(content = Option<ApprovalRequest>, description = "for a staff account, its owner's phone"), responses(
     (status = 200, description = "approved and done (for an account: where the first half of its one-time password was texted, and the second half)", body = Approved),
     (status = 404, description = "no such proposal", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "this person may not approve it, or it is no longer pending", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "this person may not approve it, it is no longer pending, or the owner's phone is not the proposal's", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "an account's approval without its owner's phone", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn approve_proposal<S: Store>(
     State(app): State<Arc<App<S>>>,
     me: Staff<Officers>,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Json<Approved>, ApiError> {
+    let said = approval_body(&headers, &body)?;
     let found = app.store.proposal(id).await?;
+    if let Some(Proposal {
+        act: Act::AccountCreate { phone, .. },
+        ..
+    }) = &found
+    {
+        owner_phone_matches(&app, &me, id, phone.as_deref(), said.owner_phone.as_deref()).await?;
+    }
     // An account made by this approval gets its one-time password now, for its owner's phone.
     let (password, phone) = match &found {
         Some(Proposal {
@@ -304,6 +317,68 @@ pub(crate) async fn approve_proposal<S: Store>(
         second_half,
         password_not_sent,
     }))
+}
+
+/// What an approver says with an approval.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// For a staff account: its owner's phone, as the owner gave it to the approver (not read
+    /// off the proposal, which shows it masked). It must be the phone the proposer recorded:
+    /// otherwise the proposer could have recorded a phone of their own.
+    pub owner_phone: Option<String>,
+}
+
+/// The approval's body: none, or [`ApprovalRequest`] as JSON.
+fn approval_body(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<ApprovalRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ApprovalRequest::default());
+    }
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent as Content-Type: application/json".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("unexpected JSON: {e}")))
+}
+
+/// Checks the phone the approver of an account typed (from its owner) against the proposal's;
+/// a mismatch is audited and refused, and nothing is approved.
+async fn owner_phone_matches<S: Store>(
+    app: &App<S>,
+    me: &Staff<Officers>,
+    id: i64,
+    recorded: Option<&str>,
+    typed: Option<&str>,
+) -> Result<(), ApiError> {
+    let typed = typed.ok_or_else(|| {
+        ApiError::InvalidField(
+            "owner_phone: ask the account's owner for their phone and type it; approval checks it against the proposal".into(),
+        )
+    })?;
+    let typed = crate::holders::parse_phone(typed)
+        .map_err(|_| ApiError::InvalidField("owner_phone: not a phone number".into()))?;
+    if recorded == Some(typed.as_str()) {
+        return Ok(());
+    }
+    app.audit(
+        me.actor(),
+        me.role.as_str(),
+        "approve-refused",
+        None,
+        format!(
+            "proposal {id}: the owner's phone the approver typed ({}) is not the one proposed",
+            typed.masked()
+        ),
+    )
+    .await?;
+    Err(ApiError::Conflict(
+        "the owner's phone is not the one the proposal recorded: check it with the owner in person; if the proposer's is wrong, let it expire and have it proposed again".into(),
+    ))
 }
 
 /// What an approval did, as the audit log says it, in the words the alerts read (`CN-SH high

@@ -292,7 +292,11 @@ impl StoreWork for ResetPassword<'_> {
         if self.second_factor && officer.second_factor {
             store.reset_second_factor(officer.id).await?;
         }
-        store.set_officer_password(officer.id, &hash, true).await?;
+        // Recorded as a reset, by "the operator" (no account has id 0): the account then
+        // approves nothing for a day, nor anything of another account the operator reset.
+        store
+            .reset_officer_password(officer.id, &hash, healthcode_domain::OfficerId(0), now())
+            .await?;
         store.revoke_sessions_of(&Principal::Officer(officer.id)).await?;
         Ok(password)
     }

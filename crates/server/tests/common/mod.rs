@@ -786,7 +786,7 @@ impl TestApp {
             !v.to_string().contains(&phone[4..]),
             "the whole phone is shown: {v}"
         );
-        let done = self.approve(self.second_admin().await, id).await;
+        let done = self.approve_account(self.second_admin().await, id, &phone).await;
         assert!(done.get("one_time_password").is_none(), "{done}");
         assert_eq!(done["password_sent_to"], json!(masked(&phone)), "{done}");
         let first = self.gateway.password_for(&phone);
@@ -800,6 +800,17 @@ impl TestApp {
             "the phone got the approver's half"
         );
         format!("{first}{second}")
+    }
+
+    /// Approves the account proposal `id` as `staff`, typing its owner's phone as the owner
+    /// gave it (it must succeed); returns the answer.
+    pub async fn approve_account(&self, staff: &Staff, id: i64, owner_phone: &str) -> Value {
+        self.post(
+            &format!("/api/v1/admin/proposals/{id}/approve"),
+            Some(&staff.token),
+            json!({"owner_phone": owner_phone}),
+        )
+        .await
     }
 
     /// Approves proposal `id` as `staff` (it must succeed); returns the proposal.
