@@ -210,6 +210,9 @@ pub(crate) async fn reset_password<S: Store>(
     let phone = phone_of(&target)?;
     let password = one_time_password()?;
     let hash = app.passwords.hash(password.clone()).await?;
+    // Sent first, then audited, then stored: a failed text changes nothing and records
+    // nothing; nothing changes unaudited.
+    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
@@ -222,8 +225,6 @@ pub(crate) async fn reset_password<S: Store>(
         ),
     )
     .await?;
-    // Sent before it is stored: a failed text changes nothing.
-    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.store()
         .reset_officer_password(target.id, &hash, me.id, now())
         .await?;
@@ -276,6 +277,9 @@ pub(crate) async fn reset_second_factor<S: Store>(
     let phone = phone_of(&target)?;
     let password = one_time_password()?;
     let hash = app.passwords.hash(password.clone()).await?;
+    // Sent first, then audited, then stored: a failed text changes nothing and records
+    // nothing; nothing changes unaudited.
+    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.audit(
         me.actor(),
         me.role.as_str(),
@@ -288,7 +292,6 @@ pub(crate) async fn reset_second_factor<S: Store>(
         ),
     )
     .await?;
-    let sent_to = send_password(&app, &phone, &target.username, &password).await?;
     app.store().reset_second_factor(target.id).await?;
     app.store()
         .reset_officer_password(target.id, &hash, me.id, now())
