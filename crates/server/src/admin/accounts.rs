@@ -420,6 +420,33 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
+/// The signed-in staff member's account, once `password` is found to be its password. Someone
+/// holding a copied session must not guess the password through it: a wrong one ends the
+/// session that sent it, and a new session needs the password.
+pub(crate) async fn own_account_with_password<S: Store>(
+    app: &App<S>,
+    me: &Staff<AnyStaff>,
+    password: &str,
+) -> Result<healthcode_store::Officer, ApiError> {
+    let officer = app
+        .store
+        .officer(me.id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
+    let right = app
+        .passwords
+        .verify(password.to_owned(), officer.password_hash.clone())
+        .await?;
+    if !right {
+        app.auth.forget_session(&me.token_hash);
+        app.store.revoke_session(&me.token_hash).await?;
+        return Err(ApiError::Unauthorized(
+            "the current password is wrong; this session has ended: sign in again".into(),
+        ));
+    }
+    Ok(officer)
+}
+
 /// Changes the signed-in staff member's own password. The current one is checked first, in turn
 /// with every other password check; a wrong one ends the session that sent it, so a copied
 /// session cannot be used to guess it. The new one is judged as at a first sign-in. Every session
@@ -436,24 +463,7 @@ pub(crate) async fn change_password<S: Store>(
     me: Staff<AnyStaff>,
     Json(req): Json<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    let officer = app
-        .store
-        .officer(me.id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
-    let right = app
-        .passwords
-        .verify(req.current_password.clone(), officer.password_hash.clone())
-        .await?;
-    if !right {
-        // Someone holding a copied session must not guess the password through it: a wrong
-        // guess ends the session, and a new one needs the password.
-        app.auth.forget_session(&me.token_hash);
-        app.store.revoke_session(&me.token_hash).await?;
-        return Err(ApiError::Unauthorized(
-            "the current password is wrong; this session has ended: sign in again".into(),
-        ));
-    }
+    let officer = own_account_with_password(&app, &me, &req.current_password).await?;
     if req.new_password == req.current_password {
         return Err(ApiError::InvalidField(
             "new_password must differ from the current one".into(),

@@ -139,9 +139,10 @@ pub struct PhoneRecorded {
 }
 
 /// Records (or confirms) the signed-in staff member's phone, where one-time passwords from a
-/// reset are sent (`POST /otp` sends the code first); a phone another account has is refused. The password is checked before the code, and a wrong one
-/// ends the session, as a password change does: a copied session cannot move the account's
-/// passwords to another phone. Audited; the old phone, if any, is told.
+/// reset are sent (`POST /otp` sends the code first); a phone another account has is refused.
+/// The password is checked before the code, and a wrong one ends the session, as a password
+/// change does: a copied session cannot move the account's passwords to another phone.
+/// Audited; the old phone, if any, is told.
 #[utoipa::path(put, path = "/me/phone", tag = "officers", security(("officer" = [])), request_body = PhoneChange, responses(
     (status = 200, description = "recorded", body = PhoneRecorded),
     (status = 401, description = "the password is wrong (the session has ended), or the one-time code is", body = Problem, content_type = "application/problem+json"),
@@ -156,22 +157,7 @@ pub(crate) async fn set_my_phone<S: Store>(
     Json(req): Json<PhoneChange>,
 ) -> Result<Json<PhoneRecorded>, ApiError> {
     let phone = staff_phone(&app, &req.phone)?;
-    let officer = app
-        .store()
-        .officer(me.id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
-    let right = app
-        .passwords
-        .verify(req.current_password.clone(), officer.password_hash.clone())
-        .await?;
-    if !right {
-        app.auth.forget_session(&me.token_hash);
-        app.store().revoke_session(&me.token_hash).await?;
-        return Err(ApiError::Unauthorized(
-            "the password is wrong; this session has ended: sign in again".into(),
-        ));
-    }
+    let officer = super::accounts::own_account_with_password(&app, &me, &req.current_password).await?;
     not_anothers(&app, &phone, Some(me.id)).await?;
     accept_otp(
         &app,
