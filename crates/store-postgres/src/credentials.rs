@@ -16,6 +16,34 @@ use time::OffsetDateTime;
 use crate::PgStore;
 use crate::rows::{db, each, one};
 
+/// Locks every active admin (in id order) and counts them: two admins removing each other at
+/// once are decided one after the other.
+pub(crate) async fn active_admins_locked(c: &impl tokio_postgres::GenericClient) -> StoreResult<u64> {
+    let rows = c
+        .query(
+            "SELECT id FROM officers WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(db)?;
+    Ok(rows.len() as u64)
+}
+
+/// An account, locked until the transaction ends.
+pub(crate) async fn officer_locked(
+    c: &impl tokio_postgres::GenericClient,
+    id: OfficerId,
+) -> StoreResult<Option<healthcode_store::Officer>> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
+            &[&id.0],
+        )
+        .await
+        .map_err(db)?;
+    one(row.as_ref(), officer_row)
+}
+
 impl CredentialStore for PgStore {
     async fn sign_in_failures(&self, keys: &[String]) -> StoreResult<Vec<SignInFailures>> {
         let c = self.conn().await?;
@@ -120,23 +148,9 @@ impl CredentialStore for PgStore {
         let tx = c.transaction().await.map_err(db)?;
         // Every active admin is locked, the target too: two admins removing each other at once
         // are decided one after the other, and the second sees the first's change.
-        let admins = tx
-            .query(
-                "SELECT id FROM officers WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(db)?
-            .len();
-        let row = tx
-            .query_opt(
-                &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
-                &[&id.0],
-            )
-            .await
-            .map_err(db)?;
-        let found = one(row.as_ref(), officer_row)?;
-        let o = credentials::change_account(found, id, by, admins as u64, change, at)?;
+        let admins = active_admins_locked(&*tx).await?;
+        let found = officer_locked(&*tx, id).await?;
+        let o = credentials::change_account(found, id, by, admins, change, at)?;
         tx.execute(
             "UPDATE officers SET role = $1, disabled_at = $2, credentials_reset_by = $3, credentials_reset_at = $4
              WHERE id = $5",

@@ -123,14 +123,7 @@ async fn apply(
         }
         Act::AccountEnable { officer } => {
             let id = OfficerId(*officer);
-            let row = c
-                .query_opt(
-                    &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
-                    &[&id.0],
-                )
-                .await
-                .map_err(db)?;
-            let found = one(row.as_ref(), officer_row)?;
+            let found = crate::credentials::officer_locked(c, id).await?;
             let o = credentials::change_account(found, id, p.proposed_by, 0, AccountChange::Enable, at)?;
             c.execute(
                 "UPDATE officers SET disabled_at = NULL, credentials_reset_by = $1, credentials_reset_at = $2 WHERE id = $3",
@@ -142,27 +135,13 @@ async fn apply(
         Act::RoleGrant { officer, role } => {
             let id = OfficerId(*officer);
             // As a role change made at once: every active admin locked, the target too.
-            let admins = c
-                .query(
-                    "SELECT id FROM officers WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
-                    &[],
-                )
-                .await
-                .map_err(db)?
-                .len();
-            let row = c
-                .query_opt(
-                    &format!("SELECT {OFFICER_COLS} FROM officers WHERE id = $1 FOR UPDATE"),
-                    &[&id.0],
-                )
-                .await
-                .map_err(db)?;
-            let found = one(row.as_ref(), officer_row)?;
+            let admins = crate::credentials::active_admins_locked(c).await?;
+            let found = crate::credentials::officer_locked(c, id).await?;
             let o = credentials::change_account(
                 found,
                 id,
                 p.proposed_by,
-                admins as u64,
+                admins,
                 AccountChange::Role(*role),
                 at,
             )?;
