@@ -235,6 +235,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// A body that may be left out: none (or only whitespace) is `T::default()`; anything else is
+/// read as [`Json`] reads it (JSON content type, no NUL, the same refusals).
+pub(crate) fn json_or_default<T: DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !json_content_type(headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent as Content-Type: application/json".into(),
+        ));
+    }
+    refuse_nul(body)?;
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(v)| v)
+        .map_err(json_rejection)
+}
+
 /// Whether the request says its body is JSON (`application/json` or `application/…+json`).
 fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {

@@ -62,6 +62,17 @@ async fn neither_admin_alone_holds_a_new_accounts_password(app: &TestApp) {
         let url = format!("/api/v1/admin/proposals/{id}/approve");
         let (st, p) = app.call("POST", &url, Some(&second.token), None).await;
         assert_eq!(st, 422, "{p}");
+        // A NUL in the typed phone is refused at the edge, as in every other body.
+        let (st, p) = app
+            .call(
+                "POST",
+                &url,
+                Some(&second.token),
+                Some(json!({"owner_phone": "+86139\u{0}"})),
+            )
+            .await;
+        assert_eq!(st, 422, "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("owner_phone"), "{p}");
         let (st, p) = app
             .call(
                 "POST",

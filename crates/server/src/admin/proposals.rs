@@ -227,7 +227,7 @@ pub(crate) async fn approve_proposal<S: Store>(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Approved>, ApiError> {
-    let said = approval_body(&headers, &body)?;
+    let said: ApprovalRequest = crate::problem::json_or_default(&headers, &body)?;
     let found = app.store.proposal(id).await?;
     if let Some(Proposal {
         act: Act::AccountCreate { phone, .. },
@@ -327,23 +327,6 @@ pub struct ApprovalRequest {
     /// off the proposal, which shows it masked). It must be the phone the proposer recorded:
     /// otherwise the proposer could have recorded a phone of their own.
     pub owner_phone: Option<String>,
-}
-
-/// The approval's body: none, or [`ApprovalRequest`] as JSON.
-fn approval_body(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<ApprovalRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ApprovalRequest::default());
-    }
-    let json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return Err(ApiError::UnsupportedMediaType(
-            "the body must be JSON, sent as Content-Type: application/json".into(),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("unexpected JSON: {e}")))
 }
 
 /// Checks the phone the approver of an account typed (from its owner) against the proposal's;
